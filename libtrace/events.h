@@ -1,0 +1,112 @@
+// The decoded form of trace records: what the writer takes and the reader
+// gives back. Plain structs with no owning members, so the shim can fill
+// them on its hot path without allocating.
+#pragma once
+
+#include <cstdint>
+
+#include "format.h"
+
+namespace pagewaste {
+
+struct SyscallCounts {
+  uint32_t count[format::kSyscallKinds] = {};
+
+  void Add(format::SyscallKind kind, uint32_t n = 1) {
+    count[static_cast<int>(kind)] += n;
+  }
+  uint64_t Total() const {
+    uint64_t t = 0;
+    for (uint32_t c : count) t += c;
+    return t;
+  }
+};
+
+// Fields every event carries. time_ns counts from the trace's
+// start_monotonic_ns; stack is an interned stack id (0: none recorded).
+struct EventPrefix {
+  uint64_t time_ns = 0;
+  uint32_t tid = 0;
+  uint64_t stack = 0;
+};
+
+struct AllocEvent {
+  EventPrefix prefix;
+  format::AllocKind kind = format::AllocKind::kMalloc;
+  uint64_t address = 0;
+  uint64_t requested = 0;
+  uint64_t usable = 0;
+  uint64_t alignment = 0;
+  uint64_t mapped_bytes = 0;  // its own mapping's bytes; 0 if on shared heap pages
+  uint32_t flags = 0;
+  SyscallCounts syscalls;
+};
+
+struct FreeEvent {
+  EventPrefix prefix;
+  format::FreeKind kind = format::FreeKind::kFree;
+  uint64_t address = 0;
+  uint64_t mapped_bytes = 0;
+  uint32_t flags = 0;
+  SyscallCounts syscalls;
+};
+
+struct MmapEvent {
+  EventPrefix prefix;
+  uint64_t address = 0;  // the result; meaningless when kFlagFailed is set
+  uint64_t length = 0;
+  uint32_t prot = 0;
+  uint32_t map_flags = 0;
+  int32_t fd = -1;
+  uint64_t offset = 0;
+  uint32_t flags = 0;
+  SyscallCounts syscalls;
+};
+
+struct MunmapEvent {
+  EventPrefix prefix;
+  uint64_t address = 0;
+  uint64_t length = 0;
+  uint32_t flags = 0;
+  SyscallCounts syscalls;
+};
+
+struct MremapEvent {
+  EventPrefix prefix;
+  uint64_t old_address = 0;
+  uint64_t old_length = 0;
+  uint64_t new_length = 0;
+  uint32_t mremap_flags = 0;
+  uint64_t new_address = 0;
+  uint32_t flags = 0;
+  SyscallCounts syscalls;
+};
+
+struct BrkEvent {
+  EventPrefix prefix;
+  format::BrkKind kind = format::BrkKind::kBrk;
+  uint64_t old_break = 0;
+  uint64_t new_break = 0;
+  int64_t argument = 0;  // sbrk's increment, or brk's requested break
+  uint32_t flags = 0;
+  SyscallCounts syscalls;
+};
+
+struct ModuleSegment {
+  uint64_t start = 0;
+  uint64_t length = 0;
+};
+
+inline constexpr int kMaxModuleSegments = 16;
+
+struct EndEvent {
+  format::EndReason reason = format::EndReason::kDetach;
+  int64_t status = format::kUnknownStatus;
+  uint64_t records = 0;
+  uint64_t events = 0;
+  uint64_t stack_nodes = 0;
+  uint64_t chunks_lost = 0;
+  uint64_t bytes_lost = 0;
+};
+
+}  // namespace pagewaste

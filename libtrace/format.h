@@ -1,0 +1,141 @@
+// The pagewaste trace format, version 1: the one place that spells it.
+//
+// A trace is a file header followed by a stream of chunks. Each chunk is a
+// 4-byte little-endian payload length followed by that many bytes of records.
+// Every record starts with a one-byte RecordType and continues with unsigned
+// LEB128 varints (see varint.h) and length-prefixed strings. Delta state
+// (previous timestamp, previous address) starts at zero in every chunk, so a
+// chunk decodes on its own: a chunk lost to a failed write costs its own
+// records and nothing after it, and a trace cut short ends in a partial chunk
+// the reader detects. The shim, the reader, the dump command and the tests
+// include this header; docs/trace-format.md is the prose specification.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace pagewaste::format {
+
+// "PGWASTE" followed by a NUL: the first 8 bytes of every trace.
+inline constexpr uint8_t kMagic[8] = {'P', 'G', 'W', 'A', 'S', 'T', 'E', 0};
+inline constexpr uint16_t kVersion = 1;
+
+// Fixed-size part of the header, little-endian, 64 bytes:
+//   0  magic[8]
+//   8  u16 version          10 u16 header_flags (reserved, 0)
+//  12  u32 page_size        16 u32 pid          20 u32 ppid
+//  24  u64 session_id       (random per `pagewaste run`; tells runs apart)
+//  32  u64 start_realtime_ns (CLOCK_REALTIME at start)
+//  40  u64 start_monotonic_ns (CLOCK_MONOTONIC origin of record timestamps)
+//  48  u32 backend (Backend) 52 u32 reserved     56 u64 reserved
+// followed by varint-prefixed strings: executable path, then varint argc and
+// argc strings.
+inline constexpr size_t kFixedHeaderSize = 64;
+
+enum class Backend : uint32_t { kPreload = 1, kPtrace = 2 };
+
+// Chunks larger than this are rejected by the reader as corrupt.
+inline constexpr uint32_t kMaxChunkPayload = 16u << 20;
+inline constexpr size_t kChunkPrefixSize = 4;
+
+// Longest string the writer emits (paths, argv entries); longer ones are cut.
+inline constexpr size_t kMaxString = 4096;
+
+enum class RecordType : uint8_t {
+  // ModuleMap: varint generation. Starts a new snapshot of loaded modules;
+  // the Module records that follow belong to it.
+  kModuleMap = 0x01,
+  // Module: varint load_bias, varint segment count, then per segment varint
+  // start, varint length (absolute addresses of executable segments), then
+  // string path.
+  kModule = 0x02,
+  // StackNode: varint parent id, varint ip. Ids are implicit: the n-th
+  // StackNode in the trace has id n (1-based); id 0 is the empty stack.
+  // A stack is the chain from a node to the root, innermost frame first.
+  kStackNode = 0x03,
+  // Events share a prefix: varint time delta (ns, against the previous event
+  // in the chunk), varint tid, varint stack id.
+  // Alloc: prefix, varint AllocKind, zigzag address delta, varint requested,
+  // varint usable, varint alignment, varint mapped_bytes (bytes of the
+  // allocation's own mapping, 0 if it shares heap pages), varint flags
+  // (EventFlags), syscalls (see below).
+  kAlloc = 0x10,
+  // Free: prefix, varint FreeKind, zigzag address delta, varint mapped_bytes,
+  // varint flags, syscalls.
+  kFree = 0x11,
+  // Mmap: prefix, zigzag address delta (result), varint length, varint prot,
+  // varint map flags, zigzag fd, varint offset, varint flags, syscalls.
+  kMmap = 0x12,
+  // Munmap: prefix, zigzag address delta, varint length, varint flags,
+  // syscalls.
+  kMunmap = 0x13,
+  // Mremap: prefix, zigzag old address delta, varint old length, varint new
+  // length, varint mremap flags, zigzag new address delta (against old
+  // address), varint flags, syscalls.
+  kMremap = 0x14,
+  // Brk: prefix, varint BrkKind, varint old break, varint new break,
+  // zigzag increment (sbrk) or requested break (brk), varint flags, syscalls.
+  kBrk = 0x15,
+
+  // End: varint EndReason, zigzag status, varint records written (all
+  // records before this one), varint events, varint stack nodes, varint
+  // chunks lost, varint bytes lost. Always the last record of a whole trace.
+  kEnd = 0x7f,
+};
+
+// Syscalls on an event: varint bitmask over SyscallKind, then one varint
+// count per set bit, lowest bit first. "1 mmap" encodes as 01 01.
+enum class SyscallKind : uint8_t {
+  kMmap = 0,
+  kMunmap = 1,
+  kMremap = 2,
+  kBrk = 3,
+  kMadvise = 4,
+  kMprotect = 5,
+  kOther = 6,
+};
+inline constexpr int kSyscallKinds = 7;
+inline constexpr const char* kSyscallNames[kSyscallKinds] = {
+    "mmap", "munmap", "mremap", "brk", "madvise", "mprotect", "other"};
+
+enum class AllocKind : uint8_t {
+  kMalloc = 0,
+  kCalloc = 1,
+  kRealloc = 2,  // the new block of a realloc; the old one gets a Free
+  kPosixMemalign = 3,
+  kAlignedAlloc = 4,
+  kMemalign = 5,
+  kValloc = 6,
+  kPvalloc = 7,
+  kReallocarray = 8,
+};
+inline constexpr int kAllocKinds = 9;
+inline constexpr const char* kAllocKindNames[kAllocKinds] = {
+    "malloc",   "calloc", "realloc", "posix_memalign", "aligned_alloc",
+    "memalign", "valloc", "pvalloc", "reallocarray"};
+
+enum class FreeKind : uint8_t { kFree = 0, kRealloc = 1 };
+
+enum class BrkKind : uint8_t { kBrk = 0, kSbrk = 1 };
+
+// EventFlags, a bitmask.
+enum EventFlags : uint32_t {
+  kFlagMmappedChunk = 1u << 0,   // malloc served by its own mapping
+  kFlagFailed = 1u << 1,         // the call failed (no memory changed hands)
+  kFlagFileBacked = 1u << 2,     // mmap of a file: recorded, not an allocation
+  kFlagSyscallsEstimated = 1u << 3,
+};
+
+enum class EndReason : uint8_t {
+  kExit = 1,      // exit() or a return from main; status is the exit code
+  kUnderscoreExit = 2,  // _exit()/_Exit(); status is the exit code
+  kSignal = 3,    // a fatal signal; status is the signal number
+  kExec = 4,      // the image was replaced by execve; the new one has its own trace
+  kDetach = 5,    // tracing stopped for another reason (status unknown)
+};
+
+// Status value meaning "not known" (e.g. exit code of a return from main
+// that the shim did not see).
+inline constexpr int64_t kUnknownStatus = -1;
+
+}  // namespace pagewaste::format

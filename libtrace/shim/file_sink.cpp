@@ -1,0 +1,196 @@
+#include "file_sink.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "format.h"
+
+namespace pagewaste::shim {
+namespace {
+
+// Appends s to out (capacity cap, NUL-terminated); false if it does not fit.
+bool Append(char* out, size_t cap, size_t* len, const char* s, size_t n) {
+  if (*len + n + 1 > cap) return false;
+  memcpy(out + *len, s, n);
+  *len += n;
+  out[*len] = 0;
+  return true;
+}
+
+bool AppendNumber(char* out, size_t cap, size_t* len, uint64_t v) {
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
+  char forward[24];
+  for (int i = 0; i < n; ++i) forward[i] = digits[n - 1 - i];
+  return Append(out, cap, len, forward, static_cast<size_t>(n));
+}
+
+bool Expand(const char* pattern, const char* exe_name, uint32_t pid, char* out,
+            size_t cap) {
+  size_t len = 0;
+  out[0] = 0;
+  for (const char* p = pattern; *p; ++p) {
+    bool ok;
+    if (p[0] == '%' && p[1] == 'p') {
+      ok = AppendNumber(out, cap, &len, pid);
+      ++p;
+    } else if (p[0] == '%' && p[1] == 'e') {
+      ok = Append(out, cap, &len, exe_name, strlen(exe_name));
+      ++p;
+    } else if (p[0] == '%' && p[1] == '%') {
+      ok = Append(out, cap, &len, "%", 1);
+      ++p;
+    } else {
+      ok = Append(out, cap, &len, p, 1);
+    }
+    if (!ok) return false;
+  }
+  return len > 0;
+}
+
+// base.trace -> base.N.trace; base -> base.N (the extension is what follows
+// the last dot of the last path component).
+bool WithSuffix(const char* path, unsigned n, char* out, size_t cap) {
+  const char* slash = strrchr(path, '/');
+  const char* dot = strrchr(slash ? slash : path, '.');
+  if (dot == path || (slash && dot == slash + 1)) dot = nullptr;
+  size_t stem = dot ? static_cast<size_t>(dot - path) : strlen(path);
+  size_t len = 0;
+  out[0] = 0;
+  return Append(out, cap, &len, path, stem) && Append(out, cap, &len, ".", 1) &&
+         AppendNumber(out, cap, &len, n) &&
+         (!dot || Append(out, cap, &len, dot, strlen(dot)));
+}
+
+int MoveHigh(int fd) {
+  // Programs that close "all other descriptors" usually walk up from 3;
+  // keeping ours high keeps it out of the way of low-numbered dup2 targets.
+  struct rlimit rl;
+  int floor = 512;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < 1024)
+    floor = static_cast<int>(rl.rlim_cur / 2);
+  int high = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+  if (high < 0) return fd;
+  close(fd);
+  return high;
+}
+
+bool WriteAll(int fd, const uint8_t* data, size_t size) {
+  while (size) {
+    ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads the session id of an existing trace; false if it is not (yet) a
+// whole trace header.
+bool ReadSession(const char* path, uint64_t* session) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  uint8_t header[format::kFixedHeaderSize];
+  ssize_t n = read(fd, header, sizeof header);
+  close(fd);
+  if (n != static_cast<ssize_t>(sizeof header) ||
+      memcmp(header, format::kMagic, sizeof format::kMagic) != 0)
+    return false;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(header[24 + i]) << (8 * i);
+  *session = v;
+  return true;
+}
+
+}  // namespace
+
+bool FileSink::CreateExclusive(const char* path, uint64_t session_id) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      fd_ = MoveHigh(fd);
+      return true;
+    }
+    if (errno != EEXIST) return false;
+    uint64_t existing;
+    // A whole header of another session: a stale file from an earlier run.
+    if (!ReadSession(path, &existing) || existing == session_id) return false;
+    unlink(path);
+  }
+  return false;
+}
+
+bool FileSink::Open(const char* pattern, const char* exe_name, uint32_t pid,
+                    uint64_t session_id) {
+  char expanded[sizeof path_];
+  if (!Expand(pattern, exe_name, pid, expanded, sizeof expanded)) return false;
+  bool ok = CreateExclusive(expanded, session_id);
+  if (ok) {
+    memcpy(path_, expanded, strlen(expanded) + 1);
+  } else {
+    for (unsigned n = 1; n < 1000 && !ok; ++n) {
+      if (!WithSuffix(expanded, n, path_, sizeof path_)) return false;
+      ok = CreateExclusive(path_, session_id);
+    }
+  }
+  if (!ok) return false;
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return false;
+  dev_ = st.st_dev;
+  ino_ = st.st_ino;
+  return true;
+}
+
+bool FileSink::EnsureFd() {
+  struct stat st;
+  if (fd_ >= 0 && fstat(fd_, &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
+    return true;
+  // Closed or replaced by the program: never close what is there now, it is
+  // theirs. Reopen our file by path and carry on at its end.
+  fd_ = -1;
+  int fd = open(path_, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return false;
+  fd = MoveHigh(fd);
+  if (fstat(fd, &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
+    close(fd);
+    return false;
+  }
+  fd_ = fd;
+  return true;
+}
+
+bool FileSink::WriteChunk(const uint8_t* data, size_t size) {
+  return WriteRaw(data, size);
+}
+
+bool FileSink::WriteRaw(const uint8_t* data, size_t size) {
+  return EnsureFd() && WriteAll(fd_, data, size);
+}
+
+off_t FileSink::Size() {
+  if (!EnsureFd()) return -1;
+  return lseek(fd_, 0, SEEK_END);
+}
+
+void FileSink::TruncateTo(off_t size) {
+  if (size < 0 || !EnsureFd()) return;
+  if (ftruncate(fd_, size) == 0) lseek(fd_, size, SEEK_SET);
+}
+
+void FileSink::Close() {
+  if (fd_ >= 0 && EnsureFd()) close(fd_);
+  fd_ = -1;
+}
+
+}  // namespace pagewaste::shim

@@ -1,0 +1,471 @@
+// The extern "C" wrappers and nothing else: each calls the real function and
+// hands what it learned to the tracker. Untraced calls (tracing off, or made
+// from inside the shim) go straight to the real function.
+#include <dlfcn.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+
+#include "real_functions.h"
+#include "tracker.h"
+
+#define PW_EXPORT extern "C" __attribute__((visibility("default")))
+
+using namespace pagewaste;
+using namespace pagewaste::shim;
+using format::AllocKind;
+using format::SyscallKind;
+
+namespace {
+
+void* TracedAlloc(AllocKind kind, void* result, size_t requested,
+                  size_t alignment) {
+  Stack stack;
+  CaptureStack(&stack);
+  AllocEvent e;
+  e.kind = kind;
+  e.address = reinterpret_cast<uintptr_t>(result);
+  e.requested = requested;
+  e.alignment = alignment;
+  RecordAlloc(&e, &stack);
+  return result;
+}
+
+// Frees carry a stack only when they return a mapping to the kernel: that is
+// where a page allocator's cost shows, and it keeps the common free cheap.
+void TracedFree(format::FreeKind kind, void* p, const ChunkInfo& chunk,
+                const Stack* stack) {
+  FreeEvent e;
+  e.kind = kind;
+  e.address = reinterpret_cast<uintptr_t>(p);
+  e.mapped_bytes = chunk.mapped_bytes;
+  if (chunk.mmapped) e.flags |= format::kFlagMmappedChunk;
+  RecordFree(&e, stack);
+}
+
+bool MulOverflows(size_t a, size_t b, size_t* out) {
+  return __builtin_mul_overflow(a, b, out);
+}
+
+}  // namespace
+
+PW_EXPORT void* malloc(size_t size) {
+  Scope scope;
+  if (!scope.active()) return real.malloc ? real.malloc(size) : BootstrapAlloc(size);
+  return TracedAlloc(AllocKind::kMalloc, real.malloc(size), size, 0);
+}
+
+PW_EXPORT void* calloc(size_t n, size_t size) {
+  Scope scope;
+  if (!scope.active()) {
+    size_t total;
+    if (real.calloc) return real.calloc(n, size);
+    return MulOverflows(n, size, &total) ? nullptr : BootstrapAlloc(total);
+  }
+  size_t total = 0;
+  MulOverflows(n, size, &total);
+  return TracedAlloc(AllocKind::kCalloc, real.calloc(n, size), total, 0);
+}
+
+PW_EXPORT void free(void* p) {
+  if (!p || IsBootstrapPointer(p)) return;
+  Scope scope;
+  if (!scope.active()) return real.free(p);
+  ChunkInfo chunk = InspectChunk(p);
+  Stack stack;
+  if (chunk.mmapped) CaptureStack(&stack);
+  real.free(p);
+  TracedFree(format::FreeKind::kFree, p, chunk, chunk.mmapped ? &stack : nullptr);
+}
+
+namespace {
+
+// realloc and reallocarray: the old block's Free and the new block's Alloc,
+// under one stack. call(p, a, b) is the real function.
+void* Realloc(AllocKind kind, void* p, size_t size,
+              void* (*call)(void*, size_t, size_t), size_t a, size_t b) {
+  if (p && IsBootstrapPointer(p)) {
+    // Memory handed out before the real allocator was known: move it over.
+    void* q = malloc(size);
+    if (q) memcpy(q, p, BootstrapCopyLimit(p, size));
+    return q;
+  }
+  Scope scope;
+  if (!scope.active()) return call(p, a, b);
+  ChunkInfo old_chunk = InspectChunk(p);
+  void* result = call(p, a, b);
+  Stack stack;
+  CaptureStack(&stack);
+  // glibc: realloc(p, 0) frees p and returns NULL; a failed realloc keeps p.
+  if (p && (result || size == 0))
+    TracedFree(format::FreeKind::kRealloc, p, old_chunk, &stack);
+  if (result || size != 0) {
+    AllocEvent e;
+    e.kind = kind;
+    e.address = reinterpret_cast<uintptr_t>(result);
+    e.requested = size;
+    RecordAlloc(&e, &stack);
+  }
+  return result;
+}
+
+}  // namespace
+
+PW_EXPORT void* realloc(void* p, size_t size) {
+  return Realloc(
+      AllocKind::kRealloc, p, size,
+      [](void* q, size_t n, size_t) { return real.realloc(q, n); }, size, 0);
+}
+
+PW_EXPORT void* reallocarray(void* p, size_t n, size_t elem) {
+  size_t size = 0;
+  if (MulOverflows(n, elem, &size)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return Realloc(
+      AllocKind::kReallocarray, p, size,
+      [](void* q, size_t a, size_t b) {
+        return real.reallocarray ? real.reallocarray(q, a, b)
+                                 : real.realloc(q, a * b);
+      },
+      n, elem);
+}
+
+PW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
+  Scope scope;
+  if (!scope.active()) return real.posix_memalign(out, alignment, size);
+  int rc = real.posix_memalign(out, alignment, size);
+  TracedAlloc(AllocKind::kPosixMemalign, rc == 0 ? *out : nullptr, size,
+              alignment);
+  return rc;
+}
+
+// The optional aligned allocators: glibc has them all; a C library without
+// one fails the call as if it did not exist.
+#define PW_ALIGNED_HOOK(name, kind, params, args, size, alignment)  \
+  PW_EXPORT void* name params {                                     \
+    if (!real.name && real.malloc) {                                \
+      errno = ENOSYS;                                               \
+      return nullptr;                                               \
+    }                                                               \
+    Scope scope;                                                    \
+    if (!scope.active()) return real.name args;                     \
+    return TracedAlloc(AllocKind::kind, real.name args, size, alignment); \
+  }
+
+PW_ALIGNED_HOOK(aligned_alloc, kAlignedAlloc, (size_t alignment, size_t size),
+                (alignment, size), size, alignment)
+PW_ALIGNED_HOOK(memalign, kMemalign, (size_t alignment, size_t size),
+                (alignment, size), size, alignment)
+PW_ALIGNED_HOOK(valloc, kValloc, (size_t size), (size), size,
+                static_cast<size_t>(sysconf(_SC_PAGESIZE)))
+PW_ALIGNED_HOOK(pvalloc, kPvalloc, (size_t size), (size), size,
+                static_cast<size_t>(sysconf(_SC_PAGESIZE)))
+#undef PW_ALIGNED_HOOK
+
+// ---- The program's own memory system calls --------------------------------
+
+namespace {
+
+void* TracedMmap(void* result, size_t length, int prot, int flags, int fd,
+                 off_t offset) {
+  Stack stack;
+  CaptureStack(&stack);
+  MmapEvent e;
+  e.address = reinterpret_cast<uintptr_t>(result);
+  e.length = length;
+  e.prot = static_cast<uint32_t>(prot);
+  e.map_flags = static_cast<uint32_t>(flags);
+  e.fd = fd;
+  e.offset = static_cast<uint64_t>(offset);
+  if (result == MAP_FAILED) e.flags |= format::kFlagFailed;
+  if (!(flags & MAP_ANONYMOUS)) e.flags |= format::kFlagFileBacked;
+  e.syscalls.Add(SyscallKind::kMmap);
+  RecordMmap(&e, &stack);
+  return result;
+}
+
+void* RawMmap(void* addr, size_t length, int prot, int flags, int fd,
+              off_t offset) {
+  long r = syscall(SYS_mmap, addr, length, prot, flags, fd, offset);
+  if (r < 0 && r > -4096) {
+    errno = static_cast<int>(-r);
+    return MAP_FAILED;
+  }
+  return reinterpret_cast<void*>(r);
+}
+
+}  // namespace
+
+PW_EXPORT void* mmap(void* addr, size_t length, int prot, int flags, int fd,
+                     off_t offset) {
+  Scope scope;
+  if (!scope.active())
+    return real.mmap ? real.mmap(addr, length, prot, flags, fd, offset)
+                     : RawMmap(addr, length, prot, flags, fd, offset);
+  return TracedMmap(real.mmap(addr, length, prot, flags, fd, offset), length,
+                    prot, flags, fd, offset);
+}
+
+PW_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd,
+                       off64_t offset) {
+  auto call = [&] {
+    return real.mmap64 ? real.mmap64(addr, length, prot, flags, fd, offset)
+                       : RawMmap(addr, length, prot, flags, fd, offset);
+  };
+  Scope scope;
+  if (!scope.active()) return call();
+  return TracedMmap(call(), length, prot, flags, fd, offset);
+}
+
+PW_EXPORT int munmap(void* addr, size_t length) {
+  Scope scope;
+  if (!scope.active())
+    return real.munmap ? real.munmap(addr, length)
+                       : static_cast<int>(syscall(SYS_munmap, addr, length));
+  int rc = real.munmap(addr, length);
+  Stack stack;
+  CaptureStack(&stack);
+  MunmapEvent e;
+  e.address = reinterpret_cast<uintptr_t>(addr);
+  e.length = length;
+  if (rc != 0) e.flags |= format::kFlagFailed;
+  e.syscalls.Add(SyscallKind::kMunmap);
+  RecordMunmap(&e, &stack);
+  return rc;
+}
+
+PW_EXPORT void* mremap(void* old_address, size_t old_size, size_t new_size,
+                       int flags, ...) {
+  void* new_address = nullptr;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    new_address = va_arg(ap, void*);
+    va_end(ap);
+  }
+  Scope scope;
+  if (!scope.active())
+    return real.mremap(old_address, old_size, new_size, flags, new_address);
+  void* result = real.mremap(old_address, old_size, new_size, flags, new_address);
+  Stack stack;
+  CaptureStack(&stack);
+  MremapEvent e;
+  e.old_address = reinterpret_cast<uintptr_t>(old_address);
+  e.old_length = old_size;
+  e.new_length = new_size;
+  e.mremap_flags = static_cast<uint32_t>(flags);
+  e.new_address = reinterpret_cast<uintptr_t>(result);
+  if (result == MAP_FAILED) e.flags |= format::kFlagFailed;
+  e.syscalls.Add(SyscallKind::kMremap);
+  RecordMremap(&e, &stack);
+  return result;
+}
+
+namespace {
+
+// The break as the C library knows it; sbrk(0) makes no system call once
+// the library has read the break.
+uintptr_t CurrentBreak() {
+  return reinterpret_cast<uintptr_t>(real.sbrk ? real.sbrk(0) : nullptr);
+}
+
+}  // namespace
+
+PW_EXPORT int brk(void* addr) {
+  if (!real.brk) {
+    errno = ENOSYS;
+    return -1;
+  }
+  Scope scope;
+  if (!scope.active()) return real.brk(addr);
+  uintptr_t before = CurrentBreak();
+  int rc = real.brk(addr);
+  Stack stack;
+  CaptureStack(&stack);
+  BrkEvent e;
+  e.kind = format::BrkKind::kBrk;
+  e.old_break = before;
+  e.new_break = CurrentBreak();
+  e.argument = static_cast<int64_t>(reinterpret_cast<uintptr_t>(addr));
+  if (rc != 0) e.flags |= format::kFlagFailed;
+  e.syscalls.Add(SyscallKind::kBrk);
+  RecordBrk(&e, &stack);
+  return rc;
+}
+
+PW_EXPORT void* sbrk(intptr_t increment) {
+  if (!real.sbrk) {
+    errno = ENOSYS;
+    return reinterpret_cast<void*>(-1);
+  }
+  Scope scope;
+  if (!scope.active() || increment == 0) return real.sbrk(increment);
+  void* result = real.sbrk(increment);
+  Stack stack;
+  CaptureStack(&stack);
+  BrkEvent e;
+  e.kind = format::BrkKind::kSbrk;
+  e.old_break = reinterpret_cast<uintptr_t>(result);
+  e.new_break = CurrentBreak();
+  e.argument = increment;
+  if (result == reinterpret_cast<void*>(-1)) e.flags |= format::kFlagFailed;
+  e.syscalls.Add(SyscallKind::kBrk);
+  RecordBrk(&e, &stack);
+  return result;
+}
+
+// ---- Module map changes ----------------------------------------------------
+
+PW_EXPORT void* dlopen(const char* file, int mode) {
+  // The real call runs outside any scope: the constructors of the library
+  // it loads are the program's code, and their allocations are traced.
+  void* handle = real.dlopen(file, mode);
+  Scope scope;
+  if (scope.active() && handle) RecordModulesChanged();
+  return handle;
+}
+
+PW_EXPORT int dlclose(void* handle) {
+  int rc = real.dlclose(handle);
+  Scope scope;
+  if (scope.active() && rc == 0) RecordModulesChanged();
+  return rc;
+}
+
+// ---- Process lifecycle -----------------------------------------------------
+// The C library's exec* functions call execve internally, past our wrapper,
+// so each entry point is wrapped; the variadic execl* ones are rebuilt on
+// execv*. The trace is closed first; if exec fails, tracing resumes.
+
+extern "C" char** environ;
+
+namespace {
+
+template <typename Exec>
+int TracedExec(Exec exec) {
+  if (IsForeignProcess()) return exec();  // a vfork child: not our trace
+  Finalize(format::EndReason::kExec, format::kUnknownStatus);
+  int rc = exec();
+  int saved = errno;
+  ResumeAfterFailedExec();
+  errno = saved;
+  return rc;
+}
+
+}  // namespace
+
+PW_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) {
+  return TracedExec([&] { return real.execve(path, argv, envp); });
+}
+
+PW_EXPORT int execv(const char* path, char* const argv[]) {
+  return execve(path, argv, environ);
+}
+
+PW_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) {
+  return TracedExec([&] { return real.execvpe(file, argv, envp); });
+}
+
+PW_EXPORT int execvp(const char* file, char* const argv[]) {
+  return execvpe(file, argv, environ);
+}
+
+PW_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) {
+  return TracedExec([&] { return real.fexecve(fd, argv, envp); });
+}
+
+namespace {
+
+// Collects execl-style arguments (arg0, ..., NULL[, envp]) into argv.
+constexpr int kMaxExeclArgs = 4096;
+
+}  // namespace
+
+#define PW_COLLECT_ARGS(first, ap, argv)                       \
+  const char* argv[kMaxExeclArgs + 1];                         \
+  int argc_ = 0;                                               \
+  argv[argc_++] = first;                                       \
+  while (argv[argc_ - 1] && argc_ < kMaxExeclArgs)             \
+    argv[argc_++] = va_arg(ap, const char*);                   \
+  argv[argc_] = nullptr
+
+PW_EXPORT int execl(const char* path, const char* arg, ...) {
+  va_list ap;
+  va_start(ap, arg);
+  PW_COLLECT_ARGS(arg, ap, argv);
+  va_end(ap);
+  return execv(path, const_cast<char* const*>(argv));
+}
+
+PW_EXPORT int execlp(const char* file, const char* arg, ...) {
+  va_list ap;
+  va_start(ap, arg);
+  PW_COLLECT_ARGS(arg, ap, argv);
+  va_end(ap);
+  return execvp(file, const_cast<char* const*>(argv));
+}
+
+PW_EXPORT int execle(const char* path, const char* arg, ...) {
+  va_list ap;
+  va_start(ap, arg);
+  PW_COLLECT_ARGS(arg, ap, argv);
+  char* const* envp = va_arg(ap, char* const*);
+  va_end(ap);
+  return execve(path, const_cast<char* const*>(argv), envp);
+}
+#undef PW_COLLECT_ARGS
+
+PW_EXPORT void exit(int status) {
+  SetExitStatus(status);
+  real.exit(status);
+  __builtin_unreachable();
+}
+
+PW_EXPORT void _exit(int status) {
+  Finalize(format::EndReason::kUnderscoreExit, status);
+  real._exit(status);
+  __builtin_unreachable();
+}
+
+PW_EXPORT void _Exit(int status) {
+  Finalize(format::EndReason::kUnderscoreExit, status);
+  if (real._Exit) real._Exit(status);
+  real._exit(status);
+  __builtin_unreachable();
+}
+
+namespace {
+
+int (*g_main)(int, char**, char**) = nullptr;
+
+// Stands in for main so that a return from main has a known exit status.
+int MainWrapper(int argc, char** argv, char** envp) {
+  int status = g_main(argc, argv, envp);
+  SetExitStatus(status);
+  return status;
+}
+
+}  // namespace
+
+PW_EXPORT int __libc_start_main(int (*main)(int, char**, char**), int argc,
+                                char** argv, void (*init)(void),
+                                void (*fini)(void), void (*rtld_fini)(void),
+                                void* stack_end) {
+  if (!real.__libc_start_main) {
+    Scope scope;  // resolves the real functions
+  }
+  if (!real.__libc_start_main) {
+    using StartMain = decltype(real.__libc_start_main);
+    real.__libc_start_main =
+        reinterpret_cast<StartMain>(dlsym(RTLD_NEXT, "__libc_start_main"));
+  }
+  g_main = main;
+  return real.__libc_start_main(MainWrapper, argc, argv, init, fini, rtld_fini,
+                                stack_end);
+}

@@ -1,0 +1,25 @@
+// Writes the loaded modules (executable, shared libraries, vdso) with their
+// load bias and executable segments, so that stacks can be symbolized after
+// the process is gone. Written at start and after every dlopen/dlclose.
+#pragma once
+
+#include <cstdint>
+
+#include "record_writer.h"
+
+namespace pagewaste::shim {
+
+// exe_path names the main program (dl_iterate_phdr reports it as "").
+void WriteModuleMap(RecordWriter* writer, uint64_t generation,
+                    const char* exe_path);
+
+// The address range of the shim's own code, so its frames can be dropped
+// from captured stacks.
+struct CodeRange {
+  uintptr_t start = 0;
+  uintptr_t end = 0;
+  bool Contains(uintptr_t ip) const { return ip >= start && ip < end; }
+};
+CodeRange FindOwnCode();
+
+}  // namespace pagewaste::shim

@@ -1,0 +1,62 @@
+#include "stack_table.h"
+
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace pagewaste::shim {
+namespace {
+
+constexpr uint32_t kSlots = StackTable::kCapacity * 2;  // load factor <= 0.5
+
+// A raw system call: our own mmap wrapper would record the shim's memory as
+// the program's.
+void* RawMmap(size_t size) {
+  long r = syscall(SYS_mmap, nullptr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return r < 0 && r > -4096 ? nullptr : reinterpret_cast<void*>(r);
+}
+
+uint32_t Hash(uint64_t parent, uintptr_t ip) {
+  uint64_t h = (parent * 0x9E3779B97F4A7C15ull) ^ (ip * 0xC2B2AE3D27D4EB4Full);
+  h ^= h >> 29;
+  return static_cast<uint32_t>(h) & (kSlots - 1);
+}
+
+}  // namespace
+
+bool StackTable::Init() {
+  nodes_ = static_cast<Node*>(RawMmap(sizeof(Node) * (kCapacity + 1)));
+  slots_ = static_cast<uint32_t*>(RawMmap(sizeof(uint32_t) * kSlots));
+  return nodes_ && slots_;
+}
+
+uint64_t StackTable::Intern(const uintptr_t* ips, int depth,
+                            RecordWriter* writer) {
+  uint64_t parent = 0;
+  for (int i = depth - 1; i >= 0; --i) {
+    uintptr_t ip = ips[i];
+    uint32_t slot = Hash(parent, ip);
+    uint32_t id;
+    while ((id = slots_[slot]) != 0) {
+      if (nodes_[id].parent == parent && nodes_[id].ip == ip) break;
+      slot = (slot + 1) & (kSlots - 1);
+    }
+    if (id == 0) {
+      if (size_ == kCapacity) return parent;
+      id = ++size_;
+      nodes_[id] = {parent, ip};
+      slots_[slot] = id;
+      writer->StackNode(parent, ip);
+    }
+    parent = id;
+  }
+  return parent;
+}
+
+void StackTable::Replay(RecordWriter* writer) const {
+  for (uint32_t id = 1; id <= size_; ++id)
+    writer->StackNode(nodes_[id].parent, nodes_[id].ip);
+}
+
+}  // namespace pagewaste::shim

@@ -1,0 +1,41 @@
+// Interns call stacks as a tree of (parent, instruction pointer) edges, the
+// way heaptrack does: each edge is written to the trace once, as a StackNode
+// record, and an event refers to its innermost node. Two stacks that share
+// their outer frames share those nodes, so a new stack usually costs one or
+// two records.
+//
+// Storage is reserved once with mmap (never malloc) and touched lazily. When
+// it is full, a stack keeps only its outer frames that are already interned
+// (a million distinct edges is far beyond what real programs reach).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "record_writer.h"
+
+namespace pagewaste::shim {
+
+class StackTable {
+ public:
+  static constexpr uint32_t kCapacity = 1u << 20;  // nodes
+
+  bool Init();
+  // Returns the id of the stack ips[0] (innermost) .. ips[depth-1]
+  // (outermost), writing any new nodes through writer. Caller holds the
+  // writer lock.
+  uint64_t Intern(const uintptr_t* ips, int depth, RecordWriter* writer);
+  // Writes every node again, in id order (a forked child's new trace).
+  void Replay(RecordWriter* writer) const;
+
+ private:
+  struct Node {
+    uint64_t parent;
+    uintptr_t ip;
+  };
+  Node* nodes_ = nullptr;      // by id; nodes_[0] unused
+  uint32_t* slots_ = nullptr;  // open addressing: node ids, 0 = empty
+  uint32_t size_ = 0;          // nodes in use
+};
+
+}  // namespace pagewaste::shim

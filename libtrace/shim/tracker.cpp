@@ -1,0 +1,157 @@
+// Recording: everything a hook does for a traced call besides calling the
+// real function. The order in each Record* is the same: capture what needs
+// no lock (stack, timestamp), then take the writer lock, intern the stack,
+// encode, release.
+#include "tracker.h"
+
+#include <malloc.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include "real_functions.h"
+#include "trace_state.h"
+
+namespace pagewaste::shim {
+
+void Initialize();  // lifecycle.cpp
+
+namespace {
+
+// initial-exec: a dynamic TLS access could itself call malloc.
+thread_local int t_depth __attribute__((tls_model("initial-exec"))) = 0;
+thread_local uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
+thread_local uint32_t t_tid_pid __attribute__((tls_model("initial-exec"))) = 0;
+
+template <typename Event>
+void Stamp(Event* e, uint64_t stack_id) {
+  e->prefix.time_ns = NowNs();
+  e->prefix.tid = CurrentTid();
+  e->prefix.stack = stack_id;
+}
+
+// Runs encode(writer) under the lock, with the stack interned first.
+template <typename Event, typename Encode>
+void Record(Event* e, const Stack* stack, Encode encode) {
+  TraceState& s = g_state;
+  uint32_t tid = CurrentTid();
+  s.lock.Lock(tid);
+  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing) {
+    uint64_t id = stack ? s.stacks.Intern(stack->ips, stack->depth, &s.writer) : 0;
+    Stamp(e, id);
+    encode(&s.writer, *e);
+  }
+  s.lock.Unlock();
+}
+
+}  // namespace
+
+Scope::Scope() : active_(false) {
+  if (t_depth > 0) return;
+  TraceMode mode = g_state.mode.load(std::memory_order_acquire);
+  if (mode == TraceMode::kUninitialized) {
+    ++t_depth;
+    Initialize();
+    --t_depth;
+    mode = g_state.mode.load(std::memory_order_acquire);
+  }
+  if (mode != TraceMode::kTracing) return;
+  active_ = true;
+  ++t_depth;
+}
+
+Scope::~Scope() {
+  if (active_) --t_depth;
+}
+
+uint32_t CurrentTid() {
+  // Cached per thread; the pid check catches a forked child, whose one
+  // thread inherits the forking thread's cache.
+  uint32_t pid = g_state.pid;
+  if (t_tid == 0 || t_tid_pid != pid) {
+    t_tid = static_cast<uint32_t>(syscall(SYS_gettid));
+    t_tid_pid = pid;
+  }
+  return t_tid;
+}
+
+uint64_t NowNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull +
+                 static_cast<uint64_t>(ts.tv_nsec);
+  return now - g_state.start_monotonic_ns;
+}
+
+void CaptureStack(Stack* stack) {
+  void* raw[Stack::kMaxDepth + 8];
+  int n = unw_backtrace(raw, Stack::kMaxDepth + 8);
+  // The shim's frames are dropped wherever they are: the hook and tracker
+  // frames on top, and MainWrapper (our stand-in for main) near the bottom.
+  int depth = 0;
+  for (int i = 0; i < n && depth < Stack::kMaxDepth; ++i) {
+    auto ip = reinterpret_cast<uintptr_t>(raw[i]);
+    if (!g_state.own_code.Contains(ip)) stack->ips[depth++] = ip;
+  }
+  stack->depth = depth;
+}
+
+ChunkInfo InspectChunk(const void* p) {
+  ChunkInfo info;
+  if (!p || !g_state.glibc_malloc) return info;
+  // glibc: the word before the block is the chunk's size with flag bits;
+  // bit 1 (IS_MMAPPED) marks a chunk with its own mapping. For such a chunk
+  // the word before that holds the padding in front of the chunk inside the
+  // mapping (non-zero after memalign), so the mapping is both together.
+  const size_t* words = static_cast<const size_t*>(p);
+  size_t size_field = words[-1];
+  if (!(size_field & 2)) return info;
+  info.mmapped = true;
+  info.mapped_bytes = (size_field & ~size_t{7}) + words[-2];
+  return info;
+}
+
+void RecordAlloc(AllocEvent* e, const Stack* stack) {
+  if (e->address) {
+    e->usable = malloc_usable_size(reinterpret_cast<void*>(e->address));
+    ChunkInfo chunk = InspectChunk(reinterpret_cast<void*>(e->address));
+    e->mapped_bytes = chunk.mapped_bytes;
+    if (chunk.mmapped) e->flags |= format::kFlagMmappedChunk;
+  } else {
+    e->flags |= format::kFlagFailed;
+  }
+  Record(e, stack, [](RecordWriter* w, const AllocEvent& ev) { w->Alloc(ev); });
+}
+
+void RecordFree(FreeEvent* e, const Stack* stack) {
+  Record(e, stack, [](RecordWriter* w, const FreeEvent& ev) { w->Free(ev); });
+}
+
+void RecordMmap(MmapEvent* e, const Stack* stack) {
+  Record(e, stack, [](RecordWriter* w, const MmapEvent& ev) { w->Mmap(ev); });
+}
+
+void RecordMunmap(MunmapEvent* e, const Stack* stack) {
+  Record(e, stack, [](RecordWriter* w, const MunmapEvent& ev) { w->Munmap(ev); });
+}
+
+void RecordMremap(MremapEvent* e, const Stack* stack) {
+  Record(e, stack, [](RecordWriter* w, const MremapEvent& ev) { w->Mremap(ev); });
+}
+
+void RecordBrk(BrkEvent* e, const Stack* stack) {
+  Record(e, stack, [](RecordWriter* w, const BrkEvent& ev) { w->Brk(ev); });
+}
+
+void RecordModulesChanged() {
+  TraceState& s = g_state;
+  s.lock.Lock(CurrentTid());
+  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing)
+    WriteModuleMap(&s.writer, ++s.module_generation, s.exe_path);
+  s.lock.Unlock();
+}
+
+}  // namespace pagewaste::shim

@@ -1,0 +1,69 @@
+// The tracker sits between the hook wrappers and the record writer: it owns
+// the recursion guard, the tracing state, stack capture, page-cost
+// accounting and the writer lock. Everything here is allocation-free and
+// constant-initialized, because a library initialized before ours (libstdc++
+// allocates its emergency exception pool) can call malloc before any of our
+// constructors run.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "events.h"
+#include "format.h"
+
+namespace pagewaste::shim {
+
+// Marks the calling thread as inside the shim for its lifetime, if the call
+// is to be traced. A call is traced when tracing is on and the thread is not
+// already inside the shim (the shim's own allocations, dlsym's, libunwind's).
+class Scope {
+ public:
+  Scope();
+  ~Scope();
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+  bool active() const { return active_; }
+
+ private:
+  bool active_;
+};
+
+// A captured call stack, innermost frame first, the shim's own frames
+// already dropped.
+struct Stack {
+  static constexpr int kMaxDepth = 64;
+  uintptr_t ips[kMaxDepth];
+  int depth = 0;
+};
+void CaptureStack(Stack* stack);
+
+// What glibc's chunk header says of a heap block: whether malloc served it
+// with its own mapping, and that mapping's size. Zero when the allocator is
+// not glibc's, whose headers we do not know.
+struct ChunkInfo {
+  uint64_t mapped_bytes = 0;
+  bool mmapped = false;
+};
+ChunkInfo InspectChunk(const void* p);
+
+// Record an event. prefix.time_ns/tid/stack are filled in here; `stack` may
+// be null (no stack recorded).
+void RecordAlloc(AllocEvent* e, const Stack* stack);
+void RecordFree(FreeEvent* e, const Stack* stack);
+void RecordMmap(MmapEvent* e, const Stack* stack);
+void RecordMunmap(MunmapEvent* e, const Stack* stack);
+void RecordMremap(MremapEvent* e, const Stack* stack);
+void RecordBrk(BrkEvent* e, const Stack* stack);
+void RecordModulesChanged();
+
+// Lifecycle (lifecycle.cpp).
+void Finalize(format::EndReason reason, int64_t status);
+// Takes back a Finalize(kExec) whose exec failed, and resumes tracing.
+void ResumeAfterFailedExec();
+// True in a vfork()ed child (or a raw clone) that shares our memory: it must
+// not touch the parent's trace.
+bool IsForeignProcess();
+void SetExitStatus(int status);
+
+}  // namespace pagewaste::shim

@@ -1,0 +1,446 @@
+// Decoding mirrors record_writer.cpp field by field; format.h is the
+// reference for both.
+#include "trace_reader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "varint.h"
+
+namespace pagewaste {
+namespace {
+
+using format::RecordType;
+
+class FileSource : public ByteSource {
+ public:
+  explicit FileSource(int fd) : fd_(fd) {}
+  ~FileSource() override { close(fd_); }
+  ptrdiff_t Read(uint8_t* out, size_t size, std::string* err) override {
+    for (;;) {
+      ssize_t n = read(fd_, out, size);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      *err = strerror(errno);
+      return -1;
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+class BytesSource : public ByteSource {
+ public:
+  explicit BytesSource(std::vector<uint8_t> bytes) : bytes_(std::move(bytes)) {}
+  ptrdiff_t Read(uint8_t* out, size_t size, std::string*) override {
+    size_t n = std::min(size, bytes_.size() - pos_);
+    memcpy(out, bytes_.data() + pos_, n);
+    pos_ += n;
+    return static_cast<ptrdiff_t>(n);
+  }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  size_t pos_ = 0;
+};
+
+uint64_t GetLE(const uint8_t* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return v;
+}
+
+// Cursor over one chunk's payload. Any read past the end sets ok = false and
+// yields zeros, so decoders read straight through and check once.
+struct Cursor {
+  const uint8_t* p;
+  const uint8_t* end;
+  bool ok = true;
+
+  uint64_t U() {
+    uint64_t v = 0;
+    if (ok && !DecodeVarint(&p, end, &v)) ok = false;
+    return ok ? v : 0;
+  }
+  int64_t S() { return UnZigZag(U()); }
+  uint32_t U32() {
+    uint64_t v = U();
+    if (v > UINT32_MAX) ok = false;
+    return static_cast<uint32_t>(v);
+  }
+  std::string Str() {
+    uint64_t n = U();
+    if (!ok || n > format::kMaxString || n > static_cast<uint64_t>(end - p)) {
+      ok = false;
+      return {};
+    }
+    std::string s(reinterpret_cast<const char*>(p), n);
+    p += n;
+    return s;
+  }
+};
+
+struct DeltaState {
+  uint64_t time = 0;
+  uint64_t address = 0;
+};
+
+EventPrefix ReadPrefix(Cursor* c, DeltaState* d) {
+  EventPrefix e;
+  d->time += static_cast<uint64_t>(c->S());
+  e.time_ns = d->time;
+  e.tid = c->U32();
+  e.stack = c->U();
+  return e;
+}
+
+uint64_t ReadAddress(Cursor* c, DeltaState* d) {
+  d->address += static_cast<uint64_t>(c->S());
+  return d->address;
+}
+
+SyscallCounts ReadSyscalls(Cursor* c) {
+  SyscallCounts s;
+  uint64_t mask = c->U();
+  if (mask >> format::kSyscallKinds) c->ok = false;
+  for (int i = 0; i < format::kSyscallKinds && c->ok; ++i)
+    if (mask & (1u << i)) s.count[i] = c->U32();
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<ByteSource> OpenFileSource(const std::string& path,
+                                           std::string* err) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *err = path + ": " + strerror(errno);
+    return nullptr;
+  }
+  return std::make_unique<FileSource>(fd);
+}
+
+std::unique_ptr<ByteSource> MemorySource(std::vector<uint8_t> bytes) {
+  return std::make_unique<BytesSource>(std::move(bytes));
+}
+
+const char* TraceStatusName(TraceStatus status) {
+  switch (status) {
+    case TraceStatus::kComplete: return "complete";
+    case TraceStatus::kTruncated: return "truncated";
+    case TraceStatus::kCorrupt: return "corrupt";
+  }
+  return "unknown";
+}
+
+TraceReader::TraceReader(std::unique_ptr<ByteSource> source)
+    : source_(std::move(source)) {}
+
+size_t TraceReader::ReadFully(uint8_t* out, size_t size, std::string* err) {
+  size_t got = 0;
+  while (got < size) {
+    ptrdiff_t n = source_->Read(out + got, size - got, err);
+    if (n < 0) return got;
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  offset_ += got;
+  return got;
+}
+
+bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
+  uint8_t fixed[format::kFixedHeaderSize];
+  std::string io_err;
+  size_t got = ReadFully(fixed, sizeof fixed, &io_err);
+  if (!io_err.empty()) {
+    *err = "cannot read: " + io_err;
+    return false;
+  }
+  if (got == 0) {
+    *err = "empty file, not a pagewaste trace";
+    return false;
+  }
+  if (got < sizeof format::kMagic ||
+      memcmp(fixed, format::kMagic, sizeof format::kMagic) != 0) {
+    *err = "not a pagewaste trace (bad magic)";
+    return false;
+  }
+  if (got < sizeof fixed) {
+    *err = "truncated header (" + std::to_string(got) + " of " +
+           std::to_string(sizeof fixed) + " bytes)";
+    return false;
+  }
+  h->version = static_cast<uint16_t>(GetLE(fixed + 8, 2));
+  if (h->version > format::kVersion || h->version == 0) {
+    *err = "trace format version " + std::to_string(h->version) +
+           " is not supported (this build reads version " +
+           std::to_string(format::kVersion) + "); upgrade pagewaste";
+    return false;
+  }
+  h->page_size = static_cast<uint32_t>(GetLE(fixed + 12, 4));
+  h->pid = static_cast<uint32_t>(GetLE(fixed + 16, 4));
+  h->ppid = static_cast<uint32_t>(GetLE(fixed + 20, 4));
+  h->session_id = GetLE(fixed + 24, 8);
+  h->start_realtime_ns = GetLE(fixed + 32, 8);
+  h->start_monotonic_ns = GetLE(fixed + 40, 8);
+  h->backend = static_cast<format::Backend>(GetLE(fixed + 48, 4));
+  if (h->page_size == 0 || (h->page_size & (h->page_size - 1))) {
+    *err = "corrupt header: page size " + std::to_string(h->page_size);
+    return false;
+  }
+
+  // Strings: read byte by byte; the header is small.
+  auto read_varint = [&](uint64_t* v) {
+    uint8_t bytes[kMaxVarintBytes];
+    for (size_t i = 0; i < kMaxVarintBytes; ++i) {
+      if (ReadFully(bytes + i, 1, &io_err) != 1) return false;
+      if (!(bytes[i] & 0x80)) {
+        const uint8_t* p = bytes;
+        return DecodeVarint(&p, bytes + i + 1, v);
+      }
+    }
+    return false;
+  };
+  auto read_string = [&](std::string* s) {
+    uint64_t n;
+    if (!read_varint(&n) || n > format::kMaxString) return false;
+    s->resize(n);
+    return ReadFully(reinterpret_cast<uint8_t*>(s->data()), n, &io_err) == n;
+  };
+  uint64_t argc = 0;
+  if (!read_string(&h->exe) || !read_varint(&argc) || argc > 1u << 16) {
+    *err = "truncated or corrupt header";
+    return false;
+  }
+  h->argv.resize(argc);
+  for (auto& arg : h->argv) {
+    if (!read_string(&arg)) {
+      *err = "truncated or corrupt header";
+      return false;
+    }
+  }
+  return true;
+}
+
+ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
+  ReadResult result;
+  for (;;) {
+    uint8_t prefix[format::kChunkPrefixSize];
+    std::string io_err;
+    uint64_t chunk_offset = offset_;
+    size_t got = ReadFully(prefix, sizeof prefix, &io_err);
+    if (got == 0 && io_err.empty()) break;
+    if (got < sizeof prefix) {
+      result.status = TraceStatus::kTruncated;
+      result.message = io_err.empty() ? "ends inside a chunk header at byte " +
+                                            std::to_string(chunk_offset)
+                                      : "read error: " + io_err;
+      break;
+    }
+    uint32_t size = static_cast<uint32_t>(GetLE(prefix, 4));
+    if (size == 0 || size > format::kMaxChunkPayload) {
+      result.status = TraceStatus::kCorrupt;
+      result.message = "bad chunk size " + std::to_string(size) +
+                       " at byte " + std::to_string(chunk_offset);
+      break;
+    }
+    chunk_.resize(size);
+    got = ReadFully(chunk_.data(), size, &io_err);
+    if (got < size) {
+      result.status = TraceStatus::kTruncated;
+      result.message = "ends inside a chunk at byte " +
+                       std::to_string(offset_) + " (" + std::to_string(got) +
+                       " of " + std::to_string(size) + " bytes)";
+      break;
+    }
+    if (result.has_end) {
+      result.status = TraceStatus::kCorrupt;
+      result.message = "data after the end record at byte " +
+                       std::to_string(chunk_offset);
+      break;
+    }
+    if (!DecodeChunk(chunk_.data(), chunk_.data() + size, visitor, &result)) {
+      result.status = TraceStatus::kCorrupt;
+      result.message += " in the chunk at byte " + std::to_string(chunk_offset);
+      break;
+    }
+  }
+  result.bytes = offset_;
+  if (result.status == TraceStatus::kComplete) {
+    if (!result.has_end) {
+      result.status = TraceStatus::kTruncated;
+      result.message = "no end record: the process stopped before the trace was closed";
+    } else if (result.end.chunks_lost == 0 &&
+               result.end.records != result.records - 1) {
+      result.status = TraceStatus::kCorrupt;
+      result.message = "the end record counts " +
+                       std::to_string(result.end.records) + " records, read " +
+                       std::to_string(result.records - 1);
+    }
+  }
+  return result;
+}
+
+bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
+                              RecordVisitor* v, ReadResult* result) {
+  Cursor c{begin, end};
+  DeltaState d;
+  while (c.p < end) {
+    if (result->has_end) {
+      result->message = "data after the end record";
+      return false;
+    }
+    const uint8_t* record_start = c.p;
+    auto type = static_cast<RecordType>(*c.p++);
+    bool is_event = true;
+    switch (type) {
+      case RecordType::kModuleMap:
+        is_event = false;
+        module_generation_ = c.U();
+        if (c.ok) v->OnModuleMap(module_generation_);
+        break;
+      case RecordType::kModule: {
+        is_event = false;
+        ModuleInfo m;
+        m.generation = module_generation_;
+        m.load_bias = c.U();
+        uint64_t count = c.U();
+        if (count > kMaxModuleSegments) c.ok = false;
+        for (uint64_t i = 0; i < count && c.ok; ++i) {
+          ModuleSegment s;
+          s.start = c.U();
+          s.length = c.U();
+          m.segments.push_back(s);
+        }
+        m.path = c.Str();
+        if (c.ok) v->OnModule(m);
+        break;
+      }
+      case RecordType::kStackNode: {
+        is_event = false;
+        uint64_t parent = c.U();
+        uint64_t ip = c.U();
+        if (parent >= next_stack_id_) c.ok = false;
+        if (c.ok) v->OnStackNode(next_stack_id_++, parent, ip);
+        break;
+      }
+      case RecordType::kAlloc: {
+        AllocEvent e;
+        e.prefix = ReadPrefix(&c, &d);
+        uint64_t kind = c.U();
+        if (kind >= format::kAllocKinds) c.ok = false;
+        e.kind = static_cast<format::AllocKind>(kind);
+        e.address = ReadAddress(&c, &d);
+        e.requested = c.U();
+        e.usable = c.U();
+        e.alignment = c.U();
+        e.mapped_bytes = c.U();
+        e.flags = c.U32();
+        e.syscalls = ReadSyscalls(&c);
+        if (c.ok) v->OnAlloc(e);
+        break;
+      }
+      case RecordType::kFree: {
+        FreeEvent e;
+        e.prefix = ReadPrefix(&c, &d);
+        uint64_t kind = c.U();
+        if (kind > static_cast<uint64_t>(format::FreeKind::kRealloc)) c.ok = false;
+        e.kind = static_cast<format::FreeKind>(kind);
+        e.address = ReadAddress(&c, &d);
+        e.mapped_bytes = c.U();
+        e.flags = c.U32();
+        e.syscalls = ReadSyscalls(&c);
+        if (c.ok) v->OnFree(e);
+        break;
+      }
+      case RecordType::kMmap: {
+        MmapEvent e;
+        e.prefix = ReadPrefix(&c, &d);
+        e.address = ReadAddress(&c, &d);
+        e.length = c.U();
+        e.prot = c.U32();
+        e.map_flags = c.U32();
+        e.fd = static_cast<int32_t>(c.S());
+        e.offset = c.U();
+        e.flags = c.U32();
+        e.syscalls = ReadSyscalls(&c);
+        if (c.ok) v->OnMmap(e);
+        break;
+      }
+      case RecordType::kMunmap: {
+        MunmapEvent e;
+        e.prefix = ReadPrefix(&c, &d);
+        e.address = ReadAddress(&c, &d);
+        e.length = c.U();
+        e.flags = c.U32();
+        e.syscalls = ReadSyscalls(&c);
+        if (c.ok) v->OnMunmap(e);
+        break;
+      }
+      case RecordType::kMremap: {
+        MremapEvent e;
+        e.prefix = ReadPrefix(&c, &d);
+        e.old_address = ReadAddress(&c, &d);
+        e.old_length = c.U();
+        e.new_length = c.U();
+        e.mremap_flags = c.U32();
+        e.new_address = e.old_address + static_cast<uint64_t>(c.S());
+        e.flags = c.U32();
+        e.syscalls = ReadSyscalls(&c);
+        if (c.ok) v->OnMremap(e);
+        break;
+      }
+      case RecordType::kBrk: {
+        BrkEvent e;
+        e.prefix = ReadPrefix(&c, &d);
+        uint64_t kind = c.U();
+        if (kind > static_cast<uint64_t>(format::BrkKind::kSbrk)) c.ok = false;
+        e.kind = static_cast<format::BrkKind>(kind);
+        e.old_break = c.U();
+        e.new_break = c.U();
+        e.argument = c.S();
+        e.flags = c.U32();
+        e.syscalls = ReadSyscalls(&c);
+        if (c.ok) v->OnBrk(e);
+        break;
+      }
+      case RecordType::kEnd: {
+        is_event = false;
+        EndEvent e;
+        uint64_t reason = c.U();
+        if (reason < 1 || reason > static_cast<uint64_t>(format::EndReason::kDetach))
+          c.ok = false;
+        e.reason = static_cast<format::EndReason>(reason);
+        e.status = c.S();
+        e.records = c.U();
+        e.events = c.U();
+        e.stack_nodes = c.U();
+        e.chunks_lost = c.U();
+        e.bytes_lost = c.U();
+        if (c.ok) {
+          result->has_end = true;
+          result->end = e;
+          v->OnEnd(e);
+        }
+        break;
+      }
+      default:
+        result->message = "unknown record type " + std::to_string(*record_start);
+        return false;
+    }
+    if (!c.ok) {
+      result->message = "undecodable record of type " +
+                        std::to_string(*record_start);
+      return false;
+    }
+    ++result->records;
+    if (is_event) ++result->events;
+  }
+  return true;
+}
+
+}  // namespace pagewaste

@@ -1,0 +1,112 @@
+// Streaming reader for trace files (format.h). It holds one chunk at a time,
+// so its memory does not grow with the number of events; what grows is up to
+// the visitor (live allocations, unique stacks).
+//
+// The byte source is injectable: the CLI reads files, tests and fuzzers feed
+// memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "events.h"
+#include "format.h"
+
+namespace pagewaste {
+
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  // Reads up to size bytes; returns the count (0 at end) or -1 on error,
+  // with a message in *err.
+  virtual ptrdiff_t Read(uint8_t* out, size_t size, std::string* err) = 0;
+};
+
+// Opens path for reading; nullptr with *err set if it cannot.
+std::unique_ptr<ByteSource> OpenFileSource(const std::string& path,
+                                           std::string* err);
+std::unique_ptr<ByteSource> MemorySource(std::vector<uint8_t> bytes);
+
+struct TraceHeader {
+  uint16_t version = 0;
+  uint32_t page_size = 0;
+  uint32_t pid = 0;
+  uint32_t ppid = 0;
+  uint64_t session_id = 0;
+  uint64_t start_realtime_ns = 0;
+  uint64_t start_monotonic_ns = 0;
+  format::Backend backend = format::Backend::kPreload;
+  std::string exe;
+  std::vector<std::string> argv;
+};
+
+struct ModuleInfo {
+  uint64_t generation = 0;
+  uint64_t load_bias = 0;
+  std::vector<ModuleSegment> segments;
+  std::string path;
+};
+
+class RecordVisitor {
+ public:
+  virtual ~RecordVisitor() = default;
+  virtual void OnModuleMap(uint64_t /*generation*/) {}
+  virtual void OnModule(const ModuleInfo& /*module*/) {}
+  virtual void OnStackNode(uint64_t /*id*/, uint64_t /*parent*/,
+                           uint64_t /*ip*/) {}
+  virtual void OnAlloc(const AllocEvent&) {}
+  virtual void OnFree(const FreeEvent&) {}
+  virtual void OnMmap(const MmapEvent&) {}
+  virtual void OnMunmap(const MunmapEvent&) {}
+  virtual void OnMremap(const MremapEvent&) {}
+  virtual void OnBrk(const BrkEvent&) {}
+  virtual void OnEnd(const EndEvent&) {}
+};
+
+enum class TraceStatus {
+  kComplete,   // ended with an End record whose counts match
+  kTruncated,  // the data stops early (no End record, or a partial chunk)
+  kCorrupt,    // undecodable data; everything before it was delivered
+};
+
+struct ReadResult {
+  TraceStatus status = TraceStatus::kComplete;
+  std::string message;  // why it is not complete; empty when it is
+  uint64_t records = 0;
+  uint64_t events = 0;
+  uint64_t bytes = 0;  // bytes consumed, header included
+  bool has_end = false;
+  EndEvent end;
+};
+
+class TraceReader {
+ public:
+  explicit TraceReader(std::unique_ptr<ByteSource> source);
+
+  // Reads and checks the header. False with *err for anything that is not a
+  // readable trace of a version this build understands (empty file, wrong
+  // magic, newer version, short header).
+  bool ReadHeader(TraceHeader* header, std::string* err);
+
+  // Delivers every record to visitor, in file order. Call after ReadHeader.
+  ReadResult ReadRecords(RecordVisitor* visitor);
+
+ private:
+  // Fills exactly size bytes; returns the count actually read.
+  size_t ReadFully(uint8_t* out, size_t size, std::string* err);
+  bool DecodeChunk(const uint8_t* p, const uint8_t* end, RecordVisitor* visitor,
+                   ReadResult* result);
+
+  std::unique_ptr<ByteSource> source_;
+  std::vector<uint8_t> chunk_;
+  uint64_t offset_ = 0;
+  uint64_t next_stack_id_ = 1;
+  uint64_t module_generation_ = 0;
+};
+
+const char* TraceStatusName(TraceStatus status);
+
+}  // namespace pagewaste

@@ -1,0 +1,117 @@
+#include "cli.h"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "dump_command.h"
+#include "exit_codes.h"
+#include "render.h"
+#include "replay.h"
+#include "run_command.h"
+
+namespace pagewaste {
+namespace {
+
+struct ReportArgs {
+  std::string format = "text";
+  size_t top = 0;
+  std::string output;
+  std::vector<std::string> traces;
+};
+
+bool WriteOutput(const std::string& path, const std::string& text) {
+  if (path.empty() || path == "-") {
+    fwrite(text.data(), 1, text.size(), stdout);
+    return fflush(stdout) == 0;
+  }
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) {
+    fmt::print(stderr, "pagewaste: cannot write {}\n", path);
+    return false;
+  }
+  return true;
+}
+
+int ReportCommand(const ReportArgs& args) {
+  std::vector<Report> reports;
+  int code = exit_code::kOk;
+  ReplayOptions options;
+  // Text shows the top sites; JSON carries every site unless told otherwise,
+  // so that scripts can check that sites sum to the totals.
+  options.top = args.top ? args.top : (args.format == "text" ? 10 : 0);
+  for (const std::string& path : args.traces) {
+    Report report;
+    std::string err;
+    if (!ReplayTrace(path, options, &report, &err)) {
+      fmt::print(stderr, "pagewaste: {}\n", err);
+      return exit_code::kUnreadableTrace;
+    }
+    if (report.process.status != TraceStatus::kComplete) {
+      fmt::print(stderr, "pagewaste: {}: trace is {} ({}); reporting what it holds\n", path,
+                 TraceStatusName(report.process.status), report.process.status_message);
+      code = exit_code::kIncompleteTrace;
+    }
+    reports.push_back(std::move(report));
+  }
+  std::string text = args.format == "json" ? RenderJson(reports) : RenderText(reports, {});
+  if (!WriteOutput(args.output, text)) return exit_code::kInternal;
+  return code;
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  CLI::App app{"pagewaste: where a program's memory goes to waste in whole pages, and why it keeps calling the kernel"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", PAGEWASTE_VERSION);
+
+  RunOptions run;
+  CLI::App* run_cmd = app.add_subcommand("run", "Run PROGRAM with allocation tracing");
+  run_cmd->add_option("-o,--output", run.output_pattern,
+                      "Trace path; %p is the pid, %e the executable's name "
+                      "(default pagewaste.%e.%p.trace)");
+  run_cmd->add_option("command", run.command, "PROGRAM [ARGS...] (after --)")->required();
+  run_cmd->positionals_at_end();
+
+  ReportArgs report;
+  CLI::App* report_cmd = app.add_subcommand("report", "Report the waste recorded in traces");
+  report_cmd->add_option("--format", report.format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  report_cmd->add_option("--top", report.top,
+                         "Call sites to show (default 10 for text, all for json)");
+  report_cmd->add_option("-o,--output", report.output, "Write the report to FILE");
+  report_cmd->add_option("traces", report.traces, "TRACE...")->required();
+
+  std::string dump_path;
+  CLI::App* dump_cmd = app.add_subcommand("dump", "Print every record of a trace");
+  dump_cmd->add_option("trace", dump_path, "TRACE")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    fmt::print(stderr, "pagewaste: {}\n", e.what());
+    return exit_code::kUsage;
+  }
+
+  if (*run_cmd) return RunCommand(run);
+  if (*report_cmd) return ReportCommand(report);
+  if (*dump_cmd) {
+    std::string out, err;
+    int code = DumpTrace(dump_path, &out, &err);
+    WriteOutput("", out);
+    if (code != exit_code::kOk) fmt::print(stderr, "pagewaste: {}\n", err);
+    return code;
+  }
+  return exit_code::kUsage;
+}
+
+}  // namespace pagewaste

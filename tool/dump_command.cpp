@@ -1,0 +1,101 @@
+#include "dump_command.h"
+
+#include <fmt/format.h>
+
+#include "exit_codes.h"
+#include "trace_reader.h"
+
+namespace pagewaste {
+namespace {
+
+std::string Syscalls(const SyscallCounts& s) {
+  std::string out;
+  for (int i = 0; i < format::kSyscallKinds; ++i)
+    if (s.count[i]) out += fmt::format(" {}={}", format::kSyscallNames[i], s.count[i]);
+  return out.empty() ? "" : " syscalls:" + out;
+}
+
+std::string Prefix(const char* name, const EventPrefix& p) {
+  return fmt::format("{} t={} tid={} stack={}", name, p.time_ns, p.tid, p.stack);
+}
+
+class Dumper : public RecordVisitor {
+ public:
+  explicit Dumper(std::string* out) : out_(out) {}
+  void OnModuleMap(uint64_t generation) override {
+    Line(fmt::format("module_map generation={}", generation));
+  }
+  void OnModule(const ModuleInfo& m) override {
+    std::string segs;
+    for (const auto& s : m.segments) segs += fmt::format(" {:#x}+{:#x}", s.start, s.length);
+    Line(fmt::format("module bias={:#x} path={} segments:{}", m.load_bias, m.path, segs));
+  }
+  void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
+    Line(fmt::format("stack_node id={} parent={} ip={:#x}", id, parent, ip));
+  }
+  void OnAlloc(const AllocEvent& e) override {
+    Line(fmt::format("{} kind={} addr={:#x} requested={} usable={} align={} mapped={} flags={}{}",
+                     Prefix("alloc", e.prefix),
+                     format::kAllocKindNames[static_cast<int>(e.kind)], e.address, e.requested,
+                     e.usable, e.alignment, e.mapped_bytes, e.flags, Syscalls(e.syscalls)));
+  }
+  void OnFree(const FreeEvent& e) override {
+    Line(fmt::format("{} kind={} addr={:#x} mapped={} flags={}{}", Prefix("free", e.prefix),
+                     e.kind == format::FreeKind::kFree ? "free" : "realloc", e.address,
+                     e.mapped_bytes, e.flags, Syscalls(e.syscalls)));
+  }
+  void OnMmap(const MmapEvent& e) override {
+    Line(fmt::format("{} addr={:#x} length={} prot={:#x} map_flags={:#x} fd={} offset={} flags={}{}",
+                     Prefix("mmap", e.prefix), e.address, e.length, e.prot, e.map_flags, e.fd,
+                     e.offset, e.flags, Syscalls(e.syscalls)));
+  }
+  void OnMunmap(const MunmapEvent& e) override {
+    Line(fmt::format("{} addr={:#x} length={} flags={}{}", Prefix("munmap", e.prefix), e.address,
+                     e.length, e.flags, Syscalls(e.syscalls)));
+  }
+  void OnMremap(const MremapEvent& e) override {
+    Line(fmt::format("{} old={:#x} old_length={} new_length={} mremap_flags={:#x} new={:#x} flags={}{}",
+                     Prefix("mremap", e.prefix), e.old_address, e.old_length, e.new_length,
+                     e.mremap_flags, e.new_address, e.flags, Syscalls(e.syscalls)));
+  }
+  void OnBrk(const BrkEvent& e) override {
+    Line(fmt::format("{} kind={} old={:#x} new={:#x} argument={} flags={}{}", Prefix("brk", e.prefix),
+                     e.kind == format::BrkKind::kBrk ? "brk" : "sbrk", e.old_break, e.new_break,
+                     e.argument, e.flags, Syscalls(e.syscalls)));
+  }
+  void OnEnd(const EndEvent& e) override {
+    Line(fmt::format("end reason={} status={} records={} events={} stack_nodes={} chunks_lost={} bytes_lost={}",
+                     static_cast<int>(e.reason), e.status, e.records, e.events, e.stack_nodes,
+                     e.chunks_lost, e.bytes_lost));
+  }
+
+ private:
+  void Line(const std::string& s) { *out_ += s + "\n"; }
+  std::string* out_;
+};
+
+}  // namespace
+
+int DumpTrace(const std::string& path, std::string* out, std::string* err) {
+  auto source = OpenFileSource(path, err);
+  if (!source) return exit_code::kUnreadableTrace;
+  TraceReader reader(std::move(source));
+  TraceHeader h;
+  if (!reader.ReadHeader(&h, err)) {
+    *err = path + ": " + *err;
+    return exit_code::kUnreadableTrace;
+  }
+  *out += fmt::format("header version={} page_size={} pid={} ppid={} session={:016x} backend={} exe={}\n",
+                      h.version, h.page_size, h.pid, h.ppid, h.session_id,
+                      static_cast<int>(h.backend), h.exe);
+  for (const auto& a : h.argv) *out += fmt::format("argv {}\n", a);
+  Dumper dumper(out);
+  ReadResult result = reader.ReadRecords(&dumper);
+  if (result.status != TraceStatus::kComplete) {
+    *err = fmt::format("{}: trace is {}: {}", path, TraceStatusName(result.status), result.message);
+    return exit_code::kIncompleteTrace;
+  }
+  return exit_code::kOk;
+}
+
+}  // namespace pagewaste

@@ -1,0 +1,122 @@
+// JSON output, described by docs/report.schema.json. The names under
+// process, summary and call_sites are fixed: CI scripts depend on them.
+#include <nlohmann/json.hpp>
+
+#include "render.h"
+
+namespace pagewaste {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kSchemaVersion = 1;
+
+json Syscalls(const SyscallTotals& s) {
+  json j = json::object();
+  for (int i = 0; i < format::kSyscallKinds; ++i) j[SyscallName(i)] = s[i];
+  j["total"] = SumSyscalls(s);
+  return j;
+}
+
+// The fields a call site and the summary share.
+void Cost(const CostTotals& c, json* j) {
+  (*j)["allocations"] = c.allocations;
+  (*j)["frees"] = c.frees;
+  (*j)["mappings"] = c.mappings;
+  (*j)["unmappings"] = c.unmappings;
+  (*j)["file_mappings"] = c.file_mappings;
+  (*j)["remappings"] = c.remappings;
+  (*j)["brk_calls"] = c.brk_calls;
+  (*j)["failed_calls"] = c.failed_calls;
+  (*j)["requested_bytes"] = c.requested_bytes;
+  (*j)["usable_bytes"] = c.usable_bytes;
+  (*j)["own_mappings"] = c.own_mappings;
+  (*j)["page_bytes"] = c.page_bytes;
+  (*j)["page_waste_bytes"] = c.page_waste_bytes;
+  (*j)["syscalls"] = Syscalls(c.syscalls);
+}
+
+json Frame(const pagewaste::Frame& f) {
+  return {{"function", f.function}, {"file", f.file},       {"line", f.line},
+          {"module", f.module},     {"address", f.address}, {"module_offset", f.module_offset},
+          {"inlined", f.inlined}};
+}
+
+json ProcessJson(const Report& r) {
+  const ProcessInfo& p = r.process;
+  json exit = nullptr;
+  if (p.end) {
+    exit = {{"reason", EndReasonName(p.end->reason)}};
+    exit["status"] = p.end->status == format::kUnknownStatus ? json(nullptr) : json(p.end->status);
+  }
+  return {{"pid", p.header.pid},
+          {"ppid", p.header.ppid},
+          {"exe", p.header.exe},
+          {"argv", p.header.argv},
+          {"page_size", p.header.page_size},
+          {"exit", exit},
+          {"threads", r.threads}};
+}
+
+json ReportJson(const Report& r) {
+  const ProcessInfo& p = r.process;
+  json j;
+  j["schema_version"] = kSchemaVersion;
+  j["process"] = ProcessJson(r);
+  j["trace"] = {{"path", p.trace_path},
+                {"status", TraceStatusName(p.status)},
+                {"message", p.status_message},
+                {"truncated", p.status == TraceStatus::kTruncated},
+                {"events", p.events},
+                {"bytes", p.trace_bytes},
+                {"duration_ns", p.duration_ns},
+                {"chunks_lost", p.end ? p.end->chunks_lost : 0},
+                {"format_version", p.header.version}};
+  json summary;
+  Cost(r.summary, &summary);
+  summary["page_waste_percent"] =
+      r.summary.page_bytes ? 100.0 * static_cast<double>(r.summary.page_waste_bytes) /
+                                 static_cast<double>(r.summary.page_bytes)
+                           : 0.0;
+  summary["peak_live_bytes"] = r.peak_live_bytes;
+  summary["peak_mapped_bytes"] = r.peak_mapped_bytes;
+  summary["leaked_bytes"] = r.leaked_bytes;
+  summary["leaked_allocations"] = r.leaked_allocations;
+  j["summary"] = summary;
+  json sites = json::array();
+  for (const CallSite& site : r.call_sites) {
+    json s;
+    s["stack_id"] = site.stack_id;
+    Cost(site.cost, &s);
+    s["leaked_allocations"] = site.leaked_allocations;
+    s["leaked_bytes"] = site.leaked_bytes;
+    json frames = json::array();
+    for (const auto& f : site.frames) frames.push_back(Frame(f));
+    s["frames"] = frames;
+    sites.push_back(s);
+  }
+  j["call_sites"] = sites;
+  json histogram = json::array();
+  for (const HistogramBucket& b : r.histogram)
+    histogram.push_back({{"min_size", b.min_size},
+                         {"max_size", b.max_size},
+                         {"count", b.count},
+                         {"own_mappings", b.own_mappings},
+                         {"page_waste_bytes", b.page_waste_bytes}});
+  j["size_histogram"] = histogram;
+  return j;
+}
+
+}  // namespace
+
+std::string RenderJson(const std::vector<Report>& reports) {
+  if (reports.size() == 1) return ReportJson(reports[0]).dump(2) + "\n";
+  json j;
+  j["schema_version"] = kSchemaVersion;
+  json all = json::array();
+  for (const Report& r : reports) all.push_back(ReportJson(r));
+  j["reports"] = all;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace pagewaste

@@ -1,0 +1,168 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "render.h"
+
+namespace pagewaste {
+namespace {
+
+// 4094000 -> "4,094,000".
+std::string Num(uint64_t v) {
+  std::string digits = std::to_string(v);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string Bytes(uint64_t v) {
+  if (v < 10 * 1024) return Num(v) + " B";
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double x = static_cast<double>(v);
+  int u = -1;
+  while (x >= 1024 && u < 3) {
+    x /= 1024;
+    ++u;
+  }
+  return fmt::format("{} B ({:.1f} {})", Num(v), x, units[u]);
+}
+
+std::string Syscalls(const SyscallTotals& s) {
+  uint64_t total = SumSyscalls(s);
+  if (!total) return "0";
+  std::string out = Num(total) + ":";
+  const char* sep = " ";
+  for (int i = 0; i < format::kSyscallKinds; ++i) {
+    if (!s[i]) continue;
+    out += fmt::format("{}{} {}", sep, SyscallName(i), Num(s[i]));
+    sep = ", ";
+  }
+  return out;
+}
+
+std::string Percent(uint64_t part, uint64_t whole) {
+  if (!whole) return "0%";
+  return fmt::format("{:.1f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+}
+
+std::string Location(const Frame& f) {
+  std::string where;
+  if (!f.file.empty()) {
+    where = f.file + ":" + std::to_string(f.line);
+  } else if (!f.module.empty()) {
+    where = fmt::format("{}+{:#x}", f.module, f.module_offset);
+  } else {
+    where = fmt::format("{:#x}", f.address);
+  }
+  std::string function = f.function.empty() ? "??" : f.function;
+  return fmt::format("{}{} ({})", f.inlined ? "[inlined] " : "", function, where);
+}
+
+// One line that says what a site did, in the terms of the problem.
+std::string SiteHeadline(const CostTotals& c) {
+  std::vector<std::string> parts;
+  if (c.allocations)
+    parts.push_back(fmt::format("{} allocations ({} own mappings)", Num(c.allocations),
+                                Num(c.own_mappings - c.mappings)));
+  if (c.mappings) parts.push_back(Num(c.mappings) + " direct mappings");
+  if (c.unmappings) parts.push_back(Num(c.unmappings) + " unmappings");
+  if (c.frees) parts.push_back(Num(c.frees) + " frees");
+  if (c.file_mappings) parts.push_back(Num(c.file_mappings) + " file mappings");
+  if (c.remappings) parts.push_back(Num(c.remappings) + " remappings");
+  if (c.brk_calls) parts.push_back(Num(c.brk_calls) + " brk calls");
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
+  return out;
+}
+
+void Process(const Report& r, const RenderOptions& options, std::string* out) {
+  const ProcessInfo& p = r.process;
+  const CostTotals& s = r.summary;
+  std::string argv;
+  for (const auto& a : p.header.argv) argv += (argv.empty() ? "" : " ") + a;
+  *out += fmt::format("pagewaste report: {}\n", p.trace_path);
+  *out += fmt::format("  process   pid {} (parent {}), {}\n", p.header.pid,
+                      p.header.ppid, p.header.exe);
+  *out += fmt::format("  command   {}\n", argv);
+  std::string ending = "no end record";
+  if (p.end) {
+    ending = EndReasonName(p.end->reason);
+    if (p.end->status != format::kUnknownStatus)
+      ending += fmt::format(" {}", p.end->status);
+  }
+  *out += fmt::format("  trace     {}, {}, {} events, {} threads, {:.3f} s, {}\n",
+                      TraceStatusName(p.status), ending, Num(p.events), r.threads,
+                      static_cast<double>(p.duration_ns) / 1e9, Bytes(p.trace_bytes));
+  if (p.status != TraceStatus::kComplete)
+    *out += fmt::format("  WARNING   the trace is {}: {}; figures cover what it holds\n",
+                        TraceStatusName(p.status), p.status_message);
+  if (p.end && p.end->chunks_lost)
+    *out += fmt::format("  WARNING   the shim could not write {} chunks ({})\n",
+                        Num(p.end->chunks_lost), Bytes(p.end->bytes_lost));
+  *out += fmt::format("  page size {}\n\n", Bytes(p.header.page_size));
+
+  *out += "Summary\n";
+  *out += fmt::format("  allocations          {:>14}   frees       {}\n", Num(s.allocations), Num(s.frees));
+  *out += fmt::format("  direct mappings      {:>14}   unmappings  {}   file mappings {}\n",
+                      Num(s.mappings), Num(s.unmappings), Num(s.file_mappings));
+  *out += fmt::format("  requested bytes      {}\n", Bytes(s.requested_bytes));
+  *out += fmt::format("  bytes in pages       {}  in {} own mappings\n", Bytes(s.page_bytes),
+                      Num(s.own_mappings));
+  *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
+                      Bytes(s.page_waste_bytes), Percent(s.page_waste_bytes, s.page_bytes));
+  *out += fmt::format("  syscalls             {}\n", Syscalls(s.syscalls));
+  *out += fmt::format("  peak live bytes      {}\n", Bytes(r.peak_live_bytes));
+  *out += fmt::format("  peak mapped bytes    {}\n", Bytes(r.peak_mapped_bytes));
+  *out += fmt::format("  live at exit         {} in {} blocks and mappings\n\n",
+                      Bytes(r.leaked_bytes), Num(r.leaked_allocations));
+
+  *out += "Top call sites by page-rounding waste\n";
+  int rank = 0;
+  for (const CallSite& site : r.call_sites) {
+    const CostTotals& c = site.cost;
+    *out += fmt::format("#{:<3} {} waste, {} in pages, {} requested; syscalls {}\n", ++rank,
+                        Bytes(c.page_waste_bytes), Bytes(c.page_bytes),
+                        Bytes(c.requested_bytes), Syscalls(c.syscalls));
+    *out += fmt::format("     {}\n", SiteHeadline(c));
+    if (site.leaked_allocations)
+      *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
+                          Num(site.leaked_allocations));
+    size_t shown = std::min(options.frames, site.frames.size());
+    for (size_t i = 0; i < shown; ++i)
+      *out += fmt::format("       {}\n", Location(site.frames[i]));
+    if (site.frames.size() > shown)
+      *out += fmt::format("       ... {} more frames\n", site.frames.size() - shown);
+    if (site.frames.empty()) *out += "       (no stack recorded)\n";
+  }
+  if (!rank) *out += "  (none)\n";
+
+  *out += "\nRequest sizes (allocations and direct mappings)\n";
+  *out += fmt::format("  {:>23}  {:>12}  {:>12}  {}\n", "size", "requests",
+                      "own mapping", "page waste");
+  bool marked = false;
+  for (const HistogramBucket& b : r.histogram) {
+    if (!marked && b.min_size > p.header.page_size) {
+      *out += fmt::format("  ---- one page: {} ----\n", Bytes(p.header.page_size));
+      marked = true;
+    }
+    *out += fmt::format("  {:>23}  {:>12}  {:>12}  {}\n",
+                        fmt::format("{} - {}", Num(b.min_size), Num(b.max_size)),
+                        Num(b.count), Num(b.own_mappings), Bytes(b.page_waste_bytes));
+  }
+}
+
+}  // namespace
+
+std::string RenderText(const std::vector<Report>& reports, const RenderOptions& options) {
+  std::string out;
+  for (size_t i = 0; i < reports.size(); ++i) {
+    if (i) out += "\n";
+    Process(reports[i], options, &out);
+  }
+  return out;
+}
+
+}  // namespace pagewaste

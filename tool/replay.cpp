@@ -1,0 +1,336 @@
+// Charging rule: an event is charged to the call site of its own stack; a
+// free recorded without a stack (the common, cheap case) is charged to the
+// site that allocated the block. So every site's figures are the calls made
+// there, and the sites sum to the process totals.
+#include "replay.h"
+
+#include <algorithm>
+#include <iterator>
+#include <map>
+#include <unordered_map>
+
+#include "page_cost.h"
+#include "symbolizer.h"
+
+namespace pagewaste {
+namespace {
+
+struct LiveBlock {
+  uint64_t requested;
+  uint64_t mapped_bytes;
+  uint64_t site;
+};
+
+// A live anonymous mapping of the program's, in whole pages.
+struct LiveMapping {
+  uint64_t end;        // exclusive, page-aligned
+  uint64_t requested;  // share of the requested bytes still mapped
+  uint64_t site;
+};
+
+constexpr int kHistogramBuckets = 48;
+
+int BucketOf(uint64_t size) {
+  return size <= 1 ? 0 : std::min(kHistogramBuckets - 1, 64 - __builtin_clzll(size - 1));
+}
+
+class Replayer : public RecordVisitor {
+ public:
+  explicit Replayer(Report* report) : report_(report) {}
+
+  void OnModule(const ModuleInfo& m) override { modules_.push_back(m); }
+  void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
+    if (nodes_.size() <= id) nodes_.resize(id + 1);
+    nodes_[id] = {parent, ip};
+  }
+
+  void OnAlloc(const AllocEvent& e) override {
+    Seen(e.prefix);
+    CostTotals& site = Site(e.prefix.stack);
+    if (e.flags & format::kFlagFailed) {
+      Charge(&site, [](CostTotals* c) { ++c->failed_calls; });
+      return;
+    }
+    uint64_t waste = e.mapped_bytes > e.requested ? e.mapped_bytes - e.requested : 0;
+    Charge(&site, [&](CostTotals* c) {
+      ++c->allocations;
+      c->requested_bytes += e.requested;
+      c->usable_bytes += e.usable;
+      if (e.mapped_bytes) {
+        ++c->own_mappings;
+        c->page_bytes += e.mapped_bytes;
+        c->page_waste_bytes += waste;
+      }
+      AddSyscalls(c, e.syscalls);
+    });
+    Histogram(e.requested, e.mapped_bytes != 0, waste);
+    auto [it, fresh] = live_blocks_.insert(
+        {e.address, {e.requested, e.mapped_bytes, e.prefix.stack}});
+    if (!fresh) {  // a free we never saw (made before tracing started)
+      Release(it->second.requested, it->second.mapped_bytes);
+      it->second = {e.requested, e.mapped_bytes, e.prefix.stack};
+    }
+    Acquire(e.requested, e.mapped_bytes);
+  }
+
+  void OnFree(const FreeEvent& e) override {
+    Seen(e.prefix);
+    auto it = live_blocks_.find(e.address);
+    uint64_t alloc_site = it != live_blocks_.end() ? it->second.site : 0;
+    CostTotals& site = Site(e.prefix.stack ? e.prefix.stack : alloc_site);
+    Charge(&site, [&](CostTotals* c) {
+      ++c->frees;
+      AddSyscalls(c, e.syscalls);
+    });
+    if (it != live_blocks_.end()) {
+      Release(it->second.requested, it->second.mapped_bytes);
+      live_blocks_.erase(it);
+    }
+  }
+
+  void OnMmap(const MmapEvent& e) override {
+    Seen(e.prefix);
+    CostTotals& site = Site(e.prefix.stack);
+    uint64_t pages = PageBytes(e.length, page_size_);
+    bool failed = e.flags & format::kFlagFailed;
+    bool file = e.flags & format::kFlagFileBacked;
+    Charge(&site, [&](CostTotals* c) {
+      AddSyscalls(c, e.syscalls);
+      if (failed) {
+        ++c->failed_calls;
+      } else if (file) {
+        ++c->file_mappings;
+      } else {
+        ++c->mappings;
+        ++c->own_mappings;
+        c->requested_bytes += e.length;
+        c->page_bytes += pages;
+        c->page_waste_bytes += pages - e.length;
+      }
+    });
+    if (failed || file) return;
+    Histogram(e.length, true, pages - e.length);
+    Unmap(e.address, pages);  // MAP_FIXED replaces what was there
+    mappings_[e.address] = {e.address + pages, e.length, e.prefix.stack};
+    Acquire(e.length, pages);
+  }
+
+  void OnMunmap(const MunmapEvent& e) override {
+    Seen(e.prefix);
+    bool failed = e.flags & format::kFlagFailed;
+    Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
+      AddSyscalls(c, e.syscalls);
+      if (failed)
+        ++c->failed_calls;
+      else
+        ++c->unmappings;
+    });
+    if (!failed) Unmap(e.address, PageBytes(e.length, page_size_));
+  }
+
+  void OnMremap(const MremapEvent& e) override {
+    Seen(e.prefix);
+    bool failed = e.flags & format::kFlagFailed;
+    Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
+      AddSyscalls(c, e.syscalls);
+      if (failed)
+        ++c->failed_calls;
+      else
+        ++c->remappings;
+    });
+    if (failed) return;
+    uint64_t old_pages = PageBytes(e.old_length, page_size_);
+    auto it = mappings_.find(e.old_address);
+    bool ours = it != mappings_.end();
+    uint64_t site = ours ? it->second.site : e.prefix.stack;
+    Unmap(e.old_address, old_pages);
+    if (!ours) return;  // a mapping we did not see made (or a heap block's)
+    uint64_t pages = PageBytes(e.new_length, page_size_);
+    Unmap(e.new_address, pages);
+    mappings_[e.new_address] = {e.new_address + pages, e.new_length, site};
+    Acquire(e.new_length, pages);
+  }
+
+  void OnBrk(const BrkEvent& e) override {
+    Seen(e.prefix);
+    Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
+      ++c->brk_calls;
+      if (e.flags & format::kFlagFailed) ++c->failed_calls;
+      AddSyscalls(c, e.syscalls);
+    });
+  }
+
+  void Finish(const ReplayOptions& options) {
+    Report& r = *report_;
+    for (const auto& [address, block] : live_blocks_) Leak(block.site, block.requested);
+    for (const auto& [address, m] : mappings_) Leak(m.site, m.requested);
+    r.threads = threads_.size();
+    r.process.events = events_;
+    r.process.duration_ns = last_time_ - first_time_;
+    r.call_sites.reserve(sites_.size());
+    for (auto& [id, site] : sites_) {
+      site.stack_id = id;
+      r.call_sites.push_back(std::move(site));
+    }
+    std::sort(r.call_sites.begin(), r.call_sites.end(),
+              [](const CallSite& a, const CallSite& b) {
+                auto key = [](const CallSite& s) {
+                  return std::make_tuple(s.cost.page_waste_bytes,
+                                         SumSyscalls(s.cost.syscalls),
+                                         s.cost.requested_bytes, s.cost.allocations);
+                };
+                if (key(a) != key(b)) return key(a) > key(b);
+                return a.stack_id < b.stack_id;
+              });
+    if (options.top && r.call_sites.size() > options.top)
+      r.call_sites.resize(options.top);
+    if (options.symbolize) Symbolize();
+    for (int b = 0; b < kHistogramBuckets; ++b) {
+      if (!histogram_[b].count) continue;
+      HistogramBucket bucket = histogram_[b];
+      bucket.min_size = b == 0 ? 0 : (uint64_t{1} << (b - 1)) + 1;
+      bucket.max_size = uint64_t{1} << b;
+      r.histogram.push_back(bucket);
+    }
+  }
+
+  void set_page_size(uint64_t page_size) { page_size_ = page_size; }
+
+ private:
+  void Seen(const EventPrefix& p) {
+    if (events_++ == 0) first_time_ = p.time_ns;
+    last_time_ = std::max(last_time_, p.time_ns);
+    threads_[p.tid] = true;
+  }
+
+  CostTotals& Site(uint64_t stack) { return sites_[stack].cost; }
+
+  // Applies f to the site and to the process summary alike.
+  template <typename F>
+  void Charge(CostTotals* site, F f) {
+    f(site);
+    f(&report_->summary);
+  }
+
+  static void AddSyscalls(CostTotals* c, const SyscallCounts& s) {
+    for (int i = 0; i < format::kSyscallKinds; ++i) c->syscalls[i] += s.count[i];
+  }
+
+  void Histogram(uint64_t size, bool own_mapping, uint64_t waste) {
+    HistogramBucket& b = histogram_[BucketOf(size)];
+    ++b.count;
+    if (own_mapping) ++b.own_mappings;
+    b.page_waste_bytes += waste;
+  }
+
+  void Acquire(uint64_t requested, uint64_t mapped) {
+    live_bytes_ += requested;
+    mapped_bytes_ += mapped;
+    report_->peak_live_bytes = std::max(report_->peak_live_bytes, live_bytes_);
+    report_->peak_mapped_bytes = std::max(report_->peak_mapped_bytes, mapped_bytes_);
+  }
+
+  void Release(uint64_t requested, uint64_t mapped) {
+    live_bytes_ -= std::min(live_bytes_, requested);
+    mapped_bytes_ -= std::min(mapped_bytes_, mapped);
+  }
+
+  // Removes [start, start + length) from the live mappings, splitting any
+  // mapping it cuts. A piece keeps the part of the requested bytes that fell
+  // inside it, front first.
+  void Unmap(uint64_t start, uint64_t length) {
+    uint64_t end = start + length;
+    auto it = mappings_.upper_bound(start);
+    if (it != mappings_.begin()) --it;
+    while (it != mappings_.end() && it->first < end) {
+      uint64_t m_start = it->first;
+      LiveMapping m = it->second;
+      if (m.end <= start) {
+        ++it;
+        continue;
+      }
+      it = mappings_.erase(it);
+      uint64_t before = start > m_start ? start - m_start : 0;
+      uint64_t after = m.end > end ? m.end - end : 0;
+      uint64_t removed = (m.end - m_start) - before - after;
+      uint64_t req_before = std::min(m.requested, before);
+      uint64_t req_removed = std::min(m.requested - req_before, removed);
+      uint64_t req_after = m.requested - req_before - req_removed;
+      Release(req_removed, removed);
+      if (before) mappings_[m_start] = {start, req_before, m.site};
+      if (after) it = mappings_.insert({end, {m.end, req_after, m.site}}).first;
+    }
+  }
+
+  void Leak(uint64_t stack, uint64_t requested) {
+    CallSite& site = sites_[stack];
+    ++site.leaked_allocations;
+    site.leaked_bytes += requested;
+    ++report_->leaked_allocations;
+    report_->leaked_bytes += requested;
+  }
+
+  void Symbolize() {
+    Symbolizer symbolizer(modules_);
+    for (CallSite& site : report_->call_sites) {
+      for (uint64_t id = site.stack_id; id && id < nodes_.size(); id = nodes_[id].first) {
+        const auto& frames = symbolizer.Symbolize(nodes_[id].second);
+        site.frames.insert(site.frames.end(), frames.begin(), frames.end());
+      }
+    }
+  }
+
+  Report* report_;
+  uint64_t page_size_ = 4096;
+  std::vector<ModuleInfo> modules_;
+  std::vector<std::pair<uint64_t, uint64_t>> nodes_;  // id -> (parent, ip)
+  std::unordered_map<uint64_t, LiveBlock> live_blocks_;
+  std::map<uint64_t, LiveMapping> mappings_;
+  std::unordered_map<uint64_t, CallSite> sites_;
+  std::unordered_map<uint32_t, bool> threads_;
+  HistogramBucket histogram_[kHistogramBuckets] = {};
+  uint64_t live_bytes_ = 0;
+  uint64_t mapped_bytes_ = 0;
+  uint64_t events_ = 0;
+  uint64_t first_time_ = 0;
+  uint64_t last_time_ = 0;
+};
+
+}  // namespace
+
+bool ReplayTrace(const std::string& path, const ReplayOptions& options,
+                 Report* report, std::string* err) {
+  std::unique_ptr<ByteSource> source = OpenFileSource(path, err);
+  if (!source) return false;
+  TraceReader reader(std::move(source));
+  ProcessInfo& p = report->process;
+  p.trace_path = path;
+  if (!reader.ReadHeader(&p.header, err)) {
+    *err = path + ": " + *err;
+    return false;
+  }
+  Replayer replayer(report);
+  replayer.set_page_size(p.header.page_size);
+  ReadResult result = reader.ReadRecords(&replayer);
+  p.status = result.status;
+  p.status_message = result.message;
+  p.trace_bytes = result.bytes;
+  if (result.has_end) p.end = result.end;
+  replayer.Finish(options);
+  return true;
+}
+
+std::string SyscallName(int kind) { return format::kSyscallNames[kind]; }
+
+const char* EndReasonName(format::EndReason reason) {
+  switch (reason) {
+    case format::EndReason::kExit: return "exit";
+    case format::EndReason::kUnderscoreExit: return "_exit";
+    case format::EndReason::kSignal: return "signal";
+    case format::EndReason::kExec: return "exec";
+    case format::EndReason::kDetach: return "detach";
+  }
+  return "unknown";
+}
+
+}  // namespace pagewaste

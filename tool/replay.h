@@ -1,0 +1,25 @@
+// Replays one trace into a Report: keeps the live set of heap blocks and
+// mappings, charges every event to its call site, and symbolizes the sites
+// that will be shown. Memory grows with live allocations and unique stacks,
+// not with the number of events.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "report_model.h"
+
+namespace pagewaste {
+
+struct ReplayOptions {
+  size_t top = 0;         // call sites to keep and symbolize; 0 = all
+  bool symbolize = true;
+};
+
+// False with *err when the trace cannot be read at all (missing, empty, not
+// a trace, newer version). A truncated or partly corrupt trace replays what
+// it holds; report->process.status says so.
+bool ReplayTrace(const std::string& path, const ReplayOptions& options,
+                 Report* report, std::string* err);
+
+}  // namespace pagewaste

@@ -1,0 +1,95 @@
+// The report model: what the replay of one trace found, before any
+// rendering. Renderers (render_text.cpp, render_json.cpp) only read it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "format.h"
+#include "trace_reader.h"
+
+namespace pagewaste {
+
+using SyscallTotals = std::array<uint64_t, format::kSyscallKinds>;
+
+inline uint64_t SumSyscalls(const SyscallTotals& s) {
+  uint64_t total = 0;
+  for (uint64_t v : s) total += v;
+  return total;
+}
+
+struct Frame {
+  uint64_t address = 0;
+  std::string function;  // demangled; empty when unknown
+  std::string file;      // empty when unknown
+  int line = 0;
+  std::string module;    // path of the module, or empty
+  uint64_t module_offset = 0;
+  bool inlined = false;  // inlined into the next frame
+};
+
+// Figures of one kind of cost, kept the same way for the whole process and
+// for each call site so that the sites sum to the total.
+struct CostTotals {
+  uint64_t allocations = 0;   // malloc family, successful
+  uint64_t frees = 0;
+  uint64_t mappings = 0;      // anonymous mmap by the program, successful
+  uint64_t unmappings = 0;
+  uint64_t file_mappings = 0; // file-backed mmap (not allocations)
+  uint64_t remappings = 0;
+  uint64_t brk_calls = 0;
+  uint64_t failed_calls = 0;
+  uint64_t requested_bytes = 0;
+  uint64_t usable_bytes = 0;       // malloc_usable_size, malloc family
+  uint64_t own_mappings = 0;       // allocations served by their own mapping
+  uint64_t page_bytes = 0;         // bytes of whole pages of own mappings
+  uint64_t page_waste_bytes = 0;   // page_bytes - requested, own mappings
+  SyscallTotals syscalls{};
+};
+
+struct CallSite {
+  uint64_t stack_id = 0;
+  CostTotals cost;
+  uint64_t leaked_allocations = 0;
+  uint64_t leaked_bytes = 0;
+  std::vector<Frame> frames;  // innermost first
+};
+
+struct HistogramBucket {
+  uint64_t min_size = 0;  // inclusive
+  uint64_t max_size = 0;  // inclusive
+  uint64_t count = 0;
+  uint64_t own_mappings = 0;
+  uint64_t page_waste_bytes = 0;
+};
+
+struct ProcessInfo {
+  std::string trace_path;
+  TraceHeader header;
+  TraceStatus status = TraceStatus::kComplete;
+  std::string status_message;
+  std::optional<EndEvent> end;
+  uint64_t duration_ns = 0;  // first to last event
+  uint64_t events = 0;
+  uint64_t trace_bytes = 0;
+};
+
+struct Report {
+  ProcessInfo process;
+  CostTotals summary;
+  uint64_t peak_live_bytes = 0;    // requested bytes live at once, max
+  uint64_t peak_mapped_bytes = 0;  // page bytes of own mappings live, max
+  uint64_t leaked_allocations = 0;
+  uint64_t leaked_bytes = 0;       // requested bytes live at the end
+  uint64_t threads = 0;
+  std::vector<CallSite> call_sites;  // ordered by page waste, then syscalls
+  std::vector<HistogramBucket> histogram;
+};
+
+std::string SyscallName(int kind);
+const char* EndReasonName(format::EndReason reason);
+
+}  // namespace pagewaste

@@ -1,0 +1,192 @@
+#include "run_command.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "exit_codes.h"
+#include "render.h"
+#include "replay.h"
+#include "trace_reader.h"
+
+namespace pagewaste {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kShimName = "libpagewaste_preload.so";
+constexpr const char* kDefaultPattern = "pagewaste.%e.%p.trace";
+
+pid_t g_child = 0;
+
+void Forward(int sig) {
+  if (g_child > 0) kill(g_child, sig);
+}
+
+std::string SelfDirectory() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : self.parent_path().string();
+}
+
+std::string RandomSession() {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != sizeof v) v = static_cast<uint64_t>(getpid()) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(time(nullptr));
+  return fmt::format("{:016x}", v);
+}
+
+// The traces of this session under the pattern's directory, oldest first.
+std::vector<std::string> FindSessionTraces(const std::string& pattern, uint64_t session) {
+  std::string dir = fs::path(pattern).parent_path().string();
+  std::vector<std::pair<uint64_t, std::string>> found;
+  if (dir.find('%') != std::string::npos) return {};
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file(ec)) continue;
+    std::string err;
+    auto source = OpenFileSource(entry.path().string(), &err);
+    if (!source) continue;
+    TraceReader reader(std::move(source));
+    TraceHeader header;
+    if (reader.ReadHeader(&header, &err) && header.session_id == session)
+      found.push_back({header.start_realtime_ns, entry.path().string()});
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> paths;
+  for (auto& [time, path] : found) paths.push_back(path);
+  return paths;
+}
+
+void Summarize(const std::vector<std::string>& traces) {
+  if (traces.empty()) {
+    fmt::print(stderr, "pagewaste: no trace was written\n");
+    return;
+  }
+  fmt::print(stderr, "pagewaste: {} trace{}:\n", traces.size(), traces.size() == 1 ? "" : "s");
+  for (const std::string& path : traces) {
+    Report report;
+    std::string err;
+    ReplayOptions options;
+    options.symbolize = false;
+    options.top = 1;
+    if (!ReplayTrace(path, options, &report, &err)) {
+      fmt::print(stderr, "  {}: {}\n", path, err);
+      continue;
+    }
+    const CostTotals& s = report.summary;
+    fmt::print(stderr,
+               "  {}  ({}, pid {}): {} allocations, {} mappings, {} B in pages, "
+               "{} B page-rounding waste, {} syscalls{}\n",
+               path, fs::path(report.process.header.exe).filename().string(),
+               report.process.header.pid, s.allocations, s.mappings, s.page_bytes,
+               s.page_waste_bytes, SumSyscalls(s.syscalls),
+               report.process.status == TraceStatus::kComplete
+                   ? ""
+                   : std::string(" [") + TraceStatusName(report.process.status) + "]");
+  }
+  fmt::print(stderr, "pagewaste: see them with: pagewaste report {}\n",
+             traces.size() == 1 ? traces[0] : "TRACE...");
+}
+
+}  // namespace
+
+std::string FindShim(std::string* searched) {
+  if (const char* env = getenv("PAGEWASTE_PRELOAD"); env && *env) return env;
+  std::string self = SelfDirectory();
+  const std::string candidates[] = {
+      self + "/../" PAGEWASTE_INSTALL_SHIM_DIR "/" + kShimName,  // installed
+      self + "/../libtrace/" + kShimName,                         // build tree
+      self + "/" + kShimName,
+  };
+  for (const std::string& c : candidates) {
+    if (access(c.c_str(), R_OK) == 0) return fs::canonical(c).string();
+    *searched += (searched->empty() ? "" : ", ") + c;
+  }
+  return {};
+}
+
+int RunCommand(const RunOptions& options) {
+  std::string searched;
+  std::string shim = options.shim_path.empty() ? FindShim(&searched) : options.shim_path;
+  if (shim.empty()) {
+    fmt::print(stderr, "pagewaste: cannot find {} (looked in {}); set PAGEWASTE_PRELOAD\n",
+               kShimName, searched);
+    return exit_code::kInternal;
+  }
+  std::string pattern = options.output_pattern.empty() ? kDefaultPattern : options.output_pattern;
+  pattern = fs::absolute(pattern).string();
+  std::string session = RandomSession();
+
+  // The shim goes first so that it sees every call before any other
+  // preloaded library (an allocator such as jemalloc) does; what the user
+  // had preloaded is kept after it.
+  std::string preload = shim;
+  if (const char* old = getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
+
+  int status_pipe[2];
+  if (pipe2(status_pipe, O_CLOEXEC) != 0) {
+    fmt::print(stderr, "pagewaste: pipe: {}\n", strerror(errno));
+    return exit_code::kInternal;
+  }
+  std::vector<char*> argv;
+  for (const auto& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  pid_t child = fork();
+  if (child < 0) {
+    fmt::print(stderr, "pagewaste: fork: {}\n", strerror(errno));
+    return exit_code::kInternal;
+  }
+  if (child == 0) {
+    close(status_pipe[0]);
+    setenv("LD_PRELOAD", preload.c_str(), 1);
+    setenv("PAGEWASTE_OUTPUT", pattern.c_str(), 1);
+    setenv("PAGEWASTE_SESSION", session.c_str(), 1);
+    execvp(argv[0], argv.data());
+    int err = errno;
+    ssize_t ignored = write(status_pipe[1], &err, sizeof err);
+    (void)ignored;
+    _exit(127);
+  }
+  close(status_pipe[1]);
+  g_child = child;
+  // Like a shell: terminal signals reach the program through the process
+  // group; others sent to us are passed on.
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  for (int sig : {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) signal(sig, Forward);
+
+  int exec_errno = 0;
+  ssize_t got;
+  do {
+    got = read(status_pipe[0], &exec_errno, sizeof exec_errno);
+  } while (got < 0 && errno == EINTR);
+  close(status_pipe[0]);
+
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (got == sizeof exec_errno) {
+    bool missing = exec_errno == ENOENT || exec_errno == ENOTDIR;
+    fmt::print(stderr, "pagewaste: {}: {}\n", options.command[0],
+               missing ? "command not found" : strerror(exec_errno));
+    return missing ? exit_code::kNotFound : exit_code::kCannotExecute;
+  }
+
+  Summarize(FindSessionTraces(pattern, std::stoull(session, nullptr, 16)));
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return WEXITSTATUS(status);
+}
+
+}  // namespace pagewaste

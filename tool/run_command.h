@@ -1,0 +1,25 @@
+// `pagewaste run`: starts a program with the shim preloaded, passes its
+// stdin/stdout/stderr and signals through, and exits as it did.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace pagewaste {
+
+struct RunOptions {
+  std::string output_pattern;  // may hold %p and %e; empty: the default
+  std::vector<std::string> command;
+  std::string shim_path;       // empty: found next to the CLI
+};
+
+// Returns the exit code for pagewaste: the program's status, 128+N for a
+// signal, 126/127 when it cannot be run, 125 for our own failures.
+int RunCommand(const RunOptions& options);
+
+// Where the shim is: $PAGEWASTE_PRELOAD, else beside this executable in the
+// build tree or the installed layout. Empty with *searched listing the
+// places tried when it is nowhere.
+std::string FindShim(std::string* searched);
+
+}  // namespace pagewaste

@@ -1,0 +1,164 @@
+#include "symbolizer.h"
+
+#include <cxxabi.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+
+#include <cstdlib>
+#include <set>
+#include <utility>
+
+namespace pagewaste {
+namespace {
+
+const Dwfl_Callbacks kCallbacks = {
+    dwfl_build_id_find_elf,
+    dwfl_standard_find_debuginfo,
+    dwfl_offline_section_address,
+    nullptr,
+};
+
+// A DIE's function name: the linkage name, demangled, where there is one
+// (it carries the namespace and class), else the plain name.
+std::string DieFunctionName(Dwarf_Die* die) {
+  Dwarf_Attribute attr;
+  const char* linkage = nullptr;
+  if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+      dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
+    linkage = dwarf_formstring(&attr);
+  if (linkage) return Demangle(linkage);
+  const char* name = nullptr;
+  if (dwarf_attr_integrate(die, DW_AT_name, &attr)) name = dwarf_formstring(&attr);
+  return name ? name : "";
+}
+
+// The file and line an inlined call was made from.
+std::pair<std::string, int> CallSiteOf(Dwarf_Die* inlined, Dwarf_Die* cu) {
+  Dwarf_Attribute attr;
+  Dwarf_Word file_index = 0;
+  Dwarf_Word line = 0;
+  if (dwarf_attr(inlined, DW_AT_call_file, &attr))
+    dwarf_formudata(&attr, &file_index);
+  if (dwarf_attr(inlined, DW_AT_call_line, &attr)) dwarf_formudata(&attr, &line);
+  Dwarf_Files* files = nullptr;
+  size_t nfiles = 0;
+  std::string file;
+  if (dwarf_getsrcfiles(cu, &files, &nfiles) == 0 && file_index < nfiles) {
+    const char* f = dwarf_filesrc(files, file_index, nullptr, nullptr);
+    if (f) file = f;
+  }
+  return {file, static_cast<int>(line)};
+}
+
+}  // namespace
+
+std::string Demangle(const std::string& name) {
+  int status = 0;
+  char* out = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
+  if (status != 0 || !out) return name;
+  std::string result(out);
+  free(out);
+  return result;
+}
+
+struct Symbolizer::Impl {
+  Dwfl* dwfl = nullptr;
+  // Modules dwfl could not load (missing file, vdso): still named in frames.
+  std::vector<ModuleInfo> modules;
+};
+
+Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->modules = modules;
+  impl_->dwfl = dwfl_begin(&kCallbacks);
+  if (!impl_->dwfl) return;
+  dwfl_report_begin(impl_->dwfl);
+  std::set<std::pair<std::string, uint64_t>> seen;
+  for (const ModuleInfo& m : modules) {
+    if (!seen.insert({m.path, m.load_bias}).second) continue;
+    // add_p_vaddr: the module starts at the bias plus its first segment's
+    // address, and addresses in it are offset by the bias.
+    dwfl_report_elf(impl_->dwfl, m.path.c_str(), m.path.c_str(), -1,
+                    m.load_bias, true);
+  }
+  dwfl_report_end(impl_->dwfl, nullptr, nullptr);
+}
+
+Symbolizer::~Symbolizer() {
+  if (impl_->dwfl) dwfl_end(impl_->dwfl);
+}
+
+const std::vector<Frame>& Symbolizer::Symbolize(uint64_t return_address) {
+  auto it = cache_.find(return_address);
+  if (it != cache_.end()) return it->second;
+  return cache_.emplace(return_address, Resolve(return_address)).first->second;
+}
+
+std::vector<Frame> Symbolizer::Resolve(uint64_t return_address) {
+  // A return address points after the call; the call itself is one byte
+  // back, which keeps the line right when the call ends a function.
+  uint64_t pc = return_address ? return_address - 1 : 0;
+  Frame base;
+  base.address = return_address;
+  for (const ModuleInfo& m : impl_->modules) {
+    for (const ModuleSegment& s : m.segments) {
+      if (pc >= s.start && pc < s.start + s.length) {
+        base.module = m.path;
+        base.module_offset = pc - m.load_bias;
+      }
+    }
+  }
+  Dwfl_Module* mod = impl_->dwfl ? dwfl_addrmodule(impl_->dwfl, pc) : nullptr;
+  if (!mod) return {base};
+
+  // The outermost (not inlined) function, from the symbol table.
+  if (const char* sym = dwfl_module_addrname(mod, pc)) base.function = Demangle(sym);
+  if (Dwfl_Line* line = dwfl_module_getsrc(mod, pc)) {
+    int lineno = 0;
+    const char* file = dwfl_lineinfo(line, nullptr, &lineno, nullptr, nullptr, nullptr);
+    if (file) base.file = file;
+    base.line = lineno;
+  }
+
+  Dwarf_Addr bias = 0;
+  Dwarf_Die* cu = dwfl_module_addrdie(mod, pc, &bias);
+  Dwarf_Die* scopes = nullptr;
+  int nscopes = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
+  std::vector<Frame> frames;
+  // scopes[0] is the innermost. Each inlined scope becomes a frame whose
+  // location is the line inside it; its caller's location is the scope's
+  // call site.
+  std::string file = base.file;
+  int line = base.line;
+  for (int i = 0; i < nscopes; ++i) {
+    int tag = dwarf_tag(&scopes[i]);
+    if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram) continue;
+    Frame f = base;
+    f.file = file;
+    f.line = line;
+    std::string name = DieFunctionName(&scopes[i]);
+    if (tag == DW_TAG_inlined_subroutine) {
+      f.function = name;
+      f.inlined = true;
+      frames.push_back(f);
+      std::tie(file, line) = CallSiteOf(&scopes[i], cu);
+      continue;
+    }
+    if (base.function.empty()) f.function = name;
+    frames.push_back(f);
+    break;
+  }
+  free(scopes);
+  if (frames.empty() || frames.back().inlined) {
+    // No enclosing subprogram scope: the symbol table's function, at the
+    // place the outermost inlined call was made.
+    Frame f = base;
+    f.file = file;
+    f.line = line;
+    frames.push_back(f);
+  }
+  return frames;
+}
+
+}  // namespace pagewaste

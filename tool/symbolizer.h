@@ -1,0 +1,39 @@
+// Offline symbolization with elfutils libdw: turns the instruction pointers
+// of a trace back into functions and source lines, using the module map the
+// shim recorded (so PIE executables and shared libraries under ASLR resolve
+// after the process is gone). Inline frames are expanded and C++ names
+// demangled; without debug info it falls back to the symbol table, and
+// without that to module+offset.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "report_model.h"
+#include "trace_reader.h"
+
+namespace pagewaste {
+
+class Symbolizer {
+ public:
+  explicit Symbolizer(const std::vector<ModuleInfo>& modules);
+  ~Symbolizer();
+  Symbolizer(const Symbolizer&) = delete;
+  Symbolizer& operator=(const Symbolizer&) = delete;
+
+  // Frames for one return address, innermost (possibly inlined) first.
+  const std::vector<Frame>& Symbolize(uint64_t return_address);
+
+ private:
+  std::vector<Frame> Resolve(uint64_t return_address);
+
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::unordered_map<uint64_t, std::vector<Frame>> cache_;
+};
+
+std::string Demangle(const std::string& name);
+
+}  // namespace pagewaste
