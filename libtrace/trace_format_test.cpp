@@ -1,0 +1,308 @@
+// The writer and the reader against each other, and the reader against
+// every way a file can be cut short or damaged.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "record_writer.h"
+#include "trace_reader.h"
+#include "varint.h"
+
+namespace pagewaste {
+namespace {
+
+class MemorySink : public ChunkSink {
+ public:
+  bool WriteChunk(const uint8_t* data, size_t size) override {
+    if (fail_next) {
+      fail_next = false;
+      return false;
+    }
+    bytes.insert(bytes.end(), data, data + size);
+    ++chunks;
+    return true;
+  }
+  std::vector<uint8_t> bytes;
+  int chunks = 0;
+  bool fail_next = false;
+};
+
+// Collects what the reader delivers, in order, as text.
+class Recorder : public RecordVisitor {
+ public:
+  void OnModule(const ModuleInfo& m) override {
+    log.push_back("module " + m.path + " " + std::to_string(m.load_bias) + " " +
+                  std::to_string(m.segments.size()));
+  }
+  void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
+    log.push_back("node " + std::to_string(id) + " " + std::to_string(parent) + " " +
+                  std::to_string(ip));
+  }
+  void OnAlloc(const AllocEvent& e) override {
+    allocs.push_back(e);
+    log.push_back("alloc");
+  }
+  void OnFree(const FreeEvent& e) override { frees.push_back(e); log.push_back("free"); }
+  void OnMmap(const MmapEvent& e) override { mmaps.push_back(e); log.push_back("mmap"); }
+  void OnMunmap(const MunmapEvent&) override { log.push_back("munmap"); }
+  void OnMremap(const MremapEvent& e) override { mremaps.push_back(e); log.push_back("mremap"); }
+  void OnBrk(const BrkEvent& e) override { brks.push_back(e); log.push_back("brk"); }
+  void OnEnd(const EndEvent&) override { log.push_back("end"); }
+
+  std::vector<std::string> log;
+  std::vector<AllocEvent> allocs;
+  std::vector<FreeEvent> frees;
+  std::vector<MmapEvent> mmaps;
+  std::vector<MremapEvent> mremaps;
+  std::vector<BrkEvent> brks;
+};
+
+constexpr size_t kEvents = 800;  // spans several chunks of kMinBuffer
+
+// A trace with every record type, several chunks long.
+std::vector<uint8_t> SampleTrace(MemorySink* sink, bool lose_a_chunk = false) {
+  const char* argv[] = {"prog", "--flag", "x"};
+  HeaderInfo h;
+  h.page_size = 4096;
+  h.pid = 1234;
+  h.ppid = 1;
+  h.session_id = 0xfeedface;
+  h.start_realtime_ns = 1700000000000000000ull;
+  h.start_monotonic_ns = 5;
+  h.exe = "/usr/bin/prog";
+  h.argc = 3;
+  h.argv = argv;
+  uint8_t header[8192];
+  size_t n = EncodeHeader(h, header, sizeof header);
+  sink->bytes.assign(header, header + n);
+
+  static uint8_t buffer[RecordWriter::kMinBuffer];
+  RecordWriter w(buffer, sizeof buffer, sink);
+  ModuleSegment segs[2] = {{0x1000, 0x200}, {0x5000, 0x100}};
+  w.ModuleMap(1);
+  w.Module(0x400000, segs, 2, "/usr/bin/prog");
+  uint64_t root = w.StackNode(0, 0x401000);
+  uint64_t leaf = w.StackNode(root, 0x401234);
+  bool armed = lose_a_chunk;
+  for (size_t i = 0; i < kEvents; ++i) {
+    if (armed && sink->chunks == 1) {
+      sink->fail_next = true;  // the second chunk will not make it
+      armed = false;
+    }
+    AllocEvent a;
+    a.prefix = {1000 * i, 77, leaf};
+    a.kind = format::AllocKind::kCalloc;
+    a.address = 0x7f0000001000 + 48 * i;
+    a.requested = i;
+    a.usable = i + 8;
+    a.alignment = 16;
+    a.mapped_bytes = i % 3 ? 0 : 8192;
+    a.flags = format::kFlagMmappedChunk;
+    a.syscalls.Add(format::SyscallKind::kMmap);
+    a.syscalls.Add(format::SyscallKind::kBrk, 2);
+    w.Alloc(a);
+    FreeEvent f;
+    f.prefix = {1000 * i + 500, 78, 0};
+    f.address = a.address;
+    w.Free(f);
+  }
+  MmapEvent m;
+  m.prefix = {9999999, 77, leaf};
+  m.address = 0x7f1234560000;
+  m.length = 2;
+  m.prot = 3;
+  m.map_flags = 0x22;
+  m.fd = -1;
+  w.Mmap(m);
+  MunmapEvent u;
+  u.prefix = {10000000, 77, root};
+  u.address = m.address;
+  u.length = 2;
+  w.Munmap(u);
+  MremapEvent r;
+  r.prefix = {10000001, 77, root};
+  r.old_address = 0x7f0000000000;
+  r.old_length = 4096;
+  r.new_length = 8192;
+  r.new_address = 0x7e0000000000;  // moved down: a negative delta
+  w.Mremap(r);
+  BrkEvent b;
+  b.prefix = {10000002, 77, root};
+  b.kind = format::BrkKind::kSbrk;
+  b.old_break = 0x555555000000;
+  b.new_break = 0x555555021000;
+  b.argument = -4096;
+  w.Brk(b);
+  w.End(format::EndReason::kExit, 0);
+  return sink->bytes;
+}
+
+ReadResult Read(std::vector<uint8_t> bytes, Recorder* rec, TraceHeader* h,
+                std::string* header_err) {
+  TraceReader reader(MemorySource(std::move(bytes)));
+  if (!reader.ReadHeader(h, header_err)) return {};
+  return reader.ReadRecords(rec);
+}
+
+TEST(TraceFormat, RoundTripsEveryRecordType) {
+  MemorySink sink;
+  std::vector<uint8_t> bytes = SampleTrace(&sink);
+  EXPECT_GT(sink.chunks, 2);  // the sample spans several chunks
+  Recorder rec;
+  TraceHeader h;
+  std::string err;
+  ReadResult r = Read(bytes, &rec, &h, &err);
+  ASSERT_EQ(err, "");
+  EXPECT_EQ(r.status, TraceStatus::kComplete) << r.message;
+  EXPECT_EQ(h.version, format::kVersion);
+  EXPECT_EQ(h.page_size, 4096u);
+  EXPECT_EQ(h.pid, 1234u);
+  EXPECT_EQ(h.session_id, 0xfeedfaceu);
+  EXPECT_EQ(h.exe, "/usr/bin/prog");
+  EXPECT_EQ(h.argv, (std::vector<std::string>{"prog", "--flag", "x"}));
+  EXPECT_EQ(rec.log[0], "module /usr/bin/prog 4194304 2");
+  EXPECT_EQ(rec.log[1], "node 1 0 4198400");
+  EXPECT_EQ(rec.log[2], "node 2 1 4198964");
+  ASSERT_EQ(rec.allocs.size(), kEvents);
+  ASSERT_EQ(rec.frees.size(), kEvents);
+  for (size_t i = 0; i < kEvents; ++i) {
+    const AllocEvent& a = rec.allocs[i];
+    EXPECT_EQ(a.prefix.time_ns, 1000 * i);
+    EXPECT_EQ(a.prefix.tid, 77u);
+    EXPECT_EQ(a.prefix.stack, 2u);
+    EXPECT_EQ(a.kind, format::AllocKind::kCalloc);
+    EXPECT_EQ(a.address, 0x7f0000001000 + 48 * i);
+    EXPECT_EQ(a.requested, i);
+    EXPECT_EQ(a.usable, i + 8);
+    EXPECT_EQ(a.mapped_bytes, i % 3 ? 0u : 8192u);
+    EXPECT_EQ(a.syscalls.count[0], 1u);
+    EXPECT_EQ(a.syscalls.count[3], 2u);
+    EXPECT_EQ(a.syscalls.Total(), 3u);
+    EXPECT_EQ(rec.frees[i].address, a.address);
+    EXPECT_EQ(rec.frees[i].prefix.tid, 78u);
+  }
+  ASSERT_EQ(rec.mmaps.size(), 1u);
+  EXPECT_EQ(rec.mmaps[0].fd, -1);
+  EXPECT_EQ(rec.mmaps[0].length, 2u);
+  ASSERT_EQ(rec.mremaps.size(), 1u);
+  EXPECT_EQ(rec.mremaps[0].new_address, 0x7e0000000000u);
+  ASSERT_EQ(rec.brks.size(), 1u);
+  EXPECT_EQ(rec.brks[0].argument, -4096);
+  EXPECT_EQ(rec.brks[0].new_break, 0x555555021000u);
+  EXPECT_TRUE(r.has_end);
+  EXPECT_EQ(r.end.events, 2 * kEvents + 4);
+  EXPECT_EQ(r.end.stack_nodes, 2u);
+  EXPECT_EQ(rec.log.back(), "end");
+}
+
+TEST(TraceFormat, EventPrefixMatchesTheDocumentedBytes) {
+  // format.h: an Alloc 1500 ns after the previous event, tid 4242, stack 7
+  // starts 10 b8 17 92 21 07.
+  MemorySink sink;
+  uint8_t buffer[RecordWriter::kMinBuffer];
+  RecordWriter w(buffer, sizeof buffer, &sink);
+  AllocEvent a;
+  a.prefix = {1500, 4242, 7};
+  w.Alloc(a);
+  w.Flush();
+  ASSERT_GE(sink.bytes.size(), 10u);
+  std::vector<uint8_t> prefix(sink.bytes.begin() + 4, sink.bytes.begin() + 10);
+  EXPECT_EQ(prefix, (std::vector<uint8_t>{0x10, 0xb8, 0x17, 0x92, 0x21, 0x07}));
+  uint32_t chunk_size = sink.bytes[0] | sink.bytes[1] << 8 | sink.bytes[2] << 16 |
+                        static_cast<uint32_t>(sink.bytes[3]) << 24;
+  EXPECT_EQ(chunk_size, sink.bytes.size() - 4);
+}
+
+TEST(TraceFormat, EveryTruncationIsDetectedAndKeepsWhatCameBefore) {
+  MemorySink sink;
+  std::vector<uint8_t> bytes = SampleTrace(&sink);
+  size_t previous_events = 0;
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    std::vector<uint8_t> part(bytes.begin(), bytes.begin() + cut);
+    Recorder rec;
+    TraceHeader h;
+    std::string err;
+    ReadResult r = Read(part, &rec, &h, &err);
+    if (!err.empty()) {
+      ASSERT_LT(cut, 100u) << "header error past the header: " << err;
+      continue;
+    }
+    ASSERT_EQ(r.status, TraceStatus::kTruncated) << "cut at " << cut;
+    ASSERT_FALSE(r.message.empty());
+    // Events only arrive whole chunks at a time, and never go backwards.
+    ASSERT_GE(r.events, previous_events);
+    previous_events = r.events;
+  }
+  EXPECT_GT(previous_events, 0u);
+  EXPECT_LT(previous_events, 2 * kEvents + 4);
+}
+
+TEST(TraceFormat, DamagedBytesNeverCrashTheReader) {
+  MemorySink sink;
+  std::vector<uint8_t> bytes = SampleTrace(&sink);
+  size_t not_complete = 0;
+  for (size_t pos = 0; pos < bytes.size(); pos += 7) {
+    std::vector<uint8_t> damaged = bytes;
+    damaged[pos] ^= 0xff;
+    Recorder rec;
+    TraceHeader h;
+    std::string err;
+    ReadResult r = Read(damaged, &rec, &h, &err);
+    if (!err.empty() || r.status != TraceStatus::kComplete) ++not_complete;
+  }
+  EXPECT_GT(not_complete, 0u);
+}
+
+TEST(TraceFormat, ALostChunkIsCountedInTheEndRecord) {
+  MemorySink sink;
+  std::vector<uint8_t> bytes = SampleTrace(&sink, /*lose_a_chunk=*/true);
+  Recorder rec;
+  TraceHeader h;
+  std::string err;
+  ReadResult r = Read(bytes, &rec, &h, &err);
+  ASSERT_TRUE(r.has_end);
+  EXPECT_EQ(r.end.chunks_lost, 1u);
+  EXPECT_GT(r.end.bytes_lost, 0u);
+  // The chunks after the lost one still decode.
+  EXPECT_LT(rec.allocs.size(), kEvents);
+  EXPECT_GT(rec.allocs.size(), 0u);
+  EXPECT_EQ(rec.log.back(), "end");
+}
+
+TEST(TraceFormat, RejectsWhatIsNotAReadableTrace) {
+  MemorySink sink;
+  std::vector<uint8_t> good = SampleTrace(&sink);
+  auto header_error = [](std::vector<uint8_t> bytes) {
+    TraceReader reader(MemorySource(std::move(bytes)));
+    TraceHeader h;
+    std::string err;
+    EXPECT_FALSE(reader.ReadHeader(&h, &err));
+    return err;
+  };
+  EXPECT_NE(header_error({}).find("empty"), std::string::npos);
+  EXPECT_NE(header_error({'h', 'e', 'l', 'l', 'o', '\n', 0, 0, 0}).find("not a pagewaste trace"),
+            std::string::npos);
+  std::vector<uint8_t> newer = good;
+  newer[8] = format::kVersion + 1;
+  EXPECT_NE(header_error(newer).find("version 2 is not supported"), std::string::npos);
+  std::vector<uint8_t> short_header(good.begin(), good.begin() + 20);
+  EXPECT_NE(header_error(short_header).find("truncated header"), std::string::npos);
+}
+
+TEST(TraceFormat, DataAfterTheEndRecordIsCorrupt) {
+  MemorySink sink;
+  std::vector<uint8_t> bytes = SampleTrace(&sink);
+  std::vector<uint8_t> extra = {1, 0, 0, 0, static_cast<uint8_t>(format::RecordType::kModuleMap)};
+  bytes.insert(bytes.end(), extra.begin(), extra.end());
+  Recorder rec;
+  TraceHeader h;
+  std::string err;
+  ReadResult r = Read(bytes, &rec, &h, &err);
+  EXPECT_EQ(r.status, TraceStatus::kCorrupt);
+  EXPECT_NE(r.message.find("after the end record"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pagewaste

@@ -1,0 +1,160 @@
+#include "e2e_support.h"
+
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+namespace pagewaste::e2e {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string ReadAll(int fd) {
+  std::string s;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<size_t>(n));
+  return s;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool FrameAt(const nlohmann::json& site, const std::string& file, int line) {
+  for (const auto& f : site["frames"])
+    if (f["line"] == line && EndsWith(f["file"].get<std::string>(), "/" + file)) return true;
+  return false;
+}
+
+// Invariants every report must hold: the call sites sum to the summary.
+void CheckInvariants(const nlohmann::json& report, const std::string& trace) {
+  const auto& summary = report["summary"];
+  for (const char* field : {"allocations", "frees", "mappings", "unmappings", "requested_bytes",
+                            "page_bytes", "page_waste_bytes", "own_mappings", "leaked_bytes"}) {
+    uint64_t sum = 0;
+    for (const auto& site : report["call_sites"]) sum += site[field].get<uint64_t>();
+    uint64_t total = summary[field].get<uint64_t>();
+    EXPECT_EQ(sum, total) << trace << ": call sites' " << field << " do not sum to the summary";
+  }
+  uint64_t syscalls = 0;
+  for (const auto& site : report["call_sites"]) syscalls += site["syscalls"]["total"].get<uint64_t>();
+  EXPECT_EQ(syscalls, summary["syscalls"]["total"].get<uint64_t>()) << trace;
+  EXPECT_GE(summary["page_bytes"].get<uint64_t>(), summary["page_waste_bytes"].get<uint64_t>());
+}
+
+}  // namespace
+
+CommandResult RunCapture(const std::vector<std::string>& argv) {
+  // Output goes through files: the two streams can be large, and pipes would
+  // need a poll loop.
+  char out_path[] = "/tmp/pw_out_XXXXXX";
+  char err_path[] = "/tmp/pw_err_XXXXXX";
+  int out_fd = mkstemp(out_path);
+  int err_fd = mkstemp(err_path);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_fd, 1);
+    dup2(err_fd, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CommandResult r;
+  r.exit_code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  lseek(out_fd, 0, SEEK_SET);
+  lseek(err_fd, 0, SEEK_SET);
+  r.out = ReadAll(out_fd);
+  r.err = ReadAll(err_fd);
+  close(out_fd);
+  close(err_fd);
+  unlink(out_path);
+  unlink(err_path);
+  return r;
+}
+
+TempDir::TempDir() {
+  std::random_device rd;
+  path_ = fs::path(PAGEWASTE_TEST_TMP) / ("t" + std::to_string(rd()) + std::to_string(getpid()));
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (!::testing::Test::HasFailure()) fs::remove_all(path_, ec);
+}
+
+std::vector<std::string> TempDir::Files() const {
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(path_)) files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string ProgramPath(const std::string& name) {
+  return name.find('/') == std::string::npos ? std::string(PAGEWASTE_TEST_PROGRAMS) + "/" + name
+                                             : name;
+}
+
+std::string PagewastePath() { return PAGEWASTE_BIN; }
+
+Profile ProfileProgram(const TempDir& dir, const std::vector<std::string>& command) {
+  Profile p;
+  std::vector<std::string> argv = {PagewastePath(), "run", "-o", dir.path() + "/%e.%p.trace", "--"};
+  argv.push_back(ProgramPath(command[0]));
+  argv.insert(argv.end(), command.begin() + 1, command.end());
+  p.run = RunCapture(argv);
+  p.traces = dir.Files();
+  for (const std::string& trace : p.traces) {
+    CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+    EXPECT_EQ(r.exit_code, 0) << trace << ": " << r.err;
+    p.reports.push_back(nlohmann::json::parse(r.out));
+    CheckInvariants(p.reports.back(), trace);
+  }
+  return p;
+}
+
+int SiteLine(const std::string& source_file, const std::string& name) {
+  std::ifstream in(std::string(PAGEWASTE_TEST_SOURCES) + "/" + source_file);
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n)
+    if (EndsWith(line, "SITE: " + name)) return n;
+  ADD_FAILURE() << "no SITE: " << name << " in " << source_file;
+  return -1;
+}
+
+uint64_t SumAtSite(const nlohmann::json& report, const std::string& file, int line,
+                   const std::string& field) {
+  uint64_t sum = 0;
+  for (const auto& site : report["call_sites"])
+    if (FrameAt(site, file, line)) sum += site[field].get<uint64_t>();
+  return sum;
+}
+
+uint64_t SyscallsAtSite(const nlohmann::json& report, const std::string& file, int line,
+                        const std::string& kind) {
+  uint64_t sum = 0;
+  for (const auto& site : report["call_sites"])
+    if (FrameAt(site, file, line)) sum += site["syscalls"][kind].get<uint64_t>();
+  return sum;
+}
+
+const nlohmann::json* FindSite(const nlohmann::json& report, const std::string& file, int line) {
+  for (const auto& site : report["call_sites"])
+    if (FrameAt(site, file, line)) return &site;
+  return nullptr;
+}
+
+}  // namespace pagewaste::e2e

@@ -1,0 +1,58 @@
+// Helpers for the end-to-end tests: run a test program under
+// `pagewaste run`, read back its reports as JSON, and find call sites by the
+// "// SITE: name" markers in the test programs' sources.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace pagewaste::e2e {
+
+struct CommandResult {
+  int exit_code = -1;  // 128+N for signal N
+  std::string out;
+  std::string err;
+};
+
+// Runs argv, capturing stdout and stderr.
+CommandResult RunCapture(const std::vector<std::string>& argv);
+
+// A fresh directory under the build tree's test area, removed afterwards.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::vector<std::string> Files() const;  // sorted
+
+ private:
+  std::string path_;
+};
+
+struct Profile {
+  CommandResult run;                 // `pagewaste run` itself
+  std::vector<std::string> traces;   // the trace files it left
+  std::vector<nlohmann::json> reports;  // `report --format json` of each
+};
+
+// Profiles program (a name under the built test programs, or a path) with
+// args. Fails the calling test on a report error.
+Profile ProfileProgram(const TempDir& dir, const std::vector<std::string>& command);
+
+std::string ProgramPath(const std::string& name);
+std::string PagewastePath();
+
+// The line of "// SITE: name" (or "# SITE: name") in a test program's source.
+int SiteLine(const std::string& source_file, const std::string& name);
+
+// Sums a numeric field over the call sites with a frame at file:line.
+uint64_t SumAtSite(const nlohmann::json& report, const std::string& file, int line,
+                   const std::string& field);
+uint64_t SyscallsAtSite(const nlohmann::json& report, const std::string& file, int line,
+                        const std::string& kind);
+// The first call site with a frame at file:line, or null.
+const nlohmann::json* FindSite(const nlohmann::json& report, const std::string& file, int line);
+
+}  // namespace pagewaste::e2e

@@ -1,0 +1,213 @@
+// End-to-end: real programs from tests/programs run under `pagewaste run`,
+// with exact figures asserted on the JSON report.
+#include <sys/stat.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "e2e_support.h"
+
+namespace pagewaste::e2e {
+namespace {
+
+using nlohmann::json;
+
+const json& OnlyReport(const Profile& p) {
+  EXPECT_EQ(p.reports.size(), 1u) << p.run.err;
+  static const json empty = json::object();
+  return p.reports.empty() ? empty : p.reports[0];
+}
+
+TEST(EndToEnd, CountsEveryMallocAtItsCallSite) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"malloc_count"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  int line = SiteLine("malloc_count.c", "malloc");
+  EXPECT_EQ(SumAtSite(r, "malloc_count.c", line, "allocations"), 1234u);
+  EXPECT_EQ(SumAtSite(r, "malloc_count.c", line, "requested_bytes"), 1234u * 40);
+  EXPECT_EQ(SumAtSite(r, "malloc_count.c", line, "frees"), 1234u);
+  EXPECT_EQ(SumAtSite(r, "malloc_count.c", line, "page_waste_bytes"), 0u);
+  EXPECT_EQ(SumAtSite(r, "malloc_count.c", line, "leaked_bytes"), 0u);
+  const json* site = FindSite(r, "malloc_count.c", line);
+  ASSERT_NE(site, nullptr);
+  EXPECT_EQ((*site)["frames"][0]["function"], "main");
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(r["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ(r["process"]["exit"]["status"], 0);
+}
+
+TEST(EndToEnd, TwoByteMappingsWasteAllButTwoBytesOfEachPage) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"mmap_two_bytes"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  ASSERT_EQ(r["process"]["page_size"], 4096) << "the figures below are for 4 KiB pages";
+  int map_line = SiteLine("mmap_two_bytes.c", "mmap");
+  int unmap_line = SiteLine("mmap_two_bytes.c", "munmap");
+  EXPECT_EQ(SumAtSite(r, "mmap_two_bytes.c", map_line, "mappings"), 1000u);
+  EXPECT_EQ(SumAtSite(r, "mmap_two_bytes.c", map_line, "requested_bytes"), 2000u);
+  EXPECT_EQ(SumAtSite(r, "mmap_two_bytes.c", map_line, "page_bytes"), 4096000u);
+  EXPECT_EQ(SumAtSite(r, "mmap_two_bytes.c", map_line, "page_waste_bytes"), 4094000u);
+  EXPECT_EQ(SyscallsAtSite(r, "mmap_two_bytes.c", map_line, "mmap"), 1000u);
+  EXPECT_EQ(SumAtSite(r, "mmap_two_bytes.c", unmap_line, "unmappings"), 1000u);
+  EXPECT_EQ(SyscallsAtSite(r, "mmap_two_bytes.c", unmap_line, "munmap"), 1000u);
+  const json& s = r["summary"];
+  EXPECT_EQ(s["mappings"], 1000);
+  EXPECT_EQ(s["unmappings"], 1000);
+  EXPECT_EQ(s["page_waste_bytes"], 4094000);
+  EXPECT_EQ(s["syscalls"]["mmap"], 1000);
+  EXPECT_EQ(s["syscalls"]["munmap"], 1000);
+  EXPECT_EQ(s["peak_mapped_bytes"], 4096000);
+  // The top call site by waste is the mmap line.
+  ASSERT_FALSE(r["call_sites"].empty());
+  EXPECT_EQ(r["call_sites"][0]["page_waste_bytes"], 4094000);
+}
+
+TEST(EndToEnd, LargeMallocsPayForTheirOwnPages) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"large_malloc"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  ASSERT_EQ(r["process"]["page_size"], 4096);
+  int line = SiteLine("large_malloc.c", "large");
+  // glibc maps 200,000 bytes + its 16-byte chunk header + 8 bytes of size
+  // rounding = 200,024 -> 49 pages = 200,704 bytes; 704 bytes wasted each.
+  EXPECT_EQ(SumAtSite(r, "large_malloc.c", line, "allocations"), 10u);
+  EXPECT_EQ(SumAtSite(r, "large_malloc.c", line, "own_mappings"), 10u);
+  EXPECT_EQ(SumAtSite(r, "large_malloc.c", line, "page_bytes"), 10u * 200704);
+  EXPECT_EQ(SumAtSite(r, "large_malloc.c", line, "page_waste_bytes"), 10u * 704);
+}
+
+TEST(EndToEnd, CxxNewIsCountedAndDemangled) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"cxx_new"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  int line = SiteLine("cxx_new.cpp", "new");
+  EXPECT_EQ(SumAtSite(r, "cxx_new.cpp", line, "allocations"), 500u);
+  EXPECT_EQ(SumAtSite(r, "cxx_new.cpp", line, "frees"), 500u);
+  EXPECT_EQ(SumAtSite(r, "cxx_new.cpp", line, "requested_bytes"), 500u * 32);
+  const json* site = FindSite(r, "cxx_new.cpp", line);
+  ASSERT_NE(site, nullptr);
+  bool demangled = false;
+  for (const auto& f : (*site)["frames"])
+    if (f["function"] == "shapes::make_widget(int)" && f["line"] == line) demangled = true;
+  EXPECT_TRUE(demangled) << site->dump(2);
+  // operator new itself is on the stack, above the program's frame.
+  EXPECT_NE((*site)["frames"][0]["function"].get<std::string>().find("operator new"),
+            std::string::npos);
+}
+
+TEST(EndToEnd, EightThreadsCountExactly) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"threads"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  int line = SiteLine("threads.c", "worker");
+  EXPECT_EQ(SumAtSite(r, "threads.c", line, "allocations"), 400000u);
+  EXPECT_EQ(SumAtSite(r, "threads.c", line, "frees"), 400000u);
+  EXPECT_GE(r["process"]["threads"].get<int>(), 8);
+}
+
+TEST(EndToEnd, ForkAndExecEachGetTheirOwnTrace) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"fork_exec", ProgramPath("exec_target")});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  ASSERT_EQ(p.reports.size(), 3u) << p.run.err;
+  int alloc_line = SiteLine("fork_exec.c", "allocate");
+  int target_line = SiteLine("exec_target.c", "target");
+  const json *parent = nullptr, *child = nullptr, *target = nullptr;
+  for (const json& r : p.reports) {
+    std::string exe = r["process"]["exe"];
+    if (exe.find("exec_target") != std::string::npos) target = &r;
+    else if (r["process"]["exit"]["reason"] == "exec") parent = &r;
+    else child = &r;
+  }
+  ASSERT_TRUE(parent && child && target);
+  EXPECT_EQ(SumAtSite(*parent, "fork_exec.c", alloc_line, "allocations"), 11u);
+  EXPECT_EQ(SumAtSite(*child, "fork_exec.c", alloc_line, "allocations"), 22u);
+  EXPECT_EQ(SumAtSite(*target, "exec_target.c", target_line, "allocations"), 33u);
+  EXPECT_EQ((*child)["process"]["ppid"], (*parent)["process"]["pid"]);
+  EXPECT_EQ((*target)["process"]["pid"], (*parent)["process"]["pid"]);
+  for (const json& r : p.reports) EXPECT_EQ(r["trace"]["status"], "complete");
+}
+
+struct ExitCase {
+  const char* how;
+  const char* status;
+  int exit_code;
+  const char* reason;
+  int recorded_status;
+};
+
+void PrintTo(const ExitCase& c, std::ostream* os) { *os << c.how << " " << c.status; }
+
+class ExitPaths : public ::testing::TestWithParam<ExitCase> {};
+
+TEST_P(ExitPaths, FlushWhatWasRecordedAndPassTheStatusThrough) {
+  const ExitCase& c = GetParam();
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"exit_paths", c.how, c.status});
+  EXPECT_EQ(p.run.exit_code, c.exit_code) << p.run.err;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(r["process"]["exit"]["reason"], c.reason);
+  EXPECT_EQ(r["process"]["exit"]["status"], c.recorded_status);
+  int line = SiteLine("exit_paths.c", "kept");
+  EXPECT_EQ(SumAtSite(r, "exit_paths.c", line, "allocations"), 5u);
+  EXPECT_EQ(SumAtSite(r, "exit_paths.c", line, "leaked_allocations"), 5u);
+  EXPECT_EQ(SumAtSite(r, "exit_paths.c", line, "leaked_bytes"), 5u * 64);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllWays, ExitPaths,
+    ::testing::Values(ExitCase{"return", "0", 0, "exit", 0}, ExitCase{"return", "9", 9, "exit", 9},
+                      ExitCase{"exit", "7", 7, "exit", 7}, ExitCase{"_exit", "3", 3, "_exit", 3},
+                      ExitCase{"abort", "0", 128 + 6, "signal", 6}),
+    [](const auto& info) {
+      std::string name = std::string(info.param.how) + "_" + info.param.status;
+      for (char& ch : name)
+        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return name;
+    });
+
+TEST(EndToEnd, SurvivesAProgramThatClosesAndReplacesDescriptors) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"fd_hostile"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(SumAtSite(r, "fd_hostile.c", SiteLine("fd_hostile.c", "before"), "allocations"), 100u);
+  EXPECT_EQ(SumAtSite(r, "fd_hostile.c", SiteLine("fd_hostile.c", "after"), "allocations"), 100u);
+}
+
+TEST(EndToEnd, MissingOrNonExecutableProgramExitsLikeAShell) {
+  TempDir dir;
+  CommandResult missing = RunCapture({PagewastePath(), "run", "-o", dir.path() + "/x.trace", "--",
+                                      dir.path() + "/no-such-program"});
+  EXPECT_EQ(missing.exit_code, 127);
+  EXPECT_NE(missing.err.find("command not found"), std::string::npos) << missing.err;
+  std::string plain = dir.path() + "/not-executable";
+  std::ofstream(plain) << "data\n";
+  chmod(plain.c_str(), 0644);
+  CommandResult denied =
+      RunCapture({PagewastePath(), "run", "-o", dir.path() + "/x.trace", "--", plain});
+  EXPECT_EQ(denied.exit_code, 126);
+  EXPECT_NE(denied.err.find("Permission denied"), std::string::npos) << denied.err;
+  // Each says so in one line.
+  EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1);
+}
+
+TEST(EndToEnd, StdioPassesThrough) {
+  TempDir dir;
+  CommandResult r = RunCapture({PagewastePath(), "run", "-o", dir.path() + "/%p.trace", "--", "sh",
+                                "-c", "echo out; echo err >&2; exit 4"});
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_EQ(r.err.rfind("err\n", 0), 0u) << r.err;
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e
