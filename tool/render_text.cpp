@@ -45,7 +45,7 @@ std::string Syscalls(const SyscallTotals& s) {
 
 std::string Percent(uint64_t part, uint64_t whole) {
   if (!whole) return "0%";
-  return fmt::format("{:.1f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
+  return fmt::format("{:.2f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
 }
 
 std::string Location(const Frame& f) {
@@ -61,21 +61,34 @@ std::string Location(const Frame& f) {
   return fmt::format("{}{} ({})", f.inlined ? "[inlined] " : "", function, where);
 }
 
-// One line that says what a site did, in the terms of the problem.
-std::string SiteHeadline(const CostTotals& c) {
+// Lines that say what a site did, in the terms of the problem: requests
+// that got whole pages of their own, and requests served from shared heap
+// pages.
+std::vector<std::string> SiteLines(const CostTotals& c) {
+  std::vector<std::string> lines;
+  if (c.own_mappings) {
+    uint64_t avg = c.requested_bytes / c.own_mappings;
+    lines.push_back(fmt::format(
+        "{} requests got pages of their own ({} direct mmap, {} malloc'd "
+        "mapped chunks): {} B requested on average, {} in pages",
+        Num(c.own_mappings), Num(c.mappings), Num(c.own_mappings - c.mappings), Num(avg),
+        Bytes(c.page_bytes)));
+  }
+  uint64_t heap = c.allocations - (c.own_mappings - c.mappings);
+  if (heap)
+    lines.push_back(fmt::format("{} allocations from shared heap pages ({} usable)",
+                                Num(heap), Bytes(c.usable_bytes)));
   std::vector<std::string> parts;
-  if (c.allocations)
-    parts.push_back(fmt::format("{} allocations ({} own mappings)", Num(c.allocations),
-                                Num(c.own_mappings - c.mappings)));
-  if (c.mappings) parts.push_back(Num(c.mappings) + " direct mappings");
-  if (c.unmappings) parts.push_back(Num(c.unmappings) + " unmappings");
   if (c.frees) parts.push_back(Num(c.frees) + " frees");
+  if (c.unmappings) parts.push_back(Num(c.unmappings) + " munmap");
+  if (c.remappings) parts.push_back(Num(c.remappings) + " mremap");
   if (c.file_mappings) parts.push_back(Num(c.file_mappings) + " file mappings");
-  if (c.remappings) parts.push_back(Num(c.remappings) + " remappings");
-  if (c.brk_calls) parts.push_back(Num(c.brk_calls) + " brk calls");
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
-  return out;
+  if (c.brk_calls) parts.push_back(Num(c.brk_calls) + " brk/sbrk");
+  if (c.failed_calls) parts.push_back(Num(c.failed_calls) + " failed calls");
+  std::string other;
+  for (size_t i = 0; i < parts.size(); ++i) other += (i ? ", " : "") + parts[i];
+  if (!other.empty()) lines.push_back(other);
+  return lines;
 }
 
 void Process(const Report& r, const RenderOptions& options, std::string* out) {
@@ -126,7 +139,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     *out += fmt::format("#{:<3} {} waste, {} in pages, {} requested; syscalls {}\n", ++rank,
                         Bytes(c.page_waste_bytes), Bytes(c.page_bytes),
                         Bytes(c.requested_bytes), Syscalls(c.syscalls));
-    *out += fmt::format("     {}\n", SiteHeadline(c));
+    for (const std::string& line : SiteLines(c)) *out += fmt::format("     {}\n", line);
     if (site.leaked_allocations)
       *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
                           Num(site.leaked_allocations));

@@ -1,0 +1,44 @@
+# The two commands of the README: `make demo` and `make test`. Each installs
+# the Debian packages it needs first (as root), or prints the command to.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+PAGEWASTE = $(BUILD)/tool/pagewaste
+
+# Build tools and libraries, and libc6-dbg so that C library frames have
+# source lines too.
+PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev \
+           libgtest-dev libunwind-dev libdw-dev libc6-dbg
+
+.PHONY: all deps build demo test install clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing Debian packages; run: sudo apt-get install -y" $$missing; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	cd $(BUILD)/examples && ../tool/pagewaste run -o demo.trace -- ./page_per_object
+	$(PAGEWASTE) report $(BUILD)/examples/demo.trace
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,147 @@
+// Bad input gets one clear line and a documented exit code, never a crash,
+// and loses nothing already recorded.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "e2e_support.h"
+#include "schema_check.h"
+
+namespace pagewaste::e2e {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::vector<char> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+void WriteFile(const std::string& path, const std::vector<char>& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+int Lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+// A real trace to damage: malloc_count's.
+std::string GoodTrace(const TempDir& dir) {
+  Profile p = ProfileProgram(dir, {"malloc_count"});
+  EXPECT_EQ(p.traces.size(), 1u);
+  return p.traces.empty() ? "" : p.traces[0];
+}
+
+CommandResult Report(const std::string& trace, const std::string& format = "json") {
+  return RunCapture({PagewastePath(), "report", "--format", format, trace});
+}
+
+TEST(BadInput, UnreadableTracesGetOneLineAndExitCode3) {
+  TempDir dir;
+  std::string good = GoodTrace(dir);
+  std::vector<char> bytes = ReadFile(good);
+
+  CommandResult missing = Report(dir.path() + "/nope.trace");
+  EXPECT_EQ(missing.exit_code, 3);
+  EXPECT_NE(missing.err.find("No such file or directory"), std::string::npos) << missing.err;
+  EXPECT_EQ(Lines(missing.err), 1);
+
+  WriteFile(dir.path() + "/empty.trace", {});
+  CommandResult empty = Report(dir.path() + "/empty.trace");
+  EXPECT_EQ(empty.exit_code, 3);
+  EXPECT_NE(empty.err.find("empty file"), std::string::npos) << empty.err;
+  EXPECT_EQ(Lines(empty.err), 1);
+
+  WriteFile(dir.path() + "/text.trace", {'h', 'e', 'l', 'l', 'o', '\n'});
+  CommandResult text = Report(dir.path() + "/text.trace");
+  EXPECT_EQ(text.exit_code, 3);
+  EXPECT_NE(text.err.find("not a pagewaste trace"), std::string::npos) << text.err;
+
+  std::vector<char> newer = bytes;
+  newer[8] = 9;  // format version 9
+  WriteFile(dir.path() + "/newer.trace", newer);
+  CommandResult future = Report(dir.path() + "/newer.trace");
+  EXPECT_EQ(future.exit_code, 3);
+  EXPECT_NE(future.err.find("version 9 is not supported"), std::string::npos) << future.err;
+  EXPECT_EQ(Lines(future.err), 1);
+  EXPECT_EQ(future.out, "");
+}
+
+TEST(BadInput, TruncatedTraceReportsWhatItHoldsAndSaysSo) {
+  TempDir dir;
+  std::string good = GoodTrace(dir);
+  std::vector<char> bytes = ReadFile(good);
+  json full = json::parse(Report(good).out);
+  // Cut in the middle of the last chunk: the earlier chunks still count.
+  std::vector<char> cut(bytes.begin(), bytes.end() - 100);
+  WriteFile(dir.path() + "/cut.trace", cut);
+  CommandResult r = Report(dir.path() + "/cut.trace");
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+  EXPECT_EQ(Lines(r.err), 1);
+  json report = json::parse(r.out);
+  EXPECT_EQ(report["trace"]["status"], "truncated");
+  EXPECT_TRUE(report["trace"]["truncated"].get<bool>());
+  EXPECT_TRUE(report["process"]["exit"].is_null());
+  EXPECT_EQ(SchemaViolation(ReportSchema(), report), "");
+  EXPECT_LE(report["summary"]["allocations"], full["summary"]["allocations"]);
+  // Text says it too, in the report itself.
+  CommandResult text = Report(dir.path() + "/cut.trace", "text");
+  EXPECT_EQ(text.exit_code, 4);
+  EXPECT_NE(text.out.find("WARNING   the trace is truncated"), std::string::npos);
+}
+
+TEST(BadInput, CorruptBytesNeverCrashTheReport) {
+  TempDir dir;
+  std::string good = GoodTrace(dir);
+  std::vector<char> bytes = ReadFile(good);
+  // Damage a spread of positions past the header; every outcome must be a
+  // documented exit code with a one-line message, never a crash.
+  for (size_t pos = 100; pos < bytes.size(); pos += bytes.size() / 40) {
+    std::vector<char> damaged = bytes;
+    damaged[pos] = static_cast<char>(damaged[pos] ^ 0x5a);
+    std::string path = dir.path() + "/damaged.trace";
+    WriteFile(path, damaged);
+    CommandResult r = Report(path);
+    EXPECT_TRUE(r.exit_code == 0 || r.exit_code == 3 || r.exit_code == 4)
+        << "byte " << pos << ": exit " << r.exit_code << " " << r.err;
+    EXPECT_LE(Lines(r.err), 1) << r.err;
+  }
+}
+
+TEST(BadInput, KillNineLeavesAReadableTruncatedTrace) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"killed"});
+  EXPECT_EQ(p.run.exit_code, 128 + 9);
+  ASSERT_EQ(p.traces.size(), 1u);
+  CommandResult r = Report(p.traces[0]);
+  EXPECT_EQ(r.exit_code, 4);
+  json report = json::parse(r.out);
+  EXPECT_EQ(report["trace"]["status"], "truncated");
+  uint64_t recorded = SumAtSite(report, "killed.c", SiteLine("killed.c", "leak"), "allocations");
+  // Everything but the unwritten last chunk: well over half of them.
+  EXPECT_GT(recorded, 50000u);
+  EXPECT_LT(recorded, 100000u);
+}
+
+TEST(BadInput, SchemaCheckerRejectsUndocumentedAndMissingFields) {
+  TempDir dir;
+  json report = json::parse(Report(GoodTrace(dir)).out);
+  EXPECT_EQ(SchemaViolation(ReportSchema(), report), "");
+  json extra = report;
+  extra["summary"]["surprise"] = 1;
+  EXPECT_NE(SchemaViolation(ReportSchema(), extra), "");
+  json missing = report;
+  missing["summary"].erase("page_waste_bytes");
+  EXPECT_NE(SchemaViolation(ReportSchema(), missing), "");
+}
+
+TEST(BadInput, BadCommandLinesExitWith2) {
+  EXPECT_EQ(RunCapture({PagewastePath()}).exit_code, 2);
+  EXPECT_EQ(RunCapture({PagewastePath(), "report"}).exit_code, 2);
+  EXPECT_EQ(RunCapture({PagewastePath(), "report", "--format", "xml", "x"}).exit_code, 2);
+  EXPECT_EQ(RunCapture({PagewastePath(), "run"}).exit_code, 2);
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e
