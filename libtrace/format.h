@@ -1,14 +1,17 @@
 // The pagewaste trace format, version 1: the one place that spells it.
 //
-// A trace is a file header followed by a stream of chunks. Each chunk is a
-// 4-byte little-endian payload length followed by that many bytes of records.
-// Every record starts with a one-byte RecordType and continues with unsigned
-// LEB128 varints (see varint.h) and length-prefixed strings. Delta state
-// (previous timestamp, previous address) starts at zero in every chunk, so a
-// chunk decodes on its own: a chunk lost to a failed write costs its own
-// records and nothing after it, and a trace cut short ends in a partial chunk
-// the reader detects. The shim, the reader, the dump command and the tests
-// include this header; docs/trace-format.md is the prose specification.
+// A trace is a file header followed by a stream of chunks. Each chunk is an
+// 8-byte header (little-endian u32 payload length, u32 ChunkFlags) followed
+// by that many bytes of records. Every record starts with a one-byte
+// RecordType and continues with unsigned LEB128 varints (see varint.h) and
+// length-prefixed strings. Delta state (previous timestamp, previous
+// address) starts at zero in every chunk, so a chunk decodes on its own: a
+// chunk lost to a failed write costs its own records and nothing after it.
+// The writer publishes each record by rewriting its chunk's payload length,
+// and marks the chunk finished when it moves on; an unfinished chunk is the
+// last one of a trace whose process died, and its payload is whole records.
+// The shim, the reader, the dump command and the tests include this header;
+// docs/trace-format.md is the prose specification.
 #pragma once
 
 #include <cstddef>
@@ -36,7 +39,13 @@ enum class Backend : uint32_t { kPreload = 1, kPtrace = 2 };
 
 // Chunks larger than this are rejected by the reader as corrupt.
 inline constexpr uint32_t kMaxChunkPayload = 16u << 20;
-inline constexpr size_t kChunkPrefixSize = 4;
+inline constexpr size_t kChunkPrefixSize = 8;
+
+// ChunkFlags. A chunk header of all zeros is space the shim reserved in the
+// file but never used: the data ends there.
+enum ChunkFlags : uint32_t {
+  kChunkFinished = 1u << 0,  // the writer moved past it; more may follow
+};
 
 // Longest string the writer emits (paths, argv entries); longer ones are cut.
 inline constexpr size_t kMaxString = 4096;

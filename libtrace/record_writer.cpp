@@ -67,32 +67,41 @@ size_t EncodeHeader(const HeaderInfo& info, uint8_t* out, size_t cap) {
 }
 
 uint8_t* RecordWriter::Reserve(size_t max_size) {
-  if (used_ + max_size > capacity_) Flush();
-  return buffer_ + used_;
+  if (chunk_ && used_ + max_size > capacity_) Flush();
+  if (!chunk_) {
+    chunk_ = sink_->NextChunk(capacity_);
+    if (!chunk_) chunk_ = own_buffer_;
+    used_ = format::kChunkPrefixSize;
+    PutLE(chunk_, 0, 8);  // empty and open
+    last_time_ = 0;
+    last_address_ = 0;
+  }
+  return chunk_ + used_;
 }
 
 void RecordWriter::Commit(uint8_t* end, bool is_event) {
-  used_ = static_cast<size_t>(end - buffer_);
+  used_ = static_cast<size_t>(end - chunk_);
+  PutLE(chunk_, used_ - format::kChunkPrefixSize, 4);
   ++records_;
   if (is_event) ++events_;
 }
 
 void RecordWriter::Flush() {
-  if (used_ == format::kChunkPrefixSize) return;
-  size_t payload = used_ - format::kChunkPrefixSize;
-  PutLE(buffer_, payload, 4);
-  if (!sink_->WriteChunk(buffer_, used_)) {
+  if (!chunk_) return;
+  if (used_ == format::kChunkPrefixSize) {
+    chunk_ = nullptr;  // nothing in it; a mapped chunk stays unused space
+    return;
+  }
+  PutLE(chunk_ + 4, format::kChunkFinished, 4);
+  if (!sink_->FinishChunk(chunk_, used_)) {
     ++chunks_lost_;
     bytes_lost_ += used_;
   }
-  used_ = format::kChunkPrefixSize;
-  last_time_ = 0;
-  last_address_ = 0;
+  chunk_ = nullptr;
 }
 
 void RecordWriter::Reset() {
-  used_ = format::kChunkPrefixSize;
-  last_time_ = last_address_ = 0;
+  chunk_ = nullptr;
   records_ = events_ = stack_nodes_ = chunks_lost_ = bytes_lost_ = 0;
 }
 
@@ -218,7 +227,8 @@ void RecordWriter::End(format::EndReason reason, int64_t status) {
   p = Varint(p, bytes_lost_);
   // Not Commit(): the End record's counts are of the records before it, and
   // an exec that fails takes the End back without disturbing them.
-  used_ = static_cast<size_t>(p - buffer_);
+  used_ = static_cast<size_t>(p - chunk_);
+  PutLE(chunk_, used_ - format::kChunkPrefixSize, 4);
   Flush();
 }
 

@@ -1,10 +1,11 @@
-// Encodes trace records (format.h) into chunks and hands whole chunks to a
-// sink. Allocation-free and lock-free by itself: the caller serializes
-// access (the shim holds its writer lock; tests own their writer).
+// Encodes trace records (format.h) into chunks for a sink. Allocation-free
+// and lock-free by itself: the caller serializes access (the shim holds its
+// writer lock; tests own their writer).
 //
-// Records are encoded in place in the caller's buffer and become visible to
-// Flush() only once complete, so a fatal-signal handler that flushes in the
-// middle of an encode writes only whole records.
+// Records are encoded in place and published by rewriting the chunk's length
+// prefix once the record is whole. A reader of the chunk (the trace file,
+// when the sink maps it; a fatal-signal handler's flush otherwise) therefore
+// only ever sees whole records.
 #pragma once
 
 #include <cstddef>
@@ -15,11 +16,18 @@
 
 namespace pagewaste {
 
-// Receives finished chunks: 4-byte length prefix included. Returns false if
-// the chunk could not be stored; the writer counts it as lost.
+// Where chunks go. A sink may hand the writer memory that is already part of
+// the trace file (a shared mapping), so that every record is on its way to
+// the file the moment it is committed; or it may leave the writer to fill its
+// own buffer and take the finished chunk in FinishChunk.
 class ChunkSink {
  public:
-  virtual bool WriteChunk(const uint8_t* data, size_t size) = 0;
+  // Memory for the next chunk, capacity bytes, or nullptr to use the
+  // writer's own buffer.
+  virtual uint8_t* NextChunk(size_t capacity) = 0;
+  // The chunk at data is complete: size bytes, length prefix included.
+  // Returns false if it could not be stored; the writer counts it as lost.
+  virtual bool FinishChunk(const uint8_t* data, size_t size) = 0;
 
  protected:
   ~ChunkSink() = default;
@@ -44,14 +52,12 @@ size_t EncodeHeader(const HeaderInfo& info, uint8_t* out, size_t cap);
 
 class RecordWriter {
  public:
-  // The buffer must hold at least kMinBuffer bytes; it is the chunk size.
+  // The buffer must hold at least kMinBuffer bytes; its size is the chunk
+  // size. It is used when the sink offers no memory of its own.
   static constexpr size_t kMinBuffer = 2 * format::kMaxString + 1024;
 
   constexpr RecordWriter(uint8_t* buffer, size_t capacity, ChunkSink* sink)
-      : buffer_(buffer),
-        capacity_(capacity),
-        sink_(sink),
-        used_(format::kChunkPrefixSize) {}
+      : own_buffer_(buffer), capacity_(capacity), sink_(sink) {}
 
   void ModuleMap(uint64_t generation);
   void Module(uint64_t load_bias, const ModuleSegment* segments, int count,
@@ -69,8 +75,8 @@ class RecordWriter {
 
   // Hands the current chunk to the sink, if it holds any record.
   void Flush();
-  // Forgets the current chunk without writing it (a forked child drops its
-  // parent's unwritten records) and restarts the counters.
+  // Forgets the current chunk without finishing it (a forked child drops
+  // its parent's chunk) and restarts the counters.
   void Reset();
 
   uint64_t records() const { return records_; }
@@ -87,10 +93,11 @@ class RecordWriter {
   uint8_t* Prefix(uint8_t* p, format::RecordType type, const EventPrefix& e);
   uint8_t* Address(uint8_t* p, uint64_t address);
 
-  uint8_t* buffer_;
+  uint8_t* own_buffer_;
   size_t capacity_;
   ChunkSink* sink_;
-  size_t used_;  // committed bytes, including the 4-byte chunk prefix
+  uint8_t* chunk_ = nullptr;  // the current chunk; null until the next record
+  size_t used_ = 0;           // committed bytes, including the 4-byte prefix
   uint64_t last_time_ = 0;
   uint64_t last_address_ = 0;
   uint64_t records_ = 0;

@@ -13,9 +13,11 @@
 namespace pagewaste {
 namespace {
 
+// Takes finished chunks into a byte vector, the way the write(2) fallback does.
 class MemorySink : public ChunkSink {
  public:
-  bool WriteChunk(const uint8_t* data, size_t size) override {
+  uint8_t* NextChunk(size_t) override { return nullptr; }
+  bool FinishChunk(const uint8_t* data, size_t size) override {
     if (fail_next) {
       fail_next = false;
       return false;
@@ -207,12 +209,13 @@ TEST(TraceFormat, EventPrefixMatchesTheDocumentedBytes) {
   a.prefix = {1500, 4242, 7};
   w.Alloc(a);
   w.Flush();
-  ASSERT_GE(sink.bytes.size(), 10u);
-  std::vector<uint8_t> prefix(sink.bytes.begin() + 4, sink.bytes.begin() + 10);
+  ASSERT_GE(sink.bytes.size(), 14u);
+  std::vector<uint8_t> prefix(sink.bytes.begin() + 8, sink.bytes.begin() + 14);
   EXPECT_EQ(prefix, (std::vector<uint8_t>{0x10, 0xb8, 0x17, 0x92, 0x21, 0x07}));
   uint32_t chunk_size = sink.bytes[0] | sink.bytes[1] << 8 | sink.bytes[2] << 16 |
                         static_cast<uint32_t>(sink.bytes[3]) << 24;
-  EXPECT_EQ(chunk_size, sink.bytes.size() - 4);
+  EXPECT_EQ(chunk_size, sink.bytes.size() - 8);
+  EXPECT_EQ(sink.bytes[4], format::kChunkFinished);
 }
 
 TEST(TraceFormat, EveryTruncationIsDetectedAndKeepsWhatCameBefore) {
@@ -294,7 +297,8 @@ TEST(TraceFormat, RejectsWhatIsNotAReadableTrace) {
 TEST(TraceFormat, DataAfterTheEndRecordIsCorrupt) {
   MemorySink sink;
   std::vector<uint8_t> bytes = SampleTrace(&sink);
-  std::vector<uint8_t> extra = {1, 0, 0, 0, static_cast<uint8_t>(format::RecordType::kModuleMap)};
+  std::vector<uint8_t> extra = {1, 0, 0, 0, 1, 0, 0, 0,
+                                static_cast<uint8_t>(format::RecordType::kModuleMap)};
   bytes.insert(bytes.end(), extra.begin(), extra.end());
   Recorder rec;
   TraceHeader h;
@@ -302,6 +306,57 @@ TEST(TraceFormat, DataAfterTheEndRecordIsCorrupt) {
   ReadResult r = Read(bytes, &rec, &h, &err);
   EXPECT_EQ(r.status, TraceStatus::kCorrupt);
   EXPECT_NE(r.message.find("after the end record"), std::string::npos);
+}
+
+// Hands out memory that stands for a shared mapping of the file, as the
+// shim's file sink does: records are in "the file" as soon as they commit.
+class MappedSink : public ChunkSink {
+ public:
+  MappedSink() : file(1 << 20, 0) {}
+  uint8_t* NextChunk(size_t capacity) override {
+    return end + capacity <= file.size() ? file.data() + end : nullptr;
+  }
+  bool FinishChunk(const uint8_t*, size_t size) override {
+    end += size;
+    return true;
+  }
+  std::vector<uint8_t> file;
+  size_t end = 0;
+};
+
+TEST(TraceFormat, AProcessKilledMidRecordLosesNothingCommitted) {
+  MappedSink sink;
+  HeaderInfo h;
+  h.page_size = 4096;
+  sink.end = EncodeHeader(h, sink.file.data(), sink.file.size());
+  static uint8_t fallback[RecordWriter::kMinBuffer];
+  RecordWriter w(fallback, sizeof fallback, &sink);
+  constexpr uint64_t kWritten = 1500;  // fills more than one chunk
+  for (uint64_t i = 0; i < kWritten; ++i) {
+    AllocEvent a;
+    a.prefix = {i, 1, 0};
+    a.address = 0x1000 + 64 * i;
+    a.requested = 64;
+    w.Alloc(a);
+  }
+  // The process dies here, in the middle of encoding one more record: its
+  // first bytes are in the file after the open chunk's committed payload.
+  uint8_t* torn = w.events() ? sink.file.data() + sink.end : nullptr;
+  ASSERT_NE(torn, nullptr);
+  uint32_t payload = torn[0] | torn[1] << 8 | torn[2] << 16;
+  EXPECT_EQ(torn[4], 0) << "the current chunk is still open";
+  uint8_t* after = torn + format::kChunkPrefixSize + payload;
+  after[0] = static_cast<uint8_t>(format::RecordType::kAlloc);
+  after[1] = 0xff;
+  after[2] = 0xff;
+  Recorder rec;
+  TraceHeader header;
+  std::string err;
+  ReadResult r = Read(sink.file, &rec, &header, &err);
+  ASSERT_EQ(err, "");
+  EXPECT_EQ(r.status, TraceStatus::kTruncated) << r.message;
+  EXPECT_EQ(rec.allocs.size(), kWritten);
+  EXPECT_EQ(rec.allocs.back().address, 0x1000 + 64 * (kWritten - 1));
 }
 
 }  // namespace

@@ -242,10 +242,12 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
       break;
     }
     uint32_t size = static_cast<uint32_t>(GetLE(prefix, 4));
-    if (size == 0 || size > format::kMaxChunkPayload) {
+    uint32_t flags = static_cast<uint32_t>(GetLE(prefix + 4, 4));
+    if (size == 0 && flags == 0) break;  // reserved space never used: the end
+    if (size == 0 || size > format::kMaxChunkPayload || (flags & ~format::kChunkFinished)) {
       result.status = TraceStatus::kCorrupt;
-      result.message = "bad chunk size " + std::to_string(size) +
-                       " at byte " + std::to_string(chunk_offset);
+      result.message = "bad chunk header (size " + std::to_string(size) + ", flags " +
+                       std::to_string(flags) + ") at byte " + std::to_string(chunk_offset);
       break;
     }
     chunk_.resize(size);
@@ -268,12 +270,17 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
       result.message += " in the chunk at byte " + std::to_string(chunk_offset);
       break;
     }
+    // An unfinished chunk is the last one: what follows it is a record the
+    // process was writing when it died, and reserved space.
+    if (!(flags & format::kChunkFinished)) break;
   }
   result.bytes = offset_;
   if (result.status == TraceStatus::kComplete) {
     if (!result.has_end) {
       result.status = TraceStatus::kTruncated;
-      result.message = "no end record: the process stopped before the trace was closed";
+      result.message = "no end record: the process ended without closing its trace "
+                       "(killed, or by a signal whose handler it had replaced); the " +
+                       std::to_string(result.events) + " events before that are all here";
     } else if (result.end.chunks_lost == 0 &&
                result.end.records != result.records - 1) {
       result.status = TraceStatus::kCorrupt;

@@ -107,8 +107,10 @@ std::vector<std::string> TempDir::Files() const {
 }
 
 std::string ProgramPath(const std::string& name) {
-  return name.find('/') == std::string::npos ? std::string(PAGEWASTE_TEST_PROGRAMS) + "/" + name
-                                             : name;
+  // A test program by its bare name; anything else (a path, or a command
+  // such as python3 to find on PATH) as given.
+  std::string built = std::string(PAGEWASTE_TEST_PROGRAMS) + "/" + name;
+  return name.find('/') == std::string::npos && fs::exists(built) ? built : name;
 }
 
 std::string PagewastePath() { return PAGEWASTE_BIN; }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 
 #include "e2e_support.h"
 
@@ -134,6 +135,20 @@ TEST(EndToEnd, ForkAndExecEachGetTheirOwnTrace) {
   for (const json& r : p.reports) EXPECT_EQ(r["trace"]["status"], "complete");
 }
 
+TEST(EndToEnd, AFailedExecTakesBackTheEndRecordAndTracingGoesOn) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"fork_exec", dir.path() + "/no-such-target"});
+  EXPECT_EQ(p.run.exit_code, 3) << p.run.err;
+  ASSERT_EQ(p.reports.size(), 2u);
+  int line = SiteLine("fork_exec.c", "allocate");
+  const json& parent = p.reports[0]["process"]["ppid"] == p.reports[1]["process"]["pid"]
+                           ? p.reports[1] : p.reports[0];
+  EXPECT_EQ(parent["trace"]["status"], "complete");
+  EXPECT_EQ(parent["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ(parent["process"]["exit"]["status"], 3);
+  EXPECT_EQ(SumAtSite(parent, "fork_exec.c", line, "allocations"), 11u + 4u);
+}
+
 struct ExitCase {
   const char* how;
   const char* status;
@@ -207,6 +222,73 @@ TEST(EndToEnd, StdioPassesThrough) {
   EXPECT_EQ(r.exit_code, 4);
   EXPECT_EQ(r.out, "out\n");
   EXPECT_EQ(r.err.rfind("err\n", 0), 0u) << r.err;
+}
+
+TEST(EndToEnd, DlopenedLibrarySymbolizesFromTheModuleMap) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"dlopen_plugin", ProgramPath("plugin.so")});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  int line = SiteLine("plugin.c", "plugin");
+  EXPECT_EQ(SumAtSite(r, "plugin.c", line, "allocations"), 77u);
+  const json* site = FindSite(r, "plugin.c", line);
+  ASSERT_NE(site, nullptr);
+  EXPECT_EQ((*site)["frames"][0]["function"], "plugin_allocate");
+  EXPECT_NE((*site)["frames"][0]["module"].get<std::string>().find("plugin.so"), std::string::npos);
+}
+
+// True if some call site of the report has a frame with a source line.
+bool HasSourceLine(const json& report, const std::string& file_suffix = "") {
+  for (const auto& site : report["call_sites"])
+    for (const auto& f : site["frames"]) {
+      std::string file = f["file"];
+      if (f["line"].get<int>() > 0 && file.size() >= file_suffix.size() &&
+          file.compare(file.size() - file_suffix.size(), file_suffix.size(), file_suffix) == 0)
+        return true;
+    }
+  return false;
+}
+
+TEST(RealPrograms, PythonScriptSymbolizesToInterpreterSourceLines) {
+  if (RunCapture({"sh", "-c", "command -v python3"}).exit_code != 0)
+    GTEST_SKIP() << "python3 is not installed";
+  // The interpreter itself, not a wrapper script (pyenv's shims exec a
+  // chain of shells first; those are followed too, but slow the test).
+  CommandResult where = RunCapture({"python3", "-c", "import sys; print(sys.executable)"});
+  std::string python_exe = where.out.substr(0, where.out.find('\n'));
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {python_exe, std::string(PAGEWASTE_TEST_SOURCES) + "/alloc_script.py"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "2000\n");
+  ASSERT_EQ(p.reports.size(), 1u);
+  const json* python = &p.reports[0];
+  // The list building allocates thousands of times through CPython's C code.
+  EXPECT_GT((*python)["summary"]["allocations"].get<uint64_t>(), 2000u);
+  EXPECT_TRUE(HasSourceLine(*python, ".c")) << "no C source line in the python trace";
+}
+
+TEST(RealPrograms, ShellPipelineTracesEveryProcessWithSourceLines) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"/bin/sh", "-c", "seq 1 5000 | sort -rn | head -n 1"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "5000\n");
+  std::set<std::string> images;
+  for (const json& r : p.reports) {
+    // sort replaces the shim's SIGPIPE handler with its own, which re-raises
+    // the signal when head exits first: its trace then has every event but
+    // no End record.
+    if (r["trace"]["status"] != "complete") {
+      EXPECT_EQ(r["trace"]["status"], "truncated");
+      EXPECT_NE(r["trace"]["message"].get<std::string>().find("no end record"), std::string::npos);
+    }
+    std::string exe = r["process"]["exe"];
+    images.insert(exe.substr(exe.rfind('/') + 1));
+    // Every image that allocated has C library frames with source lines
+    // (libc6-dbg), even where the program itself is stripped.
+    if (r["summary"]["allocations"].get<uint64_t>() > 0)
+      EXPECT_TRUE(HasSourceLine(r)) << exe;
+  }
+  for (const char* image : {"dash", "seq", "sort", "head"}) EXPECT_TRUE(images.count(image)) << image;
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 #include "file_sink.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,16 +87,20 @@ int MoveHigh(int fd) {
   return high;
 }
 
-bool WriteAll(int fd, const uint8_t* data, size_t size) {
+bool WriteAll(int fd, const uint8_t* data, size_t size, uint64_t offset) {
   while (size) {
-    ssize_t n = write(fd, data, size);
+    ssize_t n = pwrite(fd, data, size, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     data += n;
+    offset += static_cast<uint64_t>(n);
     size -= static_cast<size_t>(n);
   }
   return true;
 }
+
+// Windows are mapped a few chunks at a time.
+constexpr size_t kWindowSlack = 1 << 20;
 
 // Reads the session id of an existing trace; false if it is not (yet) a
 // whole trace header.
@@ -117,7 +123,7 @@ bool ReadSession(const char* path, uint64_t* session) {
 
 bool FileSink::CreateExclusive(const char* path, uint64_t session_id) {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
       fd_ = MoveHigh(fd);
       return true;
@@ -132,7 +138,7 @@ bool FileSink::CreateExclusive(const char* path, uint64_t session_id) {
 }
 
 bool FileSink::Open(const char* pattern, const char* exe_name, uint32_t pid,
-                    uint64_t session_id) {
+                    uint64_t session_id, bool use_mapping) {
   char expanded[sizeof path_];
   if (!Expand(pattern, exe_name, pid, expanded, sizeof expanded)) return false;
   bool ok = CreateExclusive(expanded, session_id);
@@ -149,6 +155,8 @@ bool FileSink::Open(const char* pattern, const char* exe_name, uint32_t pid,
   if (fstat(fd_, &st) != 0) return false;
   dev_ = st.st_dev;
   ino_ = st.st_ino;
+  end_ = 0;
+  use_mapping_ = use_mapping;
   return true;
 }
 
@@ -157,9 +165,9 @@ bool FileSink::EnsureFd() {
   if (fd_ >= 0 && fstat(fd_, &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
     return true;
   // Closed or replaced by the program: never close what is there now, it is
-  // theirs. Reopen our file by path and carry on at its end.
+  // theirs. Reopen our file by path.
   fd_ = -1;
-  int fd = open(path_, O_WRONLY | O_APPEND | O_CLOEXEC);
+  int fd = open(path_, O_RDWR | O_CLOEXEC);
   if (fd < 0) return false;
   fd = MoveHigh(fd);
   if (fstat(fd, &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
@@ -170,25 +178,87 @@ bool FileSink::EnsureFd() {
   return true;
 }
 
-bool FileSink::WriteChunk(const uint8_t* data, size_t size) {
+bool FileSink::MapWindow(uint64_t start, size_t capacity) {
+  long page = sysconf(_SC_PAGESIZE);
+  uint64_t map_start = start & ~static_cast<uint64_t>(page - 1);
+  size_t size = static_cast<size_t>(start - map_start) + capacity + kWindowSlack;
+  size = (size + static_cast<size_t>(page) - 1) & ~static_cast<size_t>(page - 1);
+  if (!EnsureFd()) return false;
+  // Reserve the blocks first: a write fault on a hole the disk cannot fill
+  // would be a SIGBUS in the program.
+  int rc = fallocate(fd_, 0, static_cast<off_t>(map_start), static_cast<off_t>(size));
+  if (rc != 0) {
+    if (errno == EOPNOTSUPP || errno == ENOSYS) use_mapping_ = false;
+    return false;
+  }
+  // A raw system call: our own mmap wrapper would record it as the program's.
+  long addr = syscall(SYS_mmap, nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
+                      static_cast<off_t>(map_start));
+  if (addr < 0 && addr > -4096) {
+    use_mapping_ = false;
+    return false;
+  }
+  window_ = reinterpret_cast<uint8_t*>(addr);
+  window_start_ = map_start;
+  window_size_ = size;
+  return true;
+}
+
+void FileSink::Unmap() {
+  if (window_) syscall(SYS_munmap, window_, window_size_);
+  window_ = nullptr;
+  window_size_ = 0;
+}
+
+uint8_t* FileSink::NextChunk(size_t capacity) {
+  if (!use_mapping_) return nullptr;
+  bool inside = window_ && end_ >= window_start_ &&
+                end_ + capacity <= window_start_ + window_size_;
+  if (!inside) {
+    Unmap();
+    if (!MapWindow(end_, capacity)) return nullptr;
+  }
+  return window_ + (end_ - window_start_);
+}
+
+bool FileSink::FinishChunk(const uint8_t* data, size_t size) {
+  if (window_ && data == window_ + (end_ - window_start_)) {
+    end_ += size;  // already in the file
+    return true;
+  }
   return WriteRaw(data, size);
 }
 
 bool FileSink::WriteRaw(const uint8_t* data, size_t size) {
-  return EnsureFd() && WriteAll(fd_, data, size);
+  if (!EnsureFd() || !WriteAll(fd_, data, size, end_)) return false;
+  end_ += size;
+  return true;
 }
 
-off_t FileSink::Size() {
-  if (!EnsureFd()) return -1;
-  return lseek(fd_, 0, SEEK_END);
-}
-
-void FileSink::TruncateTo(off_t size) {
-  if (size < 0 || !EnsureFd()) return;
-  if (ftruncate(fd_, size) == 0) lseek(fd_, size, SEEK_SET);
+void FileSink::TruncateTo(uint64_t size) {
+  if (size >= end_) return;
+  if (window_ && size >= window_start_ && end_ <= window_start_ + window_size_) {
+    // Zero what is taken back rather than cutting the file under our own
+    // mapping (a store beyond the end of a file is a SIGBUS).
+    memset(window_ + (size - window_start_), 0, end_ - size);
+  } else if (EnsureFd()) {
+    Unmap();
+    ftruncate(fd_, static_cast<off_t>(size));
+  }
+  end_ = size;
 }
 
 void FileSink::Close() {
+  Unmap();
+  if (fd_ >= 0 && EnsureFd()) {
+    ftruncate(fd_, static_cast<off_t>(end_));  // drop the preallocated tail
+    close(fd_);
+  }
+  fd_ = -1;
+}
+
+void FileSink::Abandon() {
+  Unmap();
   if (fd_ >= 0 && EnsureFd()) close(fd_);
   fd_ = -1;
 }

@@ -1,11 +1,21 @@
-// The shim's trace file: naming, opening, and surviving a program that
+// The shim's trace file: naming, opening, keeping every committed record
+// even when the process dies without warning, and surviving a program that
 // closes or dup2()s over file descriptors it does not own.
 //
+// Chunks are written in place in a shared mapping of the file: the writer
+// encodes straight into the page cache, so a process killed by SIGKILL, or
+// by a signal whose handler the program replaced, leaves every committed
+// record in the file. The file is extended a window at a time with
+// fallocate(), so that a full disk is an error here rather than a SIGBUS in
+// the program; where the file system cannot do that, the sink falls back to
+// write(2) of whole chunks (so does PAGEWASTE_SINK=write). When the trace is
+// closed, the file is cut to its exact length.
+//
 // The descriptor is moved above the range programs normally use and marked
-// close-on-exec. Before every write the sink checks that the descriptor
-// still refers to the file it opened (device and inode); if the program
-// closed it or put something else there, the sink reopens its file by path
-// and appends, so no foreign file is ever written to. Allocation-free.
+// close-on-exec. Before each use the sink checks that the descriptor still
+// refers to the file it opened (device and inode); if the program closed it
+// or put something else there, the sink reopens its file by path, so no
+// foreign file is ever touched. Allocation-free.
 #pragma once
 
 #include <sys/types.h>
@@ -25,24 +35,36 @@ class FileSink : public ChunkSink {
   // image with the same name and pid) is kept, and ".N" is added before the
   // extension instead. Returns false if no file could be created.
   bool Open(const char* pattern, const char* exe_name, uint32_t pid,
-            uint64_t session_id);
-  bool WriteChunk(const uint8_t* data, size_t size) override;
-  // Writes raw bytes (the file header) with the same checks.
+            uint64_t session_id, bool use_mapping);
+  uint8_t* NextChunk(size_t capacity) override;
+  bool FinishChunk(const uint8_t* data, size_t size) override;
+  // Writes raw bytes (the file header) at the end of the data.
   bool WriteRaw(const uint8_t* data, size_t size);
-  // Current end of file, and cutting back to it: lets an exec that failed
-  // take back the End record written just before it.
-  off_t Size();
-  void TruncateTo(off_t size);
+  // Bytes of trace data so far, and cutting back to an earlier size: lets
+  // an exec that failed take back the End record written just before it.
+  uint64_t Size() const { return end_; }
+  void TruncateTo(uint64_t size);
+  // Cuts the file to its data and closes it.
   void Close();
+  // Lets go of a file that is not ours to close: a forked child's copy of
+  // its parent's mapping and descriptor. The file is left untouched.
+  void Abandon();
   const char* path() const { return path_; }
 
  private:
   bool EnsureFd();
   bool CreateExclusive(const char* path, uint64_t session_id);
+  bool MapWindow(uint64_t start, size_t capacity);
+  void Unmap();
 
   int fd_ = -1;
   dev_t dev_ = 0;
   ino_t ino_ = 0;
+  uint64_t end_ = 0;  // bytes of trace data in the file
+  bool use_mapping_ = false;
+  uint8_t* window_ = nullptr;  // shared mapping of [window_start_, +window_size_)
+  uint64_t window_start_ = 0;
+  size_t window_size_ = 0;
   char path_[4096] = {};
 };
 

@@ -136,8 +136,8 @@ void AfterForkChild() {
   // trace of its own, with the stacks interned so far written again so that
   // ids stay valid.
   s.writer.Reset();
-  s.sink.Close();
-  if (!s.sink.Open(s.pattern, s.exe_name, s.pid, s.session_id)) {
+  s.sink.Abandon();
+  if (!s.sink.Open(s.pattern, s.exe_name, s.pid, s.session_id, s.use_mapping)) {
     Say("cannot create a trace file for forked child; not tracing it");
     s.mode.store(TraceMode::kDisabled);
   } else {
@@ -212,7 +212,9 @@ void Initialize() {
     s.mode.store(TraceMode::kDisabled);
     return;
   }
-  if (!s.sink.Open(s.pattern, s.exe_name, s.pid, s.session_id)) {
+  const char* sink = getenv("PAGEWASTE_SINK");
+  s.use_mapping = !(sink && strcmp(sink, "write") == 0);
+  if (!s.sink.Open(s.pattern, s.exe_name, s.pid, s.session_id, s.use_mapping)) {
     Say("cannot create the trace file ", s.pattern, "; not tracing");
     s.mode.store(TraceMode::kDisabled);
     return;
@@ -241,9 +243,10 @@ void Finalize(format::EndReason reason, int64_t status) {
   TraceMode expected = TraceMode::kTracing;
   if (s.mode.compare_exchange_strong(expected, TraceMode::kFinished)) {
     s.writer.Flush();
-    if (reason == format::EndReason::kExec) s.exec_end_offset = s.sink.Size();
+    if (reason == format::EndReason::kExec)
+      s.exec_end_offset = static_cast<int64_t>(s.sink.Size());
     s.writer.End(reason, status);
-    if (reason != format::EndReason::kExec) s.sink.Close();
+    s.sink.Close();
   }
   if (locked) s.lock.Unlock();
 }
@@ -252,7 +255,7 @@ void ResumeAfterFailedExec() {
   TraceState& s = g_state;
   s.lock.Lock(CurrentTid());
   if (s.mode.load() == TraceMode::kFinished && s.exec_end_offset >= 0) {
-    s.sink.TruncateTo(s.exec_end_offset);
+    s.sink.TruncateTo(static_cast<uint64_t>(s.exec_end_offset));
     s.exec_end_offset = -1;
     s.mode.store(TraceMode::kTracing);
   }

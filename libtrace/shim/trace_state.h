@@ -70,7 +70,8 @@ struct TraceState {
   uint64_t session_id = 0;
   uint64_t start_monotonic_ns = 0;
   uint64_t module_generation = 0;
-  off_t exec_end_offset = -1;
+  int64_t exec_end_offset = -1;  // trace size before an exec's End record
+  bool use_mapping = true;        // PAGEWASTE_SINK=write turns it off
   std::atomic<int64_t> exit_status{format::kUnknownStatus};
   const char* pattern = nullptr;
   char exe_path[4096] = {};

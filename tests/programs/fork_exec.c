@@ -1,5 +1,6 @@
 // A parent allocates, forks a child that allocates, then replaces itself
-// with exec_target. Three images, three traces.
+// with exec_target. Three images, three traces. If the exec fails, it
+// allocates 4 more times and exits with 3.
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,5 +20,6 @@ int main(int argc, char** argv) {
   int status;
   waitpid(child, &status, 0);
   execl(argv[1], argv[1], (char*)NULL);
-  return 3;  // exec failed
+  allocate(4, 50);  // exec failed: tracing goes on in this image
+  return 3;
 }
