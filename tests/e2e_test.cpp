@@ -291,5 +291,58 @@ TEST(RealPrograms, ShellPipelineTracesEveryProcessWithSourceLines) {
   for (const char* image : {"dash", "seq", "sort", "head"}) EXPECT_TRUE(images.count(image)) << image;
 }
 
+TEST(Symbolization, FallsBackToSymbolTableThenModuleOffset) {
+  TempDir dir;
+  // Without DWARF: function names from the symbol table, no file:line.
+  std::string no_debug = dir.path() + "/no_debug";
+  ASSERT_EQ(RunCapture({"cp", ProgramPath("malloc_count"), no_debug}).exit_code, 0);
+  ASSERT_EQ(RunCapture({"strip", "--strip-debug", no_debug}).exit_code, 0);
+  // Without any symbols: module+offset.
+  std::string stripped = dir.path() + "/stripped";
+  ASSERT_EQ(RunCapture({"cp", ProgramPath("malloc_count"), stripped}).exit_code, 0);
+  ASSERT_EQ(RunCapture({"strip", "--strip-all", stripped}).exit_code, 0);
+  for (const std::string& program : {no_debug, stripped}) {
+    TempDir traces;
+    Profile p = ProfileProgram(traces, {program});
+    ASSERT_EQ(p.reports.size(), 1u);
+    const json* site = nullptr;
+    for (const auto& s : p.reports[0]["call_sites"])
+      if (s["allocations"] == 1234) site = &s;
+    ASSERT_NE(site, nullptr) << program;
+    const json& frame = (*site)["frames"][0];
+    EXPECT_EQ(frame["file"], "");
+    EXPECT_EQ(frame["module"], program);
+    EXPECT_GT(frame["module_offset"].get<uint64_t>(), 0u);
+    EXPECT_EQ(frame["function"], program == no_debug ? "main" : "");
+  }
+}
+
+TEST(EndToEnd, AnExistingPreloadIsKeptAfterTheShim) {
+  TempDir dir;
+  setenv("LD_PRELOAD", "libm.so.6", 1);
+  CommandResult r = RunCapture({PagewastePath(), "run", "-o", dir.path() + "/%p.trace", "--", "sh",
+                                "-c", "echo \"$LD_PRELOAD\""});
+  unsetenv("LD_PRELOAD");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("libpagewaste_preload.so:libm.so.6"), std::string::npos) << r.out;
+}
+
+TEST(EndToEnd, TheInstalledLayoutFindsItsShim) {
+  TempDir dir;
+  std::string prefix = dir.path() + "/prefix";
+  CommandResult install =
+      RunCapture({"cmake", "--install", PAGEWASTE_BUILD_DIR, "--prefix", prefix});
+  ASSERT_EQ(install.exit_code, 0) << install.err;
+  CommandResult r = RunCapture({prefix + "/bin/pagewaste", "run", "-o", dir.path() + "/t.trace",
+                                "--", ProgramPath("malloc_count")});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  CommandResult report =
+      RunCapture({prefix + "/bin/pagewaste", "report", "--format", "json", dir.path() + "/t.trace"});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  json j = json::parse(report.out);
+  EXPECT_EQ(SumAtSite(j, "malloc_count.c", SiteLine("malloc_count.c", "malloc"), "allocations"),
+            1234u);
+}
+
 }  // namespace
 }  // namespace pagewaste::e2e
