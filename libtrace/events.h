@@ -9,6 +9,19 @@
 
 namespace pagewaste {
 
+// What a trace's header says of its process, apart from the strings. The
+// shim fills it for the writer (HeaderInfo); the reader returns it
+// (TraceHeader).
+struct ProcessIdentity {
+  uint32_t page_size = 0;
+  uint32_t pid = 0;
+  uint32_t ppid = 0;
+  uint64_t session_id = 0;         // shared by the processes of one run
+  uint64_t start_realtime_ns = 0;  // CLOCK_REALTIME at start
+  uint64_t start_monotonic_ns = 0; // origin of event timestamps
+  format::Backend backend = format::Backend::kPreload;
+};
+
 struct SyscallCounts {
   uint32_t count[format::kSyscallKinds] = {};
 

@@ -34,13 +34,7 @@ class ChunkSink {
 };
 
 struct HeaderInfo {
-  uint32_t page_size = 0;
-  uint32_t pid = 0;
-  uint32_t ppid = 0;
-  uint64_t session_id = 0;
-  uint64_t start_realtime_ns = 0;
-  uint64_t start_monotonic_ns = 0;
-  format::Backend backend = format::Backend::kPreload;
+  ProcessIdentity process;
   const char* exe = "";
   int argc = 0;
   const char* const* argv = nullptr;

@@ -67,12 +67,12 @@ constexpr size_t kEvents = 800;  // spans several chunks of kMinBuffer
 std::vector<uint8_t> SampleTrace(MemorySink* sink, bool lose_a_chunk = false) {
   const char* argv[] = {"prog", "--flag", "x"};
   HeaderInfo h;
-  h.page_size = 4096;
-  h.pid = 1234;
-  h.ppid = 1;
-  h.session_id = 0xfeedface;
-  h.start_realtime_ns = 1700000000000000000ull;
-  h.start_monotonic_ns = 5;
+  h.process.page_size = 4096;
+  h.process.pid = 1234;
+  h.process.ppid = 1;
+  h.process.session_id = 0xfeedface;
+  h.process.start_realtime_ns = 1700000000000000000ull;
+  h.process.start_monotonic_ns = 5;
   h.exe = "/usr/bin/prog";
   h.argc = 3;
   h.argv = argv;
@@ -159,9 +159,9 @@ TEST(TraceFormat, RoundTripsEveryRecordType) {
   ASSERT_EQ(err, "");
   EXPECT_EQ(r.status, TraceStatus::kComplete) << r.message;
   EXPECT_EQ(h.version, format::kVersion);
-  EXPECT_EQ(h.page_size, 4096u);
-  EXPECT_EQ(h.pid, 1234u);
-  EXPECT_EQ(h.session_id, 0xfeedfaceu);
+  EXPECT_EQ(h.process.page_size, 4096u);
+  EXPECT_EQ(h.process.pid, 1234u);
+  EXPECT_EQ(h.process.session_id, 0xfeedfaceu);
   EXPECT_EQ(h.exe, "/usr/bin/prog");
   EXPECT_EQ(h.argv, (std::vector<std::string>{"prog", "--flag", "x"}));
   EXPECT_EQ(rec.log[0], "module /usr/bin/prog 4194304 2");
@@ -327,7 +327,7 @@ class MappedSink : public ChunkSink {
 TEST(TraceFormat, AProcessKilledMidRecordLosesNothingCommitted) {
   MappedSink sink;
   HeaderInfo h;
-  h.page_size = 4096;
+  h.process.page_size = 4096;
   sink.end = EncodeHeader(h, sink.file.data(), sink.file.size());
   static uint8_t fallback[RecordWriter::kMinBuffer];
   RecordWriter w(fallback, sizeof fallback, &sink);

@@ -181,15 +181,15 @@ bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
            std::to_string(format::kVersion) + "); upgrade pagewaste";
     return false;
   }
-  h->page_size = static_cast<uint32_t>(GetLE(fixed + 12, 4));
-  h->pid = static_cast<uint32_t>(GetLE(fixed + 16, 4));
-  h->ppid = static_cast<uint32_t>(GetLE(fixed + 20, 4));
-  h->session_id = GetLE(fixed + 24, 8);
-  h->start_realtime_ns = GetLE(fixed + 32, 8);
-  h->start_monotonic_ns = GetLE(fixed + 40, 8);
-  h->backend = static_cast<format::Backend>(GetLE(fixed + 48, 4));
-  if (h->page_size == 0 || (h->page_size & (h->page_size - 1))) {
-    *err = "corrupt header: page size " + std::to_string(h->page_size);
+  h->process.page_size = static_cast<uint32_t>(GetLE(fixed + 12, 4));
+  h->process.pid = static_cast<uint32_t>(GetLE(fixed + 16, 4));
+  h->process.ppid = static_cast<uint32_t>(GetLE(fixed + 20, 4));
+  h->process.session_id = GetLE(fixed + 24, 8);
+  h->process.start_realtime_ns = GetLE(fixed + 32, 8);
+  h->process.start_monotonic_ns = GetLE(fixed + 40, 8);
+  h->process.backend = static_cast<format::Backend>(GetLE(fixed + 48, 4));
+  if (h->process.page_size == 0 || (h->process.page_size & (h->process.page_size - 1))) {
+    *err = "corrupt header: page size " + std::to_string(h->process.page_size);
     return false;
   }
 

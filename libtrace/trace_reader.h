@@ -32,13 +32,7 @@ std::unique_ptr<ByteSource> MemorySource(std::vector<uint8_t> bytes);
 
 struct TraceHeader {
   uint16_t version = 0;
-  uint32_t page_size = 0;
-  uint32_t pid = 0;
-  uint32_t ppid = 0;
-  uint64_t session_id = 0;
-  uint64_t start_realtime_ns = 0;
-  uint64_t start_monotonic_ns = 0;
-  format::Backend backend = format::Backend::kPreload;
+  ProcessIdentity process;
   std::string exe;
   std::vector<std::string> argv;
 };

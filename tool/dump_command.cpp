@@ -86,8 +86,8 @@ int DumpTrace(const std::string& path, std::string* out, std::string* err) {
     return exit_code::kUnreadableTrace;
   }
   *out += fmt::format("header version={} page_size={} pid={} ppid={} session={:016x} backend={} exe={}\n",
-                      h.version, h.page_size, h.pid, h.ppid, h.session_id,
-                      static_cast<int>(h.backend), h.exe);
+                      h.version, h.process.page_size, h.process.pid, h.process.ppid, h.process.session_id,
+                      static_cast<int>(h.process.backend), h.exe);
   for (const auto& a : h.argv) *out += fmt::format("argv {}\n", a);
   Dumper dumper(out);
   ReadResult result = reader.ReadRecords(&dumper);

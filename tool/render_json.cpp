@@ -49,11 +49,11 @@ json ProcessJson(const Report& r) {
     exit = {{"reason", EndReasonName(p.end->reason)}};
     exit["status"] = p.end->status == format::kUnknownStatus ? json(nullptr) : json(p.end->status);
   }
-  return {{"pid", p.header.pid},
-          {"ppid", p.header.ppid},
+  return {{"pid", p.header.process.pid},
+          {"ppid", p.header.process.ppid},
           {"exe", p.header.exe},
           {"argv", p.header.argv},
-          {"page_size", p.header.page_size},
+          {"page_size", p.header.process.page_size},
           {"exit", exit},
           {"threads", r.threads}};
 }

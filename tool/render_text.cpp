@@ -97,8 +97,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   std::string argv;
   for (const auto& a : p.header.argv) argv += (argv.empty() ? "" : " ") + a;
   *out += fmt::format("pagewaste report: {}\n", p.trace_path);
-  *out += fmt::format("  process   pid {} (parent {}), {}\n", p.header.pid,
-                      p.header.ppid, p.header.exe);
+  *out += fmt::format("  process   pid {} (parent {}), {}\n", p.header.process.pid,
+                      p.header.process.ppid, p.header.exe);
   *out += fmt::format("  command   {}\n", argv);
   std::string ending = "no end record";
   if (p.end) {
@@ -115,7 +115,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   if (p.end && p.end->chunks_lost)
     *out += fmt::format("  WARNING   the shim could not write {} chunks ({})\n",
                         Num(p.end->chunks_lost), Bytes(p.end->bytes_lost));
-  *out += fmt::format("  page size {}\n\n", Bytes(p.header.page_size));
+  *out += fmt::format("  page size {}\n\n", Bytes(p.header.process.page_size));
 
   *out += "Summary\n";
   *out += fmt::format("  allocations          {:>14}   frees       {}\n", Num(s.allocations), Num(s.frees));
@@ -157,8 +157,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                       "own mapping", "page waste");
   bool marked = false;
   for (const HistogramBucket& b : r.histogram) {
-    if (!marked && b.min_size > p.header.page_size) {
-      *out += fmt::format("  ---- one page: {} ----\n", Bytes(p.header.page_size));
+    if (!marked && b.min_size > p.header.process.page_size) {
+      *out += fmt::format("  ---- one page: {} ----\n", Bytes(p.header.process.page_size));
       marked = true;
     }
     *out += fmt::format("  {:>23}  {:>12}  {:>12}  {}\n",

@@ -116,29 +116,12 @@ class Replayer : public RecordVisitor {
   }
 
   void OnMunmap(const MunmapEvent& e) override {
-    Seen(e.prefix);
-    bool failed = e.flags & format::kFlagFailed;
-    Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
-      AddSyscalls(c, e.syscalls);
-      if (failed)
-        ++c->failed_calls;
-      else
-        ++c->unmappings;
-    });
-    if (!failed) Unmap(e.address, PageBytes(e.length, page_size_));
+    if (ChargeCall(e, &CostTotals::unmappings))
+      Unmap(e.address, PageBytes(e.length, page_size_));
   }
 
   void OnMremap(const MremapEvent& e) override {
-    Seen(e.prefix);
-    bool failed = e.flags & format::kFlagFailed;
-    Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
-      AddSyscalls(c, e.syscalls);
-      if (failed)
-        ++c->failed_calls;
-      else
-        ++c->remappings;
-    });
-    if (failed) return;
+    if (!ChargeCall(e, &CostTotals::remappings)) return;
     uint64_t old_pages = PageBytes(e.old_length, page_size_);
     auto it = mappings_.find(e.old_address);
     bool ours = it != mappings_.end();
@@ -151,14 +134,7 @@ class Replayer : public RecordVisitor {
     Acquire(e.new_length, pages);
   }
 
-  void OnBrk(const BrkEvent& e) override {
-    Seen(e.prefix);
-    Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
-      ++c->brk_calls;
-      if (e.flags & format::kFlagFailed) ++c->failed_calls;
-      AddSyscalls(c, e.syscalls);
-    });
-  }
+  void OnBrk(const BrkEvent& e) override { ChargeCall(e, &CostTotals::brk_calls); }
 
   void Finish(const ReplayOptions& options) {
     Report& r = *report_;
@@ -204,6 +180,20 @@ class Replayer : public RecordVisitor {
   }
 
   CostTotals& Site(uint64_t stack) { return sites_[stack].cost; }
+
+  // A call that is counted and charged but holds no memory of its own
+  // (munmap, mremap, brk): its syscalls, and either counter or
+  // failed_calls. Returns whether it succeeded.
+  template <typename Event>
+  bool ChargeCall(const Event& e, uint64_t CostTotals::*counter) {
+    Seen(e.prefix);
+    bool ok = !(e.flags & format::kFlagFailed);
+    Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
+      AddSyscalls(c, e.syscalls);
+      ++(c->*(ok ? counter : &CostTotals::failed_calls));
+    });
+    return ok;
+  }
 
   // Applies f to the site and to the process summary alike.
   template <typename F>
@@ -310,7 +300,7 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
     return false;
   }
   Replayer replayer(report);
-  replayer.set_page_size(p.header.page_size);
+  replayer.set_page_size(p.header.process.page_size);
   ReadResult result = reader.ReadRecords(&replayer);
   p.status = result.status;
   p.status_message = result.message;

@@ -59,8 +59,8 @@ std::vector<std::string> FindSessionTraces(const std::string& pattern, uint64_t 
     if (!source) continue;
     TraceReader reader(std::move(source));
     TraceHeader header;
-    if (reader.ReadHeader(&header, &err) && header.session_id == session)
-      found.push_back({header.start_realtime_ns, entry.path().string()});
+    if (reader.ReadHeader(&header, &err) && header.process.session_id == session)
+      found.push_back({header.process.start_realtime_ns, entry.path().string()});
   }
   std::sort(found.begin(), found.end());
   std::vector<std::string> paths;
@@ -89,7 +89,7 @@ void Summarize(const std::vector<std::string>& traces) {
                "  {}  ({}, pid {}): {} allocations, {} mappings, {} B in pages, "
                "{} B page-rounding waste, {} syscalls{}\n",
                path, fs::path(report.process.header.exe).filename().string(),
-               report.process.header.pid, s.allocations, s.mappings, s.page_bytes,
+               report.process.header.process.pid, s.allocations, s.mappings, s.page_bytes,
                s.page_waste_bytes, SumSyscalls(s.syscalls),
                report.process.status == TraceStatus::kComplete
                    ? ""

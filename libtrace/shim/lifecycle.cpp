@@ -161,14 +161,14 @@ void WriteTracePreamble(uint32_t ppid) {
   struct timespec real_time;
   clock_gettime(CLOCK_REALTIME, &real_time);
   HeaderInfo h;
-  h.page_size = s.page_size;
-  h.pid = s.pid;
-  h.ppid = ppid;
-  h.session_id = s.session_id;
-  h.start_realtime_ns = static_cast<uint64_t>(real_time.tv_sec) * 1000000000ull +
+  h.process.page_size = s.page_size;
+  h.process.pid = s.pid;
+  h.process.ppid = ppid;
+  h.process.session_id = s.session_id;
+  h.process.start_realtime_ns = static_cast<uint64_t>(real_time.tv_sec) * 1000000000ull +
                         static_cast<uint64_t>(real_time.tv_nsec);
-  h.start_monotonic_ns = s.start_monotonic_ns;
-  h.backend = format::Backend::kPreload;
+  h.process.start_monotonic_ns = s.start_monotonic_ns;
+  h.process.backend = format::Backend::kPreload;
   h.exe = s.exe_path;
   h.argc = g_argc;
   h.argv = g_argv;
