@@ -24,6 +24,7 @@ struct ProcessIdentity {
 
 struct SyscallCounts {
   uint32_t count[format::kSyscallKinds] = {};
+  uint64_t ns = 0;  // time spent in them, where measured
 
   void Add(format::SyscallKind kind, uint32_t n = 1) {
     count[static_cast<int>(kind)] += n;

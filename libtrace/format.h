@@ -93,7 +93,9 @@ enum class RecordType : uint8_t {
 };
 
 // Syscalls on an event: varint bitmask over SyscallKind, then one varint
-// count per set bit, lowest bit first. "1 mmap" encodes as 01 01.
+// count per set bit, lowest bit first, then (when the mask is not zero) a
+// varint of the nanoseconds spent in them. "1 mmap, 900 ns" encodes as
+// 01 01 84 07; none as 00.
 enum class SyscallKind : uint8_t {
   kMmap = 0,
   kMunmap = 1,

@@ -26,20 +26,22 @@ uint8_t* String(uint8_t* p, const char* s) {
   return p + n;
 }
 
-// Bitmask of kinds present, then one count per set bit, lowest first.
-// 1 mmap + 2 brk -> mask 0b1001 = 09, then 01 02.
+// Bitmask of kinds present, then one count per set bit, lowest first, then
+// (if any) the nanoseconds spent in them. 1 mmap + 2 brk taking 1000 ns ->
+// mask 0b1001 = 09, then 01 02, then e8 07.
 uint8_t* Syscalls(uint8_t* p, const SyscallCounts& s) {
   uint64_t mask = 0;
   for (int i = 0; i < format::kSyscallKinds; ++i)
     if (s.count[i]) mask |= 1u << i;
   p = Varint(p, mask);
+  if (!mask) return p;
   for (int i = 0; i < format::kSyscallKinds; ++i)
     if (s.count[i]) p = Varint(p, s.count[i]);
-  return p;
+  return Varint(p, s.ns);
 }
 
 constexpr size_t kEventMax = 1 + 16 * kMaxVarintBytes +
-                             (1 + format::kSyscallKinds) * kMaxVarintBytes;
+                             (2 + format::kSyscallKinds) * kMaxVarintBytes;
 
 }  // namespace
 

@@ -104,6 +104,7 @@ std::vector<uint8_t> SampleTrace(MemorySink* sink, bool lose_a_chunk = false) {
     a.flags = format::kFlagMmappedChunk;
     a.syscalls.Add(format::SyscallKind::kMmap);
     a.syscalls.Add(format::SyscallKind::kBrk, 2);
+    a.syscalls.ns = 1000 + i;
     w.Alloc(a);
     FreeEvent f;
     f.prefix = {1000 * i + 500, 78, 0};
@@ -182,6 +183,8 @@ TEST(TraceFormat, RoundTripsEveryRecordType) {
     EXPECT_EQ(a.syscalls.count[0], 1u);
     EXPECT_EQ(a.syscalls.count[3], 2u);
     EXPECT_EQ(a.syscalls.Total(), 3u);
+    EXPECT_EQ(a.syscalls.ns, 1000 + i);
+    EXPECT_EQ(rec.frees[i].syscalls.Total(), 0u);
     EXPECT_EQ(rec.frees[i].address, a.address);
     EXPECT_EQ(rec.frees[i].prefix.tid, 78u);
   }

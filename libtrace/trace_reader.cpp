@@ -107,8 +107,10 @@ SyscallCounts ReadSyscalls(Cursor* c) {
   SyscallCounts s;
   uint64_t mask = c->U();
   if (mask >> format::kSyscallKinds) c->ok = false;
+  if (!mask) return s;
   for (int i = 0; i < format::kSyscallKinds && c->ok; ++i)
     if (mask & (1u << i)) s.count[i] = c->U32();
+  s.ns = c->U();
   return s;
 }
 

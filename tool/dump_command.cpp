@@ -12,7 +12,7 @@ std::string Syscalls(const SyscallCounts& s) {
   std::string out;
   for (int i = 0; i < format::kSyscallKinds; ++i)
     if (s.count[i]) out += fmt::format(" {}={}", format::kSyscallNames[i], s.count[i]);
-  return out.empty() ? "" : " syscalls:" + out;
+  return out.empty() ? "" : fmt::format(" syscalls:{} ns={}", out, s.ns);
 }
 
 std::string Prefix(const char* name, const EventPrefix& p) {

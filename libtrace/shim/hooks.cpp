@@ -2,6 +2,7 @@
 // hands what it learned to the tracker. Untraced calls (tracing off, or made
 // from inside the shim) go straight to the real function.
 #include <dlfcn.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 
 #include "real_functions.h"
+#include "syscall_dispatch.h"
 #include "tracker.h"
 
 #define PW_EXPORT extern "C" __attribute__((visibility("default")))
@@ -23,7 +25,7 @@ using format::SyscallKind;
 namespace {
 
 void* TracedAlloc(AllocKind kind, void* result, size_t requested,
-                  size_t alignment) {
+                  size_t alignment, const AllocatorCall& call) {
   Stack stack;
   CaptureStack(&stack);
   AllocEvent e;
@@ -31,20 +33,18 @@ void* TracedAlloc(AllocKind kind, void* result, size_t requested,
   e.address = reinterpret_cast<uintptr_t>(result);
   e.requested = requested;
   e.alignment = alignment;
-  RecordAlloc(&e, &stack);
+  RecordAlloc(&e, &stack, call);
   return result;
 }
 
-// Frees carry a stack only when they return a mapping to the kernel: that is
-// where a page allocator's cost shows, and it keeps the common free cheap.
 void TracedFree(format::FreeKind kind, void* p, const ChunkInfo& chunk,
-                const Stack* stack) {
+                const Stack* stack, const AllocatorCall* call) {
   FreeEvent e;
   e.kind = kind;
   e.address = reinterpret_cast<uintptr_t>(p);
   e.mapped_bytes = chunk.mapped_bytes;
   if (chunk.mmapped) e.flags |= format::kFlagMmappedChunk;
-  RecordFree(&e, stack);
+  RecordFree(&e, stack, call);
 }
 
 bool MulOverflows(size_t a, size_t b, size_t* out) {
@@ -53,10 +53,20 @@ bool MulOverflows(size_t a, size_t b, size_t* out) {
 
 }  // namespace
 
+// Each traced call brackets the real function with an AllocatorCall, which
+// counts the system calls the allocator makes inside it.
+#define PW_COUNTED(call, expr) \
+  [&] {                        \
+    auto result_ = (expr);     \
+    (call).Stop();             \
+    return result_;            \
+  }()
+
 PW_EXPORT void* malloc(size_t size) {
   Scope scope;
   if (!scope.active()) return real.malloc ? real.malloc(size) : BootstrapAlloc(size);
-  return TracedAlloc(AllocKind::kMalloc, real.malloc(size), size, 0);
+  AllocatorCall call;
+  return TracedAlloc(AllocKind::kMalloc, PW_COUNTED(call, real.malloc(size)), size, 0, call);
 }
 
 PW_EXPORT void* calloc(size_t n, size_t size) {
@@ -68,7 +78,8 @@ PW_EXPORT void* calloc(size_t n, size_t size) {
   }
   size_t total = 0;
   MulOverflows(n, size, &total);
-  return TracedAlloc(AllocKind::kCalloc, real.calloc(n, size), total, 0);
+  AllocatorCall call;
+  return TracedAlloc(AllocKind::kCalloc, PW_COUNTED(call, real.calloc(n, size)), total, 0, call);
 }
 
 PW_EXPORT void free(void* p) {
@@ -76,16 +87,24 @@ PW_EXPORT void free(void* p) {
   Scope scope;
   if (!scope.active()) return real.free(p);
   ChunkInfo chunk = InspectChunk(p);
-  Stack stack;
-  if (chunk.mmapped) CaptureStack(&stack);
+  AllocatorCall call;
   real.free(p);
-  TracedFree(format::FreeKind::kFree, p, chunk, chunk.mmapped ? &stack : nullptr);
+  call.Stop();
+  // Frees carry a stack only when they cost the kernel something (a mapping
+  // returned, a heap trimmed): that is where a page allocator's cost shows,
+  // and it keeps the common free cheap.
+  bool costly = chunk.mmapped || call.counts().Total() || call.break_moved();
+  Stack stack;
+  if (costly) CaptureStack(&stack);
+  TracedFree(format::FreeKind::kFree, p, chunk, costly ? &stack : nullptr, &call);
 }
 
 namespace {
 
 // realloc and reallocarray: the old block's Free and the new block's Alloc,
-// under one stack. call(p, a, b) is the real function.
+// under one stack; the call's system calls go with the new block (or with
+// the Free, when realloc(p, 0) only freed). call(p, a, b) is the real
+// function.
 void* Realloc(AllocKind kind, void* p, size_t size,
               void* (*call)(void*, size_t, size_t), size_t a, size_t b) {
   if (p && IsBootstrapPointer(p)) {
@@ -97,18 +116,20 @@ void* Realloc(AllocKind kind, void* p, size_t size,
   Scope scope;
   if (!scope.active()) return call(p, a, b);
   ChunkInfo old_chunk = InspectChunk(p);
-  void* result = call(p, a, b);
+  AllocatorCall counted;
+  void* result = PW_COUNTED(counted, call(p, a, b));
   Stack stack;
   CaptureStack(&stack);
   // glibc: realloc(p, 0) frees p and returns NULL; a failed realloc keeps p.
+  bool allocates = result || size != 0;
   if (p && (result || size == 0))
-    TracedFree(format::FreeKind::kRealloc, p, old_chunk, &stack);
-  if (result || size != 0) {
+    TracedFree(format::FreeKind::kRealloc, p, old_chunk, &stack, allocates ? nullptr : &counted);
+  if (allocates) {
     AllocEvent e;
     e.kind = kind;
     e.address = reinterpret_cast<uintptr_t>(result);
     e.requested = size;
-    RecordAlloc(&e, &stack);
+    RecordAlloc(&e, &stack, counted, old_chunk);
   }
   return result;
 }
@@ -139,9 +160,9 @@ PW_EXPORT void* reallocarray(void* p, size_t n, size_t elem) {
 PW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
   Scope scope;
   if (!scope.active()) return real.posix_memalign(out, alignment, size);
-  int rc = real.posix_memalign(out, alignment, size);
-  TracedAlloc(AllocKind::kPosixMemalign, rc == 0 ? *out : nullptr, size,
-              alignment);
+  AllocatorCall call;
+  int rc = PW_COUNTED(call, real.posix_memalign(out, alignment, size));
+  TracedAlloc(AllocKind::kPosixMemalign, rc == 0 ? *out : nullptr, size, alignment, call);
   return rc;
 }
 
@@ -155,7 +176,9 @@ PW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
     }                                                               \
     Scope scope;                                                    \
     if (!scope.active()) return real.name args;                     \
-    return TracedAlloc(AllocKind::kind, real.name args, size, alignment); \
+    AllocatorCall call;                                             \
+    return TracedAlloc(AllocKind::kind, PW_COUNTED(call, real.name args), size, \
+                       alignment, call);                            \
   }
 
 PW_ALIGNED_HOOK(aligned_alloc, kAlignedAlloc, (size_t alignment, size_t size),
@@ -267,16 +290,6 @@ PW_EXPORT void* mremap(void* old_address, size_t old_size, size_t new_size,
   return result;
 }
 
-namespace {
-
-// The break as the C library knows it; sbrk(0) makes no system call once
-// the library has read the break.
-uintptr_t CurrentBreak() {
-  return reinterpret_cast<uintptr_t>(real.sbrk ? real.sbrk(0) : nullptr);
-}
-
-}  // namespace
-
 PW_EXPORT int brk(void* addr) {
   if (!real.brk) {
     errno = ENOSYS;
@@ -349,6 +362,7 @@ namespace {
 
 template <typename Exec>
 int TracedExec(Exec exec) {
+  DisableSyscallDispatchForExec();
   if (IsForeignProcess()) return exec();  // a vfork child: not our trace
   Finalize(format::EndReason::kExec, format::kUnknownStatus);
   int rc = exec();
@@ -420,6 +434,30 @@ PW_EXPORT int execle(const char* path, const char* arg, ...) {
   return execve(path, const_cast<char* const*>(argv), envp);
 }
 #undef PW_COLLECT_ARGS
+
+// ---- SIGSYS ------------------------------------------------------------------
+// While system calls are counted with Syscall User Dispatch, the SIGSYS
+// handler is ours: the program's is remembered and called for SIGSYS that
+// are not ours, and no handler may block SIGSYS (a blocked SIGSYS forced by
+// dispatch would end the process).
+
+PW_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  if (sig == SIGSYS && SyscallDispatchActive()) return ProgramSigsysAction(act, old);
+  if (!act || !SyscallDispatchActive()) return real.sigaction(sig, act, old);
+  struct sigaction copy = *act;
+  KeepSigsysDeliverable(&copy);
+  return real.sigaction(sig, &copy, old);
+}
+
+PW_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
+  if (sig != SIGSYS || !SyscallDispatchActive()) return real.signal(sig, handler);
+  struct sigaction act, old;
+  memset(&act, 0, sizeof act);
+  act.sa_handler = handler;
+  act.sa_flags = SA_RESTART;  // the C library's signal() has BSD semantics
+  ProgramSigsysAction(&act, &old);
+  return old.sa_handler;
+}
 
 PW_EXPORT void exit(int status) {
   SetExitStatus(status);

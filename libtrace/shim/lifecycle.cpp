@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "real_functions.h"
+#include "syscall_dispatch.h"
 #include "trace_state.h"
 #include "tracker.h"
 
@@ -220,6 +221,8 @@ void Initialize() {
     return;
   }
   WriteTracePreamble(static_cast<uint32_t>(getppid()));
+  const char* syscalls = getenv("PAGEWASTE_SYSCALLS");
+  InitSyscallDispatch(!(syscalls && strcmp(syscalls, "estimate") == 0));
   pthread_atfork(BeforeFork, AfterForkParent, AfterForkChild);
   InstallFatalSignalHandlers();
   s.mode.store(TraceMode::kTracing, std::memory_order_release);

@@ -47,6 +47,10 @@ bool ResolveRealFunctions(const char** missing) {
   return ok;
 }
 
+uintptr_t CurrentBreak() {
+  return reinterpret_cast<uintptr_t>(real.sbrk ? real.sbrk(0) : nullptr);
+}
+
 void* BootstrapAlloc(size_t size) {
   size = (size + 15) & ~size_t{15};
   size_t offset = g_pool_used.fetch_add(size);

@@ -2,6 +2,7 @@
 // dlsym(RTLD_NEXT). Generated from hooks.def.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -21,6 +22,10 @@ extern RealFunctions real;
 // then names it. Must run with the recursion guard held: dlsym may allocate,
 // and those allocations are served from the bootstrap pool.
 bool ResolveRealFunctions(const char** missing);
+
+// The program break as the C library knows it; sbrk(0) makes no system
+// call once the library has read the break. 0 without an sbrk.
+uintptr_t CurrentBreak();
 
 // Memory for the loader's allocations before the real calloc is known.
 void* BootstrapAlloc(size_t size);

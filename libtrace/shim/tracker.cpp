@@ -114,19 +114,50 @@ ChunkInfo InspectChunk(const void* p) {
   return info;
 }
 
-void RecordAlloc(AllocEvent* e, const Stack* stack) {
+namespace {
+
+// What an allocator call cost in system calls: counted by dispatch, or,
+// where dispatch could not count it, estimated from glibc's state: a chunk
+// of its own is one mmap to get and one munmap to give back, a realloc from
+// one such chunk to another one mremap, and a break that moved one brk.
+void ChargeSyscalls(const AllocatorCall& call, const ChunkInfo& before,
+                    const ChunkInfo& after, SyscallCounts* out, uint32_t* flags) {
+  if (call.exact()) {
+    *out = call.counts();
+    return;
+  }
+  *flags |= format::kFlagSyscallsEstimated;
+  if (after.mmapped && before.mmapped)
+    out->Add(format::SyscallKind::kMremap);
+  else if (after.mmapped)
+    out->Add(format::SyscallKind::kMmap);
+  else if (before.mmapped)
+    out->Add(format::SyscallKind::kMunmap);
+  if (call.break_moved()) out->Add(format::SyscallKind::kBrk);
+}
+
+}  // namespace
+
+void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
+                 const ChunkInfo& replaced) {
+  ChunkInfo chunk;
   if (e->address) {
     e->usable = malloc_usable_size(reinterpret_cast<void*>(e->address));
-    ChunkInfo chunk = InspectChunk(reinterpret_cast<void*>(e->address));
+    chunk = InspectChunk(reinterpret_cast<void*>(e->address));
     e->mapped_bytes = chunk.mapped_bytes;
     if (chunk.mmapped) e->flags |= format::kFlagMmappedChunk;
   } else {
     e->flags |= format::kFlagFailed;
   }
+  ChargeSyscalls(call, replaced, chunk, &e->syscalls, &e->flags);
   Record(e, stack, [](RecordWriter* w, const AllocEvent& ev) { w->Alloc(ev); });
 }
 
-void RecordFree(FreeEvent* e, const Stack* stack) {
+void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
+  if (call) {
+    ChunkInfo freed{e->mapped_bytes, (e->flags & format::kFlagMmappedChunk) != 0};
+    ChargeSyscalls(*call, freed, ChunkInfo{}, &e->syscalls, &e->flags);
+  }
   Record(e, stack, [](RecordWriter* w, const FreeEvent& ev) { w->Free(ev); });
 }
 

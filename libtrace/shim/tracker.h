@@ -11,6 +11,7 @@
 
 #include "events.h"
 #include "format.h"
+#include "syscall_dispatch.h"
 
 namespace pagewaste::shim {
 
@@ -48,9 +49,12 @@ struct ChunkInfo {
 ChunkInfo InspectChunk(const void* p);
 
 // Record an event. prefix.time_ns/tid/stack are filled in here; `stack` may
-// be null (no stack recorded).
-void RecordAlloc(AllocEvent* e, const Stack* stack);
-void RecordFree(FreeEvent* e, const Stack* stack);
+// be null (no stack recorded). The malloc family's events also get the
+// system calls of `call`, counted or estimated; `replaced` is the block a
+// realloc gave up.
+void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
+                 const ChunkInfo& replaced = {});
+void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call);
 void RecordMmap(MmapEvent* e, const Stack* stack);
 void RecordMunmap(MunmapEvent* e, const Stack* stack);
 void RecordMremap(MremapEvent* e, const Stack* stack);

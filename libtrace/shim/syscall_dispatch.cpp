@@ -1,0 +1,241 @@
+#include "syscall_dispatch.h"
+
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "real_functions.h"
+#include "trace_state.h"
+
+#ifndef PR_SET_SYSCALL_USER_DISPATCH
+#define PR_SET_SYSCALL_USER_DISPATCH 59
+#define PR_SYS_DISPATCH_OFF 0
+#define PR_SYS_DISPATCH_ON 1
+#endif
+#ifndef SYSCALL_DISPATCH_FILTER_ALLOW
+#define SYSCALL_DISPATCH_FILTER_ALLOW 0
+#define SYSCALL_DISPATCH_FILTER_BLOCK 1
+#endif
+#ifndef SYS_USER_DISPATCH
+#define SYS_USER_DISPATCH 2
+#endif
+
+// The allowed range: a raw system call and the SIGSYS handler's restorer.
+// Nothing else may live here: every system call made from this range skips
+// dispatch.
+extern "C" {
+long pw_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
+void pw_sigreturn();
+extern const char pw_allowed_begin[];
+extern const char pw_allowed_end[];
+}
+
+asm(R"(
+  .pushsection .text.pagewaste_allowed, "ax", @progbits
+  .globl pw_allowed_begin
+  .hidden pw_allowed_begin
+pw_allowed_begin:
+  .globl pw_raw_syscall
+  .hidden pw_raw_syscall
+  .type pw_raw_syscall, @function
+pw_raw_syscall:
+  mov %rdi, %rax
+  mov %rsi, %rdi
+  mov %rdx, %rsi
+  mov %rcx, %rdx
+  mov %r8, %r10
+  mov %r9, %r8
+  mov 8(%rsp), %r9
+  syscall
+  ret
+  .size pw_raw_syscall, .-pw_raw_syscall
+  .globl pw_sigreturn
+  .hidden pw_sigreturn
+  .type pw_sigreturn, @function
+pw_sigreturn:
+  mov $15, %rax
+  syscall
+  .size pw_sigreturn, .-pw_sigreturn
+  .globl pw_allowed_end
+  .hidden pw_allowed_end
+pw_allowed_end:
+  nop
+  .popsection
+)");
+
+namespace pagewaste::shim {
+namespace {
+
+using format::SyscallKind;
+
+// The thread's SUD switch, and what its handler has counted so far.
+thread_local volatile char t_selector __attribute__((tls_model("initial-exec"))) =
+    SYSCALL_DISPATCH_FILTER_ALLOW;
+thread_local uint32_t t_enabled_pid __attribute__((tls_model("initial-exec"))) = 0;
+thread_local SyscallCounts t_tally __attribute__((tls_model("initial-exec")));
+
+bool g_active = false;
+
+// The program's own SIGSYS disposition, which ours stands in front of.
+struct sigaction g_program_sigsys;
+
+// The kernel's struct sigaction on x86-64 (not the C library's).
+struct KernelSigaction {
+  void* handler;
+  unsigned long flags;
+  void (*restorer)();
+  uint64_t mask;
+};
+constexpr unsigned long kSaRestorer = 0x04000000;
+
+uint64_t MonotonicNs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no system call
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+SyscallKind KindOf(long nr) {
+  switch (nr) {
+    case SYS_mmap: return SyscallKind::kMmap;
+    case SYS_munmap: return SyscallKind::kMunmap;
+    case SYS_mremap: return SyscallKind::kMremap;
+    case SYS_brk: return SyscallKind::kBrk;
+    case SYS_madvise: return SyscallKind::kMadvise;
+    case SYS_mprotect: return SyscallKind::kMprotect;
+    default: return SyscallKind::kOther;
+  }
+}
+
+void PassToProgram(int sig, siginfo_t* info, void* context) {
+  const struct sigaction& p = g_program_sigsys;
+  if (p.sa_flags & SA_SIGINFO) {
+    if (p.sa_sigaction) p.sa_sigaction(sig, info, context);
+    return;
+  }
+  if (p.sa_handler == SIG_IGN) return;
+  if (p.sa_handler != SIG_DFL) {
+    p.sa_handler(sig);
+    return;
+  }
+  // The default action: SIGSYS ends the process. Put it back and deliver
+  // the signal again; it arrives once this handler returns.
+  KernelSigaction dfl = {reinterpret_cast<void*>(SIG_DFL), 0, nullptr, 0};
+  pw_raw_syscall(SYS_rt_sigaction, SIGSYS, reinterpret_cast<long>(&dfl), 0, 8, 0, 0);
+  // Raw calls only: inside an allocator call the selector may be BLOCK.
+  pw_raw_syscall(SYS_tgkill, pw_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0),
+                 pw_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), SIGSYS, 0, 0, 0);
+}
+
+void OnSigsys(int sig, siginfo_t* info, void* context) {
+  if (info->si_code != SYS_USER_DISPATCH) {
+    PassToProgram(sig, info, context);
+    return;
+  }
+  char selector = t_selector;
+  t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  greg_t* r = static_cast<ucontext_t*>(context)->uc_mcontext.gregs;
+  long nr = info->si_syscall;
+  uint64_t start = MonotonicNs();
+  long result = pw_raw_syscall(nr, r[REG_RDI], r[REG_RSI], r[REG_RDX], r[REG_R10], r[REG_R8],
+                               r[REG_R9]);
+  t_tally.ns += MonotonicNs() - start;
+  t_tally.Add(KindOf(nr));
+  r[REG_RAX] = result;
+  t_selector = selector;
+}
+
+bool InstallHandler() {
+  KernelSigaction act = {reinterpret_cast<void*>(&OnSigsys), SA_SIGINFO | kSaRestorer,
+                         &pw_sigreturn, ~uint64_t{0}};
+  KernelSigaction old;
+  long rc = pw_raw_syscall(SYS_rt_sigaction, SIGSYS, reinterpret_cast<long>(&act),
+                           reinterpret_cast<long>(&old), 8, 0, 0);
+  if (rc != 0) return false;
+  // Whatever was there (usually the default) is now the program's.
+  memset(&g_program_sigsys, 0, sizeof g_program_sigsys);
+  g_program_sigsys.sa_handler = reinterpret_cast<void (*)(int)>(old.handler);
+  g_program_sigsys.sa_flags = static_cast<int>(old.flags & ~kSaRestorer);
+  return true;
+}
+
+bool EnableOnThisThread() {
+  uint32_t pid = g_state.pid;
+  if (t_enabled_pid == pid) return true;
+  auto begin = reinterpret_cast<unsigned long>(pw_allowed_begin);
+  // Past the last syscall instruction: the kernel checks the address after it.
+  unsigned long length = reinterpret_cast<unsigned long>(pw_allowed_end) - begin + 1;
+  t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  if (prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, begin, length, &t_selector) != 0)
+    return false;
+  t_enabled_pid = pid;
+  return true;
+}
+
+// A SIGSYS forced while blocked would kill the process instead of reaching
+// our handler.
+bool SigsysDeliverable() {
+  uint64_t blocked = 0;
+  if (pw_raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&blocked), 8, 0,
+                     0) != 0)
+    return false;
+  return !(blocked & (uint64_t{1} << (SIGSYS - 1)));
+}
+
+}  // namespace
+
+bool InitSyscallDispatch(bool allowed) {
+  g_active = allowed && EnableOnThisThread() && InstallHandler();
+  if (!g_active && t_enabled_pid) {
+    prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
+    t_enabled_pid = 0;
+  }
+  return g_active;
+}
+
+bool SyscallDispatchActive() { return g_active; }
+
+AllocatorCall::AllocatorCall() {
+  running_ = true;
+  if (!g_active || !EnableOnThisThread() || !SigsysDeliverable()) {
+    break_before_ = CurrentBreak();
+    return;
+  }
+  exact_ = true;
+  before_ = t_tally;
+  t_selector = SYSCALL_DISPATCH_FILTER_BLOCK;
+}
+
+void AllocatorCall::Stop() {
+  if (!running_) return;
+  running_ = false;
+  if (!exact_) {
+    break_after_ = CurrentBreak();
+    return;
+  }
+  t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  for (int i = 0; i < format::kSyscallKinds; ++i)
+    counts_.count[i] = t_tally.count[i] - before_.count[i];
+  counts_.ns = t_tally.ns - before_.ns;
+}
+
+void DisableSyscallDispatchForExec() {
+  t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  if (t_enabled_pid) prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
+  t_enabled_pid = 0;
+}
+
+int ProgramSigsysAction(const struct sigaction* act, struct sigaction* old) {
+  if (old) *old = g_program_sigsys;
+  if (act) g_program_sigsys = *act;
+  return 0;
+}
+
+void KeepSigsysDeliverable(struct sigaction* act) {
+  if (g_active) sigdelset(&act->sa_mask, SIGSYS);
+}
+
+}  // namespace pagewaste::shim

@@ -1,0 +1,81 @@
+// Counting the system calls an allocator makes, with Linux Syscall User
+// Dispatch (SUD, kernel 5.11+).
+//
+// While the real allocator function runs, the thread's SUD selector is set
+// to BLOCK: every system call it makes traps to our SIGSYS handler, which
+// counts and times it, executes it from the shim's allowed code range, and
+// puts the result where the allocator expects it. Outside allocator calls
+// the selector is ALLOW and system calls run untouched at full speed.
+//
+// The traps to watch for:
+// - The handler returns through rt_sigreturn, itself a system call: it is
+//   issued by our own restorer inside the allowed range, so the handler is
+//   installed with the raw rt_sigaction system call (the C library would
+//   substitute its own restorer, outside the range).
+// - The kernel compares the address *after* the syscall instruction with
+//   the range, so the range ends past the last syscall instruction.
+// - A SIGSYS that is blocked when SUD forces it kills the process. Before
+//   blocking, each call checks that SIGSYS is deliverable on the thread, and
+//   falls back to an estimate for that call when it is not; and handlers the
+//   program installs are kept from blocking SIGSYS.
+// - SUD is per thread and neither inherited by new threads nor by a forked
+//   child: it is enabled lazily on a thread's first traced call, and turned
+//   off before exec.
+// - The program's own SIGSYS handler keeps working: SIGSYS signals that are
+//   not ours are passed to it.
+//
+// Where SUD is unavailable (older kernel, seccomp policy refusing the prctl,
+// PAGEWASTE_SYSCALLS=estimate), callers estimate from allocator state
+// instead and mark the figures as estimated.
+#pragma once
+
+#include <signal.h>
+
+#include <cstdint>
+
+#include "events.h"
+
+namespace pagewaste::shim {
+
+// Probes for SUD and installs the SIGSYS handler. Returns false (estimates
+// only) if SUD cannot be used.
+bool InitSyscallDispatch(bool allowed);
+bool SyscallDispatchActive();
+
+// Brackets one real allocator call: counts what it makes while alive.
+class AllocatorCall {
+ public:
+  AllocatorCall();
+  ~AllocatorCall() { Stop(); }
+  AllocatorCall(const AllocatorCall&) = delete;
+  AllocatorCall& operator=(const AllocatorCall&) = delete;
+
+  // Ends the counting (idempotent); call right after the real function.
+  void Stop();
+  // True when the call was counted exactly; false means "estimate".
+  bool exact() const { return exact_; }
+  // What was counted (zero when not exact).
+  const SyscallCounts& counts() const { return counts_; }
+  // When not exact: whether the program break moved during the call.
+  bool break_moved() const { return break_before_ != break_after_; }
+
+ private:
+  bool exact_ = false;
+  bool running_ = false;
+  SyscallCounts counts_;
+  SyscallCounts before_;
+  uintptr_t break_before_ = 0;
+  uintptr_t break_after_ = 0;
+};
+
+// Before exec: SUD off for this thread. Safe to call in any state.
+void DisableSyscallDispatchForExec();
+
+// The program's sigaction/signal for SIGSYS are routed here while SUD is in
+// use: the program's handler is remembered and called for SIGSYS that are
+// not ours. Returns what sigaction would.
+int ProgramSigsysAction(const struct sigaction* act, struct sigaction* old);
+// Strips SIGSYS from a mask a program handler would run with.
+void KeepSigsysDeliverable(struct sigaction* act);
+
+}  // namespace pagewaste::shim
