@@ -34,6 +34,13 @@ void Cost(const CostTotals& c, json* j) {
   (*j)["page_bytes"] = c.page_bytes;
   (*j)["page_waste_bytes"] = c.page_waste_bytes;
   (*j)["syscalls"] = Syscalls(c.syscalls);
+  (*j)["syscall_ns"] = c.syscall_ns;
+  (*j)["syscalls_estimated"] = c.estimated_calls > 0;
+  (*j)["estimated_calls"] = c.estimated_calls;
+  (*j)["calls"] = c.calls();
+  (*j)["syscalls_per_call"] =
+      c.calls() ? static_cast<double>(SumSyscalls(c.syscalls)) / static_cast<double>(c.calls()) : 0.0;
+  (*j)["syscall_pattern"] = SyscallPattern(c);
 }
 
 json Frame(const pagewaste::Frame& f) {
@@ -78,6 +85,9 @@ json ReportJson(const Report& r) {
       r.summary.page_bytes ? 100.0 * static_cast<double>(r.summary.page_waste_bytes) /
                                  static_cast<double>(r.summary.page_bytes)
                            : 0.0;
+  summary["syscall_time_share"] =
+      p.duration_ns ? static_cast<double>(r.summary.syscall_ns) / static_cast<double>(p.duration_ns)
+                    : 0.0;
   summary["peak_live_bytes"] = r.peak_live_bytes;
   summary["peak_mapped_bytes"] = r.peak_mapped_bytes;
   summary["leaked_bytes"] = r.leaked_bytes;
@@ -96,6 +106,25 @@ json ReportJson(const Report& r) {
     sites.push_back(s);
   }
   j["call_sites"] = sites;
+  json threads = json::array();
+  for (const ThreadTotals& t : r.thread_totals) {
+    json thread = {{"tid", t.tid}};
+    Cost(t.cost, &thread);
+    threads.push_back(thread);
+  }
+  j["threads"] = threads;
+  json kernel = json::array();
+  for (const CallSite& site : r.kernel_sites) {
+    json frames = json::array();
+    for (const auto& f : site.frames) frames.push_back(Frame(f));
+    kernel.push_back({{"stack_id", site.stack_id},
+                      {"syscalls", Syscalls(site.cost.syscalls)},
+                      {"syscall_ns", site.cost.syscall_ns},
+                      {"calls", site.cost.calls()},
+                      {"syscall_pattern", SyscallPattern(site.cost)},
+                      {"frames", frames}});
+  }
+  j["kernel_sites"] = kernel;
   json histogram = json::array();
   for (const HistogramBucket& b : r.histogram)
     histogram.push_back({{"min_size", b.min_size},

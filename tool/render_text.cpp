@@ -43,6 +43,17 @@ std::string Syscalls(const SyscallTotals& s) {
   return out;
 }
 
+// "1.01 per call, 1.234 ms in the kernel (estimated)".
+std::string SyscallDetail(const CostTotals& c) {
+  uint64_t total = SumSyscalls(c.syscalls);
+  if (!total) return "";
+  std::string out = fmt::format(" ({:.2f} per call", static_cast<double>(total) /
+                                                          static_cast<double>(std::max<uint64_t>(1, c.calls())));
+  if (c.syscall_ns) out += fmt::format(", {:.3f} ms in the kernel", static_cast<double>(c.syscall_ns) / 1e6);
+  if (c.estimated_calls) out += fmt::format(", estimated for {} calls", Num(c.estimated_calls));
+  return out + ")";
+}
+
 std::string Percent(uint64_t part, uint64_t whole) {
   if (!whole) return "0%";
   return fmt::format("{:.2f}%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));
@@ -91,6 +102,15 @@ std::vector<std::string> SiteLines(const CostTotals& c) {
   return lines;
 }
 
+void Frames(const CallSite& site, const RenderOptions& options, std::string* out,
+            size_t limit = 0) {
+  size_t shown = std::min(limit ? limit : options.frames, site.frames.size());
+  for (size_t i = 0; i < shown; ++i) *out += fmt::format("       {}\n", Location(site.frames[i]));
+  if (site.frames.size() > shown)
+    *out += fmt::format("       ... {} more frames\n", site.frames.size() - shown);
+  if (site.frames.empty()) *out += "       (no stack recorded)\n";
+}
+
 void Process(const Report& r, const RenderOptions& options, std::string* out) {
   const ProcessInfo& p = r.process;
   const CostTotals& s = r.summary;
@@ -126,7 +146,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                       Num(s.own_mappings));
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
                       Bytes(s.page_waste_bytes), Percent(s.page_waste_bytes, s.page_bytes));
-  *out += fmt::format("  syscalls             {}\n", Syscalls(s.syscalls));
+  *out += fmt::format("  syscalls             {}{}\n", Syscalls(s.syscalls), SyscallDetail(s));
+  if (s.syscall_ns && p.duration_ns)
+    *out += fmt::format("  time in syscalls     {} of the traced run\n",
+                        Percent(s.syscall_ns, p.duration_ns));
   *out += fmt::format("  peak live bytes      {}\n", Bytes(r.peak_live_bytes));
   *out += fmt::format("  peak mapped bytes    {}\n", Bytes(r.peak_mapped_bytes));
   *out += fmt::format("  live at exit         {} in {} blocks and mappings\n\n",
@@ -136,19 +159,25 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   int rank = 0;
   for (const CallSite& site : r.call_sites) {
     const CostTotals& c = site.cost;
-    *out += fmt::format("#{:<3} {} waste, {} in pages, {} requested; syscalls {}\n", ++rank,
+    *out += fmt::format("#{:<3} {} waste, {} in pages, {} requested; syscalls {}{}\n", ++rank,
                         Bytes(c.page_waste_bytes), Bytes(c.page_bytes),
-                        Bytes(c.requested_bytes), Syscalls(c.syscalls));
+                        Bytes(c.requested_bytes), Syscalls(c.syscalls), SyscallDetail(c));
     for (const std::string& line : SiteLines(c)) *out += fmt::format("     {}\n", line);
     if (site.leaked_allocations)
       *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
                           Num(site.leaked_allocations));
-    size_t shown = std::min(options.frames, site.frames.size());
-    for (size_t i = 0; i < shown; ++i)
-      *out += fmt::format("       {}\n", Location(site.frames[i]));
-    if (site.frames.size() > shown)
-      *out += fmt::format("       ... {} more frames\n", site.frames.size() - shown);
-    if (site.frames.empty()) *out += "       (no stack recorded)\n";
+    Frames(site, options, out);
+  }
+  if (!rank) *out += "  (none)\n";
+
+  *out += "\nCall sites that enter the kernel most often\n";
+  rank = 0;
+  for (const CallSite& site : r.kernel_sites) {
+    const CostTotals& c = site.cost;
+    *out += fmt::format("#{:<3} {} syscalls for {} calls{}\n", ++rank, Num(SumSyscalls(c.syscalls)),
+                        Num(c.calls()), SyscallDetail(c));
+    *out += fmt::format("     {}\n", SyscallPattern(c));
+    Frames(site, options, out, 3);
   }
   if (!rank) *out += "  (none)\n";
 

@@ -61,7 +61,7 @@ class Replayer : public RecordVisitor {
         c->page_bytes += e.mapped_bytes;
         c->page_waste_bytes += waste;
       }
-      AddSyscalls(c, e.syscalls);
+      AddSyscalls(c, e.syscalls, e.flags);
     });
     Histogram(e.requested, e.mapped_bytes != 0, waste);
     auto [it, fresh] = live_blocks_.insert(
@@ -80,7 +80,7 @@ class Replayer : public RecordVisitor {
     CostTotals& site = Site(e.prefix.stack ? e.prefix.stack : alloc_site);
     Charge(&site, [&](CostTotals* c) {
       ++c->frees;
-      AddSyscalls(c, e.syscalls);
+      AddSyscalls(c, e.syscalls, e.flags);
     });
     if (it != live_blocks_.end()) {
       Release(it->second.requested, it->second.mapped_bytes);
@@ -95,7 +95,7 @@ class Replayer : public RecordVisitor {
     bool failed = e.flags & format::kFlagFailed;
     bool file = e.flags & format::kFlagFileBacked;
     Charge(&site, [&](CostTotals* c) {
-      AddSyscalls(c, e.syscalls);
+      AddSyscalls(c, e.syscalls, e.flags);
       if (failed) {
         ++c->failed_calls;
       } else if (file) {
@@ -141,26 +141,30 @@ class Replayer : public RecordVisitor {
     for (const auto& [address, block] : live_blocks_) Leak(block.site, block.requested);
     for (const auto& [address, m] : mappings_) Leak(m.site, m.requested);
     r.threads = threads_.size();
+    for (const auto& [tid, cost] : threads_) r.thread_totals.push_back({tid, cost});
     r.process.events = events_;
-    r.process.duration_ns = last_time_ - first_time_;
-    r.call_sites.reserve(sites_.size());
+    r.process.duration_ns = last_time_;  // event times count from the start
+    std::vector<CallSite> all;
+    all.reserve(sites_.size());
     for (auto& [id, site] : sites_) {
       site.stack_id = id;
-      r.call_sites.push_back(std::move(site));
+      all.push_back(std::move(site));
     }
-    std::sort(r.call_sites.begin(), r.call_sites.end(),
-              [](const CallSite& a, const CallSite& b) {
-                auto key = [](const CallSite& s) {
-                  return std::make_tuple(s.cost.page_waste_bytes,
-                                         SumSyscalls(s.cost.syscalls),
-                                         s.cost.requested_bytes, s.cost.allocations);
-                };
-                if (key(a) != key(b)) return key(a) > key(b);
-                return a.stack_id < b.stack_id;
-              });
-    if (options.top && r.call_sites.size() > options.top)
-      r.call_sites.resize(options.top);
-    if (options.symbolize) Symbolize();
+    r.call_sites = Top(all, options.top, [](const CallSite& s) {
+      return std::make_tuple(s.cost.page_waste_bytes, SumSyscalls(s.cost.syscalls),
+                             s.cost.requested_bytes, s.cost.allocations);
+    });
+    r.kernel_sites = Top(all, options.top ? options.top : 10, [](const CallSite& s) {
+      return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.syscall_ns,
+                             uint64_t{0}, uint64_t{0});
+    });
+    while (!r.kernel_sites.empty() && SumSyscalls(r.kernel_sites.back().cost.syscalls) == 0)
+      r.kernel_sites.pop_back();
+    if (options.symbolize) {
+      Symbolizer symbolizer(modules_);
+      for (CallSite& site : r.call_sites) Symbolize(&symbolizer, &site);
+      for (CallSite& site : r.kernel_sites) Symbolize(&symbolizer, &site);
+    }
     for (int b = 0; b < kHistogramBuckets; ++b) {
       if (!histogram_[b].count) continue;
       HistogramBucket bucket = histogram_[b];
@@ -174,9 +178,9 @@ class Replayer : public RecordVisitor {
 
  private:
   void Seen(const EventPrefix& p) {
-    if (events_++ == 0) first_time_ = p.time_ns;
+    ++events_;
     last_time_ = std::max(last_time_, p.time_ns);
-    threads_[p.tid] = true;
+    current_tid_ = p.tid;
   }
 
   CostTotals& Site(uint64_t stack) { return sites_[stack].cost; }
@@ -189,21 +193,25 @@ class Replayer : public RecordVisitor {
     Seen(e.prefix);
     bool ok = !(e.flags & format::kFlagFailed);
     Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
-      AddSyscalls(c, e.syscalls);
+      AddSyscalls(c, e.syscalls, e.flags);
       ++(c->*(ok ? counter : &CostTotals::failed_calls));
     });
     return ok;
   }
 
-  // Applies f to the site and to the process summary alike.
+  // Applies f to the site, the current event's thread and the process
+  // summary alike.
   template <typename F>
   void Charge(CostTotals* site, F f) {
     f(site);
+    f(&threads_[current_tid_]);
     f(&report_->summary);
   }
 
-  static void AddSyscalls(CostTotals* c, const SyscallCounts& s) {
+  static void AddSyscalls(CostTotals* c, const SyscallCounts& s, uint32_t flags) {
     for (int i = 0; i < format::kSyscallKinds; ++i) c->syscalls[i] += s.count[i];
+    c->syscall_ns += s.ns;
+    if (flags & format::kFlagSyscallsEstimated) ++c->estimated_calls;
   }
 
   void Histogram(uint64_t size, bool own_mapping, uint64_t waste) {
@@ -260,13 +268,22 @@ class Replayer : public RecordVisitor {
     report_->leaked_bytes += requested;
   }
 
-  void Symbolize() {
-    Symbolizer symbolizer(modules_);
-    for (CallSite& site : report_->call_sites) {
-      for (uint64_t id = site.stack_id; id && id < nodes_.size(); id = nodes_[id].first) {
-        const auto& frames = symbolizer.Symbolize(nodes_[id].second);
-        site.frames.insert(site.frames.end(), frames.begin(), frames.end());
-      }
+  // The `limit` sites (0: all) with the largest key, ties by stack id.
+  template <typename Key>
+  static std::vector<CallSite> Top(const std::vector<CallSite>& sites, size_t limit, Key key) {
+    std::vector<CallSite> out = sites;
+    std::sort(out.begin(), out.end(), [&](const CallSite& a, const CallSite& b) {
+      if (key(a) != key(b)) return key(a) > key(b);
+      return a.stack_id < b.stack_id;
+    });
+    if (limit && out.size() > limit) out.resize(limit);
+    return out;
+  }
+
+  void Symbolize(Symbolizer* symbolizer, CallSite* site) {
+    for (uint64_t id = site->stack_id; id && id < nodes_.size(); id = nodes_[id].first) {
+      const auto& frames = symbolizer->Symbolize(nodes_[id].second);
+      site->frames.insert(site->frames.end(), frames.begin(), frames.end());
     }
   }
 
@@ -277,12 +294,12 @@ class Replayer : public RecordVisitor {
   std::unordered_map<uint64_t, LiveBlock> live_blocks_;
   std::map<uint64_t, LiveMapping> mappings_;
   std::unordered_map<uint64_t, CallSite> sites_;
-  std::unordered_map<uint32_t, bool> threads_;
+  std::map<uint32_t, CostTotals> threads_;
+  uint32_t current_tid_ = 0;
   HistogramBucket histogram_[kHistogramBuckets] = {};
   uint64_t live_bytes_ = 0;
   uint64_t mapped_bytes_ = 0;
   uint64_t events_ = 0;
-  uint64_t first_time_ = 0;
   uint64_t last_time_ = 0;
 };
 
@@ -308,19 +325,6 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
   if (result.has_end) p.end = result.end;
   replayer.Finish(options);
   return true;
-}
-
-std::string SyscallName(int kind) { return format::kSyscallNames[kind]; }
-
-const char* EndReasonName(format::EndReason reason) {
-  switch (reason) {
-    case format::EndReason::kExit: return "exit";
-    case format::EndReason::kUnderscoreExit: return "_exit";
-    case format::EndReason::kSignal: return "signal";
-    case format::EndReason::kExec: return "exec";
-    case format::EndReason::kDetach: return "detach";
-  }
-  return "unknown";
 }
 
 }  // namespace pagewaste

@@ -48,7 +48,19 @@ struct CostTotals {
   uint64_t page_bytes = 0;         // bytes of whole pages of own mappings
   uint64_t page_waste_bytes = 0;   // page_bytes - requested, own mappings
   SyscallTotals syscalls{};
+  uint64_t syscall_ns = 0;       // time spent in them, where measured
+  uint64_t estimated_calls = 0;  // calls whose syscalls are estimates
+
+  // Calls made at the site, of any kind: what syscalls are set against.
+  uint64_t calls() const {
+    return allocations + frees + mappings + unmappings + file_mappings + remappings +
+           brk_calls + failed_calls;
+  }
 };
+
+// The one line that says why a site enters the kernel, e.g. "each
+// allocation maps its own pages: 1,000 mmap for 1,000 allocations".
+std::string SyscallPattern(const CostTotals& c);
 
 struct CallSite {
   uint64_t stack_id = 0;
@@ -56,6 +68,11 @@ struct CallSite {
   uint64_t leaked_allocations = 0;
   uint64_t leaked_bytes = 0;
   std::vector<Frame> frames;  // innermost first
+};
+
+struct ThreadTotals {
+  uint32_t tid = 0;
+  CostTotals cost;
 };
 
 struct HistogramBucket {
@@ -72,7 +89,7 @@ struct ProcessInfo {
   TraceStatus status = TraceStatus::kComplete;
   std::string status_message;
   std::optional<EndEvent> end;
-  uint64_t duration_ns = 0;  // first to last event
+  uint64_t duration_ns = 0;  // from the start of tracing to the last event
   uint64_t events = 0;
   uint64_t trace_bytes = 0;
 };
@@ -85,7 +102,10 @@ struct Report {
   uint64_t leaked_allocations = 0;
   uint64_t leaked_bytes = 0;       // requested bytes live at the end
   uint64_t threads = 0;
+  std::vector<ThreadTotals> thread_totals;  // by tid
   std::vector<CallSite> call_sites;  // ordered by page waste, then syscalls
+  // The sites that enter the kernel most often, by system calls made.
+  std::vector<CallSite> kernel_sites;
   std::vector<HistogramBucket> histogram;
 };
 

@@ -225,10 +225,14 @@ void* RawMmap(void* addr, size_t length, int prot, int flags, int fd,
 
 }  // namespace
 
+// The program's memory calls, but not the shim's own (CalledByShim).
+#define PW_PROGRAM_CALL() \
+  Scope scope;            \
+  if (!scope.active() || CalledByShim(__builtin_return_address(0)))
+
 PW_EXPORT void* mmap(void* addr, size_t length, int prot, int flags, int fd,
                      off_t offset) {
-  Scope scope;
-  if (!scope.active())
+  PW_PROGRAM_CALL()
     return real.mmap ? real.mmap(addr, length, prot, flags, fd, offset)
                      : RawMmap(addr, length, prot, flags, fd, offset);
   return TracedMmap(real.mmap(addr, length, prot, flags, fd, offset), length,
@@ -241,14 +245,12 @@ PW_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd,
     return real.mmap64 ? real.mmap64(addr, length, prot, flags, fd, offset)
                        : RawMmap(addr, length, prot, flags, fd, offset);
   };
-  Scope scope;
-  if (!scope.active()) return call();
+  PW_PROGRAM_CALL() return call();
   return TracedMmap(call(), length, prot, flags, fd, offset);
 }
 
 PW_EXPORT int munmap(void* addr, size_t length) {
-  Scope scope;
-  if (!scope.active())
+  PW_PROGRAM_CALL()
     return real.munmap ? real.munmap(addr, length)
                        : static_cast<int>(syscall(SYS_munmap, addr, length));
   int rc = real.munmap(addr, length);
@@ -272,8 +274,7 @@ PW_EXPORT void* mremap(void* old_address, size_t old_size, size_t new_size,
     new_address = va_arg(ap, void*);
     va_end(ap);
   }
-  Scope scope;
-  if (!scope.active())
+  PW_PROGRAM_CALL()
     return real.mremap(old_address, old_size, new_size, flags, new_address);
   void* result = real.mremap(old_address, old_size, new_size, flags, new_address);
   Stack stack;

@@ -15,6 +15,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
 #include "real_functions.h"
 #include "syscall_dispatch.h"
 #include "trace_state.h"
@@ -207,7 +210,8 @@ void Initialize() {
     s.session_id = s.start_monotonic_ns ^ (uint64_t{s.pid} << 32);
   }
   ReadProcessIdentity(&s);
-  s.own_code = FindOwnCode();
+  s.own_code = FindCodeContaining(reinterpret_cast<const void*>(&Initialize));
+  s.unwinder_code = FindCodeContaining(reinterpret_cast<const void*>(&unw_backtrace));
   if (!s.stacks.Init()) {
     Say("cannot reserve memory for the stack table; not tracing");
     s.mode.store(TraceMode::kDisabled);

@@ -56,8 +56,8 @@ void WriteModuleMap(RecordWriter* writer, uint64_t generation,
   dl_iterate_phdr(OnModule, &ctx);
 }
 
-CodeRange FindOwnCode() {
-  FindContext ctx{reinterpret_cast<uintptr_t>(&FindOwnCode), {}};
+CodeRange FindCodeContaining(const void* address) {
+  FindContext ctx{reinterpret_cast<uintptr_t>(address), {}};
   dl_iterate_phdr(FindContaining, &ctx);
   return ctx.range;
 }

@@ -13,13 +13,12 @@ namespace pagewaste::shim {
 void WriteModuleMap(RecordWriter* writer, uint64_t generation,
                     const char* exe_path);
 
-// The address range of the shim's own code, so its frames can be dropped
-// from captured stacks.
+// The executable segment holding an address.
 struct CodeRange {
   uintptr_t start = 0;
   uintptr_t end = 0;
   bool Contains(uintptr_t ip) const { return ip >= start && ip < end; }
 };
-CodeRange FindOwnCode();
+CodeRange FindCodeContaining(const void* address);
 
 }  // namespace pagewaste::shim

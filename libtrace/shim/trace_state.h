@@ -63,7 +63,8 @@ struct TraceState {
   uint8_t buffer[kChunkBytes] = {};
   RecordWriter writer{buffer, kChunkBytes, &sink};
   StackTable stacks;
-  CodeRange own_code;
+  CodeRange own_code;       // the shim: its frames are dropped from stacks
+  CodeRange unwinder_code;  // libunwind: its memory calls are the shim's own
   bool glibc_malloc = false;
   uint32_t page_size = 4096;
   uint32_t pid = 0;

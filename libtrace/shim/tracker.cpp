@@ -86,6 +86,11 @@ uint64_t NowNs() {
   return now - g_state.start_monotonic_ns;
 }
 
+bool CalledByShim(const void* return_address) {
+  auto ip = reinterpret_cast<uintptr_t>(return_address);
+  return g_state.unwinder_code.Contains(ip) || g_state.own_code.Contains(ip);
+}
+
 void CaptureStack(Stack* stack) {
   void* raw[Stack::kMaxDepth + 8];
   int n = unw_backtrace(raw, Stack::kMaxDepth + 8);

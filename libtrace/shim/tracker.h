@@ -30,6 +30,11 @@ class Scope {
   bool active_;
 };
 
+// True for a memory call made by the shim's own machinery outside the
+// recursion guard: libunwind frees its per-thread caches from a thread-exit
+// destructor. Such calls are passed through, neither traced nor counted.
+bool CalledByShim(const void* return_address);
+
 // A captured call stack, innermost frame first, the shim's own frames
 // already dropped.
 struct Stack {

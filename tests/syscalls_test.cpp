@@ -1,0 +1,112 @@
+// Issue 3: exact system call accounting per allocation, with Syscall User
+// Dispatch, and the estimate where it is not available.
+#include <gtest/gtest.h>
+
+#include "e2e_support.h"
+
+namespace pagewaste::e2e {
+namespace {
+
+using nlohmann::json;
+
+const json& Only(const Profile& p) {
+  EXPECT_EQ(p.reports.size(), 1u) << p.run.err;
+  static const json empty = json::object();
+  return p.reports.empty() ? empty : p.reports[0];
+}
+
+TEST(Syscalls, PinnedThresholdChargesOneMmapPerMallocAndOneMunmapPerFree) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"pinned_threshold"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = Only(p);
+  int malloc_line = SiteLine("pinned_threshold.c", "malloc");
+  int free_line = SiteLine("pinned_threshold.c", "free");
+  EXPECT_EQ(SyscallsAtSite(r, "pinned_threshold.c", malloc_line, "mmap"), 100u);
+  EXPECT_EQ(SyscallsAtSite(r, "pinned_threshold.c", malloc_line, "munmap"), 0u);
+  EXPECT_EQ(SyscallsAtSite(r, "pinned_threshold.c", free_line, "munmap"), 100u);
+  EXPECT_EQ(SyscallsAtSite(r, "pinned_threshold.c", free_line, "mmap"), 0u);
+  EXPECT_FALSE(r["summary"]["syscalls_estimated"].get<bool>());
+  EXPECT_GT(r["summary"]["syscall_ns"].get<uint64_t>(), 0u);
+  // The kernel-entry section leads with these two sites and says why.
+  ASSERT_GE(r["kernel_sites"].size(), 2u);
+  std::string pattern = r["kernel_sites"][0]["syscall_pattern"];
+  std::string second = r["kernel_sites"][1]["syscall_pattern"];
+  EXPECT_NE((pattern + second).find("each allocation maps its own pages: 100 mmap for 100 allocations"),
+            std::string::npos) << pattern << " | " << second;
+  EXPECT_NE((pattern + second).find("each free unmaps its pages: 100 munmap for 100 frees"),
+            std::string::npos);
+}
+
+TEST(Syscalls, DynamicThresholdMovesTheSecondRoundToTheHeap) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"dynamic_threshold"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = Only(p);
+  int first = SiteLine("dynamic_threshold.c", "first");
+  int second = SiteLine("dynamic_threshold.c", "second");
+  int release = SiteLine("dynamic_threshold.c", "release");
+  // Round one: a mapping per request, no heap growth.
+  EXPECT_EQ(SyscallsAtSite(r, "dynamic_threshold.c", first, "mmap"), 100u);
+  EXPECT_EQ(SyscallsAtSite(r, "dynamic_threshold.c", first, "brk"), 0u);
+  EXPECT_EQ(SumAtSite(r, "dynamic_threshold.c", first, "own_mappings"), 100u);
+  // Its frees unmap each block.
+  EXPECT_EQ(SyscallsAtSite(r, "dynamic_threshold.c", release, "munmap"), 100u);
+  // Round two: the raised threshold sends the same requests to the heap,
+  // which grows with brk; no mappings of their own.
+  EXPECT_EQ(SyscallsAtSite(r, "dynamic_threshold.c", second, "mmap"), 0u);
+  EXPECT_GT(SyscallsAtSite(r, "dynamic_threshold.c", second, "brk"), 0u);
+  EXPECT_EQ(SumAtSite(r, "dynamic_threshold.c", second, "own_mappings"), 0u);
+  EXPECT_EQ(SumAtSite(r, "dynamic_threshold.c", second, "allocations"), 100u);
+}
+
+TEST(Syscalls, EightThreadsGetExactPerThreadCounts) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"threads_large"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = Only(p);
+  int workers = 0;
+  for (const auto& t : r["threads"]) {
+    if (t["allocations"] != 50) continue;  // the main thread
+    ++workers;
+    EXPECT_EQ(t["syscalls"]["mmap"], 50) << t.dump();
+    EXPECT_EQ(t["syscalls"]["munmap"], 50) << t.dump();
+    EXPECT_EQ(t["frees"], 50);
+  }
+  EXPECT_EQ(workers, 8);
+  EXPECT_EQ(SyscallsAtSite(r, "threads_large.c", SiteLine("threads_large.c", "malloc"), "mmap"), 400u);
+  EXPECT_EQ(SyscallsAtSite(r, "threads_large.c", SiteLine("threads_large.c", "free"), "munmap"), 400u);
+}
+
+TEST(Syscalls, AProgramsOwnSigsysHandlerKeepsWorking) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"own_sigsys"});
+  EXPECT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "handled 4\n");
+  const json& r = Only(p);
+  EXPECT_EQ(SyscallsAtSite(r, "own_sigsys.c", SiteLine("own_sigsys.c", "malloc"), "mmap"), 10u);
+  EXPECT_FALSE(r["summary"]["syscalls_estimated"].get<bool>());
+}
+
+TEST(Syscalls, WithoutDispatchTheFiguresAreEstimatedAndSaySo) {
+  TempDir dir;
+  setenv("PAGEWASTE_SYSCALLS", "estimate", 1);
+  Profile p = ProfileProgram(dir, {"pinned_threshold"});
+  unsetenv("PAGEWASTE_SYSCALLS");
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = Only(p);
+  int malloc_line = SiteLine("pinned_threshold.c", "malloc");
+  EXPECT_EQ(SyscallsAtSite(r, "pinned_threshold.c", malloc_line, "mmap"), 100u);
+  EXPECT_EQ(SyscallsAtSite(r, "pinned_threshold.c", SiteLine("pinned_threshold.c", "free"), "munmap"),
+            100u);
+  EXPECT_TRUE(r["summary"]["syscalls_estimated"].get<bool>());
+  EXPECT_EQ(r["summary"]["syscall_ns"], 0);
+  const json* site = FindSite(r, "pinned_threshold.c", malloc_line);
+  ASSERT_NE(site, nullptr);
+  EXPECT_TRUE((*site)["syscalls_estimated"].get<bool>());
+  CommandResult text = RunCapture({PagewastePath(), "report", p.traces[0]});
+  EXPECT_NE(text.out.find("estimated for"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e

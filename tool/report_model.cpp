@@ -1,0 +1,74 @@
+// The few pieces of the report model that are logic rather than data: names,
+// and the sentence that explains why a call site enters the kernel.
+#include "report_model.h"
+
+#include <fmt/format.h>
+
+#include <vector>
+
+namespace pagewaste {
+namespace {
+
+std::string Count(uint64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+uint64_t Of(const CostTotals& c, format::SyscallKind kind) {
+  return c.syscalls[static_cast<int>(kind)];
+}
+
+}  // namespace
+
+std::string SyscallName(int kind) { return format::kSyscallNames[kind]; }
+
+const char* EndReasonName(format::EndReason reason) {
+  switch (reason) {
+    case format::EndReason::kExit: return "exit";
+    case format::EndReason::kUnderscoreExit: return "_exit";
+    case format::EndReason::kSignal: return "signal";
+    case format::EndReason::kExec: return "exec";
+    case format::EndReason::kDetach: return "detach";
+  }
+  return "unknown";
+}
+
+std::string SyscallPattern(const CostTotals& c) {
+  using K = format::SyscallKind;
+  std::vector<std::string> parts;
+  uint64_t requests = c.allocations + c.mappings;
+  uint64_t releases = c.frees + c.unmappings;
+  if (uint64_t n = Of(c, K::kMmap); n && c.own_mappings)
+    parts.push_back(fmt::format("{} maps its own pages: {} mmap for {} allocations",
+                                c.own_mappings == requests ? "each allocation"
+                                                           : Count(c.own_mappings) + " allocations",
+                                Count(n), Count(requests)));
+  else if (n)
+    parts.push_back(fmt::format("the allocator maps more memory: {} mmap for {} calls", Count(n),
+                                Count(c.calls())));
+  if (uint64_t n = Of(c, K::kMunmap); n && releases)
+    parts.push_back(fmt::format("{} unmaps its pages: {} munmap for {} frees",
+                                n >= releases ? "each free" : "frees", Count(n), Count(releases)));
+  else if (n)
+    parts.push_back(fmt::format("{} munmap for {} calls", Count(n), Count(c.calls())));
+  if (uint64_t n = Of(c, K::kMremap))
+    parts.push_back(fmt::format("blocks are resized in the kernel: {} mremap", Count(n)));
+  if (uint64_t n = Of(c, K::kBrk))
+    parts.push_back(fmt::format("the heap moves its break: {} brk for {} calls", Count(n),
+                                Count(c.calls())));
+  if (uint64_t n = Of(c, K::kMadvise))
+    parts.push_back(fmt::format("freed memory goes back to the kernel: {} madvise", Count(n)));
+  if (uint64_t n = Of(c, K::kMprotect))
+    parts.push_back(fmt::format("new arena memory is made usable: {} mprotect", Count(n)));
+  if (uint64_t n = Of(c, K::kOther))
+    parts.push_back(fmt::format("{} other system calls (lock waits and the like)", Count(n)));
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) out += (i ? "; " : "") + parts[i];
+  return out;
+}
+
+}  // namespace pagewaste
