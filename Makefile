@@ -4,10 +4,10 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PAGEWASTE = $(BUILD)/tool/pagewaste
 
-# Build tools and libraries, and libc6-dbg so that C library frames have
-# source lines too.
+# Build tools and libraries; libc6-dbg so that C library frames have source
+# lines too; strace, which the tests hold the syscall counts against.
 PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev \
-           libgtest-dev libunwind-dev libdw-dev libc6-dbg
+           libgtest-dev libunwind-dev libdw-dev libc6-dbg strace
 
 .PHONY: all deps build demo test install clean
 

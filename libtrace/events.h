@@ -121,6 +121,10 @@ struct EndEvent {
   uint64_t stack_nodes = 0;
   uint64_t chunks_lost = 0;
   uint64_t bytes_lost = 0;
+  // The shim's own system calls from the creation of the trace file to this
+  // record (its file windows, stack table, libunwind's caches): in strace's
+  // counts for the process, in none of the events.
+  SyscallCounts shim_syscalls;
 };
 
 }  // namespace pagewaste

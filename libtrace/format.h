@@ -88,7 +88,8 @@ enum class RecordType : uint8_t {
 
   // End: varint EndReason, zigzag status, varint records written (all
   // records before this one), varint events, varint stack nodes, varint
-  // chunks lost, varint bytes lost. Always the last record of a whole trace.
+  // chunks lost, varint bytes lost, syscalls (the shim's own since the trace
+  // file was created). Always the last record of a whole trace.
   kEnd = 0x7f,
 };
 

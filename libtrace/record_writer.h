@@ -65,7 +65,7 @@ class RecordWriter {
   void Mremap(const MremapEvent& e);
   void Brk(const BrkEvent& e);
   // Writes the End record (filling in the writer's own counters) and flushes.
-  void End(format::EndReason reason, int64_t status);
+  void End(format::EndReason reason, int64_t status, const SyscallCounts& shim_syscalls);
 
   // Hands the current chunk to the sink, if it holds any record.
   void Flush();

@@ -138,7 +138,10 @@ std::vector<uint8_t> SampleTrace(MemorySink* sink, bool lose_a_chunk = false) {
   b.new_break = 0x555555021000;
   b.argument = -4096;
   w.Brk(b);
-  w.End(format::EndReason::kExit, 0);
+  SyscallCounts own;
+  own.Add(format::SyscallKind::kMmap, 3);
+  own.Add(format::SyscallKind::kMunmap, 1);
+  w.End(format::EndReason::kExit, 0, own);
   return sink->bytes;
 }
 
@@ -199,6 +202,8 @@ TEST(TraceFormat, RoundTripsEveryRecordType) {
   EXPECT_TRUE(r.has_end);
   EXPECT_EQ(r.end.events, 2 * kEvents + 4);
   EXPECT_EQ(r.end.stack_nodes, 2u);
+  EXPECT_EQ(r.end.shim_syscalls.count[0], 3u);
+  EXPECT_EQ(r.end.shim_syscalls.count[1], 1u);
   EXPECT_EQ(rec.log.back(), "end");
 }
 

@@ -430,6 +430,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.stack_nodes = c.U();
         e.chunks_lost = c.U();
         e.bytes_lost = c.U();
+        e.shim_syscalls = ReadSyscalls(&c);
         if (c.ok) {
           result->has_end = true;
           result->end = e;

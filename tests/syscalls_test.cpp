@@ -2,6 +2,10 @@
 // Dispatch, and the estimate where it is not available.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <map>
+#include <sstream>
+
 #include "e2e_support.h"
 
 namespace pagewaste::e2e {
@@ -107,6 +111,72 @@ TEST(Syscalls, WithoutDispatchTheFiguresAreEstimatedAndSaySo) {
   CommandResult text = RunCapture({PagewastePath(), "report", p.traces[0]});
   EXPECT_NE(text.out.find("estimated for"), std::string::npos);
 }
+
+}  // namespace
+}  // namespace pagewaste::e2e
+
+namespace pagewaste::e2e {
+namespace {
+
+// Memory system calls strace saw in one process after `marker` (the
+// creation of its trace file), by name.
+std::map<std::string, uint64_t> StraceCountsAfter(const std::string& log, uint32_t pid,
+                                                  const std::string& marker) {
+  std::map<std::string, uint64_t> counts;
+  std::istringstream in(log);
+  std::string line;
+  bool started = false;
+  std::string prefix = std::to_string(pid) + " ";
+  while (std::getline(in, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    std::string call = line.substr(prefix.size());
+    call.erase(0, call.find_first_not_of(' '));
+    if (!started) {
+      started = call.rfind("openat(", 0) == 0 && call.find(marker) != std::string::npos &&
+                call.find("O_CREAT") != std::string::npos;
+      continue;
+    }
+    // "<... mmap resumed>" ends a call already counted at its start;
+    // "--- SIGSYS" lines are the dispatch traps, not system calls.
+    if (call.rfind("<...", 0) == 0 || call.rfind("---", 0) == 0 || call.rfind("+++", 0) == 0)
+      continue;
+    std::string name = call.substr(0, call.find('('));
+    if (name != "openat") ++counts[name];
+  }
+  return counts;
+}
+
+class AgainstStrace : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(AgainstStrace, TraceTotalsPlusTheShimsOwnEqualWhatStraceCounts) {
+  if (RunCapture({"sh", "-c", "command -v strace"}).exit_code != 0)
+    GTEST_SKIP() << "strace is not installed (make test installs it)";
+  TempDir dir;
+  std::string trace = dir.path() + "/program.trace";
+  std::string log = dir.path() + "/strace.log";
+  CommandResult run = RunCapture({"strace", "-f", "-o", log, "-e",
+                                  "trace=mmap,munmap,mremap,brk,madvise,mprotect,openat",
+                                  PagewastePath(), "run", "-o", trace, "--",
+                                  ProgramPath(GetParam())});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  json r = json::parse(report.out);
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  auto seen = StraceCountsAfter(text, r["process"]["pid"].get<uint32_t>(), trace);
+  ASSERT_FALSE(seen.empty()) << "the trace file's creation was not found in the strace log";
+  for (const char* kind : {"mmap", "munmap", "mremap", "brk", "madvise", "mprotect"}) {
+    uint64_t traced = r["summary"]["syscalls"][kind].get<uint64_t>();
+    uint64_t shims = r["trace"]["shim_syscalls"][kind].get<uint64_t>();
+    EXPECT_EQ(seen[kind], traced + shims)
+        << kind << ": strace " << seen[kind] << ", trace " << traced << " + shim " << shims;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(DeterministicPrograms, AgainstStrace,
+                         ::testing::Values("pinned_threshold", "dynamic_threshold",
+                                           "mmap_two_bytes", "large_malloc"));
 
 }  // namespace
 }  // namespace pagewaste::e2e

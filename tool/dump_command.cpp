@@ -64,9 +64,9 @@ class Dumper : public RecordVisitor {
                      e.argument, e.flags, Syscalls(e.syscalls)));
   }
   void OnEnd(const EndEvent& e) override {
-    Line(fmt::format("end reason={} status={} records={} events={} stack_nodes={} chunks_lost={} bytes_lost={}",
+    Line(fmt::format("end reason={} status={} records={} events={} stack_nodes={} chunks_lost={} bytes_lost={} shim{}",
                      static_cast<int>(e.reason), e.status, e.records, e.events, e.stack_nodes,
-                     e.chunks_lost, e.bytes_lost));
+                     e.chunks_lost, e.bytes_lost, Syscalls(e.shim_syscalls)));
   }
 
  private:

@@ -49,6 +49,15 @@ json Frame(const pagewaste::Frame& f) {
           {"inlined", f.inlined}};
 }
 
+// The shim's own memory system calls, from the End record (zeros without
+// one): in strace's view of the process, in none of the figures.
+json ShimSyscalls(const ProcessInfo& p) {
+  SyscallTotals totals{};
+  if (p.end)
+    for (int i = 0; i < format::kSyscallKinds; ++i) totals[i] = p.end->shim_syscalls.count[i];
+  return Syscalls(totals);
+}
+
 json ProcessJson(const Report& r) {
   const ProcessInfo& p = r.process;
   json exit = nullptr;
@@ -78,6 +87,7 @@ json ReportJson(const Report& r) {
                 {"bytes", p.trace_bytes},
                 {"duration_ns", p.duration_ns},
                 {"chunks_lost", p.end ? p.end->chunks_lost : 0},
+                {"shim_syscalls", ShimSyscalls(p)},
                 {"format_version", p.header.version}};
   json summary;
   Cost(r.summary, &summary);

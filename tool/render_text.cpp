@@ -147,6 +147,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
                       Bytes(s.page_waste_bytes), Percent(s.page_waste_bytes, s.page_bytes));
   *out += fmt::format("  syscalls             {}{}\n", Syscalls(s.syscalls), SyscallDetail(s));
+  if (p.end && p.end->shim_syscalls.Total())
+    *out += fmt::format("  not counted above    {} memory syscalls of pagewaste's own; those made outside\n"
+                        "                       allocator calls (loader, thread stacks) are not observed\n",
+                        Num(p.end->shim_syscalls.Total()));
   if (s.syscall_ns && p.duration_ns)
     *out += fmt::format("  time in syscalls     {} of the traced run\n",
                         Percent(s.syscall_ns, p.duration_ns));

@@ -157,6 +157,7 @@ bool FileSink::Open(const char* pattern, const char* exe_name, uint32_t pid,
   ino_ = st.st_ino;
   end_ = 0;
   use_mapping_ = use_mapping;
+  syscalls_ = SyscallCounts();
   return true;
 }
 
@@ -194,6 +195,7 @@ bool FileSink::MapWindow(uint64_t start, size_t capacity) {
   // A raw system call: our own mmap wrapper would record it as the program's.
   long addr = syscall(SYS_mmap, nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
                       static_cast<off_t>(map_start));
+  syscalls_.Add(format::SyscallKind::kMmap);
   if (addr < 0 && addr > -4096) {
     use_mapping_ = false;
     return false;
@@ -205,7 +207,10 @@ bool FileSink::MapWindow(uint64_t start, size_t capacity) {
 }
 
 void FileSink::Unmap() {
-  if (window_) syscall(SYS_munmap, window_, window_size_);
+  if (window_) {
+    syscall(SYS_munmap, window_, window_size_);
+    syscalls_.Add(format::SyscallKind::kMunmap);
+  }
   window_ = nullptr;
   window_size_ = 0;
 }
@@ -246,6 +251,11 @@ void FileSink::TruncateTo(uint64_t size) {
     ftruncate(fd_, static_cast<off_t>(size));
   }
   end_ = size;
+}
+
+void FileSink::StopMapping() {
+  Unmap();
+  use_mapping_ = false;
 }
 
 void FileSink::Close() {

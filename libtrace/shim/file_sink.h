@@ -44,8 +44,13 @@ class FileSink : public ChunkSink {
   // an exec that failed take back the End record written just before it.
   uint64_t Size() const { return end_; }
   void TruncateTo(uint64_t size);
+  // Unmaps the current window and writes with pwrite from then on: before
+  // the End record, so that the record can count the munmap.
+  void StopMapping();
   // Cuts the file to its data and closes it.
   void Close();
+  // The memory system calls the sink has made since Open.
+  const SyscallCounts& syscalls() const { return syscalls_; }
   // Lets go of a file that is not ours to close: a forked child's copy of
   // its parent's mapping and descriptor. The file is left untouched.
   void Abandon();
@@ -65,6 +70,7 @@ class FileSink : public ChunkSink {
   uint8_t* window_ = nullptr;  // shared mapping of [window_start_, +window_size_)
   uint64_t window_start_ = 0;
   size_t window_size_ = 0;
+  SyscallCounts syscalls_;
   char path_[4096] = {};
 };
 

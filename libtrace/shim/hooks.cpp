@@ -62,8 +62,20 @@ bool MulOverflows(size_t a, size_t b, size_t* out) {
     return result_;            \
   }()
 
+// The shim's own allocations (it makes few) are not traced, but what they
+// cost in system calls is counted for the End record.
+template <typename Call>
+auto ShimsOwn(Call call) {
+  AllocatorCall counted;
+  auto result = call();
+  counted.Stop();
+  CountShimSyscalls(counted.counts());
+  return result;
+}
+
 PW_EXPORT void* malloc(size_t size) {
   Scope scope;
+  if (scope.inside_shim() && real.malloc) return ShimsOwn([&] { return real.malloc(size); });
   if (!scope.active()) return real.malloc ? real.malloc(size) : BootstrapAlloc(size);
   AllocatorCall call;
   return TracedAlloc(AllocKind::kMalloc, PW_COUNTED(call, real.malloc(size)), size, 0, call);
@@ -71,6 +83,7 @@ PW_EXPORT void* malloc(size_t size) {
 
 PW_EXPORT void* calloc(size_t n, size_t size) {
   Scope scope;
+  if (scope.inside_shim() && real.calloc) return ShimsOwn([&] { return real.calloc(n, size); });
   if (!scope.active()) {
     size_t total;
     if (real.calloc) return real.calloc(n, size);
@@ -85,6 +98,13 @@ PW_EXPORT void* calloc(size_t n, size_t size) {
 PW_EXPORT void free(void* p) {
   if (!p || IsBootstrapPointer(p)) return;
   Scope scope;
+  if (scope.inside_shim()) {
+    ShimsOwn([&] {
+      real.free(p);
+      return 0;
+    });
+    return;
+  }
   if (!scope.active()) return real.free(p);
   ChunkInfo chunk = InspectChunk(p);
   AllocatorCall call;
@@ -114,6 +134,7 @@ void* Realloc(AllocKind kind, void* p, size_t size,
     return q;
   }
   Scope scope;
+  if (scope.inside_shim()) return ShimsOwn([&] { return call(p, a, b); });
   if (!scope.active()) return call(p, a, b);
   ChunkInfo old_chunk = InspectChunk(p);
   AllocatorCall counted;
@@ -225,14 +246,23 @@ void* RawMmap(void* addr, size_t length, int prot, int flags, int fd,
 
 }  // namespace
 
-// The program's memory calls, but not the shim's own (CalledByShim).
-#define PW_PROGRAM_CALL() \
-  Scope scope;            \
-  if (!scope.active() || CalledByShim(__builtin_return_address(0)))
+namespace {
+
+// Whether a memory system call is the program's, to be traced. The shim's
+// own (made inside it, or by libunwind from a thread-exit destructor) are
+// only counted, for the End record.
+bool ProgramCall(const Scope& scope, const void* return_address, SyscallKind kind) {
+  bool shims = scope.inside_shim() || CalledByShim(return_address);
+  if (shims) CountShimSyscall(kind);
+  return scope.active() && !shims;
+}
+
+}  // namespace
 
 PW_EXPORT void* mmap(void* addr, size_t length, int prot, int flags, int fd,
                      off_t offset) {
-  PW_PROGRAM_CALL()
+  Scope scope;
+  if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMmap))
     return real.mmap ? real.mmap(addr, length, prot, flags, fd, offset)
                      : RawMmap(addr, length, prot, flags, fd, offset);
   return TracedMmap(real.mmap(addr, length, prot, flags, fd, offset), length,
@@ -245,12 +275,14 @@ PW_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd,
     return real.mmap64 ? real.mmap64(addr, length, prot, flags, fd, offset)
                        : RawMmap(addr, length, prot, flags, fd, offset);
   };
-  PW_PROGRAM_CALL() return call();
+  Scope scope;
+  if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMmap)) return call();
   return TracedMmap(call(), length, prot, flags, fd, offset);
 }
 
 PW_EXPORT int munmap(void* addr, size_t length) {
-  PW_PROGRAM_CALL()
+  Scope scope;
+  if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMunmap))
     return real.munmap ? real.munmap(addr, length)
                        : static_cast<int>(syscall(SYS_munmap, addr, length));
   int rc = real.munmap(addr, length);
@@ -274,7 +306,8 @@ PW_EXPORT void* mremap(void* old_address, size_t old_size, size_t new_size,
     new_address = va_arg(ap, void*);
     va_end(ap);
   }
-  PW_PROGRAM_CALL()
+  Scope scope;
+  if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMremap))
     return real.mremap(old_address, old_size, new_size, flags, new_address);
   void* result = real.mremap(old_address, old_size, new_size, flags, new_address);
   Stack stack;

@@ -141,6 +141,7 @@ void AfterForkChild() {
   // ids stay valid.
   s.writer.Reset();
   s.sink.Abandon();
+  for (auto& count : s.shim_syscalls) count.store(0);  // the child's trace starts now
   if (!s.sink.Open(s.pattern, s.exe_name, s.pid, s.session_id, s.use_mapping)) {
     Say("cannot create a trace file for forked child; not tracing it");
     s.mode.store(TraceMode::kDisabled);
@@ -212,11 +213,8 @@ void Initialize() {
   ReadProcessIdentity(&s);
   s.own_code = FindCodeContaining(reinterpret_cast<const void*>(&Initialize));
   s.unwinder_code = FindCodeContaining(reinterpret_cast<const void*>(&unw_backtrace));
-  if (!s.stacks.Init()) {
-    Say("cannot reserve memory for the stack table; not tracing");
-    s.mode.store(TraceMode::kDisabled);
-    return;
-  }
+  // The trace file first: the shim's own system calls are counted from its
+  // creation on (and a strace of the process can find that point).
   const char* sink = getenv("PAGEWASTE_SINK");
   s.use_mapping = !(sink && strcmp(sink, "write") == 0);
   if (!s.sink.Open(s.pattern, s.exe_name, s.pid, s.session_id, s.use_mapping)) {
@@ -224,6 +222,15 @@ void Initialize() {
     s.mode.store(TraceMode::kDisabled);
     return;
   }
+  if (!s.stacks.Init()) {
+    Say("cannot reserve memory for the stack table; not tracing");
+    s.sink.Close();
+    s.mode.store(TraceMode::kDisabled);
+    return;
+  }
+  SyscallCounts table;
+  table.Add(format::SyscallKind::kMmap, StackTable::kInitMmaps);
+  CountShimSyscalls(table);
   WriteTracePreamble(static_cast<uint32_t>(getppid()));
   const char* syscalls = getenv("PAGEWASTE_SYSCALLS");
   InitSyscallDispatch(!(syscalls && strcmp(syscalls, "estimate") == 0));
@@ -250,9 +257,10 @@ void Finalize(format::EndReason reason, int64_t status) {
   TraceMode expected = TraceMode::kTracing;
   if (s.mode.compare_exchange_strong(expected, TraceMode::kFinished)) {
     s.writer.Flush();
+    s.sink.StopMapping();
     if (reason == format::EndReason::kExec)
       s.exec_end_offset = static_cast<int64_t>(s.sink.Size());
-    s.writer.End(reason, status);
+    s.writer.End(reason, status, ShimSyscalls());
     s.sink.Close();
   }
   if (locked) s.lock.Unlock();

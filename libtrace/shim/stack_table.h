@@ -20,6 +20,8 @@ class StackTable {
  public:
   static constexpr uint32_t kCapacity = 1u << 20;  // nodes
 
+  // Reserves the table's memory: two mmap system calls.
+  static constexpr uint32_t kInitMmaps = 2;
   bool Init();
   // Returns the id of the stack ips[0] (innermost) .. ips[depth-1]
   // (outermost), writing any new nodes through writer. Caller holds the

@@ -74,6 +74,8 @@ struct TraceState {
   int64_t exec_end_offset = -1;  // trace size before an exec's End record
   bool use_mapping = true;        // PAGEWASTE_SINK=write turns it off
   std::atomic<int64_t> exit_status{format::kUnknownStatus};
+  // Memory system calls the shim made outside its sink, by kind.
+  std::atomic<uint32_t> shim_syscalls[format::kSyscallKinds] = {};
   const char* pattern = nullptr;
   char exe_path[4096] = {};
   const char* exe_name = "";
@@ -82,6 +84,8 @@ struct TraceState {
 extern TraceState g_state;
 
 uint32_t CurrentTid();
+// Everything the shim made since it created the trace file.
+SyscallCounts ShimSyscalls();
 uint64_t NowNs();
 // Writes the file header, the module map and (in a forked child) every
 // stack node known so far. Caller holds the lock.

@@ -49,8 +49,8 @@ void Record(Event* e, const Stack* stack, Encode encode) {
 
 }  // namespace
 
-Scope::Scope() : active_(false) {
-  if (t_depth > 0) return;
+Scope::Scope() : active_(false), inside_shim_(t_depth > 0) {
+  if (inside_shim_) return;
   TraceMode mode = g_state.mode.load(std::memory_order_acquire);
   if (mode == TraceMode::kUninitialized) {
     ++t_depth;
@@ -84,6 +84,21 @@ uint64_t NowNs() {
   uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull +
                  static_cast<uint64_t>(ts.tv_nsec);
   return now - g_state.start_monotonic_ns;
+}
+
+void CountShimSyscalls(const SyscallCounts& counts) {
+  for (int i = 0; i < format::kSyscallKinds; ++i)
+    if (counts.count[i]) g_state.shim_syscalls[i].fetch_add(counts.count[i]);
+}
+
+void CountShimSyscall(format::SyscallKind kind) {
+  g_state.shim_syscalls[static_cast<int>(kind)].fetch_add(1);
+}
+
+SyscallCounts ShimSyscalls() {
+  SyscallCounts total = g_state.sink.syscalls();
+  for (int i = 0; i < format::kSyscallKinds; ++i) total.count[i] += g_state.shim_syscalls[i].load();
+  return total;
 }
 
 bool CalledByShim(const void* return_address) {

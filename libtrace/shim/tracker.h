@@ -25,15 +25,21 @@ class Scope {
   Scope(const Scope&) = delete;
   Scope& operator=(const Scope&) = delete;
   bool active() const { return active_; }
+  // Not traced because the shim itself made the call.
+  bool inside_shim() const { return inside_shim_; }
 
  private:
   bool active_;
+  bool inside_shim_;
 };
 
 // True for a memory call made by the shim's own machinery outside the
 // recursion guard: libunwind frees its per-thread caches from a thread-exit
 // destructor. Such calls are passed through, neither traced nor counted.
 bool CalledByShim(const void* return_address);
+// Counts memory system calls of the shim's own, for the End record.
+void CountShimSyscall(format::SyscallKind kind);
+void CountShimSyscalls(const SyscallCounts& counts);
 
 // A captured call stack, innermost frame first, the shim's own frames
 // already dropped.
