@@ -92,6 +92,13 @@ TEST(Syscalls, AProgramsOwnSigsysHandlerKeepsWorking) {
   EXPECT_FALSE(r["summary"]["syscalls_estimated"].get<bool>());
 }
 
+TEST(Syscalls, SignalHandlersInsideAllocatorCallsBehaveAsWithout) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"mask_in_handler"});
+  EXPECT_EQ(p.run.exit_code, 0) << p.run.out << p.run.err;
+  EXPECT_EQ(p.run.out, "ticks>=50 1, SIGUSR1 blocked 1\n");
+}
+
 TEST(Syscalls, WithoutDispatchTheFiguresAreEstimatedAndSaySo) {
   TempDir dir;
   setenv("PAGEWASTE_SYSCALLS", "estimate", 1);

@@ -6,6 +6,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "real_functions.h"
@@ -77,6 +78,8 @@ thread_local volatile char t_selector __attribute__((tls_model("initial-exec")))
     SYSCALL_DISPATCH_FILTER_ALLOW;
 thread_local uint32_t t_enabled_pid __attribute__((tls_model("initial-exec"))) = 0;
 thread_local SyscallCounts t_tally __attribute__((tls_model("initial-exec")));
+// Set when a program's signal handler returned inside the window (OnSigsys).
+thread_local bool t_window_broken __attribute__((tls_model("initial-exec"))) = false;
 
 bool g_active = false;
 
@@ -130,6 +133,27 @@ void PassToProgram(int sig, siginfo_t* info, void* context) {
                  pw_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), SIGSYS, 0, 0, 0);
 }
 
+// rt_sigprocmask on behalf of the interrupted code must change the mask in
+// its saved context: rt_sigreturn restores that mask, and would undo a
+// change made here. SIGSYS is never blocked, for the reason at the top.
+long EmulateSigprocmask(ucontext_t* uc, long how, long set_address, long old_address,
+                        long size) {
+  if (size != 8) return -EINVAL;
+  uint64_t* mask = reinterpret_cast<uint64_t*>(&uc->uc_sigmask);
+  if (old_address) *reinterpret_cast<uint64_t*>(old_address) = *mask;
+  if (!set_address) return 0;
+  uint64_t set = *reinterpret_cast<const uint64_t*>(set_address);
+  switch (how) {
+    case SIG_BLOCK: *mask |= set; break;
+    case SIG_UNBLOCK: *mask &= ~set; break;
+    case SIG_SETMASK: *mask = set; break;
+    default: return -EINVAL;
+  }
+  *mask &= ~((uint64_t{1} << (SIGKILL - 1)) | (uint64_t{1} << (SIGSTOP - 1)) |
+             (uint64_t{1} << (SIGSYS - 1)));
+  return 0;
+}
+
 void OnSigsys(int sig, siginfo_t* info, void* context) {
   if (info->si_code != SYS_USER_DISPATCH) {
     PassToProgram(sig, info, context);
@@ -137,11 +161,26 @@ void OnSigsys(int sig, siginfo_t* info, void* context) {
   }
   char selector = t_selector;
   t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
-  greg_t* r = static_cast<ucontext_t*>(context)->uc_mcontext.gregs;
+  auto* uc = static_cast<ucontext_t*>(context);
+  greg_t* r = uc->uc_mcontext.gregs;
   long nr = info->si_syscall;
+  if (nr == SYS_rt_sigreturn) {
+    // A handler of the program's returning in the middle of an allocator
+    // call, through a restorer outside our range. rt_sigreturn works on the
+    // stack it is called with, so it cannot be made from here: step back
+    // onto the syscall instruction and let it run again with dispatch
+    // allowed. The rest of this allocator call goes uncounted, so the call
+    // is reported as estimated.
+    r[REG_RIP] -= 2;  // "syscall" is 0f 05
+    r[REG_RAX] = SYS_rt_sigreturn;
+    t_window_broken = true;
+    return;  // the selector stays ALLOW
+  }
   uint64_t start = MonotonicNs();
-  long result = pw_raw_syscall(nr, r[REG_RDI], r[REG_RSI], r[REG_RDX], r[REG_R10], r[REG_R8],
-                               r[REG_R9]);
+  long result = nr == SYS_rt_sigprocmask
+                    ? EmulateSigprocmask(uc, r[REG_RDI], r[REG_RSI], r[REG_RDX], r[REG_R10])
+                    : pw_raw_syscall(nr, r[REG_RDI], r[REG_RSI], r[REG_RDX], r[REG_R10], r[REG_R8],
+                                     r[REG_R9]);
   t_tally.ns += MonotonicNs() - start;
   t_tally.Add(KindOf(nr));
   r[REG_RAX] = result;
@@ -206,6 +245,7 @@ AllocatorCall::AllocatorCall() {
   }
   exact_ = true;
   before_ = t_tally;
+  t_window_broken = false;
   t_selector = SYSCALL_DISPATCH_FILTER_BLOCK;
 }
 
@@ -217,6 +257,12 @@ void AllocatorCall::Stop() {
     return;
   }
   t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  if (t_window_broken) {
+    // Part of the call ran uncounted: estimate it instead.
+    exact_ = false;
+    break_before_ = break_after_ = 0;
+    return;
+  }
   for (int i = 0; i < format::kSyscallKinds; ++i)
     counts_.count[i] = t_tally.count[i] - before_.count[i];
   counts_.ns = t_tally.ns - before_.ns;
