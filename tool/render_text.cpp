@@ -47,7 +47,7 @@ std::string Syscalls(const SyscallTotals& s) {
 std::string SyscallDetail(const CostTotals& c) {
   uint64_t total = SumSyscalls(c.syscalls);
   if (!total) return "";
-  std::string out = fmt::format(" ({:.2f} per call", static_cast<double>(total) /
+  std::string out = fmt::format(" ({:.3g} per call", static_cast<double>(total) /
                                                           static_cast<double>(std::max<uint64_t>(1, c.calls())));
   if (c.syscall_ns) out += fmt::format(", {:.3f} ms in the kernel", static_cast<double>(c.syscall_ns) / 1e6);
   if (c.estimated_calls) out += fmt::format(", estimated for {} calls", Num(c.estimated_calls));

@@ -216,7 +216,17 @@ PW_ALIGNED_HOOK(pvalloc, kPvalloc, (size_t size), (size), size,
 
 namespace {
 
-void* TracedMmap(void* result, size_t length, int prot, int flags, int fd,
+// Runs the real call and measures it: a direct call is one system call, and
+// its time is the time in the kernel.
+template <typename Call>
+auto Timed(uint64_t* ns, Call call) {
+  uint64_t start = NowNs();
+  auto result = call();
+  *ns = NowNs() - start;
+  return result;
+}
+
+void* TracedMmap(void* result, uint64_t ns, size_t length, int prot, int flags, int fd,
                  off_t offset) {
   Stack stack;
   CaptureStack(&stack);
@@ -230,6 +240,7 @@ void* TracedMmap(void* result, size_t length, int prot, int flags, int fd,
   if (result == MAP_FAILED) e.flags |= format::kFlagFailed;
   if (!(flags & MAP_ANONYMOUS)) e.flags |= format::kFlagFileBacked;
   e.syscalls.Add(SyscallKind::kMmap);
+  e.syscalls.ns = ns;
   RecordMmap(&e, &stack);
   return result;
 }
@@ -265,8 +276,9 @@ PW_EXPORT void* mmap(void* addr, size_t length, int prot, int flags, int fd,
   if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMmap))
     return real.mmap ? real.mmap(addr, length, prot, flags, fd, offset)
                      : RawMmap(addr, length, prot, flags, fd, offset);
-  return TracedMmap(real.mmap(addr, length, prot, flags, fd, offset), length,
-                    prot, flags, fd, offset);
+  uint64_t ns;
+  void* result = Timed(&ns, [&] { return real.mmap(addr, length, prot, flags, fd, offset); });
+  return TracedMmap(result, ns, length, prot, flags, fd, offset);
 }
 
 PW_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd,
@@ -277,7 +289,9 @@ PW_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd,
   };
   Scope scope;
   if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMmap)) return call();
-  return TracedMmap(call(), length, prot, flags, fd, offset);
+  uint64_t ns;
+  void* result = Timed(&ns, call);
+  return TracedMmap(result, ns, length, prot, flags, fd, offset);
 }
 
 PW_EXPORT int munmap(void* addr, size_t length) {
@@ -285,7 +299,8 @@ PW_EXPORT int munmap(void* addr, size_t length) {
   if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMunmap))
     return real.munmap ? real.munmap(addr, length)
                        : static_cast<int>(syscall(SYS_munmap, addr, length));
-  int rc = real.munmap(addr, length);
+  uint64_t ns;
+  int rc = Timed(&ns, [&] { return real.munmap(addr, length); });
   Stack stack;
   CaptureStack(&stack);
   MunmapEvent e;
@@ -293,6 +308,7 @@ PW_EXPORT int munmap(void* addr, size_t length) {
   e.length = length;
   if (rc != 0) e.flags |= format::kFlagFailed;
   e.syscalls.Add(SyscallKind::kMunmap);
+  e.syscalls.ns = ns;
   RecordMunmap(&e, &stack);
   return rc;
 }
@@ -309,7 +325,10 @@ PW_EXPORT void* mremap(void* old_address, size_t old_size, size_t new_size,
   Scope scope;
   if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMremap))
     return real.mremap(old_address, old_size, new_size, flags, new_address);
-  void* result = real.mremap(old_address, old_size, new_size, flags, new_address);
+  uint64_t ns;
+  void* result = Timed(&ns, [&] {
+    return real.mremap(old_address, old_size, new_size, flags, new_address);
+  });
   Stack stack;
   CaptureStack(&stack);
   MremapEvent e;
@@ -320,6 +339,7 @@ PW_EXPORT void* mremap(void* old_address, size_t old_size, size_t new_size,
   e.new_address = reinterpret_cast<uintptr_t>(result);
   if (result == MAP_FAILED) e.flags |= format::kFlagFailed;
   e.syscalls.Add(SyscallKind::kMremap);
+  e.syscalls.ns = ns;
   RecordMremap(&e, &stack);
   return result;
 }
@@ -332,7 +352,8 @@ PW_EXPORT int brk(void* addr) {
   Scope scope;
   if (!scope.active()) return real.brk(addr);
   uintptr_t before = CurrentBreak();
-  int rc = real.brk(addr);
+  uint64_t ns;
+  int rc = Timed(&ns, [&] { return real.brk(addr); });
   Stack stack;
   CaptureStack(&stack);
   BrkEvent e;
@@ -342,6 +363,7 @@ PW_EXPORT int brk(void* addr) {
   e.argument = static_cast<int64_t>(reinterpret_cast<uintptr_t>(addr));
   if (rc != 0) e.flags |= format::kFlagFailed;
   e.syscalls.Add(SyscallKind::kBrk);
+  e.syscalls.ns = ns;
   RecordBrk(&e, &stack);
   return rc;
 }
@@ -353,7 +375,8 @@ PW_EXPORT void* sbrk(intptr_t increment) {
   }
   Scope scope;
   if (!scope.active() || increment == 0) return real.sbrk(increment);
-  void* result = real.sbrk(increment);
+  uint64_t ns;
+  void* result = Timed(&ns, [&] { return real.sbrk(increment); });
   Stack stack;
   CaptureStack(&stack);
   BrkEvent e;
@@ -363,6 +386,7 @@ PW_EXPORT void* sbrk(intptr_t increment) {
   e.argument = increment;
   if (result == reinterpret_cast<void*>(-1)) e.flags |= format::kFlagFailed;
   e.syscalls.Add(SyscallKind::kBrk);
+  e.syscalls.ns = ns;
   RecordBrk(&e, &stack);
   return result;
 }

@@ -86,7 +86,6 @@ extern TraceState g_state;
 uint32_t CurrentTid();
 // Everything the shim made since it created the trace file.
 SyscallCounts ShimSyscalls();
-uint64_t NowNs();
 // Writes the file header, the module map and (in a forked child) every
 // stack node known so far. Caller holds the lock.
 void WriteTracePreamble(uint32_t ppid);

@@ -41,6 +41,9 @@ bool CalledByShim(const void* return_address);
 void CountShimSyscall(format::SyscallKind kind);
 void CountShimSyscalls(const SyscallCounts& counts);
 
+// Nanoseconds since the trace started (CLOCK_MONOTONIC, through the vDSO).
+uint64_t NowNs();
+
 // A captured call stack, innermost frame first, the shim's own frames
 // already dropped.
 struct Stack {
