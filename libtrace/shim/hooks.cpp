@@ -51,34 +51,33 @@ bool MulOverflows(size_t a, size_t b, size_t* out) {
   return __builtin_mul_overflow(a, b, out);
 }
 
-}  // namespace
-
-// Each traced call brackets the real function with an AllocatorCall, which
-// counts the system calls the allocator makes inside it.
-#define PW_COUNTED(call, expr) \
-  [&] {                        \
-    auto result_ = (expr);     \
-    (call).Stop();             \
-    return result_;            \
-  }()
+// Each traced call runs the real function inside an AllocatorCall, which
+// counts the system calls the allocator makes there.
+template <typename Call>
+auto Counted(AllocatorCall& counting, Call call) {
+  auto result = call();
+  counting.Stop();
+  return result;
+}
 
 // The shim's own allocations (it makes few) are not traced, but what they
 // cost in system calls is counted for the End record.
 template <typename Call>
 auto ShimsOwn(Call call) {
-  AllocatorCall counted;
-  auto result = call();
-  counted.Stop();
-  CountShimSyscalls(counted.counts());
+  AllocatorCall counting;
+  auto result = Counted(counting, call);
+  CountShimSyscalls(counting.counts());
   return result;
 }
+
+}  // namespace
 
 PW_EXPORT void* malloc(size_t size) {
   Scope scope;
   if (scope.inside_shim() && real.malloc) return ShimsOwn([&] { return real.malloc(size); });
   if (!scope.active()) return real.malloc ? real.malloc(size) : BootstrapAlloc(size);
   AllocatorCall call;
-  return TracedAlloc(AllocKind::kMalloc, PW_COUNTED(call, real.malloc(size)), size, 0, call);
+  return TracedAlloc(AllocKind::kMalloc, Counted(call, [&] { return real.malloc(size); }), size, 0, call);
 }
 
 PW_EXPORT void* calloc(size_t n, size_t size) {
@@ -92,7 +91,7 @@ PW_EXPORT void* calloc(size_t n, size_t size) {
   size_t total = 0;
   MulOverflows(n, size, &total);
   AllocatorCall call;
-  return TracedAlloc(AllocKind::kCalloc, PW_COUNTED(call, real.calloc(n, size)), total, 0, call);
+  return TracedAlloc(AllocKind::kCalloc, Counted(call, [&] { return real.calloc(n, size); }), total, 0, call);
 }
 
 PW_EXPORT void free(void* p) {
@@ -138,7 +137,7 @@ void* Realloc(AllocKind kind, void* p, size_t size,
   if (!scope.active()) return call(p, a, b);
   ChunkInfo old_chunk = InspectChunk(p);
   AllocatorCall counted;
-  void* result = PW_COUNTED(counted, call(p, a, b));
+  void* result = Counted(counted, [&] { return call(p, a, b); });
   Stack stack;
   CaptureStack(&stack);
   // glibc: realloc(p, 0) frees p and returns NULL; a failed realloc keeps p.
@@ -182,7 +181,7 @@ PW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
   Scope scope;
   if (!scope.active()) return real.posix_memalign(out, alignment, size);
   AllocatorCall call;
-  int rc = PW_COUNTED(call, real.posix_memalign(out, alignment, size));
+  int rc = Counted(call, [&] { return real.posix_memalign(out, alignment, size); });
   TracedAlloc(AllocKind::kPosixMemalign, rc == 0 ? *out : nullptr, size, alignment, call);
   return rc;
 }
@@ -198,7 +197,7 @@ PW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
     Scope scope;                                                    \
     if (!scope.active()) return real.name args;                     \
     AllocatorCall call;                                             \
-    return TracedAlloc(AllocKind::kind, PW_COUNTED(call, real.name args), size, \
+    return TracedAlloc(AllocKind::kind, Counted(call, [&] { return real.name args; }), size, \
                        alignment, call);                            \
   }
 
@@ -255,9 +254,6 @@ void* RawMmap(void* addr, size_t length, int prot, int flags, int fd,
   return reinterpret_cast<void*>(r);
 }
 
-}  // namespace
-
-namespace {
 
 // Whether a memory system call is the program's, to be traced. The shim's
 // own (made inside it, or by libunwind from a thread-exit destructor) are
