@@ -134,6 +134,12 @@ Profile ProfileProgram(const TempDir& dir, const std::vector<std::string>& comma
   return p;
 }
 
+const nlohmann::json& OnlyReport(const Profile& p) {
+  EXPECT_EQ(p.reports.size(), 1u) << p.run.err;
+  static const nlohmann::json empty = nlohmann::json::object();
+  return p.reports.empty() ? empty : p.reports[0];
+}
+
 int SiteLine(const std::string& source_file, const std::string& name) {
   std::ifstream in(std::string(PAGEWASTE_TEST_SOURCES) + "/" + source_file);
   std::string line;

@@ -41,6 +41,10 @@ struct Profile {
 // args. Fails the calling test on a report error.
 Profile ProfileProgram(const TempDir& dir, const std::vector<std::string>& command);
 
+// The one report of a profile that must hold exactly one trace (fails the
+// test otherwise, and returns an empty object).
+const nlohmann::json& OnlyReport(const Profile& p);
+
 std::string ProgramPath(const std::string& name);
 std::string PagewastePath();
 

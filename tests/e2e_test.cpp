@@ -14,12 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-const json& OnlyReport(const Profile& p) {
-  EXPECT_EQ(p.reports.size(), 1u) << p.run.err;
-  static const json empty = json::object();
-  return p.reports.empty() ? empty : p.reports[0];
-}
-
 TEST(EndToEnd, CountsEveryMallocAtItsCallSite) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"malloc_count"});

@@ -13,17 +13,11 @@ namespace {
 
 using nlohmann::json;
 
-const json& Only(const Profile& p) {
-  EXPECT_EQ(p.reports.size(), 1u) << p.run.err;
-  static const json empty = json::object();
-  return p.reports.empty() ? empty : p.reports[0];
-}
-
 TEST(Syscalls, PinnedThresholdChargesOneMmapPerMallocAndOneMunmapPerFree) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"pinned_threshold"});
   ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
-  const json& r = Only(p);
+  const json& r = OnlyReport(p);
   int malloc_line = SiteLine("pinned_threshold.c", "malloc");
   int free_line = SiteLine("pinned_threshold.c", "free");
   EXPECT_EQ(SyscallsAtSite(r, "pinned_threshold.c", malloc_line, "mmap"), 100u);
@@ -46,7 +40,7 @@ TEST(Syscalls, DynamicThresholdMovesTheSecondRoundToTheHeap) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"dynamic_threshold"});
   ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
-  const json& r = Only(p);
+  const json& r = OnlyReport(p);
   int first = SiteLine("dynamic_threshold.c", "first");
   int second = SiteLine("dynamic_threshold.c", "second");
   int release = SiteLine("dynamic_threshold.c", "release");
@@ -68,7 +62,7 @@ TEST(Syscalls, EightThreadsGetExactPerThreadCounts) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"threads_large"});
   ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
-  const json& r = Only(p);
+  const json& r = OnlyReport(p);
   int workers = 0;
   for (const auto& t : r["threads"]) {
     if (t["allocations"] != 50) continue;  // the main thread
@@ -87,7 +81,7 @@ TEST(Syscalls, AProgramsOwnSigsysHandlerKeepsWorking) {
   Profile p = ProfileProgram(dir, {"own_sigsys"});
   EXPECT_EQ(p.run.exit_code, 0) << p.run.err;
   EXPECT_EQ(p.run.out, "handled 4\n");
-  const json& r = Only(p);
+  const json& r = OnlyReport(p);
   EXPECT_EQ(SyscallsAtSite(r, "own_sigsys.c", SiteLine("own_sigsys.c", "malloc"), "mmap"), 10u);
   EXPECT_FALSE(r["summary"]["syscalls_estimated"].get<bool>());
 }
@@ -105,7 +99,7 @@ TEST(Syscalls, WithoutDispatchTheFiguresAreEstimatedAndSaySo) {
   Profile p = ProfileProgram(dir, {"pinned_threshold"});
   unsetenv("PAGEWASTE_SYSCALLS");
   ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
-  const json& r = Only(p);
+  const json& r = OnlyReport(p);
   int malloc_line = SiteLine("pinned_threshold.c", "malloc");
   EXPECT_EQ(SyscallsAtSite(r, "pinned_threshold.c", malloc_line, "mmap"), 100u);
   EXPECT_EQ(SyscallsAtSite(r, "pinned_threshold.c", SiteLine("pinned_threshold.c", "free"), "munmap"),
