@@ -106,6 +106,16 @@ struct BrkEvent {
   SyscallCounts syscalls;
 };
 
+struct MemoryCallEvent {
+  EventPrefix prefix;
+  format::SyscallKind kind = format::SyscallKind::kMadvise;
+  uint64_t address = 0;
+  uint64_t length = 0;
+  uint64_t argument = 0;  // madvise's advice, mprotect's prot
+  uint32_t flags = 0;
+  SyscallCounts syscalls;
+};
+
 struct ModuleSegment {
   uint64_t start = 0;
   uint64_t length = 0;

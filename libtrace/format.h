@@ -85,6 +85,11 @@ enum class RecordType : uint8_t {
   // Brk: prefix, varint BrkKind, varint old break, varint new break,
   // zigzag increment (sbrk) or requested break (brk), varint flags, syscalls.
   kBrk = 0x15,
+  // MemoryCall: a memory system call without an event of its own (madvise,
+  // mprotect), seen by the ptrace backend: prefix, varint SyscallKind,
+  // zigzag address delta, varint length, varint argument (advice or prot),
+  // varint flags, syscalls.
+  kMemoryCall = 0x16,
 
   // End: varint EndReason, zigzag status, varint records written (all
   // records before this one), varint events, varint stack nodes, varint

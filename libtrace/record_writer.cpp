@@ -217,6 +217,16 @@ void RecordWriter::Brk(const BrkEvent& e) {
   Commit(Syscalls(p, e.syscalls), true);
 }
 
+void RecordWriter::MemoryCall(const MemoryCallEvent& e) {
+  uint8_t* p = Prefix(Reserve(kEventMax), RecordType::kMemoryCall, e.prefix);
+  p = Varint(p, static_cast<uint64_t>(e.kind));
+  p = Address(p, e.address);
+  p = Varint(p, e.length);
+  p = Varint(p, e.argument);
+  p = Varint(p, e.flags);
+  Commit(Syscalls(p, e.syscalls), true);
+}
+
 void RecordWriter::End(format::EndReason reason, int64_t status,
                        const SyscallCounts& shim_syscalls) {
   uint8_t* p = Reserve(1 + (9 + format::kSyscallKinds) * kMaxVarintBytes);

@@ -64,6 +64,7 @@ class RecordWriter {
   void Munmap(const MunmapEvent& e);
   void Mremap(const MremapEvent& e);
   void Brk(const BrkEvent& e);
+  void MemoryCall(const MemoryCallEvent& e);
   // Writes the End record (filling in the writer's own counters) and flushes.
   void End(format::EndReason reason, int64_t status, const SyscallCounts& shim_syscalls);
 

@@ -51,6 +51,10 @@ class Recorder : public RecordVisitor {
   void OnMunmap(const MunmapEvent&) override { log.push_back("munmap"); }
   void OnMremap(const MremapEvent& e) override { mremaps.push_back(e); log.push_back("mremap"); }
   void OnBrk(const BrkEvent& e) override { brks.push_back(e); log.push_back("brk"); }
+  void OnMemoryCall(const MemoryCallEvent& e) override {
+    memory_calls.push_back(e);
+    log.push_back("memory_call");
+  }
   void OnEnd(const EndEvent&) override { log.push_back("end"); }
 
   std::vector<std::string> log;
@@ -59,6 +63,7 @@ class Recorder : public RecordVisitor {
   std::vector<MmapEvent> mmaps;
   std::vector<MremapEvent> mremaps;
   std::vector<BrkEvent> brks;
+  std::vector<MemoryCallEvent> memory_calls;
 };
 
 constexpr size_t kEvents = 800;  // spans several chunks of kMinBuffer
@@ -138,6 +143,14 @@ std::vector<uint8_t> SampleTrace(MemorySink* sink, bool lose_a_chunk = false) {
   b.new_break = 0x555555021000;
   b.argument = -4096;
   w.Brk(b);
+  MemoryCallEvent mc;
+  mc.prefix = {10000003, 77, root};
+  mc.kind = format::SyscallKind::kMprotect;
+  mc.address = 0x7f0000002000;
+  mc.length = 4096;
+  mc.argument = 1;  // PROT_READ
+  mc.syscalls.Add(format::SyscallKind::kMprotect);
+  w.MemoryCall(mc);
   SyscallCounts own;
   own.Add(format::SyscallKind::kMmap, 3);
   own.Add(format::SyscallKind::kMunmap, 1);
@@ -200,7 +213,11 @@ TEST(TraceFormat, RoundTripsEveryRecordType) {
   EXPECT_EQ(rec.brks[0].argument, -4096);
   EXPECT_EQ(rec.brks[0].new_break, 0x555555021000u);
   EXPECT_TRUE(r.has_end);
-  EXPECT_EQ(r.end.events, 2 * kEvents + 4);
+  ASSERT_EQ(rec.memory_calls.size(), 1u);
+  EXPECT_EQ(rec.memory_calls[0].kind, format::SyscallKind::kMprotect);
+  EXPECT_EQ(rec.memory_calls[0].address, 0x7f0000002000u);
+  EXPECT_EQ(rec.memory_calls[0].argument, 1u);
+  EXPECT_EQ(r.end.events, 2 * kEvents + 5);
   EXPECT_EQ(r.end.stack_nodes, 2u);
   EXPECT_EQ(r.end.shim_syscalls.count[0], 3u);
   EXPECT_EQ(r.end.shim_syscalls.count[1], 1u);
@@ -247,7 +264,7 @@ TEST(TraceFormat, EveryTruncationIsDetectedAndKeepsWhatCameBefore) {
     previous_events = r.events;
   }
   EXPECT_GT(previous_events, 0u);
-  EXPECT_LT(previous_events, 2 * kEvents + 4);
+  EXPECT_LT(previous_events, 2 * kEvents + 5);
 }
 
 TEST(TraceFormat, DamagedBytesNeverCrashTheReader) {

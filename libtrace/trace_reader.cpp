@@ -417,6 +417,20 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         if (c.ok) v->OnBrk(e);
         break;
       }
+      case RecordType::kMemoryCall: {
+        MemoryCallEvent e;
+        e.prefix = ReadPrefix(&c, &d);
+        uint64_t kind = c.U();
+        if (kind >= static_cast<uint64_t>(format::kSyscallKinds)) c.ok = false;
+        e.kind = static_cast<format::SyscallKind>(kind);
+        e.address = ReadAddress(&c, &d);
+        e.length = c.U();
+        e.argument = c.U();
+        e.flags = c.U32();
+        e.syscalls = ReadSyscalls(&c);
+        if (c.ok) v->OnMemoryCall(e);
+        break;
+      }
       case RecordType::kEnd: {
         is_event = false;
         EndEvent e;

@@ -57,6 +57,7 @@ class RecordVisitor {
   virtual void OnMunmap(const MunmapEvent&) {}
   virtual void OnMremap(const MremapEvent&) {}
   virtual void OnBrk(const BrkEvent&) {}
+  virtual void OnMemoryCall(const MemoryCallEvent&) {}
   virtual void OnEnd(const EndEvent&) {}
 };
 

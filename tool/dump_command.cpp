@@ -63,6 +63,11 @@ class Dumper : public RecordVisitor {
                      e.kind == format::BrkKind::kBrk ? "brk" : "sbrk", e.old_break, e.new_break,
                      e.argument, e.flags, Syscalls(e.syscalls)));
   }
+  void OnMemoryCall(const MemoryCallEvent& e) override {
+    Line(fmt::format("{} kind={} addr={:#x} length={} argument={:#x} flags={}{}",
+                     Prefix("memory_call", e.prefix), format::kSyscallNames[static_cast<int>(e.kind)],
+                     e.address, e.length, e.argument, e.flags, Syscalls(e.syscalls)));
+  }
   void OnEnd(const EndEvent& e) override {
     Line(fmt::format("end reason={} status={} records={} events={} stack_nodes={} chunks_lost={} bytes_lost={} shim{}",
                      static_cast<int>(e.reason), e.status, e.records, e.events, e.stack_nodes,

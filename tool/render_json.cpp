@@ -27,6 +27,7 @@ void Cost(const CostTotals& c, json* j) {
   (*j)["file_mappings"] = c.file_mappings;
   (*j)["remappings"] = c.remappings;
   (*j)["brk_calls"] = c.brk_calls;
+  (*j)["memory_calls"] = c.memory_calls;
   (*j)["failed_calls"] = c.failed_calls;
   (*j)["requested_bytes"] = c.requested_bytes;
   (*j)["usable_bytes"] = c.usable_bytes;

@@ -95,6 +95,7 @@ std::vector<std::string> SiteLines(const CostTotals& c) {
   if (c.remappings) parts.push_back(Num(c.remappings) + " mremap");
   if (c.file_mappings) parts.push_back(Num(c.file_mappings) + " file mappings");
   if (c.brk_calls) parts.push_back(Num(c.brk_calls) + " brk/sbrk");
+  if (c.memory_calls) parts.push_back(Num(c.memory_calls) + " madvise/mprotect");
   if (c.failed_calls) parts.push_back(Num(c.failed_calls) + " failed calls");
   std::string other;
   for (size_t i = 0; i < parts.size(); ++i) other += (i ? ", " : "") + parts[i];

@@ -135,6 +135,9 @@ class Replayer : public RecordVisitor {
   }
 
   void OnBrk(const BrkEvent& e) override { ChargeCall(e, &CostTotals::brk_calls); }
+  void OnMemoryCall(const MemoryCallEvent& e) override {
+    ChargeCall(e, &CostTotals::memory_calls);
+  }
 
   void Finish(const ReplayOptions& options) {
     Report& r = *report_;

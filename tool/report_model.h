@@ -41,6 +41,7 @@ struct CostTotals {
   uint64_t file_mappings = 0; // file-backed mmap (not allocations)
   uint64_t remappings = 0;
   uint64_t brk_calls = 0;
+  uint64_t memory_calls = 0;  // madvise, mprotect (ptrace backend)
   uint64_t failed_calls = 0;
   uint64_t requested_bytes = 0;
   uint64_t usable_bytes = 0;       // malloc_usable_size, malloc family
@@ -54,7 +55,7 @@ struct CostTotals {
   // Calls made at the site, of any kind: what syscalls are set against.
   uint64_t calls() const {
     return allocations + frees + mappings + unmappings + file_mappings + remappings +
-           brk_calls + failed_calls;
+           brk_calls + memory_calls + failed_calls;
   }
 };
 
