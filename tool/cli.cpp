@@ -75,6 +75,10 @@ int RunCli(int argc, char** argv) {
   run_cmd->add_option("-o,--output", run.output_pattern,
                       "Trace path; %p is the pid, %e the executable's name "
                       "(default pagewaste.%e.%p.trace)");
+  std::string backend = "auto";
+  run_cmd->add_option("--backend", backend,
+                      "preload (LD_PRELOAD shim), ptrace (static programs), or auto")
+      ->check(CLI::IsMember({"auto", "preload", "ptrace"}));
   run_cmd->add_option("command", run.command, "PROGRAM [ARGS...] (after --)")->required();
   run_cmd->positionals_at_end();
 
@@ -102,7 +106,12 @@ int RunCli(int argc, char** argv) {
     return exit_code::kUsage;
   }
 
-  if (*run_cmd) return RunCommand(run);
+  if (*run_cmd) {
+    run.backend = backend == "preload" ? Backend::kPreload
+                  : backend == "ptrace" ? Backend::kPtrace
+                                        : Backend::kAuto;
+    return RunCommand(run);
+  }
   if (*report_cmd) return ReportCommand(report);
   if (*dump_cmd) {
     std::string out, err;

@@ -71,6 +71,7 @@ json ProcessJson(const Report& r) {
           {"exe", p.header.exe},
           {"argv", p.header.argv},
           {"page_size", p.header.process.page_size},
+          {"backend", BackendName(p.header.process.backend)},
           {"exit", exit},
           {"threads", r.threads}};
 }

@@ -121,6 +121,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   *out += fmt::format("  process   pid {} (parent {}), {}\n", p.header.process.pid,
                       p.header.process.ppid, p.header.exe);
   *out += fmt::format("  command   {}\n", argv);
+  *out += fmt::format("  recorded  by the {} backend\n", BackendName(p.header.process.backend));
   std::string ending = "no end record";
   if (p.end) {
     ending = EndReasonName(p.end->reason);

@@ -37,6 +37,10 @@ const char* EndReasonName(format::EndReason reason) {
   return "unknown";
 }
 
+const char* BackendName(format::Backend backend) {
+  return backend == format::Backend::kPtrace ? "ptrace" : "preload";
+}
+
 std::string SyscallPattern(const CostTotals& c) {
   using K = format::SyscallKind;
   std::vector<std::string> parts;

@@ -112,5 +112,7 @@ struct Report {
 
 std::string SyscallName(int kind);
 const char* EndReasonName(format::EndReason reason);
+// "preload" or "ptrace": which backend recorded the trace.
+const char* BackendName(format::Backend backend);
 
 }  // namespace pagewaste

@@ -1,6 +1,7 @@
 #include "run_command.h"
 
 #include <dirent.h>
+#include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
@@ -16,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "exit_codes.h"
+#include "ptrace/tracer.h"
 #include "render.h"
 #include "replay.h"
 #include "trace_reader.h"
@@ -99,7 +101,59 @@ void Summarize(const std::vector<std::string>& traces) {
              traces.size() == 1 ? traces[0] : "TRACE...");
 }
 
+// The file execvp would run for program.
+std::string ResolveProgram(const std::string& program) {
+  if (program.find('/') != std::string::npos) return program;
+  const char* path = getenv("PATH");
+  std::string dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    std::string dir = dirs.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return program;
+}
+
+bool HasInterpreter(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // not ours to judge: let exec report it
+  Elf64_Ehdr eh;
+  bool interp = true;
+  if (pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) &&
+      memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64) {
+    interp = false;
+    for (int i = 0; i < eh.e_phnum && !interp; ++i) {
+      Elf64_Phdr ph;
+      if (pread(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * sizeof ph)) !=
+          static_cast<ssize_t>(sizeof ph))
+        break;
+      interp = ph.p_type == PT_INTERP;
+    }
+  }
+  close(fd);
+  return interp;  // scripts and other formats: their interpreter is dynamic
+}
+
 }  // namespace
+
+Backend ChooseBackend(const std::string& program, std::string* why) {
+  std::string path = ResolveProgram(program);
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
+    *why = "set-uid/set-gid: the loader ignores LD_PRELOAD";
+    return Backend::kPtrace;
+  }
+  if (!HasInterpreter(path)) {
+    *why = "statically linked: no dynamic loader to preload into";
+    return Backend::kPtrace;
+  }
+  *why = "dynamically linked";
+  return Backend::kPreload;
+}
 
 std::string FindShim(std::string* searched) {
   if (const char* env = getenv("PAGEWASTE_PRELOAD"); env && *env) return env;
@@ -116,7 +170,39 @@ std::string FindShim(std::string* searched) {
   return {};
 }
 
+namespace {
+
+int RunWithPtrace(const RunOptions& options, const std::string& pattern, const std::string& session) {
+  ptrace::TracerOptions tracer;
+  tracer.command = options.command;
+  tracer.output_pattern = pattern;
+  tracer.session_id = std::stoull(session, nullptr, 16);
+  std::string err;
+  int code = ptrace::RunUnderPtrace(tracer, &err);
+  if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
+  if (code < 0) return exit_code::kInternal;
+  if (code == exit_code::kNotFound || code == exit_code::kCannotExecute)
+    if (!err.empty()) return code;
+  Summarize(FindSessionTraces(pattern, tracer.session_id));
+  return code;
+}
+
+}  // namespace
+
 int RunCommand(const RunOptions& options) {
+  std::string pattern = fs::absolute(options.output_pattern.empty() ? kDefaultPattern
+                                                                    : options.output_pattern)
+                            .string();
+  std::string session = RandomSession();
+  Backend backend = options.backend;
+  if (backend == Backend::kAuto) {
+    std::string why;
+    backend = ChooseBackend(options.command[0], &why);
+    if (backend == Backend::kPtrace)
+      fmt::print(stderr, "pagewaste: {} is {}; tracing it with ptrace\n", options.command[0], why);
+  }
+  if (backend == Backend::kPtrace) return RunWithPtrace(options, pattern, session);
+
   std::string searched;
   std::string shim = options.shim_path.empty() ? FindShim(&searched) : options.shim_path;
   if (shim.empty()) {
@@ -124,10 +210,6 @@ int RunCommand(const RunOptions& options) {
                kShimName, searched);
     return exit_code::kInternal;
   }
-  std::string pattern = options.output_pattern.empty() ? kDefaultPattern : options.output_pattern;
-  pattern = fs::absolute(pattern).string();
-  std::string session = RandomSession();
-
   // The shim goes first so that it sees every call before any other
   // preloaded library (an allocator such as jemalloc) does; what the user
   // had preloaded is kept after it.

@@ -7,11 +7,19 @@
 
 namespace pagewaste {
 
+enum class Backend { kAuto, kPreload, kPtrace };
+
 struct RunOptions {
   std::string output_pattern;  // may hold %p and %e; empty: the default
   std::vector<std::string> command;
   std::string shim_path;       // empty: found next to the CLI
+  Backend backend = Backend::kAuto;
 };
+
+// What auto picks for PROGRAM (found on PATH like execvp does): ptrace for a
+// program the dynamic loader will not preload into (no PT_INTERP: statically
+// linked; set-uid or set-gid), preload otherwise. *why says which it was.
+Backend ChooseBackend(const std::string& program, std::string* why);
 
 // Returns the exit code for pagewaste: the program's status, 128+N for a
 // signal, 126/127 when it cannot be run, 125 for our own failures.

@@ -1,0 +1,71 @@
+#include "proc_maps.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+namespace pagewaste::ptrace {
+namespace {
+
+// The load bias of a file mapped at `start` from file offset `offset`: the
+// PT_LOAD segment that holds that offset says which virtual address the
+// mapping's first byte has in the file's own view.
+bool LoadBias(const std::string& path, uint64_t start, uint64_t offset, uint64_t* bias) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  Elf64_Ehdr eh;
+  bool ok = pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) &&
+            memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64;
+  bool found = false;
+  for (int i = 0; ok && !found && i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph;
+    if (pread(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * sizeof ph)) !=
+        static_cast<ssize_t>(sizeof ph))
+      break;
+    uint64_t page_offset = ph.p_offset & ~uint64_t{0xfff};
+    if (ph.p_type == PT_LOAD && page_offset == offset) {
+      *bias = start - (ph.p_vaddr - (ph.p_offset - offset));
+      found = true;
+    }
+  }
+  close(fd);
+  return found;
+}
+
+}  // namespace
+
+std::vector<ModuleInfo> ReadModuleMap(pid_t pid) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::map<std::string, ModuleInfo> by_path;
+  std::vector<std::string> order;
+  std::string line;
+  while (std::getline(maps, line)) {
+    std::istringstream in(line);
+    std::string range, perms, offset_hex, dev, inode, path;
+    in >> range >> perms >> offset_hex >> dev >> inode;
+    std::getline(in >> std::ws, path);
+    if (perms.size() < 3 || perms[2] != 'x' || path.empty() || path[0] != '/') continue;
+    uint64_t start = std::stoull(range.substr(0, range.find('-')), nullptr, 16);
+    uint64_t end = std::stoull(range.substr(range.find('-') + 1), nullptr, 16);
+    uint64_t offset = std::stoull(offset_hex, nullptr, 16);
+    auto [it, fresh] = by_path.try_emplace(path);
+    ModuleInfo& m = it->second;
+    if (fresh) {
+      m.path = path;
+      order.push_back(path);
+      if (!LoadBias(path, start, offset, &m.load_bias)) m.load_bias = start - offset;
+    }
+    if (m.segments.size() < kMaxModuleSegments) m.segments.push_back({start, end - start});
+  }
+  std::vector<ModuleInfo> modules;
+  for (const std::string& path : order) modules.push_back(by_path[path]);
+  return modules;
+}
+
+}  // namespace pagewaste::ptrace

@@ -1,0 +1,77 @@
+#include "remote_unwind.h"
+
+#include <libunwind-ptrace.h>
+#include <sys/uio.h>
+
+namespace pagewaste::ptrace {
+namespace {
+
+bool ReadWord(pid_t pid, uint64_t address, uint64_t* value) {
+  struct iovec local = {value, sizeof *value};
+  struct iovec remote = {reinterpret_cast<void*>(address), sizeof *value};
+  return process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(sizeof *value);
+}
+
+// The frame-pointer walk. Frame 0 is rip. A system call wrapper usually
+// sets up no frame, so the word at rsp is its return address when it points
+// into code; after that, each frame's saved rbp links to its caller's, with
+// the return address just above it.
+int UnwindFramePointers(pid_t pid, const user_regs_struct& regs, uintptr_t* ips, int max_depth,
+                        const std::function<bool(uint64_t)>& is_code) {
+  int depth = 0;
+  ips[depth++] = regs.rip;
+  uint64_t top = 0;
+  if (depth < max_depth && ReadWord(pid, regs.rsp, &top) && is_code(top)) ips[depth++] = top;
+  uint64_t frame = regs.rbp;
+  while (depth < max_depth && frame && frame % 8 == 0) {
+    uint64_t saved = 0;
+    uint64_t ret = 0;
+    if (!ReadWord(pid, frame, &saved) || !ReadWord(pid, frame + 8, &ret) || !is_code(ret)) break;
+    if (ret != ips[depth - 1]) ips[depth++] = ret;
+    if (saved <= frame) break;  // stacks grow down: the caller's frame is above
+    frame = saved;
+  }
+  return depth;
+}
+
+}  // namespace
+
+RemoteUnwinder::RemoteUnwinder(bool frame_pointers)
+    : frame_pointers_(frame_pointers),
+      address_space_(frame_pointers ? nullptr : unw_create_addr_space(&_UPT_accessors, 0)) {}
+
+RemoteUnwinder::~RemoteUnwinder() {
+  if (address_space_) unw_destroy_addr_space(static_cast<unw_addr_space_t>(address_space_));
+}
+
+void RemoteUnwinder::Flush() {
+  if (address_space_) unw_flush_cache(static_cast<unw_addr_space_t>(address_space_), 0, 0);
+}
+
+int RemoteUnwinder::UnwindWithLibunwind(pid_t tid, uintptr_t* ips, int max_depth) {
+  if (!address_space_) return 0;
+  void* upt = _UPT_create(tid);
+  if (!upt) return 0;
+  unw_cursor_t cursor;
+  int depth = 0;
+  if (unw_init_remote(&cursor, static_cast<unw_addr_space_t>(address_space_), upt) == 0) {
+    do {
+      unw_word_t ip = 0;
+      if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+      ips[depth++] = ip;
+    } while (depth < max_depth && unw_step(&cursor) > 0);
+  }
+  _UPT_destroy(upt);
+  return depth;
+}
+
+int RemoteUnwinder::Unwind(pid_t tid, const user_regs_struct& regs, uintptr_t* ips,
+                           int max_depth, const std::function<bool(uint64_t)>& is_code) {
+  if (!frame_pointers_) {
+    int depth = UnwindWithLibunwind(tid, ips, max_depth);
+    if (depth > 1) return depth;
+  }
+  return UnwindFramePointers(tid, regs, ips, max_depth, is_code);
+}
+
+}  // namespace pagewaste::ptrace

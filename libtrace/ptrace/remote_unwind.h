@@ -1,0 +1,38 @@
+// Call stacks of a stopped thread of another process: libunwind's ptrace
+// support (DWARF CFI from the process's own files, so code without frame
+// pointers unwinds too), or a frame-pointer walk over process_vm_readv for
+// non-PIE executables, where libunwind 1.6 finds no CFI and guesses with the
+// frame pointer, skipping the caller of a system call wrapper (Go, Zig's
+// default static builds, -static C).
+#pragma once
+
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include <cstdint>
+#include <functional>
+
+namespace pagewaste::ptrace {
+
+class RemoteUnwinder {
+ public:
+  explicit RemoteUnwinder(bool frame_pointers);
+  ~RemoteUnwinder();
+  RemoteUnwinder(const RemoteUnwinder&) = delete;
+  RemoteUnwinder& operator=(const RemoteUnwinder&) = delete;
+
+  // Fills ips with the stack of stopped thread tid (whose registers are
+  // regs), innermost first; returns the depth. is_code tells an address in
+  // an executable mapping.
+  int Unwind(pid_t tid, const user_regs_struct& regs, uintptr_t* ips, int max_depth,
+             const std::function<bool(uint64_t)>& is_code);
+  // Forgets cached unwind information (after exec or new code mapped).
+  void Flush();
+
+ private:
+  int UnwindWithLibunwind(pid_t tid, uintptr_t* ips, int max_depth);
+  bool frame_pointers_;
+  void* address_space_;
+};
+
+}  // namespace pagewaste::ptrace

@@ -1,0 +1,100 @@
+// Issue 4: static programs, traced by the ptrace backend into the same
+// format as the shim.
+#include <gtest/gtest.h>
+
+#include "e2e_support.h"
+
+namespace pagewaste::e2e {
+namespace {
+
+using nlohmann::json;
+
+TEST(Ptrace, AutoPicksPtraceForAStaticProgramAndTheReportSaysSo) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"mmap_two_bytes_static"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_NE(p.run.err.find("statically linked"), std::string::npos) << p.run.err;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["process"]["backend"], "ptrace");
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(r["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ(r["process"]["exit"]["status"], 0);
+}
+
+TEST(Ptrace, AStaticBuildCountsExactlyWhatTheDynamicBuildDoesUnderTheShim) {
+  TempDir static_dir, dynamic_dir;
+  Profile s = ProfileProgram(static_dir, {"mmap_two_bytes_static"});
+  Profile d = ProfileProgram(dynamic_dir, {"mmap_two_bytes"});
+  ASSERT_EQ(s.run.exit_code, 0) << s.run.err;
+  ASSERT_EQ(d.run.exit_code, 0) << d.run.err;
+  const json& rs = OnlyReport(s);
+  const json& rd = OnlyReport(d);
+  EXPECT_EQ(rd["process"]["backend"], "preload");
+  int map_line = SiteLine("mmap_two_bytes.c", "mmap");
+  int unmap_line = SiteLine("mmap_two_bytes.c", "munmap");
+  for (const char* field : {"mappings", "requested_bytes", "page_bytes", "page_waste_bytes"}) {
+    EXPECT_EQ(SumAtSite(rs, "mmap_two_bytes.c", map_line, field),
+              SumAtSite(rd, "mmap_two_bytes.c", map_line, field))
+        << field;
+  }
+  EXPECT_EQ(SumAtSite(rs, "mmap_two_bytes.c", map_line, "mappings"), 1000u);
+  EXPECT_EQ(SumAtSite(rs, "mmap_two_bytes.c", map_line, "page_waste_bytes"), 4094000u);
+  EXPECT_EQ(SyscallsAtSite(rs, "mmap_two_bytes.c", map_line, "mmap"), 1000u);
+  EXPECT_EQ(SyscallsAtSite(rs, "mmap_two_bytes.c", unmap_line, "munmap"),
+            SyscallsAtSite(rd, "mmap_two_bytes.c", unmap_line, "munmap"));
+  EXPECT_EQ(SumAtSite(rs, "mmap_two_bytes.c", unmap_line, "unmappings"), 1000u);
+  EXPECT_EQ(rs["summary"]["page_waste_bytes"], rd["summary"]["page_waste_bytes"]);
+}
+
+TEST(Ptrace, AStaticProgramThatForksAndExecsGetsOneTracePerProcess) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"fork_exec_static", ProgramPath("exec_target_static")});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  ASSERT_EQ(p.reports.size(), 3u) << p.run.err;
+  const json *parent = nullptr, *child = nullptr, *target = nullptr;
+  for (const json& r : p.reports) {
+    EXPECT_EQ(r["process"]["backend"], "ptrace");
+    EXPECT_EQ(r["trace"]["status"], "complete");
+    std::string exe = r["process"]["exe"];
+    if (exe.find("exec_target_static") != std::string::npos) target = &r;
+    else if (r["process"]["exit"]["reason"] == "exec") parent = &r;
+    else child = &r;
+  }
+  ASSERT_TRUE(parent && child && target);
+  EXPECT_EQ((*child)["process"]["ppid"], (*parent)["process"]["pid"]);
+  EXPECT_EQ((*target)["process"]["pid"], (*parent)["process"]["pid"]);
+  // Each image sets up its own heap with brk; the forked child allocates
+  // from the heap it inherited and makes no memory system call, yet it has
+  // its trace, with its exit.
+  for (const json* r : {parent, target})
+    EXPECT_GT((*r)["summary"]["syscalls"]["brk"].get<uint64_t>(), 0u);
+  EXPECT_EQ((*child)["summary"]["syscalls"]["total"], 0);
+  EXPECT_EQ((*child)["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ((*child)["process"]["exit"]["status"], 0);
+}
+
+TEST(Ptrace, ExitCodesAndSignalsPassThrough) {
+  TempDir dir;
+  Profile exited = ProfileProgram(dir, {"exit_paths_static", "exit", "7"});
+  EXPECT_EQ(exited.run.exit_code, 7);
+  TempDir dir2;
+  Profile aborted = ProfileProgram(dir2, {"exit_paths_static", "abort"});
+  EXPECT_EQ(aborted.run.exit_code, 128 + 6);
+  const json& r = OnlyReport(aborted);
+  EXPECT_EQ(r["process"]["exit"]["reason"], "signal");
+  EXPECT_EQ(r["process"]["exit"]["status"], 6);
+}
+
+TEST(Ptrace, TheBackendCanBeChosen) {
+  TempDir dir;
+  CommandResult r = RunCapture({PagewastePath(), "run", "--backend", "ptrace", "-o",
+                                dir.path() + "/t.trace", "--", ProgramPath("mmap_two_bytes")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", dir.path() + "/t.trace"});
+  json j = json::parse(report.out);
+  EXPECT_EQ(j["process"]["backend"], "ptrace");
+  EXPECT_EQ(SumAtSite(j, "mmap_two_bytes.c", SiteLine("mmap_two_bytes.c", "mmap"), "mappings"), 1000u);
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e
