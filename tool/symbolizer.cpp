@@ -6,6 +6,7 @@
 #include <elfutils/libdwfl.h>
 
 #include <cstdlib>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -66,7 +67,47 @@ struct Symbolizer::Impl {
   Dwfl* dwfl = nullptr;
   // Modules dwfl could not load (missing file, vdso): still named in frames.
   std::vector<ModuleInfo> modules;
+  // Per module, the address ranges of its compile units, for the modules
+  // whose units libdw cannot find by address itself.
+  struct UnitRange {
+    Dwarf_Addr start, end;
+    Dwarf_Off offset;
+  };
+  std::map<Dwfl_Module*, std::vector<UnitRange>> unit_ranges;
 };
+
+// The compile unit holding pc. libdw finds it from .debug_aranges or the
+// units' low/high pc; Zig 0.11 writes neither (its units have DW_AT_ranges
+// only), so the units' ranges are read once per module and searched.
+Dwarf_Die* Symbolizer::FindCompileUnit(Dwfl_Module* mod, uint64_t pc, uint64_t* bias,
+                                       Dwarf_Die* storage) {
+  Dwarf_Addr b = 0;
+  if (Dwarf_Die* cu = dwfl_module_addrdie(mod, pc, &b)) {
+    *bias = b;
+    return cu;
+  }
+  Dwarf* dwarf = dwfl_module_getdwarf(mod, &b);
+  if (!dwarf) return nullptr;
+  *bias = b;
+  auto [it, fresh] = impl_->unit_ranges.try_emplace(mod);
+  if (fresh) {
+    Dwarf_Off offset = 0, next;
+    size_t header_size;
+    while (dwarf_nextcu(dwarf, offset, &next, &header_size, nullptr, nullptr, nullptr) == 0) {
+      Dwarf_Die unit;
+      if (dwarf_offdie(dwarf, offset + header_size, &unit)) {
+        Dwarf_Addr base, start, end;
+        for (ptrdiff_t o = 0; (o = dwarf_ranges(&unit, o, &base, &start, &end)) > 0;)
+          it->second.push_back({start, end, offset + header_size});
+      }
+      offset = next;
+    }
+  }
+  Dwarf_Addr address = pc - b;
+  for (const auto& r : it->second)
+    if (address >= r.start && address < r.end) return dwarf_offdie(dwarf, r.offset, storage);
+  return nullptr;
+}
 
 Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules)
     : impl_(std::make_unique<Impl>()) {
@@ -122,7 +163,18 @@ std::vector<Frame> Symbolizer::Resolve(uint64_t return_address) {
   }
 
   Dwarf_Addr bias = 0;
-  Dwarf_Die* cu = dwfl_module_addrdie(mod, pc, &bias);
+  Dwarf_Die cu_storage;
+  Dwarf_Die* cu = FindCompileUnit(mod, pc, &bias, &cu_storage);
+  if (base.file.empty() && cu) {
+    // The line table of the unit found by its ranges (see FindCompileUnit).
+    if (Dwarf_Line* line = dwarf_getsrc_die(cu, pc - bias)) {
+      int lineno = 0;
+      const char* file = dwarf_linesrc(line, nullptr, nullptr);
+      dwarf_lineno(line, &lineno);
+      if (file) base.file = file;
+      base.line = lineno;
+    }
+  }
   Dwarf_Die* scopes = nullptr;
   int nscopes = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
   std::vector<Frame> frames;

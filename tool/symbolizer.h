@@ -6,6 +6,8 @@
 // without that to module+offset.
 #pragma once
 
+#include <elfutils/libdwfl.h>
+
 #include <cstdint>
 #include <memory>
 #include <unordered_map>
@@ -28,6 +30,7 @@ class Symbolizer {
 
  private:
   std::vector<Frame> Resolve(uint64_t return_address);
+  Dwarf_Die* FindCompileUnit(Dwfl_Module* mod, uint64_t pc, uint64_t* bias, Dwarf_Die* storage);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
