@@ -82,6 +82,8 @@ struct MunmapEvent {
   uint64_t address = 0;
   uint64_t length = 0;
   uint32_t flags = 0;
+  uint64_t resident_pages = 0;  // with kFlagUsageMeasured
+  uint64_t used_bytes = 0;      // with kFlagUsageMeasured
   SyscallCounts syscalls;
 };
 

@@ -76,7 +76,8 @@ enum class RecordType : uint8_t {
   // varint map flags, zigzag fd, varint offset, varint flags, syscalls.
   kMmap = 0x12,
   // Munmap: prefix, zigzag address delta, varint length, varint flags,
-  // syscalls.
+  // varint resident pages, varint used bytes (both 0 unless
+  // kFlagUsageMeasured; see usage_estimate.h), syscalls.
   kMunmap = 0x13,
   // Mremap: prefix, zigzag old address delta, varint old length, varint new
   // length, varint mremap flags, zigzag new address delta (against old
@@ -141,6 +142,7 @@ enum EventFlags : uint32_t {
   kFlagFailed = 1u << 1,         // the call failed (no memory changed hands)
   kFlagFileBacked = 1u << 2,     // mmap of a file: recorded, not an allocation
   kFlagSyscallsEstimated = 1u << 3,
+  kFlagUsageMeasured = 1u << 4,  // a Munmap carries resident pages and used bytes
 };
 
 enum class EndReason : uint8_t {

@@ -193,6 +193,8 @@ void RecordWriter::Munmap(const MunmapEvent& e) {
   p = Address(p, e.address);
   p = Varint(p, e.length);
   p = Varint(p, e.flags);
+  p = Varint(p, e.resident_pages);
+  p = Varint(p, e.used_bytes);
   Commit(Syscalls(p, e.syscalls), true);
 }
 

@@ -386,6 +386,8 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.address = ReadAddress(&c, &d);
         e.length = c.U();
         e.flags = c.U32();
+        e.resident_pages = c.U();
+        e.used_bytes = c.U();
         e.syscalls = ReadSyscalls(&c);
         if (c.ok) v->OnMunmap(e);
         break;

@@ -42,6 +42,11 @@ void Cost(const CostTotals& c, json* j) {
   (*j)["syscalls_per_call"] =
       c.calls() ? static_cast<double>(SumSyscalls(c.syscalls)) / static_cast<double>(c.calls()) : 0.0;
   (*j)["syscall_pattern"] = SyscallPattern(c);
+  (*j)["usage_measured_mappings"] = c.usage_measured;
+  (*j)["resident_pages"] = c.resident_pages;
+  (*j)["used_bytes"] = c.used_bytes;
+  (*j)["used_bytes_estimated"] = c.usage_measured > 0;
+  (*j)["estimated_waste_bytes"] = c.estimated_waste_bytes;
 }
 
 json Frame(const pagewaste::Frame& f) {

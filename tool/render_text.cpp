@@ -89,6 +89,12 @@ std::vector<std::string> SiteLines(const CostTotals& c) {
   if (heap)
     lines.push_back(fmt::format("{} allocations from shared heap pages ({} usable)",
                                 Num(heap), Bytes(c.usable_bytes)));
+  if (c.usage_measured)
+    lines.push_back(fmt::format(
+        "measured at unmap (estimate): {} mappings made {} pages resident and used {}; "
+        "estimated waste {}",
+        Num(c.usage_measured), Num(c.resident_pages), Bytes(c.used_bytes),
+        Bytes(c.estimated_waste_bytes)));
   std::vector<std::string> parts;
   if (c.frees) parts.push_back(Num(c.frees) + " frees");
   if (c.unmappings) parts.push_back(Num(c.unmappings) + " munmap");
@@ -148,6 +154,11 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                       Num(s.own_mappings));
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
                       Bytes(s.page_waste_bytes), Percent(s.page_waste_bytes, s.page_bytes));
+  if (s.usage_measured)
+    *out += fmt::format("  used at unmap        {} in {} resident pages of {} mappings (estimate);\n"
+                        "                       estimated waste {}\n",
+                        Bytes(s.used_bytes), Num(s.resident_pages), Num(s.usage_measured),
+                        Bytes(s.estimated_waste_bytes));
   *out += fmt::format("  syscalls             {}{}\n", Syscalls(s.syscalls), SyscallDetail(s));
   if (p.end && p.end->shim_syscalls.Total())
     *out += fmt::format("  not counted above    {} memory syscalls of pagewaste's own; those made outside\n"

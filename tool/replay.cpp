@@ -116,8 +116,20 @@ class Replayer : public RecordVisitor {
   }
 
   void OnMunmap(const MunmapEvent& e) override {
-    if (ChargeCall(e, &CostTotals::unmappings))
-      Unmap(e.address, PageBytes(e.length, page_size_));
+    if (!ChargeCall(e, &CostTotals::unmappings)) return;
+    uint64_t pages = PageBytes(e.length, page_size_);
+    if (e.flags & format::kFlagUsageMeasured) {
+      // What the mapping was used for belongs to the site that mapped it.
+      auto it = mappings_.find(e.address);
+      uint64_t site = it != mappings_.end() ? it->second.site : e.prefix.stack;
+      Charge(&Site(site), [&](CostTotals* c) {
+        ++c->usage_measured;
+        c->resident_pages += e.resident_pages;
+        c->used_bytes += e.used_bytes;
+        c->estimated_waste_bytes += pages - std::min(pages, e.used_bytes);
+      });
+    }
+    Unmap(e.address, pages);
   }
 
   void OnMremap(const MremapEvent& e) override {
@@ -153,9 +165,12 @@ class Replayer : public RecordVisitor {
       site.stack_id = id;
       all.push_back(std::move(site));
     }
+    // Waste as measured where the request itself was not visible (a page
+    // allocator that rounds up before mmap) ranks the same as page waste.
     r.call_sites = Top(all, options.top, [](const CallSite& s) {
-      return std::make_tuple(s.cost.page_waste_bytes, SumSyscalls(s.cost.syscalls),
-                             s.cost.requested_bytes, s.cost.allocations);
+      return std::make_tuple(std::max(s.cost.page_waste_bytes, s.cost.estimated_waste_bytes),
+                             SumSyscalls(s.cost.syscalls), s.cost.requested_bytes,
+                             s.cost.allocations);
     });
     r.kernel_sites = Top(all, options.top ? options.top : 10, [](const CallSite& s) {
       return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.syscall_ns,

@@ -50,6 +50,11 @@ struct CostTotals {
   uint64_t page_waste_bytes = 0;   // page_bytes - requested, own mappings
   SyscallTotals syscalls{};
   uint64_t syscall_ns = 0;       // time spent in them, where measured
+  // Measured when mappings of this site were unmapped (usage_estimate.h):
+  uint64_t usage_measured = 0;         // mappings measured
+  uint64_t resident_pages = 0;         // pages they ever made resident
+  uint64_t used_bytes = 0;             // estimate: extent up to the last non-zero byte
+  uint64_t estimated_waste_bytes = 0;  // their page bytes minus used_bytes
   uint64_t estimated_calls = 0;  // calls whose syscalls are estimates
 
   // Calls made at the site, of any kind: what syscalls are set against.

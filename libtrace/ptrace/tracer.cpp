@@ -29,6 +29,7 @@
 #include "record_writer.h"
 #include "remote_unwind.h"
 #include "seccomp_filter.h"
+#include "usage_estimate.h"
 
 namespace pagewaste::ptrace {
 namespace {
@@ -143,6 +144,8 @@ class ProcessTrace {
     uint64_t args[6] = {};
     uint64_t stack = 0;
     uint64_t start_ns = 0;
+    bool measured = false;  // munmap: usage of the range, taken before it goes
+    UsageEstimate usage;
   };
 
   Entry Enter(pid_t tid, const user_regs_struct& regs) {
@@ -155,6 +158,7 @@ class ProcessTrace {
     int depth = unwinder_.Unwind(tid, regs, ips, kMaxDepth,
                                  [this](uint64_t ip) { return Known(ip); });
     e.stack = stacks_.Intern(ips, depth, &writer_);
+    if (e.nr == SYS_munmap) e.measured = MeasureUsage(e.args[0], e.args[1], &e.usage);
     e.start_ns = MonotonicNs();
     return e;
   }
@@ -189,6 +193,11 @@ class ProcessTrace {
         e.address = a[0];
         e.length = a[1];
         e.flags = result != 0 ? kFailed : 0;
+        if (entry.measured && result == 0) {
+          e.flags |= format::kFlagUsageMeasured;
+          e.resident_pages = entry.usage.resident_pages;
+          e.used_bytes = entry.usage.used_bytes;
+        }
         e.syscalls = syscalls;
         writer_.Munmap(e);
         break;
@@ -244,9 +253,33 @@ class ProcessTrace {
     sink_.Close();
   }
 
-  ~ProcessTrace() { Finish(format::EndReason::kDetach, format::kUnknownStatus); }
+  ~ProcessTrace() {
+    Finish(format::EndReason::kDetach, format::kUnknownStatus);
+    if (pagemap_ >= 0) close(pagemap_);
+  }
 
  private:
+  // Residency from /proc/PID/pagemap: a page is counted when it is present
+  // or swapped out (it was made resident once).
+  bool MeasureUsage(uint64_t start, uint64_t length, UsageEstimate* usage) {
+    uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    if (start % page || length == 0) return false;
+    if (pagemap_ < 0) pagemap_ = open(("/proc/" + std::to_string(pid_) + "/pagemap").c_str(), O_RDONLY | O_CLOEXEC);
+    if (pagemap_ < 0) return false;
+    bool ok = true;
+    *usage = EstimateUsage(pid_, start, length, page,
+                           [&](uint64_t first, uint64_t count, unsigned char* out) {
+                             std::vector<uint64_t> entries(count);
+                             off_t at = static_cast<off_t>((start / page + first) * 8);
+                             ok = pread(pagemap_, entries.data(), count * 8, at) ==
+                                  static_cast<ssize_t>(count * 8);
+                             for (uint64_t i = 0; ok && i < count; ++i)
+                               out[i] = (entries[i] >> 62) & 3 ? 1 : 0;
+                             return ok;
+                           });
+    return ok;
+  }
+
   bool Known(uint64_t ip) const {
     for (const ModuleInfo& m : modules_)
       for (const ModuleSegment& s : m.segments)
@@ -269,6 +302,7 @@ class ProcessTrace {
   uint64_t start_ns_ = 0;
   uint64_t break_ = 0;
   uint64_t generation_ = 0;
+  int pagemap_ = -1;
   std::vector<ModuleInfo> modules_;
   shim::FileSink sink_;
   std::vector<uint8_t> buffer_;

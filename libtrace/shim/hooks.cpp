@@ -295,6 +295,9 @@ PW_EXPORT int munmap(void* addr, size_t length) {
   if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMunmap))
     return real.munmap ? real.munmap(addr, length)
                        : static_cast<int>(syscall(SYS_munmap, addr, length));
+  // What the mapping was used for can only be seen before it goes.
+  UsageEstimate usage;
+  bool measured = MeasureUsage(addr, length, &usage);
   uint64_t ns;
   int rc = Timed(&ns, [&] { return real.munmap(addr, length); });
   Stack stack;
@@ -303,6 +306,11 @@ PW_EXPORT int munmap(void* addr, size_t length) {
   e.address = reinterpret_cast<uintptr_t>(addr);
   e.length = length;
   if (rc != 0) e.flags |= format::kFlagFailed;
+  if (measured && rc == 0) {
+    e.flags |= format::kFlagUsageMeasured;
+    e.resident_pages = usage.resident_pages;
+    e.used_bytes = usage.used_bytes;
+  }
   e.syscalls.Add(SyscallKind::kMunmap);
   e.syscalls.ns = ns;
   RecordMunmap(&e, &stack);

@@ -5,6 +5,7 @@
 #include "tracker.h"
 
 #include <malloc.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,6 +118,20 @@ void CaptureStack(Stack* stack) {
     if (!g_state.own_code.Contains(ip)) stack->ips[depth++] = ip;
   }
   stack->depth = depth;
+}
+
+bool MeasureUsage(const void* addr, size_t length, UsageEstimate* usage) {
+  uintptr_t start = reinterpret_cast<uintptr_t>(addr);
+  uint64_t page = g_state.page_size;
+  if (start % page || length == 0) return false;
+  bool ok = true;
+  *usage = EstimateUsage(static_cast<pid_t>(g_state.pid), start, length, page,
+                         [&](uint64_t first, uint64_t count, unsigned char* out) {
+                           ok = mincore(reinterpret_cast<void*>(start + first * page),
+                                        count * page, out) == 0;
+                           return ok;
+                         });
+  return ok;
 }
 
 ChunkInfo InspectChunk(const void* p) {

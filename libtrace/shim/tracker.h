@@ -12,6 +12,7 @@
 #include "events.h"
 #include "format.h"
 #include "syscall_dispatch.h"
+#include "usage_estimate.h"
 
 namespace pagewaste::shim {
 
@@ -61,6 +62,10 @@ struct ChunkInfo {
   bool mmapped = false;
 };
 ChunkInfo InspectChunk(const void* p);
+
+// Resident pages and used extent of [addr, addr + length) of this process,
+// before it is unmapped; false if it cannot be told (not mapped).
+bool MeasureUsage(const void* addr, size_t length, UsageEstimate* usage);
 
 // Record an event. prefix.time_ns/tid/stack are filled in here; `stack` may
 // be null (no stack recorded). The malloc family's events also get the

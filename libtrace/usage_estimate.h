@@ -1,0 +1,76 @@
+// What a mapping was used for, estimated when it is unmapped: the pages
+// that were ever made resident, and the extent up to the last non-zero
+// byte. A page allocator rounds a 2-byte request up to a page before it
+// calls mmap, so the request itself is not in the system call; this is what
+// shows the waste instead.
+//
+// Bounded: pages that are not resident are never read (so never faulted
+// in), and at most kScanCap bytes are read per mapping, from the end of the
+// last resident page backwards. Memory is read with process_vm_readv, which
+// fails cleanly on a page that is not readable (PROT_NONE) instead of
+// faulting. Allocation-free: the shim uses it too.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+
+namespace pagewaste {
+
+struct UsageEstimate {
+  uint64_t resident_pages = 0;
+  uint64_t used_bytes = 0;  // offset of the last non-zero byte + 1; 0 if none seen
+};
+
+inline constexpr uint64_t kScanCap = 64 << 10;
+
+// resident(first_page, count, out) fills out[i] (1 = resident) for `count`
+// pages from page index first_page of the mapping, returning false on
+// failure. The mapping is [start, start + length) in process pid.
+template <typename Resident>
+UsageEstimate EstimateUsage(pid_t pid, uint64_t start, uint64_t length, uint64_t page_size,
+                            Resident resident) {
+  UsageEstimate u;
+  uint64_t pages = (length + page_size - 1) / page_size;
+  constexpr uint64_t kBlock = 4096;  // pages per residency query
+  unsigned char flags[kBlock];
+  uint64_t last_resident = 0;  // index + 1
+  for (uint64_t first = 0; first < pages; first += kBlock) {
+    uint64_t count = pages - first < kBlock ? pages - first : kBlock;
+    if (!resident(first, count, flags)) return u;
+    for (uint64_t i = 0; i < count; ++i) {
+      if (flags[i] & 1) {
+        ++u.resident_pages;
+        last_resident = first + i + 1;
+      }
+    }
+  }
+  // Backwards from the end of the last resident page, page by page, while
+  // the pages stay resident and the cap allows.
+  unsigned char buffer[4096];
+  uint64_t scanned = 0;
+  for (uint64_t page = last_resident; page > 0 && scanned < kScanCap; --page) {
+    uint64_t offset = (page - 1) * page_size;
+    uint64_t size = page_size < sizeof buffer ? page_size : sizeof buffer;
+    unsigned char is_resident = 0;
+    if (!resident(page - 1, 1, &is_resident) || !(is_resident & 1)) break;
+    for (uint64_t end = offset + page_size; end > offset && scanned < kScanCap; end -= size) {
+      uint64_t from = end - size;
+      struct iovec local = {buffer, size};
+      struct iovec remote = {reinterpret_cast<void*>(start + from), size};
+      if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(size)) return u;
+      scanned += size;
+      for (uint64_t i = size; i > 0; --i) {
+        if (buffer[i - 1]) {
+          u.used_bytes = from + i;
+          if (u.used_bytes > length) u.used_bytes = length;
+          return u;
+        }
+      }
+    }
+  }
+  return u;
+}
+
+}  // namespace pagewaste
