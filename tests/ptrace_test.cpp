@@ -96,5 +96,35 @@ TEST(Ptrace, TheBackendCanBeChosen) {
   EXPECT_EQ(SumAtSite(j, "mmap_two_bytes.c", SiteLine("mmap_two_bytes.c", "mmap"), "mappings"), 1000u);
 }
 
+class ZigPageAllocator : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ZigPageAllocator, ThousandTwoByteAllocationsAreThousandPages) {
+  std::string program = ProgramPath(GetParam());
+  if (program == GetParam()) GTEST_SKIP() << "no zig at build time (make test fetches it)";
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {GetParam()});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["process"]["backend"],
+            std::string(GetParam()) == "page_alloc_zig" ? "ptrace" : "preload");
+  int alloc_line = SiteLine("page_alloc.zig", "alloc");
+  int free_line = SiteLine("page_alloc.zig", "free");
+  // page_allocator rounds each request up to a page before it calls mmap.
+  EXPECT_EQ(SumAtSite(r, "page_alloc.zig", alloc_line, "mappings"), 1000u);
+  EXPECT_EQ(SumAtSite(r, "page_alloc.zig", alloc_line, "page_bytes"), 1000u * 4096);
+  EXPECT_EQ(SyscallsAtSite(r, "page_alloc.zig", alloc_line, "mmap"), 1000u);
+  EXPECT_EQ(SumAtSite(r, "page_alloc.zig", free_line, "unmappings"), 1000u);
+  EXPECT_EQ(SyscallsAtSite(r, "page_alloc.zig", free_line, "munmap"), 1000u);
+  // So the waste shows in what was used: measured at each munmap.
+  EXPECT_EQ(SumAtSite(r, "page_alloc.zig", alloc_line, "usage_measured_mappings"), 1000u);
+  EXPECT_GE(SumAtSite(r, "page_alloc.zig", alloc_line, "estimated_waste_bytes"), 1000u * 4000);
+  const json* site = FindSite(r, "page_alloc.zig", alloc_line);
+  ASSERT_NE(site, nullptr);
+  EXPECT_TRUE((*site)["used_bytes_estimated"].get<bool>());
+}
+
+INSTANTIATE_TEST_SUITE_P(StaticAndLibc, ZigPageAllocator,
+                         ::testing::Values("page_alloc_zig", "page_alloc_zig_libc"));
+
 }  // namespace
 }  // namespace pagewaste::e2e
