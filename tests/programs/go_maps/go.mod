@@ -1,0 +1,3 @@
+module pagewaste/go_maps
+
+go 1.19
