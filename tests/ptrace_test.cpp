@@ -4,6 +4,11 @@
 
 #include "e2e_support.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <map>
 #include <sstream>
 
@@ -97,6 +102,40 @@ TEST(Ptrace, TheBackendCanBeChosen) {
   json j = json::parse(report.out);
   EXPECT_EQ(j["process"]["backend"], "ptrace");
   EXPECT_EQ(SumAtSite(j, "mmap_two_bytes.c", SiteLine("mmap_two_bytes.c", "mmap"), "mappings"), 1000u);
+}
+
+TEST(Ptrace, KillingTheTracerDoesNotLeaveTheProgramStopped) {
+  TempDir dir;
+  std::string trace = dir.path() + "/sleeper.trace";
+  pid_t tracer = fork();
+  if (tracer == 0) {
+    int null_fd = open("/dev/null", O_WRONLY);
+    dup2(null_fd, 2);
+    execl(PagewastePath().c_str(), "pagewaste", "run", "-o", trace.c_str(), "--",
+          ProgramPath("sleeper_static").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait for the program to be running under the tracer: its trace appears
+  // at its exec.
+  uint32_t program = 0;
+  for (int i = 0; i < 200 && !program; ++i) {
+    usleep(20000);
+    CommandResult dump = RunCapture({PagewastePath(), "dump", trace});
+    size_t at = dump.out.find(" pid=");
+    if (at != std::string::npos) program = static_cast<uint32_t>(std::stoul(dump.out.substr(at + 5)));
+  }
+  ASSERT_NE(program, 0u) << "the program never started";
+  kill(tracer, SIGKILL);
+  int status;
+  waitpid(tracer, &status, 0);
+  // PTRACE_O_EXITKILL: the program goes with its tracer instead of staying
+  // stopped (or sleeping on) with nobody to continue it.
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    usleep(20000);
+    gone = access(("/proc/" + std::to_string(program)).c_str(), F_OK) != 0;
+  }
+  EXPECT_TRUE(gone) << "pid " << program << " is still there";
 }
 
 // strace -f -c's call counts for the given system calls, by name.
