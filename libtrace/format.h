@@ -143,6 +143,9 @@ enum EventFlags : uint32_t {
   kFlagFileBacked = 1u << 2,     // mmap of a file: recorded, not an allocation
   kFlagSyscallsEstimated = 1u << 3,
   kFlagUsageMeasured = 1u << 4,  // a Munmap carries resident pages and used bytes
+  // A Munmap that is no system call: the mapping was still there at exit,
+  // and the record only carries what it was used for.
+  kFlagAtExit = 1u << 5,
 };
 
 enum class EndReason : uint8_t {

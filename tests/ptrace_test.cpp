@@ -181,6 +181,27 @@ TEST(Ptrace, AStaticGoProgramsMappingsEqualWhatStraceCounts) {
             500u * 4094);
 }
 
+class MappingsLiveAtExit : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(MappingsLiveAtExit, AreMeasuredBeforeTheProcessGoes) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {GetParam()});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  int line = SiteLine("leak_maps.c", "mmap");
+  EXPECT_EQ(SumAtSite(r, "leak_maps.c", line, "leaked_allocations"), 10u);
+  EXPECT_EQ(SumAtSite(r, "leak_maps.c", line, "unmappings"), 0u);
+  EXPECT_EQ(SumAtSite(r, "leak_maps.c", line, "usage_measured_mappings"), 10u);
+  EXPECT_EQ(SumAtSite(r, "leak_maps.c", line, "resident_pages"), 10u);
+  // Bytes 0 and 2 written: 3 bytes used of each page.
+  EXPECT_EQ(SumAtSite(r, "leak_maps.c", line, "used_bytes"), 30u);
+  EXPECT_EQ(SumAtSite(r, "leak_maps.c", line, "estimated_waste_bytes"), 10u * 4093);
+  EXPECT_EQ(r["summary"]["syscalls"]["munmap"], 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothBackends, MappingsLiveAtExit,
+                         ::testing::Values("leak_maps", "leak_maps_static"));
+
 class ZigPageAllocator : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ZigPageAllocator, ThousandTwoByteAllocationsAreThousandPages) {

@@ -91,7 +91,7 @@ std::vector<std::string> SiteLines(const CostTotals& c) {
                                 Num(heap), Bytes(c.usable_bytes)));
   if (c.usage_measured)
     lines.push_back(fmt::format(
-        "measured at unmap (estimate): {} mappings made {} pages resident and used {}; "
+        "measured at unmap or exit (estimate): {} mappings made {} pages resident and used {}; "
         "estimated waste {}",
         Num(c.usage_measured), Num(c.resident_pages), Bytes(c.used_bytes),
         Bytes(c.estimated_waste_bytes)));
@@ -155,7 +155,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
                       Bytes(s.page_waste_bytes), Percent(s.page_waste_bytes, s.page_bytes));
   if (s.usage_measured)
-    *out += fmt::format("  used at unmap        {} in {} resident pages of {} mappings (estimate);\n"
+    *out += fmt::format("  used (measured)      {} in {} resident pages of {} mappings, at unmap or exit (estimate);\n"
                         "                       estimated waste {}\n",
                         Bytes(s.used_bytes), Num(s.resident_pages), Num(s.usage_measured),
                         Bytes(s.estimated_waste_bytes));

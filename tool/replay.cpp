@@ -116,7 +116,10 @@ class Replayer : public RecordVisitor {
   }
 
   void OnMunmap(const MunmapEvent& e) override {
-    if (!ChargeCall(e, &CostTotals::unmappings)) return;
+    // A mapping measured at exit was not unmapped: usage only.
+    bool at_exit = e.flags & format::kFlagAtExit;
+    if (at_exit) Seen(e.prefix);
+    if (!at_exit && !ChargeCall(e, &CostTotals::unmappings)) return;
     uint64_t pages = PageBytes(e.length, page_size_);
     if (e.flags & format::kFlagUsageMeasured) {
       // What the mapping was used for belongs to the site that mapped it.
@@ -129,7 +132,7 @@ class Replayer : public RecordVisitor {
         c->estimated_waste_bytes += pages - std::min(pages, e.used_bytes);
       });
     }
-    Unmap(e.address, pages);
+    if (!at_exit) Unmap(e.address, pages);
   }
 
   void OnMremap(const MremapEvent& e) override {

@@ -184,6 +184,8 @@ class ProcessTrace {
         e.flags = (failed ? kFailed : 0) | ((e.map_flags & MAP_ANONYMOUS) ? 0 : kFileBacked);
         e.syscalls = syscalls;
         writer_.Mmap(e);
+        if (!failed && (e.map_flags & MAP_ANONYMOUS) && (e.map_flags & MAP_PRIVATE))
+          live_[e.address] = e.length;
         if (!failed && (e.prot & 4 /* PROT_EXEC */)) RefreshModules();
         break;
       }
@@ -200,6 +202,7 @@ class ProcessTrace {
         }
         e.syscalls = syscalls;
         writer_.Munmap(e);
+        if (result == 0) Forget(a[0], a[1]);
         break;
       }
       case SYS_mremap: {
@@ -213,6 +216,7 @@ class ProcessTrace {
         e.flags = failed ? kFailed : 0;
         e.syscalls = syscalls;
         writer_.Mremap(e);
+        if (!failed && live_.erase(a[0])) live_[e.new_address] = e.new_length;
         break;
       }
       case SYS_brk: {
@@ -242,6 +246,26 @@ class ProcessTrace {
         writer_.MemoryCall(e);
       }
     }
+  }
+
+  // At the process's exit, before its memory goes: what each private
+  // anonymous mapping still there was used for.
+  void MeasureLiveMappings(pid_t tid) {
+    for (const auto& [address, length] : live_) {
+      MunmapEvent e;
+      e.prefix = {MonotonicNs() - start_ns_, static_cast<uint32_t>(tid), 0};
+      e.address = address;
+      e.length = length;
+      e.flags = format::kFlagAtExit;
+      UsageEstimate usage;
+      if (MeasureUsage(address, length, &usage)) {
+        e.flags |= format::kFlagUsageMeasured;
+        e.resident_pages = usage.resident_pages;
+        e.used_bytes = usage.used_bytes;
+      }
+      writer_.Munmap(e);
+    }
+    live_.clear();
   }
 
   void Finish(format::EndReason reason, int64_t status) {
@@ -280,6 +304,13 @@ class ProcessTrace {
     return ok;
   }
 
+  // Drops the live mappings inside an unmapped range. (A partial unmap of
+  // a mapping keeps it, whole, as live: an estimate at exit, not more.)
+  void Forget(uint64_t start, uint64_t length) {
+    for (auto it = live_.lower_bound(start); it != live_.end() && it->first < start + length;)
+      it = it->first + it->second <= start + length ? live_.erase(it) : std::next(it);
+  }
+
   bool Known(uint64_t ip) const {
     for (const ModuleInfo& m : modules_)
       for (const ModuleSegment& s : m.segments)
@@ -303,6 +334,7 @@ class ProcessTrace {
   uint64_t break_ = 0;
   uint64_t generation_ = 0;
   int pagemap_ = -1;
+  std::map<uint64_t, uint64_t> live_;  // private anonymous mappings: address -> length
   std::vector<ModuleInfo> modules_;
   shim::FileSink sink_;
   std::vector<uint8_t> buffer_;
@@ -364,7 +396,7 @@ class Tracer {
     }
     long ptrace_options = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
                           PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL |
-                          PTRACE_O_TRACESYSGOOD;
+                          PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT;
     ::ptrace(PTRACE_SETOPTIONS, child, nullptr, reinterpret_cast<void*>(ptrace_options));
     thread_group_[child] = child;
     ::ptrace(PTRACE_CONT, child, nullptr, nullptr);
@@ -423,6 +455,14 @@ class Tracer {
         NewTracee(static_cast<pid_t>(child), tid, event == PTRACE_EVENT_CLONE);
       } else if (sig == SIGTRAP && event == PTRACE_EVENT_EXEC) {
         Exec(tid);
+      } else if (sig == SIGTRAP && event == PTRACE_EVENT_EXIT) {
+        // The thread is exiting and its memory is still there. When it is
+        // the process's main thread, measure the mappings left.
+        auto group = thread_group_.find(tid);
+        if (group != thread_group_.end() && group->second == tid) {
+          auto it = processes_.find(tid);
+          if (it != processes_.end()) it->second->MeasureLiveMappings(tid);
+        }
       } else if (sig == SIGSTOP && fresh_.erase(tid)) {
         // A new tracee's first stop.
       } else if (event == 0) {

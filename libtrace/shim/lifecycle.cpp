@@ -256,6 +256,7 @@ void Finalize(format::EndReason reason, int64_t status) {
   }
   TraceMode expected = TraceMode::kTracing;
   if (s.mode.compare_exchange_strong(expected, TraceMode::kFinished)) {
+    RecordLiveMappingsAtExit();
     s.writer.Flush();
     s.sink.StopMapping();
     if (reason == format::EndReason::kExec)

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "file_sink.h"
+#include "live_mappings.h"
 #include "module_map.h"
 #include "record_writer.h"
 #include "stack_table.h"
@@ -63,6 +64,7 @@ struct TraceState {
   uint8_t buffer[kChunkBytes] = {};
   RecordWriter writer{buffer, kChunkBytes, &sink};
   StackTable stacks;
+  LiveMappings live_mappings;  // the program's private anonymous mappings
   CodeRange own_code;       // the shim: its frames are dropped from stacks
   CodeRange unwinder_code;  // libunwind: its memory calls are the shim's own
   bool glibc_malloc = false;
@@ -84,6 +86,9 @@ struct TraceState {
 extern TraceState g_state;
 
 uint32_t CurrentTid();
+// At the end of the trace, under the lock: a Munmap (kFlagAtExit) with the
+// measured use of each of the program's mappings still there.
+void RecordLiveMappingsAtExit();
 // Everything the shim made since it created the trace file.
 SyscallCounts ShimSyscalls();
 // Writes the file header, the module map and (in a forked child) every

@@ -98,6 +98,7 @@ void CountShimSyscall(format::SyscallKind kind) {
 
 SyscallCounts ShimSyscalls() {
   SyscallCounts total = g_state.sink.syscalls();
+  total.Add(format::SyscallKind::kMmap, g_state.live_mappings.mmaps());
   for (int i = 0; i < format::kSyscallKinds; ++i) total.count[i] += g_state.shim_syscalls[i].load();
   return total;
 }
@@ -196,16 +197,50 @@ void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
   Record(e, stack, [](RecordWriter* w, const FreeEvent& ev) { w->Free(ev); });
 }
 
+// The three keep the table of live mappings (measured at exit) up to date,
+// under the writer lock like the records themselves.
 void RecordMmap(MmapEvent* e, const Stack* stack) {
-  Record(e, stack, [](RecordWriter* w, const MmapEvent& ev) { w->Mmap(ev); });
+  Record(e, stack, [](RecordWriter* w, const MmapEvent& ev) {
+    w->Mmap(ev);
+    if (!(ev.flags & (format::kFlagFailed | format::kFlagFileBacked)) &&
+        (ev.map_flags & MAP_PRIVATE))
+      g_state.live_mappings.Add(ev.address, ev.length);
+  });
 }
 
 void RecordMunmap(MunmapEvent* e, const Stack* stack) {
-  Record(e, stack, [](RecordWriter* w, const MunmapEvent& ev) { w->Munmap(ev); });
+  Record(e, stack, [](RecordWriter* w, const MunmapEvent& ev) {
+    w->Munmap(ev);
+    if (!(ev.flags & format::kFlagFailed)) g_state.live_mappings.Remove(ev.address, ev.length);
+  });
 }
 
 void RecordMremap(MremapEvent* e, const Stack* stack) {
-  Record(e, stack, [](RecordWriter* w, const MremapEvent& ev) { w->Mremap(ev); });
+  Record(e, stack, [](RecordWriter* w, const MremapEvent& ev) {
+    w->Mremap(ev);
+    if (!(ev.flags & format::kFlagFailed))
+      g_state.live_mappings.Move(ev.old_address, ev.new_address, ev.new_length);
+  });
+}
+
+void RecordLiveMappingsAtExit() {
+  TraceState& s = g_state;
+  uint32_t tid = CurrentTid();
+  uint64_t now = NowNs();
+  s.live_mappings.ForEach([&](uint64_t address, uint64_t length) {
+    MunmapEvent e;
+    e.prefix = {now, tid, 0};
+    e.address = address;
+    e.length = length;
+    e.flags = format::kFlagAtExit;
+    UsageEstimate usage;
+    if (MeasureUsage(reinterpret_cast<const void*>(address), length, &usage)) {
+      e.flags |= format::kFlagUsageMeasured;
+      e.resident_pages = usage.resident_pages;
+      e.used_bytes = usage.used_bytes;
+    }
+    s.writer.Munmap(e);
+  });
 }
 
 void RecordBrk(BrkEvent* e, const Stack* stack) {
