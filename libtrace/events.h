@@ -137,6 +137,10 @@ struct EndEvent {
   // record (its file windows, stack table, libunwind's caches): in strace's
   // counts for the process, in none of the events.
   SyscallCounts shim_syscalls;
+  // Every memory system call of the process over the same span, counted by
+  // a ptrace observer beside the shim (pagewaste run --observe-syscalls);
+  // all zero without one.
+  SyscallCounts observed_syscalls;
 };
 
 }  // namespace pagewaste

@@ -95,7 +95,9 @@ enum class RecordType : uint8_t {
   // End: varint EndReason, zigzag status, varint records written (all
   // records before this one), varint events, varint stack nodes, varint
   // chunks lost, varint bytes lost, syscalls (the shim's own since the trace
-  // file was created). Always the last record of a whole trace.
+  // file was created), syscalls (all of the process's memory system calls
+  // over that span, as a ptrace observer counted them; none without one).
+  // Always the last record of a whole trace.
   kEnd = 0x7f,
 };
 
@@ -159,5 +161,16 @@ enum class EndReason : uint8_t {
 // Status value meaning "not known" (e.g. exit code of a return from main
 // that the shim did not see).
 inline constexpr int64_t kUnknownStatus = -1;
+
+// The observer handshake (pagewaste run --observe-syscalls): the shim calls
+// munmap(&block, 0), which fails with EINVAL and changes nothing, once when
+// its trace starts and once before its End record. A ptrace observer counts
+// the process's memory system calls between the two and, at the second,
+// writes kObservedMagic and the counts (u32 per SyscallKind) into the block.
+inline constexpr uint64_t kObservedMagic = 0x5645534250574750ull;  // "PGWPBSEV"
+struct ObservedBlock {
+  uint64_t magic;
+  uint32_t counts[kSyscallKinds];
+};
 
 }  // namespace pagewaste::format

@@ -119,18 +119,20 @@ TEST(Syscalls, WithoutDispatchTheFiguresAreEstimatedAndSaySo) {
 namespace pagewaste::e2e {
 namespace {
 
-// Memory system calls strace saw in one process after `marker` (the
-// creation of its trace file), by name.
-std::map<std::string, uint64_t> StraceCountsAfter(const std::string& log, uint32_t pid,
-                                                  const std::string& marker) {
+// Memory system calls strace saw in the traced program after `marker` (the
+// creation of its trace file), by name, in all its threads: every line but
+// those of strace's own child, pagewaste run itself, which starts the log.
+std::map<std::string, uint64_t> StraceCountsAfter(const std::string& log, const std::string& marker) {
   std::map<std::string, uint64_t> counts;
   std::istringstream in(log);
   std::string line;
+  std::string pagewaste;  // the tid prefix of pagewaste run's lines
   bool started = false;
-  std::string prefix = std::to_string(pid) + " ";
   while (std::getline(in, line)) {
-    if (line.rfind(prefix, 0) != 0) continue;
-    std::string call = line.substr(prefix.size());
+    std::string tid = line.substr(0, line.find(' '));
+    if (pagewaste.empty()) pagewaste = tid;
+    if (tid == pagewaste) continue;
+    std::string call = line.substr(tid.size());
     call.erase(0, call.find_first_not_of(' '));
     if (!started) {
       started = call.rfind("openat(", 0) == 0 && call.find(marker) != std::string::npos &&
@@ -142,7 +144,9 @@ std::map<std::string, uint64_t> StraceCountsAfter(const std::string& log, uint32
     if (call.rfind("<...", 0) == 0 || call.rfind("---", 0) == 0 || call.rfind("+++", 0) == 0)
       continue;
     std::string name = call.substr(0, call.find('('));
-    if (name != "openat") ++counts[name];
+    // munmap(addr, 0): the shim's marks for an observer, in no count.
+    bool mark = name == "munmap" && call.find(", 0)") != std::string::npos;
+    if (name != "openat" && !mark) ++counts[name];
   }
   return counts;
 }
@@ -165,7 +169,7 @@ TEST_P(AgainstStrace, TraceTotalsPlusTheShimsOwnEqualWhatStraceCounts) {
   json r = json::parse(report.out);
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), {});
-  auto seen = StraceCountsAfter(text, r["process"]["pid"].get<uint32_t>(), trace);
+  auto seen = StraceCountsAfter(text, trace);
   ASSERT_FALSE(seen.empty()) << "the trace file's creation was not found in the strace log";
   for (const char* kind : {"mmap", "munmap", "mremap", "brk", "madvise", "mprotect"}) {
     uint64_t traced = r["summary"]["syscalls"][kind].get<uint64_t>();
@@ -174,6 +178,66 @@ TEST_P(AgainstStrace, TraceTotalsPlusTheShimsOwnEqualWhatStraceCounts) {
         << kind << ": strace " << seen[kind] << ", trace " << traced << " + shim " << shims;
   }
 }
+
+// With the observer (--observe-syscalls), the calls made outside allocator
+// calls are counted too, so that the events, the shim's own and the outside
+// line add up to strace's count for programs that do make such calls: the
+// loader's for dlopen, thread stacks and guard pages. (strace and the
+// observer cannot trace the same process, so they see two runs of a
+// deterministic program.)
+struct ObservedCase {
+  const char* program;
+  const char* argument;
+};
+
+void PrintTo(const ObservedCase& c, std::ostream* os) { *os << c.program; }
+
+class WithTheObserver : public ::testing::TestWithParam<ObservedCase> {};
+
+TEST_P(WithTheObserver, EventsShimAndOutsideAddUpToStrace) {
+  if (RunCapture({"sh", "-c", "command -v strace"}).exit_code != 0)
+    GTEST_SKIP() << "strace is not installed (make test installs it)";
+  std::vector<std::string> command = {ProgramPath(GetParam().program)};
+  if (*GetParam().argument) command.push_back(ProgramPath(GetParam().argument));
+  TempDir dir;
+  std::string plain = dir.path() + "/plain.trace";
+  std::string log = dir.path() + "/strace.log";
+  std::vector<std::string> argv = {"strace", "-f", "-o", log, "-e",
+                                   "trace=mmap,munmap,mremap,brk,madvise,mprotect,openat",
+                                   PagewastePath(), "run", "-o", plain, "--"};
+  argv.insert(argv.end(), command.begin(), command.end());
+  ASSERT_EQ(RunCapture(argv).exit_code, 0);
+  json plain_report = json::parse(RunCapture({PagewastePath(), "report", "--format", "json", plain}).out);
+  std::ifstream in(log);
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  auto seen = StraceCountsAfter(text, plain);
+
+  std::string observed = dir.path() + "/observed.trace";
+  argv = {PagewastePath(), "run", "--observe-syscalls", "-o", observed, "--"};
+  argv.insert(argv.end(), command.begin(), command.end());
+  CommandResult run = RunCapture(argv);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  json r = json::parse(RunCapture({PagewastePath(), "report", "--format", "json", observed}).out);
+  ASSERT_TRUE(r["summary"]["outside_syscalls"].is_object()) << "no observer counts in the trace";
+  EXPECT_GT(r["summary"]["outside_syscalls"]["total"].get<uint64_t>(), 0u);
+  for (const char* kind : {"mmap", "munmap", "mremap", "brk", "madvise", "mprotect"}) {
+    uint64_t events = r["summary"]["syscalls"][kind].get<uint64_t>();
+    uint64_t shims = r["trace"]["shim_syscalls"][kind].get<uint64_t>();
+    uint64_t outside = r["summary"]["outside_syscalls"][kind].get<uint64_t>();
+    EXPECT_EQ(seen[kind], events + shims + outside)
+        << kind << ": strace " << seen[kind] << ", events " << events << " + shim " << shims
+        << " + outside " << outside;
+  }
+  // The text report shows them as a line of their own.
+  CommandResult text_report = RunCapture({PagewastePath(), "report", observed});
+  EXPECT_NE(text_report.out.find("outside allocations  "), std::string::npos);
+  EXPECT_EQ(text_report.out.find("not observed"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(LoaderAndThreads, WithTheObserver,
+                         ::testing::Values(ObservedCase{"dlopen_plugin", "plugin.so"},
+                                           ObservedCase{"threads_large", ""}),
+                         [](const auto& info) { return std::string(info.param.program); });
 
 INSTANTIATE_TEST_SUITE_P(DeterministicPrograms, AgainstStrace,
                          ::testing::Values("pinned_threshold", "dynamic_threshold",

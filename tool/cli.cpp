@@ -79,6 +79,9 @@ int RunCli(int argc, char** argv) {
   run_cmd->add_option("--backend", backend,
                       "preload (LD_PRELOAD shim), ptrace (static programs), or auto")
       ->check(CLI::IsMember({"auto", "preload", "ptrace"}));
+  run_cmd->add_flag("--observe-syscalls", run.observe_syscalls,
+                    "Also count every memory syscall with ptrace, to report those made "
+                    "outside allocator calls (preload backend; slower)");
   run_cmd->add_option("command", run.command, "PROGRAM [ARGS...] (after --)")->required();
   run_cmd->positionals_at_end();
 

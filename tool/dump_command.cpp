@@ -69,9 +69,10 @@ class Dumper : public RecordVisitor {
                      e.address, e.length, e.argument, e.flags, Syscalls(e.syscalls)));
   }
   void OnEnd(const EndEvent& e) override {
-    Line(fmt::format("end reason={} status={} records={} events={} stack_nodes={} chunks_lost={} bytes_lost={} shim{}",
+    Line(fmt::format("end reason={} status={} records={} events={} stack_nodes={} chunks_lost={} bytes_lost={} shim{} observed{}",
                      static_cast<int>(e.reason), e.status, e.records, e.events, e.stack_nodes,
-                     e.chunks_lost, e.bytes_lost, Syscalls(e.shim_syscalls)));
+                     e.chunks_lost, e.bytes_lost, Syscalls(e.shim_syscalls),
+                     Syscalls(e.observed_syscalls)));
   }
 
  private:

@@ -64,6 +64,15 @@ json ShimSyscalls(const ProcessInfo& p) {
   return Syscalls(totals);
 }
 
+// All memory system calls over the trace's span, from an observer; null
+// without one.
+json ObservedSyscalls(const ProcessInfo& p) {
+  if (!p.end || !p.end->observed_syscalls.Total()) return nullptr;
+  SyscallTotals totals{};
+  for (int i = 0; i < format::kSyscallKinds; ++i) totals[i] = p.end->observed_syscalls.count[i];
+  return Syscalls(totals);
+}
+
 json ProcessJson(const Report& r) {
   const ProcessInfo& p = r.process;
   json exit = nullptr;
@@ -95,6 +104,7 @@ json ReportJson(const Report& r) {
                 {"duration_ns", p.duration_ns},
                 {"chunks_lost", p.end ? p.end->chunks_lost : 0},
                 {"shim_syscalls", ShimSyscalls(p)},
+                {"observed_syscalls", ObservedSyscalls(p)},
                 {"format_version", p.header.version}};
   json summary;
   Cost(r.summary, &summary);
@@ -105,6 +115,7 @@ json ReportJson(const Report& r) {
   summary["syscall_time_share"] =
       p.duration_ns ? static_cast<double>(r.summary.syscall_ns) / static_cast<double>(p.duration_ns)
                     : 0.0;
+  summary["outside_syscalls"] = r.outside_syscalls ? Syscalls(*r.outside_syscalls) : json(nullptr);
   summary["peak_live_bytes"] = r.peak_live_bytes;
   summary["peak_mapped_bytes"] = r.peak_mapped_bytes;
   summary["leaked_bytes"] = r.leaked_bytes;

@@ -160,9 +160,14 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         Bytes(s.used_bytes), Num(s.resident_pages), Num(s.usage_measured),
                         Bytes(s.estimated_waste_bytes));
   *out += fmt::format("  syscalls             {}{}\n", Syscalls(s.syscalls), SyscallDetail(s));
+  if (r.outside_syscalls)
+    *out += fmt::format("  outside allocations  {} (the loader, thread stacks, C library internals;\n"
+                        "                       counted by the ptrace observer)\n",
+                        Syscalls(*r.outside_syscalls));
+  else
+    *out += "  outside allocations  not observed: run with --observe-syscalls to count them\n";
   if (p.end && p.end->shim_syscalls.Total())
-    *out += fmt::format("  not counted above    {} memory syscalls of pagewaste's own; those made outside\n"
-                        "                       allocator calls (loader, thread stacks) are not observed\n",
+    *out += fmt::format("  pagewaste's own      {} memory syscalls, in no figure above\n",
                         Num(p.end->shim_syscalls.Total()));
   if (s.syscall_ns && p.duration_ns)
     *out += fmt::format("  time in syscalls     {} of the traced run\n",

@@ -345,6 +345,16 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
   p.trace_bytes = result.bytes;
   if (result.has_end) p.end = result.end;
   replayer.Finish(options);
+  if (p.end && p.end->observed_syscalls.Total()) {
+    SyscallTotals outside{};
+    for (int i = 0; i < format::kSyscallKinds; ++i) {
+      if (i == static_cast<int>(format::SyscallKind::kOther)) continue;  // not observed
+      uint64_t known = report->summary.syscalls[i] + p.end->shim_syscalls.count[i];
+      uint64_t seen = p.end->observed_syscalls.count[i];
+      outside[i] = seen > known ? seen - known : 0;
+    }
+    report->outside_syscalls = outside;
+  }
   return true;
 }
 

@@ -108,6 +108,10 @@ struct Report {
   uint64_t leaked_allocations = 0;
   uint64_t leaked_bytes = 0;       // requested bytes live at the end
   uint64_t threads = 0;
+  // Memory system calls made outside everything the trace holds (the
+  // loader, thread stacks, C library internals): what a ptrace observer
+  // counted beyond the events and the shim's own. Only with an observer.
+  std::optional<SyscallTotals> outside_syscalls;
   std::vector<ThreadTotals> thread_totals;  // by tid
   std::vector<CallSite> call_sites;  // ordered by page waste, then syscalls
   // The sites that enter the kernel most often, by system calls made.

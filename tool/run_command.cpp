@@ -216,6 +216,23 @@ int RunCommand(const RunOptions& options) {
   std::string preload = shim;
   if (const char* old = getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
 
+  if (options.observe_syscalls) {
+    ptrace::TracerOptions observer;
+    observer.command = options.command;
+    observer.observe_only = true;
+    observer.environment = {{"LD_PRELOAD", preload},
+                            {"PAGEWASTE_OUTPUT", pattern},
+                            {"PAGEWASTE_SESSION", session}};
+    std::string err;
+    int code = ptrace::RunUnderPtrace(observer, &err);
+    if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
+    if (code < 0) return exit_code::kInternal;
+    if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
+      return code;
+    Summarize(FindSessionTraces(pattern, std::stoull(session, nullptr, 16)));
+    return code;
+  }
+
   int status_pipe[2];
   if (pipe2(status_pipe, O_CLOEXEC) != 0) {
     fmt::print(stderr, "pagewaste: pipe: {}\n", strerror(errno));

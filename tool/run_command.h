@@ -14,6 +14,9 @@ struct RunOptions {
   std::vector<std::string> command;
   std::string shim_path;       // empty: found next to the CLI
   Backend backend = Backend::kAuto;
+  // Preload backend: count every memory system call of the process with a
+  // ptrace observer, so that those made outside allocator calls are known.
+  bool observe_syscalls = false;
 };
 
 // What auto picks for PROGRAM (found on PATH like execvp does): ptrace for a

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -369,6 +370,7 @@ class Tracer {
     }
     if (child == 0) {
       close(status_pipe[0]);
+      for (const auto& [name, value] : options_.environment) setenv(name.c_str(), value.c_str(), 1);
       ::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr);
       raise(SIGSTOP);  // the tracer sets its options while we wait here
       std::string filter_err;
@@ -500,6 +502,10 @@ class Tracer {
     user_regs_struct regs;
     if (::ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return false;
     if (!IsTracedSyscall(static_cast<long>(regs.orig_rax))) return false;
+    if (options_.observe_only) {
+      Observe(tid, regs);
+      return false;  // counted at entry: no stop at its exit
+    }
     ProcessTrace* trace = TraceOf(tid);
     if (!trace) return false;
     pending_[tid] = trace->Enter(tid, regs);
@@ -516,12 +522,35 @@ class Tracer {
     pending_.erase(it);
   }
 
+  // Observer mode: count between the shim's marks (munmap(&block, 0)), and
+  // at the second write the counts into the block.
+  void Observe(pid_t tid, const user_regs_struct& regs) {
+    auto group = thread_group_.find(tid);
+    pid_t tgid = group != thread_group_.end() ? group->second : ThreadGroupOf(tid);
+    Observation& o = observations_[tgid];
+    bool mark = regs.orig_rax == SYS_munmap && regs.rsi == 0 && regs.rdi != 0;
+    if (!mark) {
+      if (o.counting) ++o.block.counts[static_cast<int>(KindOf(static_cast<long>(regs.orig_rax)))];
+      return;
+    }
+    if (!o.counting) {
+      o = Observation{};
+      o.counting = true;
+      return;
+    }
+    o.block.magic = format::kObservedMagic;
+    struct iovec local = {&o.block, sizeof o.block};
+    struct iovec remote = {reinterpret_cast<void*>(regs.rdi), sizeof o.block};
+    process_vm_writev(tgid, &local, 1, &remote, 1, 0);
+    o.counting = false;
+  }
+
   void NewTracee(pid_t child, pid_t parent, bool maybe_thread) {
     (void)parent;
     pid_t group = maybe_thread ? ThreadGroupOf(child) : child;
     thread_group_[child] = group;
     fresh_.insert(child);
-    if (group == child && started_) StartTrace(child);
+    if (group == child && started_ && !options_.observe_only) StartTrace(child);
   }
 
   void Exec(pid_t tid) {
@@ -533,7 +562,8 @@ class Tracer {
     }
     pending_.erase(tid);
     started_ = true;
-    StartTrace(tgid);
+    observations_.erase(tgid);  // the new image's shim marks its own start
+    if (!options_.observe_only) StartTrace(tgid);
   }
 
   void Exited(pid_t tid, int status) {
@@ -558,6 +588,11 @@ class Tracer {
   std::map<pid_t, ProcessTrace::Entry> pending_;              // tid -> syscall entry
   std::set<pid_t> fresh_;                                     // not yet stopped once
   bool started_ = false;  // the program's first exec happened
+  struct Observation {
+    bool counting = false;
+    format::ObservedBlock block = {};
+  };
+  std::map<pid_t, Observation> observations_;  // observer mode, by thread group
 };
 
 }  // namespace

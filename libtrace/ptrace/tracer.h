@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pagewaste::ptrace {
@@ -14,6 +15,12 @@ struct TracerOptions {
   std::vector<std::string> command;
   std::string output_pattern;  // absolute; %p and %e as for the shim
   uint64_t session_id = 0;
+  // Set in the program's environment before it starts.
+  std::vector<std::pair<std::string, std::string>> environment;
+  // Observer mode, beside the preload shim: write no trace, only count each
+  // process's memory system calls between the shim's two marks and hand the
+  // counts over (format.h's handshake). One stop per call, at its entry.
+  bool observe_only = false;
 };
 
 // Runs and traces the command. Returns the program's exit status (128+N

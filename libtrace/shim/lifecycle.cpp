@@ -146,6 +146,8 @@ void AfterForkChild() {
     Say("cannot create a trace file for forked child; not tracing it");
     s.mode.store(TraceMode::kDisabled);
   } else {
+    s.observed = format::ObservedBlock{};
+    MarkForObserver();
     WriteTracePreamble(ppid);
   }
   s.lock.Unlock();
@@ -222,6 +224,7 @@ void Initialize() {
     s.mode.store(TraceMode::kDisabled);
     return;
   }
+  MarkForObserver();
   if (!s.stacks.Init()) {
     Say("cannot reserve memory for the stack table; not tracing");
     s.sink.Close();
@@ -261,7 +264,11 @@ void Finalize(format::EndReason reason, int64_t status) {
     s.sink.StopMapping();
     if (reason == format::EndReason::kExec)
       s.exec_end_offset = static_cast<int64_t>(s.sink.Size());
-    s.writer.End(reason, status, ShimSyscalls());
+    MarkForObserver();
+    SyscallCounts observed;
+    if (s.observed.magic == format::kObservedMagic)
+      for (int i = 0; i < format::kSyscallKinds; ++i) observed.count[i] = s.observed.counts[i];
+    s.writer.End(reason, status, ShimSyscalls(), observed);
     s.sink.Close();
   }
   if (locked) s.lock.Unlock();

@@ -76,6 +76,8 @@ struct TraceState {
   int64_t exec_end_offset = -1;  // trace size before an exec's End record
   bool use_mapping = true;        // PAGEWASTE_SINK=write turns it off
   std::atomic<int64_t> exit_status{format::kUnknownStatus};
+  // Filled in by a ptrace observer, if one runs (format.h's handshake).
+  format::ObservedBlock observed = {};
   // Memory system calls the shim made outside its sink, by kind.
   std::atomic<uint32_t> shim_syscalls[format::kSyscallKinds] = {};
   const char* pattern = nullptr;
@@ -86,6 +88,10 @@ struct TraceState {
 extern TraceState g_state;
 
 uint32_t CurrentTid();
+// The observer handshake's mark (format.h): once at the start of a trace,
+// once before its End record.
+void MarkForObserver();
+
 // At the end of the trace, under the lock: a Munmap (kFlagAtExit) with the
 // measured use of each of the program's mappings still there.
 void RecordLiveMappingsAtExit();
