@@ -181,9 +181,14 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   int rank = 0;
   for (const CallSite& site : r.call_sites) {
     const CostTotals& c = site.cost;
+    // Where the request was rounded up before the system call, the waste
+    // shows in what the mappings were used for: lead with that estimate.
+    std::string waste = c.estimated_waste_bytes > c.page_waste_bytes
+                            ? Bytes(c.estimated_waste_bytes) + " estimated"
+                            : Bytes(c.page_waste_bytes);
     *out += fmt::format("#{:<3} {} waste, {} in pages, {} requested; syscalls {}{}\n", ++rank,
-                        Bytes(c.page_waste_bytes), Bytes(c.page_bytes),
-                        Bytes(c.requested_bytes), Syscalls(c.syscalls), SyscallDetail(c));
+                        waste, Bytes(c.page_bytes), Bytes(c.requested_bytes),
+                        Syscalls(c.syscalls), SyscallDetail(c));
     for (const std::string& line : SiteLines(c)) *out += fmt::format("     {}\n", line);
     if (site.leaked_allocations)
       *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
