@@ -40,6 +40,38 @@ bool LoadBias(const std::string& path, uint64_t start, uint64_t offset, uint64_t
 
 }  // namespace
 
+namespace {
+
+// A field of /proc/PID/status ("Tgid", "PPid"), or fallback.
+pid_t StatusField(pid_t pid, const std::string& field, pid_t fallback) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field + ":", 0) == 0)
+      return static_cast<pid_t>(std::stol(line.substr(field.size() + 1)));
+  return fallback;
+}
+
+}  // namespace
+
+pid_t ThreadGroupOf(pid_t tid) { return StatusField(tid, "Tgid", tid); }
+pid_t ParentOf(pid_t pid) { return StatusField(pid, "PPid", 0); }
+
+std::string ExecutablePath(pid_t pid) {
+  char buf[4096];
+  std::string link = "/proc/" + std::to_string(pid) + "/exe";
+  ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+std::vector<std::string> ReadCmdline(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::vector<std::string> argv;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) argv.push_back(arg);
+  return argv;
+}
+
 std::vector<ModuleInfo> ReadModuleMap(pid_t pid) {
   std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
   std::map<std::string, ModuleInfo> by_path;

@@ -22,7 +22,6 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <sstream>
 
 #include "../shim/file_sink.h"
 #include "../shim/stack_table.h"
@@ -55,32 +54,9 @@ uint64_t RealtimeNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-std::string ReadLink(const std::string& path) {
-  char buf[4096];
-  ssize_t n = readlink(path.c_str(), buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
 
-std::vector<std::string> ReadCmdline(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::vector<std::string> argv;
-  std::string arg;
-  while (std::getline(in, arg, '\0')) argv.push_back(arg);
-  return argv;
-}
 
-// A field of /proc/PID/status ("Tgid", "PPid"), or fallback.
-pid_t StatusField(pid_t pid, const std::string& field, pid_t fallback) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field + ":", 0) == 0)
-      return static_cast<pid_t>(std::stol(line.substr(field.size() + 1)));
-  return fallback;
-}
 
-pid_t ThreadGroupOf(pid_t tid) { return StatusField(tid, "Tgid", tid); }
-pid_t ParentOf(pid_t pid) { return StatusField(pid, "PPid", 0); }
 
 // ET_EXEC: a non-PIE executable.
 bool IsFixedAddressExecutable(const std::string& path) {
@@ -110,7 +86,7 @@ class ProcessTrace {
         buffer_(kChunk),
         writer_(buffer_.data(), buffer_.size(), &sink_),
         unwinder_(IsFixedAddressExecutable("/proc/" + std::to_string(pid) + "/exe")) {
-    std::string exe = ReadLink("/proc/" + std::to_string(pid) + "/exe");
+    std::string exe = ExecutablePath(pid);
     std::string name = exe.substr(exe.rfind('/') + 1);
     ok_ = stacks_.Init() &&
           sink_.Open(options.output_pattern.c_str(), name.c_str(), static_cast<uint32_t>(pid),
@@ -454,7 +430,7 @@ class Tracer {
                                     event == PTRACE_EVENT_CLONE)) {
         unsigned long child = 0;
         ::ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &child);
-        NewTracee(static_cast<pid_t>(child), tid, event == PTRACE_EVENT_CLONE);
+        NewTracee(static_cast<pid_t>(child), event == PTRACE_EVENT_CLONE);
       } else if (sig == SIGTRAP && event == PTRACE_EVENT_EXEC) {
         Exec(tid);
       } else if (sig == SIGTRAP && event == PTRACE_EVENT_EXIT) {
@@ -545,8 +521,7 @@ class Tracer {
     o.counting = false;
   }
 
-  void NewTracee(pid_t child, pid_t parent, bool maybe_thread) {
-    (void)parent;
+  void NewTracee(pid_t child, bool maybe_thread) {
     pid_t group = maybe_thread ? ThreadGroupOf(child) : child;
     thread_group_[child] = group;
     fresh_.insert(child);
