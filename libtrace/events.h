@@ -141,6 +141,8 @@ struct EndEvent {
   // a ptrace observer beside the shim (pagewaste run --observe-syscalls);
   // all zero without one.
   SyscallCounts observed_syscalls;
+  // The observer's count from the image's exec to the shim's start.
+  SyscallCounts before_start_syscalls;
 };
 
 }  // namespace pagewaste

@@ -96,7 +96,8 @@ enum class RecordType : uint8_t {
   // records before this one), varint events, varint stack nodes, varint
   // chunks lost, varint bytes lost, syscalls (the shim's own since the trace
   // file was created), syscalls (all of the process's memory system calls
-  // over that span, as a ptrace observer counted them; none without one).
+  // over that span, as a ptrace observer counted them; none without one),
+  // syscalls (those the observer saw before the shim started).
   // Always the last record of a whole trace.
   kEnd = 0x7f,
 };
@@ -166,11 +167,14 @@ inline constexpr int64_t kUnknownStatus = -1;
 // munmap(&block, 0), which fails with EINVAL and changes nothing, once when
 // its trace starts and once before its End record. A ptrace observer counts
 // the process's memory system calls between the two and, at the second,
-// writes kObservedMagic and the counts (u32 per SyscallKind) into the block.
+// writes kObservedMagic and the counts (u32 per SyscallKind) into the block,
+// with those it saw from the image's exec to the first mark (the dynamic
+// loader's, before the shim ran).
 inline constexpr uint64_t kObservedMagic = 0x5645534250574750ull;  // "PGWPBSEV"
 struct ObservedBlock {
   uint64_t magic;
   uint32_t counts[kSyscallKinds];
+  uint32_t before_start[kSyscallKinds];
 };
 
 }  // namespace pagewaste::format

@@ -231,8 +231,9 @@ void RecordWriter::MemoryCall(const MemoryCallEvent& e) {
 
 void RecordWriter::End(format::EndReason reason, int64_t status,
                        const SyscallCounts& shim_syscalls,
-                       const SyscallCounts& observed_syscalls) {
-  uint8_t* p = Reserve(1 + (11 + 2 * format::kSyscallKinds) * kMaxVarintBytes);
+                       const SyscallCounts& observed_syscalls,
+                       const SyscallCounts& before_start_syscalls) {
+  uint8_t* p = Reserve(1 + (13 + 3 * format::kSyscallKinds) * kMaxVarintBytes);
   *p++ = static_cast<uint8_t>(RecordType::kEnd);
   p = Varint(p, static_cast<uint64_t>(reason));
   p = Varint(p, ZigZag(status));
@@ -243,6 +244,7 @@ void RecordWriter::End(format::EndReason reason, int64_t status,
   p = Varint(p, bytes_lost_);
   p = Syscalls(p, shim_syscalls);
   p = Syscalls(p, observed_syscalls);
+  p = Syscalls(p, before_start_syscalls);
   // Not Commit(): the End record's counts are of the records before it, and
   // an exec that fails takes the End back without disturbing them.
   used_ = static_cast<size_t>(p - chunk_);

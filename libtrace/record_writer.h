@@ -67,7 +67,8 @@ class RecordWriter {
   void MemoryCall(const MemoryCallEvent& e);
   // Writes the End record (filling in the writer's own counters) and flushes.
   void End(format::EndReason reason, int64_t status, const SyscallCounts& shim_syscalls,
-           const SyscallCounts& observed_syscalls = {});
+           const SyscallCounts& observed_syscalls = {},
+           const SyscallCounts& before_start_syscalls = {});
 
   // Hands the current chunk to the sink, if it holds any record.
   void Flush();

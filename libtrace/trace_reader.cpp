@@ -448,6 +448,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.bytes_lost = c.U();
         e.shim_syscalls = ReadSyscalls(&c);
         e.observed_syscalls = ReadSyscalls(&c);
+        e.before_start_syscalls = ReadSyscalls(&c);
         if (c.ok) {
           result->has_end = true;
           result->end = e;

@@ -122,6 +122,7 @@ namespace {
 // Memory system calls strace saw in the traced program after `marker` (the
 // creation of its trace file), by name, in all its threads: every line but
 // those of strace's own child, pagewaste run itself, which starts the log.
+// With an empty marker: everything from the program's exec on.
 std::map<std::string, uint64_t> StraceCountsAfter(const std::string& log, const std::string& marker) {
   std::map<std::string, uint64_t> counts;
   std::istringstream in(log);
@@ -135,10 +136,13 @@ std::map<std::string, uint64_t> StraceCountsAfter(const std::string& log, const 
     std::string call = line.substr(tid.size());
     call.erase(0, call.find_first_not_of(' '));
     if (!started) {
-      started = call.rfind("openat(", 0) == 0 && call.find(marker) != std::string::npos &&
-                call.find("O_CREAT") != std::string::npos;
+      started = marker.empty() ? call.rfind("execve(", 0) == 0
+                               : call.rfind("openat(", 0) == 0 &&
+                                     call.find(marker) != std::string::npos &&
+                                     call.find("O_CREAT") != std::string::npos;
       continue;
     }
+    if (call.rfind("execve(", 0) == 0 || call.rfind("<... execve", 0) == 0) continue;
     // "<... mmap resumed>" ends a call already counted at its start;
     // "--- SIGSYS" lines are the dispatch traps, not system calls.
     if (call.rfind("<...", 0) == 0 || call.rfind("---", 0) == 0 || call.rfind("+++", 0) == 0)
@@ -203,7 +207,7 @@ TEST_P(WithTheObserver, EventsShimAndOutsideAddUpToStrace) {
   std::string plain = dir.path() + "/plain.trace";
   std::string log = dir.path() + "/strace.log";
   std::vector<std::string> argv = {"strace", "-f", "-o", log, "-e",
-                                   "trace=mmap,munmap,mremap,brk,madvise,mprotect,openat",
+                                   "trace=mmap,munmap,mremap,brk,madvise,mprotect,openat,execve",
                                    PagewastePath(), "run", "-o", plain, "--"};
   argv.insert(argv.end(), command.begin(), command.end());
   ASSERT_EQ(RunCapture(argv).exit_code, 0);
@@ -211,6 +215,7 @@ TEST_P(WithTheObserver, EventsShimAndOutsideAddUpToStrace) {
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), {});
   auto seen = StraceCountsAfter(text, plain);
+  auto from_exec = StraceCountsAfter(text, "");
 
   std::string observed = dir.path() + "/observed.trace";
   argv = {PagewastePath(), "run", "--observe-syscalls", "-o", observed, "--"};
@@ -227,6 +232,16 @@ TEST_P(WithTheObserver, EventsShimAndOutsideAddUpToStrace) {
     EXPECT_EQ(seen[kind], events + shims + outside)
         << kind << ": strace " << seen[kind] << ", events " << events << " + shim " << shims
         << " + outside " << outside;
+  }
+  // And what the loader did before the shim started completes the count
+  // from the program's exec.
+  ASSERT_TRUE(r["summary"]["before_start_syscalls"].is_object());
+  for (const char* kind : {"mmap", "munmap", "mremap", "brk", "madvise", "mprotect"}) {
+    uint64_t all = r["summary"]["syscalls"][kind].get<uint64_t>() +
+                   r["trace"]["shim_syscalls"][kind].get<uint64_t>() +
+                   r["summary"]["outside_syscalls"][kind].get<uint64_t>() +
+                   r["summary"]["before_start_syscalls"][kind].get<uint64_t>();
+    EXPECT_EQ(from_exec[kind], all) << kind << " from exec";
   }
   // The text report shows them as a line of their own.
   CommandResult text_report = RunCapture({PagewastePath(), "report", observed});

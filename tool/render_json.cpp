@@ -116,6 +116,8 @@ json ReportJson(const Report& r) {
       p.duration_ns ? static_cast<double>(r.summary.syscall_ns) / static_cast<double>(p.duration_ns)
                     : 0.0;
   summary["outside_syscalls"] = r.outside_syscalls ? Syscalls(*r.outside_syscalls) : json(nullptr);
+  summary["before_start_syscalls"] =
+      r.before_start_syscalls ? Syscalls(*r.before_start_syscalls) : json(nullptr);
   summary["peak_live_bytes"] = r.peak_live_bytes;
   summary["peak_mapped_bytes"] = r.peak_mapped_bytes;
   summary["leaked_bytes"] = r.leaked_bytes;

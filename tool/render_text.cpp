@@ -166,6 +166,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         Syscalls(*r.outside_syscalls));
   else
     *out += "  outside allocations  not observed: run with --observe-syscalls to count them\n";
+  if (r.before_start_syscalls)
+    *out += fmt::format("  before pagewaste     {} (the dynamic loader's, before the shim started;\n"
+                        "                       in no figure above)\n",
+                        Syscalls(*r.before_start_syscalls));
   if (p.end && p.end->shim_syscalls.Total())
     *out += fmt::format("  pagewaste's own      {} memory syscalls, in no figure above\n",
                         Num(p.end->shim_syscalls.Total()));

@@ -354,6 +354,9 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
       outside[i] = seen > known ? seen - known : 0;
     }
     report->outside_syscalls = outside;
+    SyscallTotals before{};
+    for (int i = 0; i < format::kSyscallKinds; ++i) before[i] = p.end->before_start_syscalls.count[i];
+    report->before_start_syscalls = before;
   }
   return true;
 }

@@ -112,6 +112,8 @@ struct Report {
   // loader, thread stacks, C library internals): what a ptrace observer
   // counted beyond the events and the shim's own. Only with an observer.
   std::optional<SyscallTotals> outside_syscalls;
+  // And those it saw before the shim started (the dynamic loader's).
+  std::optional<SyscallTotals> before_start_syscalls;
   std::vector<ThreadTotals> thread_totals;  // by tid
   std::vector<CallSite> call_sites;  // ordered by page waste, then syscalls
   // The sites that enter the kernel most often, by system calls made.

@@ -505,20 +505,20 @@ class Tracer {
     pid_t tgid = group != thread_group_.end() ? group->second : ThreadGroupOf(tid);
     Observation& o = observations_[tgid];
     bool mark = regs.orig_rax == SYS_munmap && regs.rsi == 0 && regs.rdi != 0;
+    int kind = static_cast<int>(KindOf(static_cast<long>(regs.orig_rax)));
     if (!mark) {
-      if (o.counting) ++o.block.counts[static_cast<int>(KindOf(static_cast<long>(regs.orig_rax)))];
+      ++(o.counting ? o.block.counts : o.block.before_start)[kind];
       return;
     }
     if (!o.counting) {
-      o = Observation{};
-      o.counting = true;
+      o.counting = true;  // before_start keeps what the loader did
       return;
     }
     o.block.magic = format::kObservedMagic;
     struct iovec local = {&o.block, sizeof o.block};
     struct iovec remote = {reinterpret_cast<void*>(regs.rdi), sizeof o.block};
     process_vm_writev(tgid, &local, 1, &remote, 1, 0);
-    o.counting = false;
+    o = Observation{};
   }
 
   void NewTracee(pid_t child, bool maybe_thread) {

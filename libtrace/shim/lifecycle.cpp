@@ -265,10 +265,14 @@ void Finalize(format::EndReason reason, int64_t status) {
     if (reason == format::EndReason::kExec)
       s.exec_end_offset = static_cast<int64_t>(s.sink.Size());
     MarkForObserver();
-    SyscallCounts observed;
-    if (s.observed.magic == format::kObservedMagic)
-      for (int i = 0; i < format::kSyscallKinds; ++i) observed.count[i] = s.observed.counts[i];
-    s.writer.End(reason, status, ShimSyscalls(), observed);
+    SyscallCounts observed, before_start;
+    if (s.observed.magic == format::kObservedMagic) {
+      for (int i = 0; i < format::kSyscallKinds; ++i) {
+        observed.count[i] = s.observed.counts[i];
+        before_start.count[i] = s.observed.before_start[i];
+      }
+    }
+    s.writer.End(reason, status, ShimSyscalls(), observed, before_start);
     s.sink.Close();
   }
   if (locked) s.lock.Unlock();
