@@ -29,6 +29,8 @@
 #include "record_writer.h"
 #include "remote_unwind.h"
 #include "seccomp_filter.h"
+#include "clock.h"
+#include "syscall_kind.h"
 #include "usage_estimate.h"
 
 namespace pagewaste::ptrace {
@@ -41,12 +43,6 @@ constexpr uint32_t kFileBacked = format::kFlagFileBacked;
 
 constexpr size_t kChunk = 256 << 10;
 constexpr int kMaxDepth = 64;
-
-uint64_t MonotonicNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 uint64_t RealtimeNs() {
   struct timespec ts;
@@ -64,18 +60,6 @@ bool IsFixedAddressExecutable(const std::string& path) {
   Elf64_Ehdr eh{};
   in.read(reinterpret_cast<char*>(&eh), sizeof eh);
   return in && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_type == ET_EXEC;
-}
-
-SyscallKind KindOf(long nr) {
-  switch (nr) {
-    case SYS_mmap: return SyscallKind::kMmap;
-    case SYS_munmap: return SyscallKind::kMunmap;
-    case SYS_mremap: return SyscallKind::kMremap;
-    case SYS_brk: return SyscallKind::kBrk;
-    case SYS_madvise: return SyscallKind::kMadvise;
-    case SYS_mprotect: return SyscallKind::kMprotect;
-    default: return SyscallKind::kOther;
-  }
 }
 
 // One traced process image: its trace file, writer, stacks and modules.
@@ -144,7 +128,7 @@ class ProcessTrace {
     uint64_t end = MonotonicNs();
     EventPrefix prefix{end - start_ns_, static_cast<uint32_t>(tid), entry.stack};
     SyscallCounts syscalls;
-    syscalls.Add(KindOf(entry.nr));
+    syscalls.Add(SyscallKindOf(entry.nr));
     syscalls.ns = end - entry.start_ns;
     bool failed = result < 0 && result > -4096;
     const uint64_t* a = entry.args;
@@ -214,7 +198,7 @@ class ProcessTrace {
       default: {
         MemoryCallEvent e;
         e.prefix = prefix;
-        e.kind = KindOf(entry.nr);
+        e.kind = SyscallKindOf(entry.nr);
         e.address = a[0];
         e.length = a[1];
         e.argument = a[2];
@@ -505,7 +489,7 @@ class Tracer {
     pid_t tgid = group != thread_group_.end() ? group->second : ThreadGroupOf(tid);
     Observation& o = observations_[tgid];
     bool mark = regs.orig_rax == SYS_munmap && regs.rsi == 0 && regs.rdi != 0;
-    int kind = static_cast<int>(KindOf(static_cast<long>(regs.orig_rax)));
+    int kind = static_cast<int>(SyscallKindOf(static_cast<long>(regs.orig_rax)));
     if (!mark) {
       ++(o.counting ? o.block.counts : o.block.before_start)[kind];
       return;

@@ -18,6 +18,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "clock.h"
 #include "real_functions.h"
 #include "syscall_dispatch.h"
 #include "trace_state.h"
@@ -80,13 +81,6 @@ uint64_t ParseHex(const char* s) {
     v = v * 16 + static_cast<uint64_t>(d);
   }
   return v;
-}
-
-uint64_t MonotonicNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull +
-         static_cast<uint64_t>(ts.tv_nsec);
 }
 
 // Signals whose default action ends the process. We flush on them only where

@@ -10,6 +10,8 @@
 #include <cstring>
 
 #include "real_functions.h"
+#include "clock.h"
+#include "syscall_kind.h"
 #include "trace_state.h"
 
 #ifndef PR_SET_SYSCALL_USER_DISPATCH
@@ -95,24 +97,6 @@ struct KernelSigaction {
 };
 constexpr unsigned long kSaRestorer = 0x04000000;
 
-uint64_t MonotonicNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);  // vDSO: no system call
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-SyscallKind KindOf(long nr) {
-  switch (nr) {
-    case SYS_mmap: return SyscallKind::kMmap;
-    case SYS_munmap: return SyscallKind::kMunmap;
-    case SYS_mremap: return SyscallKind::kMremap;
-    case SYS_brk: return SyscallKind::kBrk;
-    case SYS_madvise: return SyscallKind::kMadvise;
-    case SYS_mprotect: return SyscallKind::kMprotect;
-    default: return SyscallKind::kOther;
-  }
-}
-
 void PassToProgram(int sig, siginfo_t* info, void* context) {
   const struct sigaction& p = g_program_sigsys;
   if (p.sa_flags & SA_SIGINFO) {
@@ -182,7 +166,7 @@ void OnSigsys(int sig, siginfo_t* info, void* context) {
                     : pw_raw_syscall(nr, r[REG_RDI], r[REG_RSI], r[REG_RDX], r[REG_R10], r[REG_R8],
                                      r[REG_R9]);
   t_tally.ns += MonotonicNs() - start;
-  t_tally.Add(KindOf(nr));
+  t_tally.Add(SyscallKindOf(nr));
   r[REG_RAX] = result;
   t_selector = selector;
 }

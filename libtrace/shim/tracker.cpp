@@ -13,6 +13,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "clock.h"
 #include "real_functions.h"
 #include "trace_state.h"
 
@@ -79,13 +80,7 @@ uint32_t CurrentTid() {
   return t_tid;
 }
 
-uint64_t NowNs() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t now = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull +
-                 static_cast<uint64_t>(ts.tv_nsec);
-  return now - g_state.start_monotonic_ns;
-}
+uint64_t NowNs() { return MonotonicNs() - g_state.start_monotonic_ns; }
 
 void CountShimSyscalls(const SyscallCounts& counts) {
   for (int i = 0; i < format::kSyscallKinds; ++i)
