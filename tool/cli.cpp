@@ -16,6 +16,7 @@ namespace pagewaste {
 namespace {
 
 struct ReportArgs {
+  std::vector<std::string> what_if;
   std::string format = "text";
   size_t top = 0;
   std::string output;
@@ -44,6 +45,21 @@ int ReportCommand(const ReportArgs& args) {
   // Text shows the top sites; JSON carries every site unless told otherwise,
   // so that scripts can check that sites sum to the totals.
   options.top = args.top ? args.top : (args.format == "text" ? 10 : 0);
+  for (const std::string& w : args.what_if) {
+    std::string key = w.substr(0, w.find('='));
+    std::string value = w.find('=') == std::string::npos ? "" : w.substr(w.find('=') + 1);
+    uint64_t size;
+    AllocatorModel model;
+    if (key == "page-size" && ParseSize(value, &size)) {
+      options.what_if_page_sizes.push_back(size);
+    } else if (key == "allocator" && ParseAllocatorModel(value, &model)) {
+      options.what_if_models.push_back(model);
+    } else {
+      fmt::print(stderr, "pagewaste: --what-if {}: expected page-size=SIZE (a power of two) or "
+                         "allocator=page|size-class|arena\n", w);
+      return exit_code::kUsage;
+    }
+  }
   for (const std::string& path : args.traces) {
     Report report;
     std::string err;
@@ -92,6 +108,9 @@ int RunCli(int argc, char** argv) {
   report_cmd->add_option("--top", report.top,
                          "Call sites to show (default 10 for text, all for json)");
   report_cmd->add_option("-o,--output", report.output, "Write the report to FILE");
+  report_cmd->add_option("--what-if", report.what_if,
+                         "page-size=SIZE (bytes, or with K/M/G) or allocator=page|size-class|arena; "
+                         "repeatable (default: 4K,16K,64K,2M and every model)");
   report_cmd->add_option("traces", report.traces, "TRACE...")->required();
 
   std::string dump_path;

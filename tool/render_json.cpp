@@ -163,6 +163,19 @@ json ReportJson(const Report& r) {
                          {"own_mappings", b.own_mappings},
                          {"page_waste_bytes", b.page_waste_bytes}});
   j["size_histogram"] = histogram;
+  json page_sizes = json::array();
+  for (const PageSizeResult& w : r.what_if_page_sizes)
+    page_sizes.push_back({{"page_size", w.page_size},
+                          {"page_bytes", w.page_bytes},
+                          {"page_waste_bytes", w.page_waste_bytes},
+                          {"peak_page_bytes", w.peak_page_bytes}});
+  json allocators = json::array();
+  for (const AllocatorResult& a : r.what_if_allocators)
+    allocators.push_back({{"model", AllocatorModelName(a.model)},
+                          {"peak_page_bytes", a.peak_page_bytes},
+                          {"page_waste_bytes", a.page_waste_bytes},
+                          {"syscalls", a.syscalls}});
+  j["what_if"] = {{"page_sizes", page_sizes}, {"allocators", allocators}};
   return j;
 }
 

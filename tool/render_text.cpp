@@ -212,6 +212,27 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   }
   if (!rank) *out += "  (none)\n";
 
+  if (!r.what_if_page_sizes.empty() || !r.what_if_allocators.empty()) {
+    *out += "\nWhat if: the same requests under other assumptions (docs/what-if.md)\n";
+    if (!r.what_if_page_sizes.empty())
+      *out += fmt::format("  {:<22} {:>24} {:>24} {:>24}\n", "page size", "bytes in pages",
+                          "page waste", "peak in pages");
+    for (const PageSizeResult& w : r.what_if_page_sizes)
+      *out += fmt::format("  {:<22} {:>24} {:>24} {:>24}\n",
+                          Bytes(w.page_size) +
+                              (w.page_size == p.header.process.page_size ? " (this run)" : ""),
+                          Bytes(w.page_bytes), Bytes(w.page_waste_bytes), Bytes(w.peak_page_bytes));
+    if (!r.what_if_allocators.empty()) {
+      *out += fmt::format("  {:<22} {:>24} {:>24} {:>12}\n", "allocator", "peak in pages",
+                          "waste at peak", "syscalls");
+      *out += fmt::format("  {:<22} {:>24} {:>24} {:>12}\n", "what happened",
+                          Bytes(r.peak_mapped_bytes), "-", Num(SumSyscalls(s.syscalls)));
+    }
+    for (const AllocatorResult& a : r.what_if_allocators)
+      *out += fmt::format("  {:<22} {:>24} {:>24} {:>12}\n", AllocatorModelName(a.model),
+                          Bytes(a.peak_page_bytes), Bytes(a.page_waste_bytes), Num(a.syscalls));
+  }
+
   *out += "\nRequest sizes (allocations and direct mappings)\n";
   *out += fmt::format("  {:>23}  {:>12}  {:>12}  {}\n", "size", "requests",
                       "own mapping", "page waste");

@@ -36,7 +36,8 @@ int BucketOf(uint64_t size) {
 
 class Replayer : public RecordVisitor {
  public:
-  explicit Replayer(Report* report) : report_(report) {}
+  Replayer(Report* report, uint64_t page_size, const ReplayOptions& options)
+      : report_(report), page_size_(page_size), what_if_(MakeWhatIf(page_size, options)) {}
 
   void OnModule(const ModuleInfo& m) override { modules_.push_back(m); }
   void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
@@ -68,9 +69,11 @@ class Replayer : public RecordVisitor {
         {e.address, {e.requested, e.mapped_bytes, e.prefix.stack}});
     if (!fresh) {  // a free we never saw (made before tracing started)
       Release(it->second.requested, it->second.mapped_bytes);
+      what_if_.Release(it->second.requested, it->second.mapped_bytes != 0);
       it->second = {e.requested, e.mapped_bytes, e.prefix.stack};
     }
     Acquire(e.requested, e.mapped_bytes);
+    what_if_.Acquire(e.requested, e.mapped_bytes != 0);
   }
 
   void OnFree(const FreeEvent& e) override {
@@ -84,6 +87,7 @@ class Replayer : public RecordVisitor {
     });
     if (it != live_blocks_.end()) {
       Release(it->second.requested, it->second.mapped_bytes);
+      what_if_.Release(it->second.requested, it->second.mapped_bytes != 0);
       live_blocks_.erase(it);
     }
   }
@@ -113,6 +117,7 @@ class Replayer : public RecordVisitor {
     Unmap(e.address, pages);  // MAP_FIXED replaces what was there
     mappings_[e.address] = {e.address + pages, e.length, e.prefix.stack};
     Acquire(e.length, pages);
+    what_if_.Acquire(e.length, true);
   }
 
   void OnMunmap(const MunmapEvent& e) override {
@@ -147,6 +152,7 @@ class Replayer : public RecordVisitor {
     Unmap(e.new_address, pages);
     mappings_[e.new_address] = {e.new_address + pages, e.new_length, site};
     Acquire(e.new_length, pages);
+    what_if_.Acquire(e.new_length, true);
   }
 
   void OnBrk(const BrkEvent& e) override { ChargeCall(e, &CostTotals::brk_calls); }
@@ -186,6 +192,9 @@ class Replayer : public RecordVisitor {
       for (CallSite& site : r.call_sites) Symbolize(&symbolizer, &site);
       for (CallSite& site : r.kernel_sites) Symbolize(&symbolizer, &site);
     }
+    what_if_.Finish();
+    r.what_if_page_sizes = what_if_.page_sizes();
+    r.what_if_allocators = what_if_.allocators();
     for (int b = 0; b < kHistogramBuckets; ++b) {
       if (!histogram_[b].count) continue;
       HistogramBucket bucket = histogram_[b];
@@ -194,8 +203,6 @@ class Replayer : public RecordVisitor {
       r.histogram.push_back(bucket);
     }
   }
-
-  void set_page_size(uint64_t page_size) { page_size_ = page_size; }
 
  private:
   void Seen(const EventPrefix& p) {
@@ -276,6 +283,7 @@ class Replayer : public RecordVisitor {
       uint64_t req_removed = std::min(m.requested - req_before, removed);
       uint64_t req_after = m.requested - req_before - req_removed;
       Release(req_removed, removed);
+      what_if_.Release(req_removed, true);
       if (before) mappings_[m_start] = {start, req_before, m.site};
       if (after) it = mappings_.insert({end, {m.end, req_after, m.site}}).first;
     }
@@ -308,8 +316,21 @@ class Replayer : public RecordVisitor {
     }
   }
 
+  static WhatIf MakeWhatIf(uint64_t page_size, const ReplayOptions& options) {
+    std::vector<uint64_t> sizes = options.what_if_page_sizes;
+    std::vector<AllocatorModel> models = options.what_if_models;
+    if (sizes.empty() && models.empty()) {
+      sizes = {4 << 10, 16 << 10, 64 << 10, 2 << 20};
+      if (std::find(sizes.begin(), sizes.end(), page_size) == sizes.end()) sizes.push_back(page_size);
+      std::sort(sizes.begin(), sizes.end());
+      models = {AllocatorModel::kPage, AllocatorModel::kSizeClass, AllocatorModel::kArena};
+    }
+    return WhatIf(page_size, sizes, models);
+  }
+
   Report* report_;
   uint64_t page_size_ = 4096;
+  WhatIf what_if_;
   std::vector<ModuleInfo> modules_;
   std::vector<std::pair<uint64_t, uint64_t>> nodes_;  // id -> (parent, ip)
   std::unordered_map<uint64_t, LiveBlock> live_blocks_;
@@ -337,8 +358,7 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
     *err = path + ": " + *err;
     return false;
   }
-  Replayer replayer(report);
-  replayer.set_page_size(p.header.process.page_size);
+  Replayer replayer(report, p.header.process.page_size, options);
   ReadResult result = reader.ReadRecords(&replayer);
   p.status = result.status;
   p.status_message = result.message;
@@ -359,6 +379,21 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
     report->before_start_syscalls = before;
   }
   return true;
+}
+
+bool ParseSize(const std::string& text, uint64_t* bytes) {
+  if (text.empty()) return false;
+  size_t digits = 0;
+  while (digits < text.size() && isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0) return false;
+  uint64_t value = std::stoull(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  if (unit == "K" || unit == "KiB" || unit == "k") value <<= 10;
+  else if (unit == "M" || unit == "MiB") value <<= 20;
+  else if (unit == "G" || unit == "GiB") value <<= 30;
+  else if (!unit.empty() && unit != "B") return false;
+  *bytes = value;
+  return IsPowerOfTwo(value);
 }
 
 }  // namespace pagewaste

@@ -8,13 +8,21 @@
 #include <string>
 
 #include "report_model.h"
+#include "what_if.h"
 
 namespace pagewaste {
 
 struct ReplayOptions {
   size_t top = 0;         // call sites to keep and symbolize; 0 = all
   bool symbolize = true;
+  // What-if page sizes and allocator models; both empty: the standard set
+  // (4 KiB, 16 KiB, 64 KiB, 2 MiB and the traced machine's; every model).
+  std::vector<uint64_t> what_if_page_sizes;
+  std::vector<AllocatorModel> what_if_models;
 };
+
+// "16K", "2M", "4096" -> bytes; false unless a power of two.
+bool ParseSize(const std::string& text, uint64_t* bytes);
 
 // False with *err when the trace cannot be read at all (missing, empty, not
 // a trace, newer version). A truncated or partly corrupt trace replays what

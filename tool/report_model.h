@@ -10,6 +10,7 @@
 
 #include "format.h"
 #include "trace_reader.h"
+#include "what_if.h"
 
 namespace pagewaste {
 
@@ -119,6 +120,8 @@ struct Report {
   // The sites that enter the kernel most often, by system calls made.
   std::vector<CallSite> kernel_sites;
   std::vector<HistogramBucket> histogram;
+  std::vector<PageSizeResult> what_if_page_sizes;
+  std::vector<AllocatorResult> what_if_allocators;
 };
 
 std::string SyscallName(int kind);

@@ -1,0 +1,97 @@
+// Issue 5: the replay's answers, against figures worked out by hand.
+#include <gtest/gtest.h>
+
+#include "e2e_support.h"
+
+namespace pagewaste::e2e {
+namespace {
+
+using nlohmann::json;
+
+const json* Find(const json& array, const std::string& key, const json& value) {
+  for (const auto& item : array)
+    if (item[key] == value) return &item;
+  return nullptr;
+}
+
+TEST(WhatIf, TwoByteMappingsUnderSixteenKilobytePagesWasteAllButTwoBytes) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"mmap_two_bytes"});
+  const json& r = OnlyReport(p);
+  const json* sixteen = Find(r["what_if"]["page_sizes"], "page_size", 16384);
+  ASSERT_NE(sixteen, nullptr) << r["what_if"].dump();
+  EXPECT_EQ((*sixteen)["page_waste_bytes"], 1000 * 16382);
+  EXPECT_EQ((*sixteen)["page_bytes"], 1000 * 16384);
+  EXPECT_EQ((*sixteen)["peak_page_bytes"], 1000 * 16384);
+  const json* huge = Find(r["what_if"]["page_sizes"], "page_size", 2 << 20);
+  ASSERT_NE(huge, nullptr);
+  EXPECT_EQ((*huge)["page_waste_bytes"], 1000ull * ((2 << 20) - 2));
+  // The page size of the run itself reproduces what happened.
+  const json* actual = Find(r["what_if"]["page_sizes"], "page_size", 4096);
+  ASSERT_NE(actual, nullptr);
+  EXPECT_EQ((*actual)["page_waste_bytes"], r["summary"]["page_waste_bytes"]);
+}
+
+TEST(WhatIf, EachAllocatorModelMatchesTheFiguresWorkedOutByHand) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"model_stream"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  ASSERT_EQ(r["process"]["page_size"], 4096);
+  ASSERT_EQ(r["summary"]["allocations"], 102) << "the stream must be exactly the program's";
+  const json& models = r["what_if"]["allocators"];
+  // docs/what-if.md, "A worked example".
+  const json* page = Find(models, "model", "page");
+  ASSERT_NE(page, nullptr);
+  EXPECT_EQ((*page)["peak_page_bytes"], 100 * 4096 + 2 * 12288);
+  EXPECT_EQ((*page)["page_waste_bytes"], 100 * 4096 + 2 * 12288 - 30000);
+  EXPECT_EQ((*page)["syscalls"], 204);
+  const json* size_class = Find(models, "model", "size-class");
+  ASSERT_NE(size_class, nullptr);
+  EXPECT_EQ((*size_class)["peak_page_bytes"], 4 * 4096 + 2 * 12288);
+  EXPECT_EQ((*size_class)["page_waste_bytes"], 4 * 4096 + 2 * 12288 - 30000);
+  EXPECT_EQ((*size_class)["syscalls"], 12);
+  const json* arena = Find(models, "model", "arena");
+  ASSERT_NE(arena, nullptr);
+  EXPECT_EQ((*arena)["peak_page_bytes"], 65536);
+  EXPECT_EQ((*arena)["page_waste_bytes"], 65536 - 30000);
+  EXPECT_EQ((*arena)["syscalls"], 2);
+}
+
+TEST(WhatIf, TheOptionNamesWhatToCompare) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"mmap_two_bytes"});
+  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", "--what-if",
+                                "page-size=64K", "--what-if", "allocator=size-class", p.traces[0]});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  ASSERT_EQ(j["what_if"]["page_sizes"].size(), 1u);
+  EXPECT_EQ(j["what_if"]["page_sizes"][0]["page_size"], 65536);
+  EXPECT_EQ(j["what_if"]["page_sizes"][0]["page_waste_bytes"], 1000 * 65534);
+  ASSERT_EQ(j["what_if"]["allocators"].size(), 1u);
+  EXPECT_EQ(j["what_if"]["allocators"][0]["model"], "size-class");
+  // 1000 two-byte objects: class 16, 256 to a slab: 4 slabs, 4 mmap + 4 munmap.
+  EXPECT_EQ(j["what_if"]["allocators"][0]["peak_page_bytes"], 4 * 4096);
+  EXPECT_EQ(j["what_if"]["allocators"][0]["syscalls"], 8);
+  CommandResult bad = RunCapture({PagewastePath(), "report", "--what-if", "page-size=3000", p.traces[0]});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("power of two"), std::string::npos) << bad.err;
+}
+
+TEST(Leaks, ThirtySevenBlocksOfAHundredBytesFromOneSite) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"leak37"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  int leak = SiteLine("leak37.c", "leak");
+  int temporary = SiteLine("leak37.c", "temporary");
+  EXPECT_EQ(SumAtSite(r, "leak37.c", leak, "leaked_allocations"), 37u);
+  EXPECT_EQ(SumAtSite(r, "leak37.c", leak, "leaked_bytes"), 3700u);
+  EXPECT_EQ(SumAtSite(r, "leak37.c", temporary, "leaked_allocations"), 0u);
+  EXPECT_EQ(SumAtSite(r, "leak37.c", temporary, "allocations"), 10u);
+  EXPECT_EQ(r["summary"]["leaked_bytes"], 3700);
+  EXPECT_EQ(r["summary"]["leaked_allocations"], 37);
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e
