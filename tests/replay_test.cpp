@@ -78,6 +78,31 @@ TEST(WhatIf, TheOptionNamesWhatToCompare) {
   EXPECT_NE(bad.err.find("power of two"), std::string::npos) << bad.err;
 }
 
+TEST(Peak, IsTheMomentOfMostPagesWithTheSitesThatHeldThemThen) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"peak"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  ASSERT_EQ(r["process"]["page_size"], 4096);
+  const json& peak = r["peak"];
+  EXPECT_EQ(peak["page_bytes"], 30 * 4096);
+  EXPECT_EQ(peak["live_mappings"], 30);
+  ASSERT_EQ(peak["sites"].size(), 2u) << peak.dump();
+  // B held 20 pages and A 10; C, whose pages came after, held none then.
+  auto at = [](const json& site, int line) {
+    for (const auto& f : site["frames"])
+      if (f["line"] == line && f["file"].get<std::string>().find("peak.c") != std::string::npos)
+        return true;
+    return false;
+  };
+  EXPECT_TRUE(at(peak["sites"][0], SiteLine("peak.c", "b"))) << peak["sites"][0].dump();
+  EXPECT_EQ(peak["sites"][0]["page_bytes"], 20 * 4096);
+  EXPECT_TRUE(at(peak["sites"][1], SiteLine("peak.c", "a"))) << peak["sites"][1].dump();
+  EXPECT_EQ(peak["sites"][1]["page_bytes"], 10 * 4096);
+  // At exit: B's 20 and C's 5 are still there.
+  EXPECT_EQ(SumAtSite(r, "peak.c", SiteLine("peak.c", "c"), "leaked_allocations"), 5u);
+}
+
 TEST(Leaks, ThirtySevenBlocksOfAHundredBytesFromOneSite) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"leak37"});

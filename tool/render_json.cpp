@@ -136,6 +136,17 @@ json ReportJson(const Report& r) {
     sites.push_back(s);
   }
   j["call_sites"] = sites;
+  json peak_sites = json::array();
+  for (const CallSite& site : r.peak.sites) {
+    json frames = json::array();
+    for (const auto& f : site.frames) frames.push_back(Frame(f));
+    peak_sites.push_back({{"stack_id", site.stack_id}, {"page_bytes", site.cost.page_bytes}, {"frames", frames}});
+  }
+  j["peak"] = {{"time_ns", r.peak.time_ns},
+               {"page_bytes", r.peak.page_bytes},
+               {"live_mappings", r.peak.live_mappings},
+               {"max_map_count", r.peak.max_map_count},
+               {"sites", peak_sites}};
   json threads = json::array();
   for (const ThreadTotals& t : r.thread_totals) {
     json thread = {{"tid", t.tid}};

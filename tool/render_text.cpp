@@ -212,6 +212,21 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   }
   if (!rank) *out += "  (none)\n";
 
+  if (r.peak.page_bytes) {
+    *out += fmt::format("\nPeak: {} in pages of own mappings at {:.3f} s, held by\n",
+                        Bytes(r.peak.page_bytes), static_cast<double>(r.peak.time_ns) / 1e9);
+    for (const CallSite& site : r.peak.sites) {
+      *out += fmt::format("  {} ({})\n", Bytes(site.cost.page_bytes),
+                          Percent(site.cost.page_bytes, r.peak.page_bytes));
+      Frames(site, options, out, 3);
+    }
+    if (r.peak.max_map_count)
+      *out += fmt::format("  live mappings at most {} of vm.max_map_count {} ({}): a page-per-object\n"
+                          "  allocator runs out of mappings long before it runs out of memory\n",
+                          Num(r.peak.live_mappings), Num(r.peak.max_map_count),
+                          Percent(r.peak.live_mappings, r.peak.max_map_count));
+  }
+
   if (!r.what_if_page_sizes.empty() || !r.what_if_allocators.empty()) {
     *out += "\nWhat if: the same requests under other assumptions (docs/what-if.md)\n";
     if (!r.what_if_page_sizes.empty())

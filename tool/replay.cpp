@@ -5,6 +5,7 @@
 #include "replay.h"
 
 #include <algorithm>
+#include <fstream>
 #include <iterator>
 #include <map>
 #include <unordered_map>
@@ -68,12 +69,10 @@ class Replayer : public RecordVisitor {
     auto [it, fresh] = live_blocks_.insert(
         {e.address, {e.requested, e.mapped_bytes, e.prefix.stack}});
     if (!fresh) {  // a free we never saw (made before tracing started)
-      Release(it->second.requested, it->second.mapped_bytes);
-      what_if_.Release(it->second.requested, it->second.mapped_bytes != 0);
+      Release(it->second.site, it->second.requested, it->second.mapped_bytes);
       it->second = {e.requested, e.mapped_bytes, e.prefix.stack};
     }
-    Acquire(e.requested, e.mapped_bytes);
-    what_if_.Acquire(e.requested, e.mapped_bytes != 0);
+    Acquire(e.prefix.stack, e.requested, e.mapped_bytes);
   }
 
   void OnFree(const FreeEvent& e) override {
@@ -86,8 +85,7 @@ class Replayer : public RecordVisitor {
       AddSyscalls(c, e.syscalls, e.flags);
     });
     if (it != live_blocks_.end()) {
-      Release(it->second.requested, it->second.mapped_bytes);
-      what_if_.Release(it->second.requested, it->second.mapped_bytes != 0);
+      Release(it->second.site, it->second.requested, it->second.mapped_bytes);
       live_blocks_.erase(it);
     }
   }
@@ -116,8 +114,7 @@ class Replayer : public RecordVisitor {
     Histogram(e.length, true, pages - e.length);
     Unmap(e.address, pages);  // MAP_FIXED replaces what was there
     mappings_[e.address] = {e.address + pages, e.length, e.prefix.stack};
-    Acquire(e.length, pages);
-    what_if_.Acquire(e.length, true);
+    Acquire(e.prefix.stack, e.length, pages);
   }
 
   void OnMunmap(const MunmapEvent& e) override {
@@ -151,8 +148,7 @@ class Replayer : public RecordVisitor {
     uint64_t pages = PageBytes(e.new_length, page_size_);
     Unmap(e.new_address, pages);
     mappings_[e.new_address] = {e.new_address + pages, e.new_length, site};
-    Acquire(e.new_length, pages);
-    what_if_.Acquire(e.new_length, true);
+    Acquire(site, e.new_length, pages);
   }
 
   void OnBrk(const BrkEvent& e) override { ChargeCall(e, &CostTotals::brk_calls); }
@@ -187,10 +183,23 @@ class Replayer : public RecordVisitor {
     });
     while (!r.kernel_sites.empty() && SumSyscalls(r.kernel_sites.back().cost.syscalls) == 0)
       r.kernel_sites.pop_back();
+    if (peak_pending_) SnapshotPeak();
+    r.peak.page_bytes = r.peak_mapped_bytes;
+    r.peak.live_mappings = peak_mappings_;
+    std::sort(peak_sites_.begin(), peak_sites_.end(),
+              [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
+    for (const auto& [site, bytes] : peak_sites_) {
+      if (r.peak.sites.size() == (options.top ? options.top : 10)) break;
+      CallSite peak_site;
+      peak_site.stack_id = site;
+      peak_site.cost.page_bytes = bytes;
+      r.peak.sites.push_back(peak_site);
+    }
     if (options.symbolize) {
       Symbolizer symbolizer(modules_);
       for (CallSite& site : r.call_sites) Symbolize(&symbolizer, &site);
       for (CallSite& site : r.kernel_sites) Symbolize(&symbolizer, &site);
+      for (CallSite& site : r.peak.sites) Symbolize(&symbolizer, &site);
     }
     what_if_.Finish();
     r.what_if_page_sizes = what_if_.page_sizes();
@@ -249,16 +258,41 @@ class Replayer : public RecordVisitor {
     b.page_waste_bytes += waste;
   }
 
-  void Acquire(uint64_t requested, uint64_t mapped) {
+  // Every change of the live set goes through these two: the peaks, the
+  // sites' live pages and the what-if models follow it.
+  void Acquire(uint64_t site, uint64_t requested, uint64_t mapped) {
     live_bytes_ += requested;
     mapped_bytes_ += mapped;
+    what_if_.Acquire(requested, mapped != 0);
     report_->peak_live_bytes = std::max(report_->peak_live_bytes, live_bytes_);
-    report_->peak_mapped_bytes = std::max(report_->peak_mapped_bytes, mapped_bytes_);
+    if (mapped) {
+      site_pages_[site] += mapped;
+      peak_mappings_ = std::max(peak_mappings_, ++live_mappings_);
+    }
+    if (mapped_bytes_ > report_->peak_mapped_bytes) {
+      report_->peak_mapped_bytes = mapped_bytes_;
+      report_->peak.time_ns = last_time_;
+      peak_pending_ = true;
+    }
   }
 
-  void Release(uint64_t requested, uint64_t mapped) {
+  void Release(uint64_t site, uint64_t requested, uint64_t mapped) {
+    // Leaving a new peak: who held the pages at its top.
+    if (mapped && peak_pending_) SnapshotPeak();
     live_bytes_ -= std::min(live_bytes_, requested);
     mapped_bytes_ -= std::min(mapped_bytes_, mapped);
+    what_if_.Release(requested, mapped != 0);
+    if (mapped) {
+      auto it = site_pages_.find(site);
+      if (it != site_pages_.end() && (it->second -= std::min(it->second, mapped)) == 0)
+        site_pages_.erase(it);
+      if (live_mappings_) --live_mappings_;
+    }
+  }
+
+  void SnapshotPeak() {
+    peak_pending_ = false;
+    peak_sites_.assign(site_pages_.begin(), site_pages_.end());
   }
 
   // Removes [start, start + length) from the live mappings, splitting any
@@ -282,8 +316,7 @@ class Replayer : public RecordVisitor {
       uint64_t req_before = std::min(m.requested, before);
       uint64_t req_removed = std::min(m.requested - req_before, removed);
       uint64_t req_after = m.requested - req_before - req_removed;
-      Release(req_removed, removed);
-      what_if_.Release(req_removed, true);
+      Release(m.site, req_removed, removed);
       if (before) mappings_[m_start] = {start, req_before, m.site};
       if (after) it = mappings_.insert({end, {m.end, req_after, m.site}}).first;
     }
@@ -331,6 +364,11 @@ class Replayer : public RecordVisitor {
   Report* report_;
   uint64_t page_size_ = 4096;
   WhatIf what_if_;
+  std::map<uint64_t, uint64_t> site_pages_;  // page bytes of own mappings live, by site
+  std::vector<std::pair<uint64_t, uint64_t>> peak_sites_;
+  bool peak_pending_ = false;
+  uint64_t live_mappings_ = 0;
+  uint64_t peak_mappings_ = 0;
   std::vector<ModuleInfo> modules_;
   std::vector<std::pair<uint64_t, uint64_t>> nodes_;  // id -> (parent, ip)
   std::unordered_map<uint64_t, LiveBlock> live_blocks_;
@@ -359,6 +397,8 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
     return false;
   }
   Replayer replayer(report, p.header.process.page_size, options);
+  std::ifstream max_map_count("/proc/sys/vm/max_map_count");
+  max_map_count >> report->peak.max_map_count;
   ReadResult result = reader.ReadRecords(&replayer);
   p.status = result.status;
   p.status_message = result.message;

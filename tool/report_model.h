@@ -101,11 +101,22 @@ struct ProcessInfo {
   uint64_t trace_bytes = 0;
 };
 
+// The moment the program held the most bytes in pages of its own mappings,
+// and who held them then.
+struct PeakInfo {
+  uint64_t time_ns = 0;      // since the start of tracing
+  uint64_t page_bytes = 0;
+  std::vector<CallSite> sites;  // by bytes held; cost.page_bytes = held at the peak
+  uint64_t live_mappings = 0;   // the most own mappings live at once (any time)
+  uint64_t max_map_count = 0;   // this machine's vm.max_map_count (0: unknown)
+};
+
 struct Report {
   ProcessInfo process;
   CostTotals summary;
   uint64_t peak_live_bytes = 0;    // requested bytes live at once, max
   uint64_t peak_mapped_bytes = 0;  // page bytes of own mappings live, max
+  PeakInfo peak;
   uint64_t leaked_allocations = 0;
   uint64_t leaked_bytes = 0;       // requested bytes live at the end
   uint64_t threads = 0;
