@@ -103,6 +103,30 @@ TEST(Peak, IsTheMomentOfMostPagesWithTheSitesThatHeldThemThen) {
   EXPECT_EQ(SumAtSite(r, "peak.c", SiteLine("peak.c", "c"), "leaked_allocations"), 5u);
 }
 
+TEST(Timeline, KeepsThePeakAtAnyResolution) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"peak"});
+  ASSERT_EQ(p.traces.size(), 1u);
+  for (int samples : {60, 4, 1}) {
+    CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", "--timeline-samples",
+                                  std::to_string(samples), p.traces[0]});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    json j = json::parse(r.out);
+    const json& timeline = j["timeline"]["samples"];
+    ASSERT_FALSE(timeline.empty());
+    EXPECT_LE(timeline.size(), 2u * samples);
+    uint64_t highest = 0, last_time = 0;
+    for (const auto& t : timeline) {
+      highest = std::max(highest, t["page_bytes"].get<uint64_t>());
+      EXPECT_GE(t["time_ns"].get<uint64_t>(), last_time);
+      last_time = t["time_ns"].get<uint64_t>();
+      // Own mappings of whole pages: no page-rounding waste in this program.
+      EXPECT_EQ(t["page_waste_bytes"], 0);
+    }
+    EXPECT_EQ(highest, 30u * 4096) << "the peak must survive sampling";
+  }
+}
+
 TEST(Leaks, ThirtySevenBlocksOfAHundredBytesFromOneSite) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"leak37"});

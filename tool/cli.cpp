@@ -17,6 +17,7 @@ namespace {
 
 struct ReportArgs {
   std::vector<std::string> what_if;
+  size_t timeline_samples = 60;
   std::string format = "text";
   size_t top = 0;
   std::string output;
@@ -45,6 +46,7 @@ int ReportCommand(const ReportArgs& args) {
   // Text shows the top sites; JSON carries every site unless told otherwise,
   // so that scripts can check that sites sum to the totals.
   options.top = args.top ? args.top : (args.format == "text" ? 10 : 0);
+  options.timeline_samples = args.timeline_samples;
   for (const std::string& w : args.what_if) {
     std::string key = w.substr(0, w.find('='));
     std::string value = w.find('=') == std::string::npos ? "" : w.substr(w.find('=') + 1);
@@ -108,6 +110,9 @@ int RunCli(int argc, char** argv) {
   report_cmd->add_option("--top", report.top,
                          "Call sites to show (default 10 for text, all for json)");
   report_cmd->add_option("-o,--output", report.output, "Write the report to FILE");
+  report_cmd->add_option("--timeline-samples", report.timeline_samples,
+                         "About how many timeline samples (default 60)")
+      ->check(CLI::Range(1, 100000));
   report_cmd->add_option("--what-if", report.what_if,
                          "page-size=SIZE (bytes, or with K/M/G) or allocator=page|size-class|arena; "
                          "repeatable (default: 4K,16K,64K,2M and every model)");

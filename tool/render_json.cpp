@@ -187,6 +187,14 @@ json ReportJson(const Report& r) {
                           {"page_waste_bytes", a.page_waste_bytes},
                           {"syscalls", a.syscalls}});
   j["what_if"] = {{"page_sizes", page_sizes}, {"allocators", allocators}};
+  json timeline = json::array();
+  for (const TimelineSample& t : r.timeline)
+    timeline.push_back({{"time_ns", t.start_ns},
+                        {"live_bytes", t.live_bytes},
+                        {"page_bytes", t.page_bytes},
+                        {"page_waste_bytes", t.page_waste_bytes},
+                        {"resident_pages", nullptr}});
+  j["timeline"] = {{"interval_ns", r.timeline_interval_ns}, {"samples", timeline}};
   return j;
 }
 

@@ -212,6 +212,20 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   }
   if (!rank) *out += "  (none)\n";
 
+  if (!r.timeline.empty()) {
+    // One character per sample: the highest bytes in pages in its interval.
+    static const char* kBars[] = {" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+    uint64_t top = 0;
+    for (const TimelineSample& t : r.timeline) top = std::max(top, t.page_bytes);
+    if (top) {
+      std::string bars;
+      for (const TimelineSample& t : r.timeline)
+        bars += kBars[(t.page_bytes * 8 + top - 1) / top];
+      *out += fmt::format("\nBytes in pages over time (each mark {:.3f} s, top {})\n  |{}|\n",
+                          static_cast<double>(r.timeline_interval_ns) / 1e9, Bytes(top), bars);
+    }
+  }
+
   if (r.peak.page_bytes) {
     *out += fmt::format("\nPeak: {} in pages of own mappings at {:.3f} s, held by\n",
                         Bytes(r.peak.page_bytes), static_cast<double>(r.peak.time_ns) / 1e9);

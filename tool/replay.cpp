@@ -38,7 +38,10 @@ int BucketOf(uint64_t size) {
 class Replayer : public RecordVisitor {
  public:
   Replayer(Report* report, uint64_t page_size, const ReplayOptions& options)
-      : report_(report), page_size_(page_size), what_if_(MakeWhatIf(page_size, options)) {}
+      : report_(report),
+        page_size_(page_size),
+        what_if_(MakeWhatIf(page_size, options)),
+        timeline_(options.timeline_samples) {}
 
   void OnModule(const ModuleInfo& m) override { modules_.push_back(m); }
   void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
@@ -202,6 +205,8 @@ class Replayer : public RecordVisitor {
       for (CallSite& site : r.peak.sites) Symbolize(&symbolizer, &site);
     }
     what_if_.Finish();
+    r.timeline = timeline_.Samples();
+    r.timeline_interval_ns = timeline_.interval_ns();
     r.what_if_page_sizes = what_if_.page_sizes();
     r.what_if_allocators = what_if_.allocators();
     for (int b = 0; b < kHistogramBuckets; ++b) {
@@ -269,11 +274,18 @@ class Replayer : public RecordVisitor {
       site_pages_[site] += mapped;
       peak_mappings_ = std::max(peak_mappings_, ++live_mappings_);
     }
+    if (mapped) own_requested_ += requested;
     if (mapped_bytes_ > report_->peak_mapped_bytes) {
       report_->peak_mapped_bytes = mapped_bytes_;
       report_->peak.time_ns = last_time_;
       peak_pending_ = true;
     }
+    Sample();
+  }
+
+  void Sample() {
+    timeline_.Record(last_time_, live_bytes_, mapped_bytes_,
+                     mapped_bytes_ - std::min(mapped_bytes_, own_requested_));
   }
 
   void Release(uint64_t site, uint64_t requested, uint64_t mapped) {
@@ -287,7 +299,9 @@ class Replayer : public RecordVisitor {
       if (it != site_pages_.end() && (it->second -= std::min(it->second, mapped)) == 0)
         site_pages_.erase(it);
       if (live_mappings_) --live_mappings_;
+      own_requested_ -= std::min(own_requested_, requested);
     }
+    Sample();
   }
 
   void SnapshotPeak() {
@@ -364,6 +378,8 @@ class Replayer : public RecordVisitor {
   Report* report_;
   uint64_t page_size_ = 4096;
   WhatIf what_if_;
+  Timeline timeline_;
+  uint64_t own_requested_ = 0;  // requested bytes of the own mappings live
   std::map<uint64_t, uint64_t> site_pages_;  // page bytes of own mappings live, by site
   std::vector<std::pair<uint64_t, uint64_t>> peak_sites_;
   bool peak_pending_ = false;

@@ -19,6 +19,7 @@ struct ReplayOptions {
   // (4 KiB, 16 KiB, 64 KiB, 2 MiB and the traced machine's; every model).
   std::vector<uint64_t> what_if_page_sizes;
   std::vector<AllocatorModel> what_if_models;
+  size_t timeline_samples = 60;  // about this many (at most twice as many)
 };
 
 // "16K", "2M", "4096" -> bytes; false unless a power of two.

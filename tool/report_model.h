@@ -10,6 +10,7 @@
 
 #include "format.h"
 #include "trace_reader.h"
+#include "timeline.h"
 #include "what_if.h"
 
 namespace pagewaste {
@@ -131,6 +132,8 @@ struct Report {
   // The sites that enter the kernel most often, by system calls made.
   std::vector<CallSite> kernel_sites;
   std::vector<HistogramBucket> histogram;
+  std::vector<TimelineSample> timeline;
+  uint64_t timeline_interval_ns = 0;
   std::vector<PageSizeResult> what_if_page_sizes;
   std::vector<AllocatorResult> what_if_allocators;
 };
