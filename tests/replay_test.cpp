@@ -138,6 +138,14 @@ TEST(Leaks, ThirtySevenBlocksOfAHundredBytesFromOneSite) {
   EXPECT_EQ(SumAtSite(r, "leak37.c", leak, "leaked_bytes"), 3700u);
   EXPECT_EQ(SumAtSite(r, "leak37.c", temporary, "leaked_allocations"), 0u);
   EXPECT_EQ(SumAtSite(r, "leak37.c", temporary, "allocations"), 10u);
+  // free(malloc(100)): each freed before any other allocation.
+  EXPECT_EQ(SumAtSite(r, "leak37.c", temporary, "temporary_allocations"), 10u);
+  EXPECT_EQ(SumAtSite(r, "leak37.c", leak, "temporary_allocations"), 0u);
+  const json* site = FindSite(r, "leak37.c", temporary);
+  ASSERT_NE(site, nullptr);
+  uint64_t freed = 0;
+  for (const auto& [bucket, n] : (*site)["lifetimes"].items()) freed += n.get<uint64_t>();
+  EXPECT_EQ(freed, 10u);
   EXPECT_EQ(r["summary"]["leaked_bytes"], 3700);
   EXPECT_EQ(r["summary"]["leaked_allocations"], 37);
 }

@@ -130,6 +130,10 @@ json ReportJson(const Report& r) {
     Cost(site.cost, &s);
     s["leaked_allocations"] = site.leaked_allocations;
     s["leaked_bytes"] = site.leaked_bytes;
+    s["temporary_allocations"] = site.temporary_allocations;
+    json lifetimes = json::object();
+    for (int b = 0; b < kLifetimeBuckets; ++b) lifetimes[kLifetimeLabels[b]] = site.lifetimes[b];
+    s["lifetimes"] = lifetimes;
     json frames = json::array();
     for (const auto& f : site.frames) frames.push_back(Frame(f));
     s["frames"] = frames;

@@ -197,6 +197,15 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     if (site.leaked_allocations)
       *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
                           Num(site.leaked_allocations));
+    uint64_t freed = 0;
+    for (uint64_t n : site.lifetimes) freed += n;
+    if (freed) {
+      std::string spread;
+      for (int b = 0; b < kLifetimeBuckets; ++b)
+        if (site.lifetimes[b]) spread += fmt::format(" {} {}", kLifetimeLabels[b], Num(site.lifetimes[b]));
+      *out += fmt::format("     lifetimes:{}; {} temporary (freed before any other allocation)\n",
+                          spread, Num(site.temporary_allocations));
+    }
     Frames(site, options, out);
   }
   if (!rank) *out += "  (none)\n";

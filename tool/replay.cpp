@@ -20,6 +20,8 @@ struct LiveBlock {
   uint64_t requested;
   uint64_t mapped_bytes;
   uint64_t site;
+  uint64_t time_ns = 0;   // when it was allocated
+  uint64_t sequence = 0;  // which allocation of the run it was
 };
 
 // A live anonymous mapping of the program's, in whole pages.
@@ -30,6 +32,13 @@ struct LiveMapping {
 };
 
 constexpr int kHistogramBuckets = 48;
+
+// Lifetimes in decades: < 1 µs, < 10 µs, ..., < 1 s, then 1 s or more.
+int LifetimeBucket(uint64_t ns) {
+  int bucket = 0;
+  for (uint64_t limit = 1000; bucket < kLifetimeBuckets - 1 && ns >= limit; limit *= 10) ++bucket;
+  return bucket;
+}
 
 int BucketOf(uint64_t size) {
   return size <= 1 ? 0 : std::min(kHistogramBuckets - 1, 64 - __builtin_clzll(size - 1));
@@ -69,11 +78,11 @@ class Replayer : public RecordVisitor {
       AddSyscalls(c, e.syscalls, e.flags);
     });
     Histogram(e.requested, e.mapped_bytes != 0, waste);
-    auto [it, fresh] = live_blocks_.insert(
-        {e.address, {e.requested, e.mapped_bytes, e.prefix.stack}});
+    LiveBlock block{e.requested, e.mapped_bytes, e.prefix.stack, e.prefix.time_ns, ++allocations_};
+    auto [it, fresh] = live_blocks_.insert({e.address, block});
     if (!fresh) {  // a free we never saw (made before tracing started)
       Release(it->second.site, it->second.requested, it->second.mapped_bytes);
-      it->second = {e.requested, e.mapped_bytes, e.prefix.stack};
+      it->second = block;
     }
     Acquire(e.prefix.stack, e.requested, e.mapped_bytes);
   }
@@ -88,7 +97,13 @@ class Replayer : public RecordVisitor {
       AddSyscalls(c, e.syscalls, e.flags);
     });
     if (it != live_blocks_.end()) {
-      Release(it->second.site, it->second.requested, it->second.mapped_bytes);
+      // Its lifetime, and whether it was temporary: freed before any other
+      // allocation was made.
+      const LiveBlock& b = it->second;
+      CallSite& owner = sites_[b.site];
+      ++owner.lifetimes[LifetimeBucket(e.prefix.time_ns - std::min(e.prefix.time_ns, b.time_ns))];
+      if (b.sequence == allocations_) ++owner.temporary_allocations;
+      Release(b.site, b.requested, b.mapped_bytes);
       live_blocks_.erase(it);
     }
   }
@@ -379,6 +394,7 @@ class Replayer : public RecordVisitor {
   uint64_t page_size_ = 4096;
   WhatIf what_if_;
   Timeline timeline_;
+  uint64_t allocations_ = 0;  // malloc-family allocations so far
   uint64_t own_requested_ = 0;  // requested bytes of the own mappings live
   std::map<uint64_t, uint64_t> site_pages_;  // page bytes of own mappings live, by site
   std::vector<std::pair<uint64_t, uint64_t>> peak_sites_;

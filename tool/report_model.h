@@ -70,11 +70,20 @@ struct CostTotals {
 // allocation maps its own pages: 1,000 mmap for 1,000 allocations".
 std::string SyscallPattern(const CostTotals& c);
 
+// Lifetime buckets of freed blocks: < 1 µs, < 10 µs, < 100 µs, < 1 ms,
+// < 10 ms, < 100 ms, < 1 s, 1 s or more.
+inline constexpr int kLifetimeBuckets = 8;
+inline constexpr const char* kLifetimeLabels[kLifetimeBuckets] = {
+    "<1us", "<10us", "<100us", "<1ms", "<10ms", "<100ms", "<1s", ">=1s"};
+
 struct CallSite {
   uint64_t stack_id = 0;
   CostTotals cost;
   uint64_t leaked_allocations = 0;
   uint64_t leaked_bytes = 0;
+  // Blocks from this site that were freed before any other allocation.
+  uint64_t temporary_allocations = 0;
+  std::array<uint64_t, kLifetimeBuckets> lifetimes{};  // freed blocks, by lifetime
   std::vector<Frame> frames;  // innermost first
 };
 
