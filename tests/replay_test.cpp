@@ -32,6 +32,20 @@ TEST(WhatIf, TwoByteMappingsUnderSixteenKilobytePagesWasteAllButTwoBytes) {
   EXPECT_EQ((*actual)["page_waste_bytes"], r["summary"]["page_waste_bytes"]);
 }
 
+TEST(WhatIf, ASiteOfTinyMappingsGetsTheSentenceToActOn) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"mmap_two_bytes"});
+  const json& r = OnlyReport(p);
+  const json* site = FindSite(r, "mmap_two_bytes.c", SiteLine("mmap_two_bytes.c", "mmap"));
+  ASSERT_NE(site, nullptr);
+  // 1000 one-page mappings, all live at once, mapped and unmapped: 2000
+  // syscalls; two-byte objects, 256 to a 16-byte-class slab: 4 pages, 8.
+  EXPECT_EQ((*site)["advice"],
+            "these 1000 requests of 2 bytes on average held up to 1000 pages at once and cost 2000 "
+            "syscalls; a size-class allocator would have held 4 pages and made 8 syscalls: put a "
+            "general purpose or arena allocator in front of the page allocator, or batch the requests");
+}
+
 TEST(WhatIf, EachAllocatorModelMatchesTheFiguresWorkedOutByHand) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"model_stream"});

@@ -131,6 +131,7 @@ json ReportJson(const Report& r) {
     s["leaked_allocations"] = site.leaked_allocations;
     s["leaked_bytes"] = site.leaked_bytes;
     s["temporary_allocations"] = site.temporary_allocations;
+    s["advice"] = site.advice;
     json lifetimes = json::object();
     for (int b = 0; b < kLifetimeBuckets; ++b) lifetimes[kLifetimeLabels[b]] = site.lifetimes[b];
     s["lifetimes"] = lifetimes;

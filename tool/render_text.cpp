@@ -194,6 +194,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         waste, Bytes(c.page_bytes), Bytes(c.requested_bytes),
                         Syscalls(c.syscalls), SyscallDetail(c));
     for (const std::string& line : SiteLines(c)) *out += fmt::format("     {}\n", line);
+    if (!site.advice.empty()) *out += fmt::format("     => {}\n", site.advice);
     if (site.leaked_allocations)
       *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
                           Num(site.leaked_allocations));

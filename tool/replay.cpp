@@ -4,6 +4,8 @@
 // there, and the sites sum to the process totals.
 #include "replay.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <fstream>
 #include <iterator>
@@ -199,6 +201,7 @@ class Replayer : public RecordVisitor {
       return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.syscall_ns,
                              uint64_t{0}, uint64_t{0});
     });
+    for (CallSite& site : r.call_sites) site.advice = Advice(site);
     while (!r.kernel_sites.empty() && SumSyscalls(r.kernel_sites.back().cost.syscalls) == 0)
       r.kernel_sites.pop_back();
     if (peak_pending_) SnapshotPeak();
@@ -288,6 +291,7 @@ class Replayer : public RecordVisitor {
     if (mapped) {
       site_pages_[site] += mapped;
       peak_mappings_ = std::max(peak_mappings_, ++live_mappings_);
+      SiteModel(site).Acquire(requested, true);
     }
     if (mapped) own_requested_ += requested;
     if (mapped_bytes_ > report_->peak_mapped_bytes) {
@@ -315,8 +319,39 @@ class Replayer : public RecordVisitor {
         site_pages_.erase(it);
       if (live_mappings_) --live_mappings_;
       own_requested_ -= std::min(own_requested_, requested);
+      SiteModel(site).Release(requested, true);
     }
     Sample();
+  }
+
+  // The size-class model of one site's own-mapping requests: the advice.
+  WhatIf& SiteModel(uint64_t site) {
+    auto it = site_models_.find(site);
+    if (it == site_models_.end())
+      it = site_models_
+               .emplace(site, WhatIf(page_size_, {}, {AllocatorModel::kPage, AllocatorModel::kSizeClass}))
+               .first;
+    return it->second;
+  }
+
+  // The sentence a user can act on, for a site whose small requests each
+  // took pages of their own: what they cost (as the page model counts it:
+  // a mapping and an unmapping each) and what a size-class allocator would
+  // have needed for the same requests.
+  std::string Advice(const CallSite& site) {
+    const CostTotals& c = site.cost;
+    auto it = site_models_.find(site.stack_id);
+    if (it == site_models_.end() || c.own_mappings < 2) return "";
+    uint64_t average = c.requested_bytes / std::max<uint64_t>(1, c.allocations + c.mappings);
+    if (average > page_size_ / 2) return "";  // large requests: whole pages suit them
+    it->second.Finish();
+    std::vector<AllocatorResult> models = it->second.allocators();  // page, size-class
+    return fmt::format(
+        "these {} requests of {} bytes on average held up to {} pages at once and cost {} "
+        "syscalls; a size-class allocator would have held {} pages and made {} syscalls: put a "
+        "general purpose or arena allocator in front of the page allocator, or batch the requests",
+        c.own_mappings, average, models[0].peak_page_bytes / page_size_, models[0].syscalls,
+        models[1].peak_page_bytes / page_size_, models[1].syscalls);
   }
 
   void SnapshotPeak() {
@@ -395,6 +430,7 @@ class Replayer : public RecordVisitor {
   WhatIf what_if_;
   Timeline timeline_;
   uint64_t allocations_ = 0;  // malloc-family allocations so far
+  std::map<uint64_t, WhatIf> site_models_;  // by site, for the advice
   uint64_t own_requested_ = 0;  // requested bytes of the own mappings live
   std::map<uint64_t, uint64_t> site_pages_;  // page bytes of own mappings live, by site
   std::vector<std::pair<uint64_t, uint64_t>> peak_sites_;

@@ -84,6 +84,7 @@ struct CallSite {
   // Blocks from this site that were freed before any other allocation.
   uint64_t temporary_allocations = 0;
   std::array<uint64_t, kLifetimeBuckets> lifetimes{};  // freed blocks, by lifetime
+  std::string advice;  // what to do about it, where the pattern is clear
   std::vector<Frame> frames;  // innermost first
 };
 
