@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "e2e_support.h"
+#include "schema_check.h"
 
 namespace pagewaste::e2e {
 namespace {
@@ -139,6 +140,33 @@ TEST(Timeline, KeepsThePeakAtAnyResolution) {
     }
     EXPECT_EQ(highest, 30u * 4096) << "the peak must survive sampling";
   }
+}
+
+TEST(SeveralTraces, OneReportPerProcessAndACombinedTotal) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"fork_exec", ProgramPath("exec_target")});
+  ASSERT_EQ(p.traces.size(), 3u);
+  std::vector<std::string> argv = {PagewastePath(), "report", "--format", "json"};
+  argv.insert(argv.end(), p.traces.begin(), p.traces.end());
+  CommandResult r = RunCapture(argv);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(SchemaViolation(ReportSchema(), j), "");
+  ASSERT_EQ(j["reports"].size(), 3u);
+  uint64_t allocations = 0, requested = 0;
+  for (const auto& report : j["reports"]) {
+    allocations += report["summary"]["allocations"].get<uint64_t>();
+    requested += report["summary"]["requested_bytes"].get<uint64_t>();
+  }
+  EXPECT_EQ(j["combined"]["processes"], 3);
+  EXPECT_EQ(j["combined"]["allocations"], allocations);
+  EXPECT_EQ(j["combined"]["requested_bytes"], requested);
+  // 11 in the parent, 22 in the child and 33 in the exec'd image at their
+  // lines, and whatever the C library allocated besides.
+  EXPECT_GE(allocations, 11u + 22u + 33u);
+  argv[3] = "text";
+  CommandResult text = RunCapture(argv);
+  EXPECT_NE(text.out.find("Combined: 3 processes"), std::string::npos);
 }
 
 TEST(Leaks, ThirtySevenBlocksOfAHundredBytesFromOneSite) {

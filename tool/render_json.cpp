@@ -212,6 +212,12 @@ std::string RenderJson(const std::vector<Report>& reports) {
   json all = json::array();
   for (const Report& r : reports) all.push_back(ReportJson(r));
   j["reports"] = all;
+  CombinedTotals total = Combine(reports);
+  json combined = {{"processes", total.processes},
+                   {"leaked_allocations", total.leaked_allocations},
+                   {"leaked_bytes", total.leaked_bytes}};
+  Cost(total.cost, &combined);
+  j["combined"] = combined;
   return j.dump(2) + "\n";
 }
 

@@ -295,6 +295,19 @@ std::string RenderText(const std::vector<Report>& reports, const RenderOptions& 
     if (i) out += "\n";
     Process(reports[i], options, &out);
   }
+  if (reports.size() > 1) {
+    CombinedTotals t = Combine(reports);
+    const CostTotals& c = t.cost;
+    out += fmt::format("\nCombined: {} processes\n", t.processes);
+    out += fmt::format("  allocations          {:>14}   frees       {}\n", Num(c.allocations), Num(c.frees));
+    out += fmt::format("  direct mappings      {:>14}   unmappings  {}\n", Num(c.mappings), Num(c.unmappings));
+    out += fmt::format("  requested bytes      {}\n", Bytes(c.requested_bytes));
+    out += fmt::format("  bytes in pages       {}  in {} own mappings\n", Bytes(c.page_bytes), Num(c.own_mappings));
+    out += fmt::format("  page-rounding waste  {}\n", Bytes(c.page_waste_bytes));
+    out += fmt::format("  syscalls             {}{}\n", Syscalls(c.syscalls), SyscallDetail(c));
+    out += fmt::format("  live at exit         {} in {} blocks and mappings\n", Bytes(t.leaked_bytes),
+                       Num(t.leaked_allocations));
+  }
   return out;
 }
 

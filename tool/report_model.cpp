@@ -24,6 +24,41 @@ uint64_t Of(const CostTotals& c, format::SyscallKind kind) {
 
 }  // namespace
 
+void CostTotals::Add(const CostTotals& o) {
+  allocations += o.allocations;
+  frees += o.frees;
+  mappings += o.mappings;
+  unmappings += o.unmappings;
+  file_mappings += o.file_mappings;
+  remappings += o.remappings;
+  brk_calls += o.brk_calls;
+  memory_calls += o.memory_calls;
+  failed_calls += o.failed_calls;
+  requested_bytes += o.requested_bytes;
+  usable_bytes += o.usable_bytes;
+  own_mappings += o.own_mappings;
+  page_bytes += o.page_bytes;
+  page_waste_bytes += o.page_waste_bytes;
+  for (int i = 0; i < format::kSyscallKinds; ++i) syscalls[i] += o.syscalls[i];
+  syscall_ns += o.syscall_ns;
+  estimated_calls += o.estimated_calls;
+  usage_measured += o.usage_measured;
+  resident_pages += o.resident_pages;
+  used_bytes += o.used_bytes;
+  estimated_waste_bytes += o.estimated_waste_bytes;
+}
+
+CombinedTotals Combine(const std::vector<Report>& reports) {
+  CombinedTotals c;
+  for (const Report& r : reports) {
+    ++c.processes;
+    c.cost.Add(r.summary);
+    c.leaked_allocations += r.leaked_allocations;
+    c.leaked_bytes += r.leaked_bytes;
+  }
+  return c;
+}
+
 std::string SyscallName(int kind) { return format::kSyscallNames[kind]; }
 
 const char* EndReasonName(format::EndReason reason) {

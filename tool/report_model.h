@@ -59,6 +59,9 @@ struct CostTotals {
   uint64_t estimated_waste_bytes = 0;  // their page bytes minus used_bytes
   uint64_t estimated_calls = 0;  // calls whose syscalls are estimates
 
+  // Adds another's figures (several processes into one total).
+  void Add(const CostTotals& other);
+
   // Calls made at the site, of any kind: what syscalls are set against.
   uint64_t calls() const {
     return allocations + frees + mappings + unmappings + file_mappings + remappings +
@@ -147,6 +150,15 @@ struct Report {
   std::vector<PageSizeResult> what_if_page_sizes;
   std::vector<AllocatorResult> what_if_allocators;
 };
+
+// The processes of several traces (a parent and its children) as one.
+struct CombinedTotals {
+  size_t processes = 0;
+  CostTotals cost;
+  uint64_t leaked_allocations = 0;
+  uint64_t leaked_bytes = 0;
+};
+CombinedTotals Combine(const std::vector<Report>& reports);
 
 std::string SyscallName(int kind);
 const char* EndReasonName(format::EndReason reason);
