@@ -272,6 +272,7 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
       result.message += " in the chunk at byte " + std::to_string(chunk_offset);
       break;
     }
+    visitor->OnChunk(offset_);
     // An unfinished chunk is the last one: what follows it is a record the
     // process was writing when it died, and reserved space.
     if (!(flags & format::kChunkFinished)) break;

@@ -59,6 +59,8 @@ class RecordVisitor {
   virtual void OnBrk(const BrkEvent&) {}
   virtual void OnMemoryCall(const MemoryCallEvent&) {}
   virtual void OnEnd(const EndEvent&) {}
+  // After each chunk: bytes of the file consumed so far (for progress).
+  virtual void OnChunk(uint64_t /*offset*/) {}
 };
 
 enum class TraceStatus {

@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 
@@ -47,6 +49,8 @@ int ReportCommand(const ReportArgs& args) {
   // so that scripts can check that sites sum to the totals.
   options.top = args.top ? args.top : (args.format == "text" ? 10 : 0);
   options.timeline_samples = args.timeline_samples;
+  // Progress for large traces, where someone is watching.
+  if (isatty(STDERR_FILENO)) options.progress_from_bytes = 64 << 20;
   for (const std::string& w : args.what_if) {
     std::string key = w.substr(0, w.find('='));
     std::string value = w.find('=') == std::string::npos ? "" : w.substr(w.find('=') + 1);

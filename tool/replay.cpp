@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -176,6 +177,11 @@ class Replayer : public RecordVisitor {
     ChargeCall(e, &CostTotals::memory_calls);
   }
 
+  void ShowProgress(const std::string& path, uint64_t total) {
+    progress_path_ = path;
+    progress_total_ = total;
+  }
+
   void Finish(const ReplayOptions& options) {
     Report& r = *report_;
     for (const auto& [address, block] : live_blocks_) Leak(block.site, block.requested);
@@ -279,6 +285,15 @@ class Replayer : public RecordVisitor {
     ++b.count;
     if (own_mapping) ++b.own_mappings;
     b.page_waste_bytes += waste;
+  }
+
+  void OnChunk(uint64_t offset) override {
+    if (!progress_total_) return;
+    int percent = static_cast<int>(offset * 100 / progress_total_);
+    if (percent == progress_percent_) return;
+    progress_percent_ = percent;
+    fmt::print(stderr, "\rpagewaste: replaying {}: {}%", progress_path_, percent);
+    if (percent >= 100) fmt::print(stderr, "\n");
   }
 
   // Every change of the live set goes through these two: the peaks, the
@@ -430,6 +445,9 @@ class Replayer : public RecordVisitor {
   WhatIf what_if_;
   Timeline timeline_;
   uint64_t allocations_ = 0;  // malloc-family allocations so far
+  std::string progress_path_;
+  uint64_t progress_total_ = 0;  // 0: no progress shown
+  int progress_percent_ = -1;
   std::map<uint64_t, WhatIf> site_models_;  // by site, for the advice
   uint64_t own_requested_ = 0;  // requested bytes of the own mappings live
   std::map<uint64_t, uint64_t> site_pages_;  // page bytes of own mappings live, by site
@@ -465,6 +483,10 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
     return false;
   }
   Replayer replayer(report, p.header.process.page_size, options);
+  std::error_code size_error;
+  uint64_t size = std::filesystem::file_size(path, size_error);
+  if (!size_error && options.progress_from_bytes && size >= options.progress_from_bytes)
+    replayer.ShowProgress(path, size);
   std::ifstream max_map_count("/proc/sys/vm/max_map_count");
   max_map_count >> report->peak.max_map_count;
   ReadResult result = reader.ReadRecords(&replayer);

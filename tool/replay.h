@@ -20,6 +20,8 @@ struct ReplayOptions {
   std::vector<uint64_t> what_if_page_sizes;
   std::vector<AllocatorModel> what_if_models;
   size_t timeline_samples = 60;  // about this many (at most twice as many)
+  // Show progress on stderr for traces of at least this many bytes (0: never).
+  uint64_t progress_from_bytes = 0;
 };
 
 // "16K", "2M", "4096" -> bytes; false unless a power of two.
