@@ -73,6 +73,25 @@ TEST(WhatIf, EachAllocatorModelMatchesTheFiguresWorkedOutByHand) {
   EXPECT_EQ((*arena)["syscalls"], 2);
 }
 
+TEST(WhereMemoryWent, ReconcilesRequestedSlackRoundingAndMappings) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"model_stream"});
+  const json& r = OnlyReport(p);
+  const json& m = r["where_memory_went"];
+  // All 102 blocks are live at once: the moment the program held the most.
+  EXPECT_EQ(m["requested_bytes"], 30000);
+  EXPECT_EQ(m["allocator_slack_bytes"], r["summary"]["usable_bytes"].get<uint64_t>() - 30000);
+  EXPECT_EQ(m["page_rounding_bytes"], 0);
+  EXPECT_EQ(m["direct_mapping_bytes"], 0);
+  EXPECT_EQ(m["total_bytes"], r["summary"]["usable_bytes"]);
+  TempDir dir2;
+  Profile maps = ProfileProgram(dir2, {"mmap_two_bytes"});
+  const json& m2 = OnlyReport(maps)["where_memory_went"];
+  EXPECT_EQ(m2["direct_mapping_bytes"], 1000 * 4096);
+  EXPECT_EQ(m2["total_bytes"], m2["direct_mapping_bytes"].get<uint64_t>() + m2["requested_bytes"].get<uint64_t>() +
+                                   m2["allocator_slack_bytes"].get<uint64_t>());
+}
+
 TEST(WhatIf, TheOptionNamesWhatToCompare) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"mmap_two_bytes"});

@@ -147,6 +147,14 @@ json ReportJson(const Report& r) {
     for (const auto& f : site.frames) frames.push_back(Frame(f));
     peak_sites.push_back({{"stack_id", site.stack_id}, {"page_bytes", site.cost.page_bytes}, {"frames", frames}});
   }
+  const MemoryReconciliation& m = r.memory_went;
+  j["where_memory_went"] = {{"time_ns", m.time_ns},
+                            {"requested_bytes", m.requested_bytes},
+                            {"allocator_slack_bytes", m.allocator_slack_bytes},
+                            {"page_rounding_bytes", m.page_rounding_bytes},
+                            {"direct_mapping_bytes", m.direct_mapping_bytes},
+                            {"kept_after_free_bytes", nullptr},
+                            {"total_bytes", m.total_bytes}};
   j["peak"] = {{"time_ns", r.peak.time_ns},
                {"page_bytes", r.peak.page_bytes},
                {"live_mappings", r.peak.live_mappings},

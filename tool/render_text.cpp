@@ -236,6 +236,18 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     }
   }
 
+  if (r.memory_went.total_bytes) {
+    const MemoryReconciliation& m = r.memory_went;
+    *out += fmt::format("\nWhere the memory went, at the moment the program held the most ({:.3f} s)\n",
+                        static_cast<double>(m.time_ns) / 1e9);
+    *out += fmt::format("    {:>28}  requested from malloc and co\n", Bytes(m.requested_bytes));
+    *out += fmt::format("  + {:>28}  allocator slack (usable beyond requested)\n", Bytes(m.allocator_slack_bytes));
+    *out += fmt::format("  + {:>28}  page rounding of malloc's own mappings\n", Bytes(m.page_rounding_bytes));
+    *out += fmt::format("  + {:>28}  direct mappings, in whole pages\n", Bytes(m.direct_mapping_bytes));
+    *out += fmt::format("  = {:>28}  held by the program\n", Bytes(m.total_bytes));
+    *out += "    (plus what the allocator kept after frees: not measured yet)\n";
+  }
+
   if (r.peak.page_bytes) {
     *out += fmt::format("\nPeak: {} in pages of own mappings at {:.3f} s, held by\n",
                         Bytes(r.peak.page_bytes), static_cast<double>(r.peak.time_ns) / 1e9);

@@ -23,6 +23,7 @@ struct LiveBlock {
   uint64_t requested;
   uint64_t mapped_bytes;
   uint64_t site;
+  uint64_t slack = 0;     // usable - requested
   uint64_t time_ns = 0;   // when it was allocated
   uint64_t sequence = 0;  // which allocation of the run it was
 };
@@ -81,13 +82,15 @@ class Replayer : public RecordVisitor {
       AddSyscalls(c, e.syscalls, e.flags);
     });
     Histogram(e.requested, e.mapped_bytes != 0, waste);
-    LiveBlock block{e.requested, e.mapped_bytes, e.prefix.stack, e.prefix.time_ns, ++allocations_};
+    LiveBlock block{e.requested, e.mapped_bytes, e.prefix.stack,
+                    e.usable > e.requested ? e.usable - e.requested : 0, e.prefix.time_ns,
+                    ++allocations_};
     auto [it, fresh] = live_blocks_.insert({e.address, block});
     if (!fresh) {  // a free we never saw (made before tracing started)
-      Release(it->second.site, it->second.requested, it->second.mapped_bytes);
+      Release(it->second.site, it->second.requested, it->second.mapped_bytes, it->second.slack);
       it->second = block;
     }
-    Acquire(e.prefix.stack, e.requested, e.mapped_bytes);
+    Acquire(e.prefix.stack, e.requested, e.mapped_bytes, block.slack);
   }
 
   void OnFree(const FreeEvent& e) override {
@@ -106,7 +109,7 @@ class Replayer : public RecordVisitor {
       CallSite& owner = sites_[b.site];
       ++owner.lifetimes[LifetimeBucket(e.prefix.time_ns - std::min(e.prefix.time_ns, b.time_ns))];
       if (b.sequence == allocations_) ++owner.temporary_allocations;
-      Release(b.site, b.requested, b.mapped_bytes);
+      Release(b.site, b.requested, b.mapped_bytes, b.slack);
       live_blocks_.erase(it);
     }
   }
@@ -135,7 +138,7 @@ class Replayer : public RecordVisitor {
     Histogram(e.length, true, pages - e.length);
     Unmap(e.address, pages);  // MAP_FIXED replaces what was there
     mappings_[e.address] = {e.address + pages, e.length, e.prefix.stack};
-    Acquire(e.prefix.stack, e.length, pages);
+    Acquire(e.prefix.stack, e.length, pages, 0, /*direct=*/true);
   }
 
   void OnMunmap(const MunmapEvent& e) override {
@@ -169,7 +172,7 @@ class Replayer : public RecordVisitor {
     uint64_t pages = PageBytes(e.new_length, page_size_);
     Unmap(e.new_address, pages);
     mappings_[e.new_address] = {e.new_address + pages, e.new_length, site};
-    Acquire(site, e.new_length, pages);
+    Acquire(site, e.new_length, pages, 0, /*direct=*/true);
   }
 
   void OnBrk(const BrkEvent& e) override { ChargeCall(e, &CostTotals::brk_calls); }
@@ -298,7 +301,9 @@ class Replayer : public RecordVisitor {
 
   // Every change of the live set goes through these two: the peaks, the
   // sites' live pages and the what-if models follow it.
-  void Acquire(uint64_t site, uint64_t requested, uint64_t mapped) {
+  void Acquire(uint64_t site, uint64_t requested, uint64_t mapped, uint64_t slack = 0,
+               bool direct = false) {
+    Account(requested, mapped, slack, direct, +1);
     live_bytes_ += requested;
     mapped_bytes_ += mapped;
     what_if_.Acquire(requested, mapped != 0);
@@ -322,9 +327,11 @@ class Replayer : public RecordVisitor {
                      mapped_bytes_ - std::min(mapped_bytes_, own_requested_));
   }
 
-  void Release(uint64_t site, uint64_t requested, uint64_t mapped) {
+  void Release(uint64_t site, uint64_t requested, uint64_t mapped, uint64_t slack = 0,
+               bool direct = false) {
     // Leaving a new peak: who held the pages at its top.
     if (mapped && peak_pending_) SnapshotPeak();
+    Account(requested, mapped, slack, direct, -1);
     live_bytes_ -= std::min(live_bytes_, requested);
     mapped_bytes_ -= std::min(mapped_bytes_, mapped);
     what_if_.Release(requested, mapped != 0);
@@ -369,6 +376,25 @@ class Replayer : public RecordVisitor {
         models[1].peak_page_bytes / page_size_, models[1].syscalls);
   }
 
+  // "Where the memory went": the parts of what the program held, and the
+  // moment their sum was highest.
+  void Account(uint64_t requested, uint64_t mapped, uint64_t slack, bool direct, int sign) {
+    auto apply = [sign](uint64_t* v, uint64_t d) { *v = sign > 0 ? *v + d : *v - std::min(*v, d); };
+    if (direct) {
+      apply(&held_.direct_mapping_bytes, mapped);
+    } else {
+      apply(&held_.requested_bytes, requested);
+      apply(&held_.allocator_slack_bytes, slack);
+      if (mapped) apply(&held_.page_rounding_bytes, mapped - std::min(mapped, requested));
+    }
+    held_.total_bytes = held_.requested_bytes + held_.allocator_slack_bytes +
+                        held_.page_rounding_bytes + held_.direct_mapping_bytes;
+    if (sign > 0 && held_.total_bytes > report_->memory_went.total_bytes) {
+      report_->memory_went = held_;
+      report_->memory_went.time_ns = last_time_;
+    }
+  }
+
   void SnapshotPeak() {
     peak_pending_ = false;
     peak_sites_.assign(site_pages_.begin(), site_pages_.end());
@@ -395,7 +421,7 @@ class Replayer : public RecordVisitor {
       uint64_t req_before = std::min(m.requested, before);
       uint64_t req_removed = std::min(m.requested - req_before, removed);
       uint64_t req_after = m.requested - req_before - req_removed;
-      Release(m.site, req_removed, removed);
+      Release(m.site, req_removed, removed, 0, /*direct=*/true);
       if (before) mappings_[m_start] = {start, req_before, m.site};
       if (after) it = mappings_.insert({end, {m.end, req_after, m.site}}).first;
     }
@@ -445,6 +471,7 @@ class Replayer : public RecordVisitor {
   WhatIf what_if_;
   Timeline timeline_;
   uint64_t allocations_ = 0;  // malloc-family allocations so far
+  MemoryReconciliation held_;  // the parts, live
   std::string progress_path_;
   uint64_t progress_total_ = 0;  // 0: no progress shown
   int progress_percent_ = -1;

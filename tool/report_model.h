@@ -125,12 +125,27 @@ struct PeakInfo {
   uint64_t max_map_count = 0;   // this machine's vm.max_map_count (0: unknown)
 };
 
+// What the program asked for against what it held, at the moment it held
+// the most: malloc's requested bytes, the allocator's slack on top
+// (usable - requested), the page rounding of malloc's own mappings, and the
+// program's direct mappings in whole pages. What the allocator kept after
+// frees (its heap's free space) is not in the trace yet.
+struct MemoryReconciliation {
+  uint64_t time_ns = 0;
+  uint64_t requested_bytes = 0;
+  uint64_t allocator_slack_bytes = 0;
+  uint64_t page_rounding_bytes = 0;
+  uint64_t direct_mapping_bytes = 0;
+  uint64_t total_bytes = 0;
+};
+
 struct Report {
   ProcessInfo process;
   CostTotals summary;
   uint64_t peak_live_bytes = 0;    // requested bytes live at once, max
   uint64_t peak_mapped_bytes = 0;  // page bytes of own mappings live, max
   PeakInfo peak;
+  MemoryReconciliation memory_went;
   uint64_t leaked_allocations = 0;
   uint64_t leaked_bytes = 0;       // requested bytes live at the end
   uint64_t threads = 0;
