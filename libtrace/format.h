@@ -149,6 +149,10 @@ enum EventFlags : uint32_t {
   // A Munmap that is no system call: the mapping was still there at exit,
   // and the record only carries what it was used for.
   kFlagAtExit = 1u << 5,
+  // A Brk that is no system call of the program's: where an allocator call
+  // left the break (its brk calls are counted on that call's event).
+  // old_break is the start of the heap (the kernel's start_brk).
+  kFlagAllocatorHeap = 1u << 6,
 };
 
 enum class EndReason : uint8_t {

@@ -4,6 +4,8 @@
 #include "e2e_support.h"
 #include "schema_check.h"
 
+#include <sstream>
+
 namespace pagewaste::e2e {
 namespace {
 
@@ -84,6 +86,22 @@ TEST(WhereMemoryWent, ReconcilesRequestedSlackRoundingAndMappings) {
   EXPECT_EQ(m["page_rounding_bytes"], 0);
   EXPECT_EQ(m["direct_mapping_bytes"], 0);
   EXPECT_EQ(m["total_bytes"], r["summary"]["usable_bytes"]);
+  // The brk heap at that moment: its live blocks (usable bytes and an 8-byte
+  // header each) and what it held beyond them add up to its size, which the
+  // trace's last heap record gives.
+  ASSERT_TRUE(m["kept_after_free_bytes"].is_number()) << m.dump();
+  CommandResult dump = RunCapture({PagewastePath(), "dump", p.traces[0]});
+  uint64_t heap_size = 0;
+  std::istringstream lines(dump.out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("brk ", 0) != 0 || line.find("flags=64") == std::string::npos) continue;
+    uint64_t old_break = std::stoull(line.substr(line.find("old=") + 4), nullptr, 16);
+    uint64_t new_break = std::stoull(line.substr(line.find("new=") + 4), nullptr, 16);
+    heap_size = new_break - old_break;
+  }
+  ASSERT_GT(heap_size, 0u);
+  uint64_t blocks = r["summary"]["usable_bytes"].get<uint64_t>() + 102 * 8;
+  EXPECT_EQ(m["kept_after_free_bytes"].get<uint64_t>() + blocks, heap_size);
   TempDir dir2;
   Profile maps = ProfileProgram(dir2, {"mmap_two_bytes"});
   const json& m2 = OnlyReport(maps)["where_memory_went"];

@@ -153,7 +153,8 @@ json ReportJson(const Report& r) {
                             {"allocator_slack_bytes", m.allocator_slack_bytes},
                             {"page_rounding_bytes", m.page_rounding_bytes},
                             {"direct_mapping_bytes", m.direct_mapping_bytes},
-                            {"kept_after_free_bytes", nullptr},
+                            {"kept_after_free_bytes",
+                             m.kept_known ? json(m.kept_after_free_bytes) : json(nullptr)},
                             {"total_bytes", m.total_bytes}};
   j["peak"] = {{"time_ns", r.peak.time_ns},
                {"page_bytes", r.peak.page_bytes},

@@ -245,7 +245,12 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     *out += fmt::format("  + {:>28}  page rounding of malloc's own mappings\n", Bytes(m.page_rounding_bytes));
     *out += fmt::format("  + {:>28}  direct mappings, in whole pages\n", Bytes(m.direct_mapping_bytes));
     *out += fmt::format("  = {:>28}  held by the program\n", Bytes(m.total_bytes));
-    *out += "    (plus what the allocator kept after frees: not measured yet)\n";
+    if (m.kept_known)
+      *out += fmt::format("  + {:>28}  kept by the allocator's brk heap beyond its live blocks\n"
+                          "  = {:>28}  in the heap and mappings\n",
+                          Bytes(m.kept_after_free_bytes), Bytes(m.total_bytes + m.kept_after_free_bytes));
+    else
+      *out += "    (what the allocator kept after frees is not known for this trace)\n";
   }
 
   if (r.peak.page_bytes) {

@@ -175,7 +175,17 @@ class Replayer : public RecordVisitor {
     Acquire(site, e.new_length, pages, 0, /*direct=*/true);
   }
 
-  void OnBrk(const BrkEvent& e) override { ChargeCall(e, &CostTotals::brk_calls); }
+  void OnBrk(const BrkEvent& e) override {
+    if (!(e.flags & format::kFlagAllocatorHeap)) {
+      ChargeCall(e, &CostTotals::brk_calls);
+      return;
+    }
+    // Where the allocator left the break: the brk heap's size now.
+    Seen(e.prefix);
+    heap_size_ = e.new_break > e.old_break ? e.new_break - e.old_break : 0;
+    heap_known_ = true;
+    if (held_.total_bytes == report_->memory_went.total_bytes) Kept(&report_->memory_went);
+  }
   void OnMemoryCall(const MemoryCallEvent& e) override {
     ChargeCall(e, &CostTotals::memory_calls);
   }
@@ -386,13 +396,23 @@ class Replayer : public RecordVisitor {
       apply(&held_.requested_bytes, requested);
       apply(&held_.allocator_slack_bytes, slack);
       if (mapped) apply(&held_.page_rounding_bytes, mapped - std::min(mapped, requested));
+      // glibc: a block on the heap is its usable bytes and an 8-byte header.
+      if (!mapped) apply(&heap_blocks_, requested + slack + 8);
     }
     held_.total_bytes = held_.requested_bytes + held_.allocator_slack_bytes +
                         held_.page_rounding_bytes + held_.direct_mapping_bytes;
     if (sign > 0 && held_.total_bytes > report_->memory_went.total_bytes) {
       report_->memory_went = held_;
       report_->memory_went.time_ns = last_time_;
+      Kept(&report_->memory_went);
     }
+  }
+
+  // What the allocator's brk heap held beyond the live blocks on it: kept
+  // after frees (or never handed out yet), for the main heap only.
+  void Kept(MemoryReconciliation* m) const {
+    m->kept_known = heap_known_;
+    m->kept_after_free_bytes = heap_size_ > heap_blocks_ ? heap_size_ - heap_blocks_ : 0;
   }
 
   void SnapshotPeak() {
@@ -472,6 +492,9 @@ class Replayer : public RecordVisitor {
   Timeline timeline_;
   uint64_t allocations_ = 0;  // malloc-family allocations so far
   MemoryReconciliation held_;  // the parts, live
+  uint64_t heap_blocks_ = 0;   // live heap blocks, headers included
+  uint64_t heap_size_ = 0;     // the brk heap, as allocator calls left it
+  bool heap_known_ = false;
   std::string progress_path_;
   uint64_t progress_total_ = 0;  // 0: no progress shown
   int progress_percent_ = -1;

@@ -128,15 +128,18 @@ struct PeakInfo {
 // What the program asked for against what it held, at the moment it held
 // the most: malloc's requested bytes, the allocator's slack on top
 // (usable - requested), the page rounding of malloc's own mappings, and the
-// program's direct mappings in whole pages. What the allocator kept after
-// frees (its heap's free space) is not in the trace yet.
+// program's direct mappings in whole pages; and beside them, what the
+// allocator's brk heap held beyond its live blocks (kept after frees, or not
+// handed out yet), where the trace knows the heap's size.
 struct MemoryReconciliation {
   uint64_t time_ns = 0;
   uint64_t requested_bytes = 0;
   uint64_t allocator_slack_bytes = 0;
   uint64_t page_rounding_bytes = 0;
   uint64_t direct_mapping_bytes = 0;
-  uint64_t total_bytes = 0;
+  uint64_t total_bytes = 0;  // the four above
+  bool kept_known = false;
+  uint64_t kept_after_free_bytes = 0;
 };
 
 struct Report {

@@ -70,6 +70,31 @@ void ReadProcessIdentity(TraceState* s) {
   }
 }
 
+// The kernel's start_brk (field 47 of /proc/self/stat): where the brk heap
+// begins. 0 if it cannot be read.
+uint64_t ReadHeapStart() {
+  char stat[2048];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, stat, sizeof stat - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  stat[n] = 0;
+  // Fields count from after the command name, which may hold spaces: the
+  // space after ')' begins field 3.
+  const char* p = strrchr(stat, ')');
+  if (!p) return 0;
+  ++p;
+  int field = 2;
+  while (*p && field < 47) {
+    if (*p == ' ') ++field;
+    ++p;
+  }
+  uint64_t value = 0;
+  for (; *p >= '0' && *p <= '9'; ++p) value = value * 10 + static_cast<uint64_t>(*p - '0');
+  return value;
+}
+
 uint64_t ParseHex(const char* s) {
   uint64_t v = 0;
   for (; *s; ++s) {
@@ -207,6 +232,7 @@ void Initialize() {
     s.session_id = s.start_monotonic_ns ^ (uint64_t{s.pid} << 32);
   }
   ReadProcessIdentity(&s);
+  s.heap_start = ReadHeapStart();
   s.own_code = FindCodeContaining(reinterpret_cast<const void*>(&Initialize));
   s.unwinder_code = FindCodeContaining(reinterpret_cast<const void*>(&unw_backtrace));
   // The trace file first: the shim's own system calls are counted from its

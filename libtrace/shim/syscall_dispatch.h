@@ -58,6 +58,9 @@ class AllocatorCall {
   const SyscallCounts& counts() const { return counts_; }
   // When not exact: whether the program break moved during the call.
   bool break_moved() const { return break_before_ != break_after_; }
+  // The break after the call, when the call moved it (brk counted, or the
+  // break seen to move); 0 otherwise.
+  uintptr_t moved_break() const { return moved_break_; }
 
  private:
   bool exact_ = false;
@@ -66,6 +69,7 @@ class AllocatorCall {
   SyscallCounts before_;
   uintptr_t break_before_ = 0;
   uintptr_t break_after_ = 0;
+  uintptr_t moved_break_ = 0;
 };
 
 // Before exec: SUD off for this thread. Safe to call in any state.

@@ -177,6 +177,17 @@ void ChargeSyscalls(const AllocatorCall& call, const ChunkInfo& before,
 
 }  // namespace
 
+// Where an allocator call left the program break: the brk heap's size.
+void RecordAllocatorHeap(const AllocatorCall& call) {
+  if (!call.moved_break() || !g_state.heap_start) return;
+  BrkEvent e;
+  e.kind = format::BrkKind::kBrk;
+  e.old_break = g_state.heap_start;
+  e.new_break = call.moved_break();
+  e.flags = format::kFlagAllocatorHeap;
+  Record(&e, nullptr, [](RecordWriter* w, const BrkEvent& ev) { w->Brk(ev); });
+}
+
 void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
                  const ChunkInfo& replaced) {
   ChunkInfo chunk;
@@ -190,6 +201,7 @@ void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
   }
   ChargeSyscalls(call, replaced, chunk, &e->syscalls, &e->flags);
   Record(e, stack, [](RecordWriter* w, const AllocEvent& ev) { w->Alloc(ev); });
+  RecordAllocatorHeap(call);
 }
 
 void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
@@ -198,6 +210,7 @@ void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
     ChargeSyscalls(*call, freed, ChunkInfo{}, &e->syscalls, &e->flags);
   }
   Record(e, stack, [](RecordWriter* w, const FreeEvent& ev) { w->Free(ev); });
+  if (call) RecordAllocatorHeap(*call);
 }
 
 // The three keep the table of live mappings (measured at exit) up to date,
