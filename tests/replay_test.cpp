@@ -227,6 +227,10 @@ TEST(Leaks, ThirtySevenBlocksOfAHundredBytesFromOneSite) {
   EXPECT_EQ(freed, 10u);
   EXPECT_EQ(r["summary"]["leaked_bytes"], 3700);
   EXPECT_EQ(r["summary"]["leaked_allocations"], 37);
+  // And the leaks section leads with that site, alone.
+  ASSERT_EQ(r["leak_sites"].size(), 1u);
+  EXPECT_EQ(r["leak_sites"][0]["leaked_allocations"], 37);
+  EXPECT_EQ(r["leak_sites"][0]["leaked_bytes"], 3700);
 }
 
 }  // namespace

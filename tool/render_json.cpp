@@ -180,6 +180,16 @@ json ReportJson(const Report& r) {
                       {"frames", frames}});
   }
   j["kernel_sites"] = kernel;
+  json leaks = json::array();
+  for (const CallSite& site : r.leak_sites) {
+    json frames = json::array();
+    for (const auto& f : site.frames) frames.push_back(Frame(f));
+    leaks.push_back({{"stack_id", site.stack_id},
+                     {"leaked_allocations", site.leaked_allocations},
+                     {"leaked_bytes", site.leaked_bytes},
+                     {"frames", frames}});
+  }
+  j["leak_sites"] = leaks;
   json histogram = json::array();
   for (const HistogramBucket& b : r.histogram)
     histogram.push_back({{"min_size", b.min_size},

@@ -236,6 +236,15 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     }
   }
 
+  *out += "\nStill allocated or mapped at exit, by call site\n";
+  rank = 0;
+  for (const CallSite& site : r.leak_sites) {
+    *out += fmt::format("#{:<3} {} in {} blocks and mappings\n", ++rank, Bytes(site.leaked_bytes),
+                        Num(site.leaked_allocations));
+    Frames(site, options, out, 3);
+  }
+  if (!rank) *out += "  (nothing)\n";
+
   if (r.memory_went.total_bytes) {
     const MemoryReconciliation& m = r.memory_went;
     *out += fmt::format("\nWhere the memory went, at the moment the program held the most ({:.3f} s)\n",

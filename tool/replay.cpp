@@ -221,6 +221,10 @@ class Replayer : public RecordVisitor {
                              uint64_t{0}, uint64_t{0});
     });
     for (CallSite& site : r.call_sites) site.advice = Advice(site);
+    r.leak_sites = Top(all, options.top ? options.top : 10, [](const CallSite& s) {
+      return std::make_tuple(s.leaked_bytes, s.leaked_allocations, uint64_t{0}, uint64_t{0});
+    });
+    while (!r.leak_sites.empty() && r.leak_sites.back().leaked_allocations == 0) r.leak_sites.pop_back();
     while (!r.kernel_sites.empty() && SumSyscalls(r.kernel_sites.back().cost.syscalls) == 0)
       r.kernel_sites.pop_back();
     if (peak_pending_) SnapshotPeak();
@@ -239,6 +243,7 @@ class Replayer : public RecordVisitor {
       Symbolizer symbolizer(modules_);
       for (CallSite& site : r.call_sites) Symbolize(&symbolizer, &site);
       for (CallSite& site : r.kernel_sites) Symbolize(&symbolizer, &site);
+      for (CallSite& site : r.leak_sites) Symbolize(&symbolizer, &site);
       for (CallSite& site : r.peak.sites) Symbolize(&symbolizer, &site);
     }
     what_if_.Finish();

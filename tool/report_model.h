@@ -162,6 +162,8 @@ struct Report {
   std::vector<CallSite> call_sites;  // ordered by page waste, then syscalls
   // The sites that enter the kernel most often, by system calls made.
   std::vector<CallSite> kernel_sites;
+  // The sites with the most still allocated or mapped at exit.
+  std::vector<CallSite> leak_sites;
   std::vector<HistogramBucket> histogram;
   std::vector<TimelineSample> timeline;
   uint64_t timeline_interval_ns = 0;
