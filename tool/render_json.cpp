@@ -73,6 +73,12 @@ json ObservedSyscalls(const ProcessInfo& p) {
   return Syscalls(totals);
 }
 
+json Frames(const CallSite& site) {
+  json frames = json::array();
+  for (const auto& f : site.frames) frames.push_back(Frame(f));
+  return frames;
+}
+
 json ProcessJson(const Report& r) {
   const ProcessInfo& p = r.process;
   json exit = nullptr;
@@ -135,17 +141,13 @@ json ReportJson(const Report& r) {
     json lifetimes = json::object();
     for (int b = 0; b < kLifetimeBuckets; ++b) lifetimes[kLifetimeLabels[b]] = site.lifetimes[b];
     s["lifetimes"] = lifetimes;
-    json frames = json::array();
-    for (const auto& f : site.frames) frames.push_back(Frame(f));
-    s["frames"] = frames;
+    s["frames"] = Frames(site);
     sites.push_back(s);
   }
   j["call_sites"] = sites;
   json peak_sites = json::array();
   for (const CallSite& site : r.peak.sites) {
-    json frames = json::array();
-    for (const auto& f : site.frames) frames.push_back(Frame(f));
-    peak_sites.push_back({{"stack_id", site.stack_id}, {"page_bytes", site.cost.page_bytes}, {"frames", frames}});
+    peak_sites.push_back({{"stack_id", site.stack_id}, {"page_bytes", site.cost.page_bytes}, {"frames", Frames(site)}});
   }
   const MemoryReconciliation& m = r.memory_went;
   j["where_memory_went"] = {{"time_ns", m.time_ns},
@@ -170,24 +172,20 @@ json ReportJson(const Report& r) {
   j["threads"] = threads;
   json kernel = json::array();
   for (const CallSite& site : r.kernel_sites) {
-    json frames = json::array();
-    for (const auto& f : site.frames) frames.push_back(Frame(f));
     kernel.push_back({{"stack_id", site.stack_id},
                       {"syscalls", Syscalls(site.cost.syscalls)},
                       {"syscall_ns", site.cost.syscall_ns},
                       {"calls", site.cost.calls()},
                       {"syscall_pattern", SyscallPattern(site.cost)},
-                      {"frames", frames}});
+                      {"frames", Frames(site)}});
   }
   j["kernel_sites"] = kernel;
   json leaks = json::array();
   for (const CallSite& site : r.leak_sites) {
-    json frames = json::array();
-    for (const auto& f : site.frames) frames.push_back(Frame(f));
     leaks.push_back({{"stack_id", site.stack_id},
                      {"leaked_allocations", site.leaked_allocations},
                      {"leaked_bytes", site.leaked_bytes},
-                     {"frames", frames}});
+                     {"frames", Frames(site)}});
   }
   j["leak_sites"] = leaks;
   json histogram = json::array();
