@@ -13,7 +13,9 @@
 #include <map>
 #include <unordered_map>
 
+#include "advice.h"
 #include "page_cost.h"
+#include "reconciliation.h"
 #include "symbolizer.h"
 
 namespace pagewaste {
@@ -54,7 +56,8 @@ class Replayer : public RecordVisitor {
       : report_(report),
         page_size_(page_size),
         what_if_(MakeWhatIf(page_size, options)),
-        timeline_(options.timeline_samples) {}
+        timeline_(options.timeline_samples),
+        advice_(page_size) {}
 
   void OnModule(const ModuleInfo& m) override { modules_.push_back(m); }
   void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
@@ -182,9 +185,7 @@ class Replayer : public RecordVisitor {
     }
     // Where the allocator left the break: the brk heap's size now.
     Seen(e.prefix);
-    heap_size_ = e.new_break > e.old_break ? e.new_break - e.old_break : 0;
-    heap_known_ = true;
-    if (held_.total_bytes == report_->memory_went.total_bytes) Kept(&report_->memory_went);
+    held_.HeapSize(e.new_break > e.old_break ? e.new_break - e.old_break : 0);
   }
   void OnMemoryCall(const MemoryCallEvent& e) override {
     ChargeCall(e, &CostTotals::memory_calls);
@@ -220,7 +221,8 @@ class Replayer : public RecordVisitor {
       return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.syscall_ns,
                              uint64_t{0}, uint64_t{0});
     });
-    for (CallSite& site : r.call_sites) site.advice = Advice(site);
+    for (CallSite& site : r.call_sites) site.advice = advice_.For(site);
+    r.memory_went = held_.highest();
     r.leak_sites = Top(all, options.top ? options.top : 10, [](const CallSite& s) {
       return std::make_tuple(s.leaked_bytes, s.leaked_allocations, uint64_t{0}, uint64_t{0});
     });
@@ -318,7 +320,7 @@ class Replayer : public RecordVisitor {
   // sites' live pages and the what-if models follow it.
   void Acquire(uint64_t site, uint64_t requested, uint64_t mapped, uint64_t slack = 0,
                bool direct = false) {
-    Account(requested, mapped, slack, direct, +1);
+    held_.Acquire(requested, mapped, slack, direct, last_time_);
     live_bytes_ += requested;
     mapped_bytes_ += mapped;
     what_if_.Acquire(requested, mapped != 0);
@@ -326,7 +328,7 @@ class Replayer : public RecordVisitor {
     if (mapped) {
       site_pages_[site] += mapped;
       peak_mappings_ = std::max(peak_mappings_, ++live_mappings_);
-      SiteModel(site).Acquire(requested, true);
+      advice_.Acquire(site, requested);
     }
     if (mapped) own_requested_ += requested;
     if (mapped_bytes_ > report_->peak_mapped_bytes) {
@@ -346,7 +348,7 @@ class Replayer : public RecordVisitor {
                bool direct = false) {
     // Leaving a new peak: who held the pages at its top.
     if (mapped && peak_pending_) SnapshotPeak();
-    Account(requested, mapped, slack, direct, -1);
+    held_.Release(requested, mapped, slack, direct);
     live_bytes_ -= std::min(live_bytes_, requested);
     mapped_bytes_ -= std::min(mapped_bytes_, mapped);
     what_if_.Release(requested, mapped != 0);
@@ -356,68 +358,9 @@ class Replayer : public RecordVisitor {
         site_pages_.erase(it);
       if (live_mappings_) --live_mappings_;
       own_requested_ -= std::min(own_requested_, requested);
-      SiteModel(site).Release(requested, true);
+      advice_.Release(site, requested);
     }
     Sample();
-  }
-
-  // The size-class model of one site's own-mapping requests: the advice.
-  WhatIf& SiteModel(uint64_t site) {
-    auto it = site_models_.find(site);
-    if (it == site_models_.end())
-      it = site_models_
-               .emplace(site, WhatIf(page_size_, {}, {AllocatorModel::kPage, AllocatorModel::kSizeClass}))
-               .first;
-    return it->second;
-  }
-
-  // The sentence a user can act on, for a site whose small requests each
-  // took pages of their own: what they cost (as the page model counts it:
-  // a mapping and an unmapping each) and what a size-class allocator would
-  // have needed for the same requests.
-  std::string Advice(const CallSite& site) {
-    const CostTotals& c = site.cost;
-    auto it = site_models_.find(site.stack_id);
-    if (it == site_models_.end() || c.own_mappings < 2) return "";
-    uint64_t average = c.requested_bytes / std::max<uint64_t>(1, c.allocations + c.mappings);
-    if (average > page_size_ / 2) return "";  // large requests: whole pages suit them
-    it->second.Finish();
-    std::vector<AllocatorResult> models = it->second.allocators();  // page, size-class
-    return fmt::format(
-        "these {} requests of {} bytes on average held up to {} pages at once and cost {} "
-        "syscalls; a size-class allocator would have held {} pages and made {} syscalls: put a "
-        "general purpose or arena allocator in front of the page allocator, or batch the requests",
-        c.own_mappings, average, models[0].peak_page_bytes / page_size_, models[0].syscalls,
-        models[1].peak_page_bytes / page_size_, models[1].syscalls);
-  }
-
-  // "Where the memory went": the parts of what the program held, and the
-  // moment their sum was highest.
-  void Account(uint64_t requested, uint64_t mapped, uint64_t slack, bool direct, int sign) {
-    auto apply = [sign](uint64_t* v, uint64_t d) { *v = sign > 0 ? *v + d : *v - std::min(*v, d); };
-    if (direct) {
-      apply(&held_.direct_mapping_bytes, mapped);
-    } else {
-      apply(&held_.requested_bytes, requested);
-      apply(&held_.allocator_slack_bytes, slack);
-      if (mapped) apply(&held_.page_rounding_bytes, mapped - std::min(mapped, requested));
-      // glibc: a block on the heap is its usable bytes and an 8-byte header.
-      if (!mapped) apply(&heap_blocks_, requested + slack + 8);
-    }
-    held_.total_bytes = held_.requested_bytes + held_.allocator_slack_bytes +
-                        held_.page_rounding_bytes + held_.direct_mapping_bytes;
-    if (sign > 0 && held_.total_bytes > report_->memory_went.total_bytes) {
-      report_->memory_went = held_;
-      report_->memory_went.time_ns = last_time_;
-      Kept(&report_->memory_went);
-    }
-  }
-
-  // What the allocator's brk heap held beyond the live blocks on it: kept
-  // after frees (or never handed out yet), for the main heap only.
-  void Kept(MemoryReconciliation* m) const {
-    m->kept_known = heap_known_;
-    m->kept_after_free_bytes = heap_size_ > heap_blocks_ ? heap_size_ - heap_blocks_ : 0;
   }
 
   void SnapshotPeak() {
@@ -496,14 +439,11 @@ class Replayer : public RecordVisitor {
   WhatIf what_if_;
   Timeline timeline_;
   uint64_t allocations_ = 0;  // malloc-family allocations so far
-  MemoryReconciliation held_;  // the parts, live
-  uint64_t heap_blocks_ = 0;   // live heap blocks, headers included
-  uint64_t heap_size_ = 0;     // the brk heap, as allocator calls left it
-  bool heap_known_ = false;
+  Reconciliation held_;  // where the memory went
   std::string progress_path_;
   uint64_t progress_total_ = 0;  // 0: no progress shown
   int progress_percent_ = -1;
-  std::map<uint64_t, WhatIf> site_models_;  // by site, for the advice
+  SiteAdvice advice_;
   uint64_t own_requested_ = 0;  // requested bytes of the own mappings live
   std::map<uint64_t, uint64_t> site_pages_;  // page bytes of own mappings live, by site
   std::vector<std::pair<uint64_t, uint64_t>> peak_sites_;
