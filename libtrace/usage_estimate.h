@@ -20,7 +20,9 @@ namespace pagewaste {
 
 struct UsageEstimate {
   uint64_t resident_pages = 0;
-  uint64_t used_bytes = 0;  // offset of the last non-zero byte + 1; 0 if none seen
+  // Offset of the last non-zero byte + 1, counting only resident pages
+  // before it (see below); 0 if none seen.
+  uint64_t used_bytes = 0;
 };
 
 inline constexpr uint64_t kScanCap = 64 << 10;
@@ -63,7 +65,13 @@ UsageEstimate EstimateUsage(pid_t pid, uint64_t start, uint64_t length, uint64_t
       scanned += size;
       for (uint64_t i = size; i > 0; --i) {
         if (buffer[i - 1]) {
-          u.used_bytes = from + i;
+          // The extent up to that byte, counting only what resident pages
+          // can hold: pages never made resident were never written, so a
+          // sparse reservation touched far into it has used its resident
+          // pages before this one and this one up to the byte.
+          uint64_t extent = from + i;
+          uint64_t dense = (u.resident_pages - 1) * page_size + (extent - offset);
+          u.used_bytes = extent < dense ? extent : dense;
           if (u.used_bytes > length) u.used_bytes = length;
           return u;
         }

@@ -199,6 +199,25 @@ TEST_P(MappingsLiveAtExit, AreMeasuredBeforeTheProcessGoes) {
   EXPECT_EQ(r["summary"]["syscalls"]["munmap"], 0);
 }
 
+class SparseMapping : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(SparseMapping, UsesWhatItsResidentPagesHoldNotItsExtent) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {GetParam()});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  int line = SiteLine("sparse_map.c", "mmap");
+  EXPECT_EQ(SumAtSite(r, "sparse_map.c", line, "resident_pages"), 1u);
+  // One byte written, 512 KiB in: one byte used, not 512 KiB.
+  EXPECT_EQ(SumAtSite(r, "sparse_map.c", line, "used_bytes"), 1u);
+  // Waste in memory: the one resident page but its byte; the 255 pages never
+  // touched cost nothing.
+  EXPECT_EQ(SumAtSite(r, "sparse_map.c", line, "estimated_waste_bytes"), 4095u);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothBackends, SparseMapping,
+                         ::testing::Values("sparse_map", "sparse_map_static"));
+
 INSTANTIATE_TEST_SUITE_P(BothBackends, MappingsLiveAtExit,
                          ::testing::Values("leak_maps", "leak_maps_static"));
 

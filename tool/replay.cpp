@@ -158,7 +158,10 @@ class Replayer : public RecordVisitor {
         ++c->usage_measured;
         c->resident_pages += e.resident_pages;
         c->used_bytes += e.used_bytes;
-        c->estimated_waste_bytes += pages - std::min(pages, e.used_bytes);
+        // Waste in memory, not address space: the resident pages' bytes
+        // beyond what was used (a reservation never touched costs nothing).
+        uint64_t resident = e.resident_pages * page_size_;
+        c->estimated_waste_bytes += resident - std::min(resident, e.used_bytes);
       });
     }
     if (!at_exit) Unmap(e.address, pages);
