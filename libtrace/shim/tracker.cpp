@@ -29,9 +29,9 @@ thread_local uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
 thread_local uint32_t t_tid_pid __attribute__((tls_model("initial-exec"))) = 0;
 
 template <typename Event>
-void Stamp(Event* e, uint64_t stack_id) {
+void Stamp(Event* e, uint32_t tid, uint64_t stack_id) {
   e->prefix.time_ns = NowNs();
-  e->prefix.tid = CurrentTid();
+  e->prefix.tid = tid;
   e->prefix.stack = stack_id;
 }
 
@@ -43,7 +43,7 @@ void Record(Event* e, const Stack* stack, Encode encode) {
   s.lock.Lock(tid);
   if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing) {
     uint64_t id = stack ? s.stacks.Intern(stack->ips, stack->depth, &s.writer) : 0;
-    Stamp(e, id);
+    Stamp(e, tid, id);
     encode(&s.writer, *e);
   }
   s.lock.Unlock();
