@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "format.h"
+#include "raw_mmap.h"
 
 namespace pagewaste::shim {
 namespace {
@@ -192,15 +193,14 @@ bool FileSink::MapWindow(uint64_t start, size_t capacity) {
     if (errno == EOPNOTSUPP || errno == ENOSYS) use_mapping_ = false;
     return false;
   }
-  // A raw system call: our own mmap wrapper would record it as the program's.
-  long addr = syscall(SYS_mmap, nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
-                      static_cast<off_t>(map_start));
+  void* addr = RawMmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
+                       static_cast<off_t>(map_start));
   syscalls_.Add(format::SyscallKind::kMmap);
-  if (addr < 0 && addr > -4096) {
+  if (!addr) {
     use_mapping_ = false;
     return false;
   }
-  window_ = reinterpret_cast<uint8_t*>(addr);
+  window_ = static_cast<uint8_t*>(addr);
   window_start_ = map_start;
   window_size_ = size;
   return true;
@@ -208,7 +208,7 @@ bool FileSink::MapWindow(uint64_t start, size_t capacity) {
 
 void FileSink::Unmap() {
   if (window_) {
-    syscall(SYS_munmap, window_, window_size_);
+    RawMunmap(window_, window_size_);
     syscalls_.Add(format::SyscallKind::kMunmap);
   }
   window_ = nullptr;

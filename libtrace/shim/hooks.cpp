@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstring>
 
+#include "raw_mmap.h"
 #include "real_functions.h"
 #include "syscall_dispatch.h"
 #include "tracker.h"
@@ -244,14 +245,12 @@ void* TracedMmap(void* result, uint64_t ns, size_t length, int prot, int flags, 
   return result;
 }
 
-void* RawMmap(void* addr, size_t length, int prot, int flags, int fd,
-              off_t offset) {
-  long r = syscall(SYS_mmap, addr, length, prot, flags, fd, offset);
-  if (r < 0 && r > -4096) {
-    errno = static_cast<int>(-r);
-    return MAP_FAILED;
-  }
-  return reinterpret_cast<void*>(r);
+// mmap before the real one is known: as the C library's would, with errno.
+void* EarlyMmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset) {
+  int error = 0;
+  void* p = RawMmap(addr, length, prot, flags, fd, offset, &error);
+  if (!p) errno = error;
+  return p ? p : MAP_FAILED;
 }
 
 
@@ -271,7 +270,7 @@ PW_EXPORT void* mmap(void* addr, size_t length, int prot, int flags, int fd,
   Scope scope;
   if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMmap))
     return real.mmap ? real.mmap(addr, length, prot, flags, fd, offset)
-                     : RawMmap(addr, length, prot, flags, fd, offset);
+                     : EarlyMmap(addr, length, prot, flags, fd, offset);
   uint64_t ns;
   void* result = Timed(&ns, [&] { return real.mmap(addr, length, prot, flags, fd, offset); });
   return TracedMmap(result, ns, length, prot, flags, fd, offset);
@@ -281,7 +280,7 @@ PW_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd,
                        off64_t offset) {
   auto call = [&] {
     return real.mmap64 ? real.mmap64(addr, length, prot, flags, fd, offset)
-                       : RawMmap(addr, length, prot, flags, fd, offset);
+                       : EarlyMmap(addr, length, prot, flags, fd, offset);
   };
   Scope scope;
   if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMmap)) return call();
@@ -294,7 +293,7 @@ PW_EXPORT int munmap(void* addr, size_t length) {
   Scope scope;
   if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMunmap))
     return real.munmap ? real.munmap(addr, length)
-                       : static_cast<int>(syscall(SYS_munmap, addr, length));
+                       : RawMunmap(addr, length);
   // What the mapping was used for can only be seen before it goes.
   UsageEstimate usage;
   bool measured = MeasureUsage(addr, length, &usage);

@@ -1,8 +1,6 @@
 #include "live_mappings.h"
 
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "raw_mmap.h"
 
 namespace pagewaste::shim {
 namespace {
@@ -25,11 +23,8 @@ uint32_t LiveMappings::Find(uint64_t address) const {
 
 void LiveMappings::Add(uint64_t address, uint64_t length) {
   if (!slots_) {
-    // A raw system call: our own mmap wrapper would record it.
-    long r = syscall(SYS_mmap, nullptr, sizeof(Slot) * kCapacity, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (r < 0 && r > -4096) return;
-    slots_ = reinterpret_cast<Slot*>(r);
+    slots_ = static_cast<Slot*>(RawReserve(sizeof(Slot) * kCapacity));
+    if (!slots_) return;
   }
   if (size_ >= kCapacity / 2) return;  // keep probing short; the rest go unmeasured
   uint32_t slot = Find(address);

@@ -1,21 +1,11 @@
 #include "stack_table.h"
 
-#include <sys/mman.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "raw_mmap.h"
 
 namespace pagewaste::shim {
 namespace {
 
 constexpr uint32_t kSlots = StackTable::kCapacity * 2;  // load factor <= 0.5
-
-// A raw system call: our own mmap wrapper would record the shim's memory as
-// the program's.
-void* RawMmap(size_t size) {
-  long r = syscall(SYS_mmap, nullptr, size, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  return r < 0 && r > -4096 ? nullptr : reinterpret_cast<void*>(r);
-}
 
 uint32_t Hash(uint64_t parent, uintptr_t ip) {
   uint64_t h = (parent * 0x9E3779B97F4A7C15ull) ^ (ip * 0xC2B2AE3D27D4EB4Full);
@@ -26,8 +16,8 @@ uint32_t Hash(uint64_t parent, uintptr_t ip) {
 }  // namespace
 
 bool StackTable::Init() {
-  nodes_ = static_cast<Node*>(RawMmap(sizeof(Node) * (kCapacity + 1)));
-  slots_ = static_cast<uint32_t*>(RawMmap(sizeof(uint32_t) * kSlots));
+  nodes_ = static_cast<Node*>(RawReserve(sizeof(Node) * (kCapacity + 1)));
+  slots_ = static_cast<uint32_t*>(RawReserve(sizeof(uint32_t) * kSlots));
   return nodes_ && slots_;
 }
 

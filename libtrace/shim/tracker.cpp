@@ -14,6 +14,7 @@
 #include <libunwind.h>
 
 #include "clock.h"
+#include "raw_mmap.h"
 #include "real_functions.h"
 #include "trace_state.h"
 
@@ -103,7 +104,7 @@ void MarkForObserver() {
   // recognizes it by the length and the address. The marks bound the span
   // that both the observer's counts and the shim's own cover, and belong to
   // neither.
-  syscall(SYS_munmap, &g_state.observed, 0);
+  RawMunmap(&g_state.observed, 0);
 }
 
 bool CalledByShim(const void* return_address) {
