@@ -16,6 +16,8 @@
 
 #include <cstdint>
 
+#include "events.h"
+
 namespace pagewaste {
 
 struct UsageEstimate {
@@ -26,6 +28,13 @@ struct UsageEstimate {
 };
 
 inline constexpr uint64_t kScanCap = 64 << 10;
+
+// Puts a measurement on the Munmap record that carries it (format.h).
+inline void AttachUsage(const UsageEstimate& usage, MunmapEvent* e) {
+  e->flags |= format::kFlagUsageMeasured;
+  e->resident_pages = usage.resident_pages;
+  e->used_bytes = usage.used_bytes;
+}
 
 // resident(first_page, count, out) fills out[i] (1 = resident) for `count`
 // pages from page index first_page of the mapping, returning false on

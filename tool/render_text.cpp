@@ -7,16 +7,7 @@
 namespace pagewaste {
 namespace {
 
-// 4094000 -> "4,094,000".
-std::string Num(uint64_t v) {
-  std::string digits = std::to_string(v);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
+std::string Num(uint64_t v) { return GroupDigits(v); }
 
 std::string Bytes(uint64_t v) {
   if (v < 10 * 1024) return Num(v) + " B";

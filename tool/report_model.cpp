@@ -9,15 +9,6 @@
 namespace pagewaste {
 namespace {
 
-std::string Count(uint64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 uint64_t Of(const CostTotals& c, format::SyscallKind kind) {
   return c.syscalls[static_cast<int>(kind)];
 }
@@ -59,6 +50,15 @@ CombinedTotals Combine(const std::vector<Report>& reports) {
   return c;
 }
 
+std::string GroupDigits(uint64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 std::string SyscallName(int kind) { return format::kSyscallNames[kind]; }
 
 const char* EndReasonName(format::EndReason reason) {
@@ -84,27 +84,27 @@ std::string SyscallPattern(const CostTotals& c) {
   if (uint64_t n = Of(c, K::kMmap); n && c.own_mappings)
     parts.push_back(fmt::format("{} maps its own pages: {} mmap for {} allocations",
                                 c.own_mappings == requests ? "each allocation"
-                                                           : Count(c.own_mappings) + " allocations",
-                                Count(n), Count(requests)));
+                                                           : GroupDigits(c.own_mappings) + " allocations",
+                                GroupDigits(n), GroupDigits(requests)));
   else if (n)
-    parts.push_back(fmt::format("the allocator maps more memory: {} mmap for {} calls", Count(n),
-                                Count(c.calls())));
+    parts.push_back(fmt::format("the allocator maps more memory: {} mmap for {} calls", GroupDigits(n),
+                                GroupDigits(c.calls())));
   if (uint64_t n = Of(c, K::kMunmap); n && releases)
     parts.push_back(fmt::format("{} unmaps its pages: {} munmap for {} frees",
-                                n >= releases ? "each free" : "frees", Count(n), Count(releases)));
+                                n >= releases ? "each free" : "frees", GroupDigits(n), GroupDigits(releases)));
   else if (n)
-    parts.push_back(fmt::format("{} munmap for {} calls", Count(n), Count(c.calls())));
+    parts.push_back(fmt::format("{} munmap for {} calls", GroupDigits(n), GroupDigits(c.calls())));
   if (uint64_t n = Of(c, K::kMremap))
-    parts.push_back(fmt::format("blocks are resized in the kernel: {} mremap", Count(n)));
+    parts.push_back(fmt::format("blocks are resized in the kernel: {} mremap", GroupDigits(n)));
   if (uint64_t n = Of(c, K::kBrk))
-    parts.push_back(fmt::format("the heap moves its break: {} brk for {} calls", Count(n),
-                                Count(c.calls())));
+    parts.push_back(fmt::format("the heap moves its break: {} brk for {} calls", GroupDigits(n),
+                                GroupDigits(c.calls())));
   if (uint64_t n = Of(c, K::kMadvise))
-    parts.push_back(fmt::format("freed memory goes back to the kernel: {} madvise", Count(n)));
+    parts.push_back(fmt::format("freed memory goes back to the kernel: {} madvise", GroupDigits(n)));
   if (uint64_t n = Of(c, K::kMprotect))
-    parts.push_back(fmt::format("new arena memory is made usable: {} mprotect", Count(n)));
+    parts.push_back(fmt::format("new arena memory is made usable: {} mprotect", GroupDigits(n)));
   if (uint64_t n = Of(c, K::kOther))
-    parts.push_back(fmt::format("{} other system calls (lock waits and the like)", Count(n)));
+    parts.push_back(fmt::format("{} other system calls (lock waits and the like)", GroupDigits(n)));
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? "; " : "") + parts[i];
   return out;

@@ -180,6 +180,9 @@ struct CombinedTotals {
 };
 CombinedTotals Combine(const std::vector<Report>& reports);
 
+// 4094000 -> "4,094,000": how the reports write counts and sizes.
+std::string GroupDigits(uint64_t v);
+
 std::string SyscallName(int kind);
 const char* EndReasonName(format::EndReason reason);
 // "preload" or "ptrace": which backend recorded the trace.

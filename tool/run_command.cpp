@@ -204,7 +204,7 @@ int RunCommand(const RunOptions& options) {
   if (backend == Backend::kPtrace) return RunWithPtrace(options, pattern, session);
 
   std::string searched;
-  std::string shim = options.shim_path.empty() ? FindShim(&searched) : options.shim_path;
+  std::string shim = FindShim(&searched);
   if (shim.empty()) {
     fmt::print(stderr, "pagewaste: cannot find {} (looked in {}); set PAGEWASTE_PRELOAD\n",
                kShimName, searched);

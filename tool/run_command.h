@@ -12,7 +12,6 @@ enum class Backend { kAuto, kPreload, kPtrace };
 struct RunOptions {
   std::string output_pattern;  // may hold %p and %e; empty: the default
   std::vector<std::string> command;
-  std::string shim_path;       // empty: found next to the CLI
   Backend backend = Backend::kAuto;
   // Preload backend: count every memory system call of the process with a
   // ptrace observer, so that those made outside allocator calls are known.

@@ -156,11 +156,8 @@ class ProcessTrace {
         e.address = a[0];
         e.length = a[1];
         e.flags = result != 0 ? kFailed : 0;
-        if (entry.measured && result == 0) {
-          e.flags |= format::kFlagUsageMeasured;
-          e.resident_pages = entry.usage.resident_pages;
-          e.used_bytes = entry.usage.used_bytes;
-        }
+        if (entry.measured && result == 0)
+          AttachUsage(entry.usage, &e);
         e.syscalls = syscalls;
         writer_.Munmap(e);
         if (result == 0) Forget(a[0], a[1]);
@@ -219,11 +216,8 @@ class ProcessTrace {
       e.length = length;
       e.flags = format::kFlagAtExit;
       UsageEstimate usage;
-      if (MeasureUsage(address, length, &usage)) {
-        e.flags |= format::kFlagUsageMeasured;
-        e.resident_pages = usage.resident_pages;
-        e.used_bytes = usage.used_bytes;
-      }
+      if (MeasureUsage(address, length, &usage))
+        AttachUsage(usage, &e);
       writer_.Munmap(e);
     }
     live_.clear();

@@ -305,11 +305,8 @@ PW_EXPORT int munmap(void* addr, size_t length) {
   e.address = reinterpret_cast<uintptr_t>(addr);
   e.length = length;
   if (rc != 0) e.flags |= format::kFlagFailed;
-  if (measured && rc == 0) {
-    e.flags |= format::kFlagUsageMeasured;
-    e.resident_pages = usage.resident_pages;
-    e.used_bytes = usage.used_bytes;
-  }
+  if (measured && rc == 0)
+    AttachUsage(usage, &e);
   e.syscalls.Add(SyscallKind::kMunmap);
   e.syscalls.ns = ns;
   RecordMunmap(&e, &stack);

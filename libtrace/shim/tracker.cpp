@@ -251,11 +251,8 @@ void RecordLiveMappingsAtExit() {
     e.length = length;
     e.flags = format::kFlagAtExit;
     UsageEstimate usage;
-    if (MeasureUsage(reinterpret_cast<const void*>(address), length, &usage)) {
-      e.flags |= format::kFlagUsageMeasured;
-      e.resident_pages = usage.resident_pages;
-      e.used_bytes = usage.used_bytes;
-    }
+    if (MeasureUsage(reinterpret_cast<const void*>(address), length, &usage))
+      AttachUsage(usage, &e);
     s.writer.Munmap(e);
   });
 }
