@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "exit_codes.h"
+#include "ptrace/elf_headers.h"
 #include "ptrace/tracer.h"
 #include "render.h"
 #include "replay.h"
@@ -119,23 +120,13 @@ std::string ResolveProgram(const std::string& program) {
 }
 
 bool HasInterpreter(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return true;  // not ours to judge: let exec report it
-  Elf64_Ehdr eh;
-  bool interp = true;
-  if (pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) &&
-      memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64) {
-    interp = false;
-    for (int i = 0; i < eh.e_phnum && !interp; ++i) {
-      Elf64_Phdr ph;
-      if (pread(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * sizeof ph)) !=
-          static_cast<ssize_t>(sizeof ph))
-        break;
-      interp = ph.p_type == PT_INTERP;
-    }
-  }
-  close(fd);
-  return interp;  // scripts and other formats: their interpreter is dynamic
+  ptrace::ElfHeaders elf;
+  // Not ELF (a script: its interpreter is dynamic), or unreadable (not ours
+  // to judge: exec will say): the preload backend.
+  if (!ptrace::ReadElfHeaders(path, &elf)) return true;
+  for (const Elf64_Phdr& ph : elf.program)
+    if (ph.p_type == PT_INTERP) return true;
+  return false;
 }
 
 }  // namespace

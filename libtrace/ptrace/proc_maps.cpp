@@ -1,5 +1,7 @@
 #include "proc_maps.h"
 
+#include "elf_headers.h"
+
 #include <elf.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -17,25 +19,15 @@ namespace {
 // PT_LOAD segment that holds that offset says which virtual address the
 // mapping's first byte has in the file's own view.
 bool LoadBias(const std::string& path, uint64_t start, uint64_t offset, uint64_t* bias) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  Elf64_Ehdr eh;
-  bool ok = pread(fd, &eh, sizeof eh, 0) == static_cast<ssize_t>(sizeof eh) &&
-            memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64;
-  bool found = false;
-  for (int i = 0; ok && !found && i < eh.e_phnum; ++i) {
-    Elf64_Phdr ph;
-    if (pread(fd, &ph, sizeof ph, static_cast<off_t>(eh.e_phoff + i * sizeof ph)) !=
-        static_cast<ssize_t>(sizeof ph))
-      break;
-    uint64_t page_offset = ph.p_offset & ~uint64_t{0xfff};
-    if (ph.p_type == PT_LOAD && page_offset == offset) {
+  ElfHeaders elf;
+  if (!ReadElfHeaders(path, &elf)) return false;
+  for (const Elf64_Phdr& ph : elf.program) {
+    if (ph.p_type == PT_LOAD && (ph.p_offset & ~uint64_t{0xfff}) == offset) {
       *bias = start - (ph.p_vaddr - (ph.p_offset - offset));
-      found = true;
+      return true;
     }
   }
-  close(fd);
-  return found;
+  return false;
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 
 #include "../shim/file_sink.h"
 #include "../shim/stack_table.h"
+#include "elf_headers.h"
 #include "proc_maps.h"
 #include "record_writer.h"
 #include "remote_unwind.h"
@@ -56,10 +57,8 @@ uint64_t RealtimeNs() {
 
 // ET_EXEC: a non-PIE executable.
 bool IsFixedAddressExecutable(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  Elf64_Ehdr eh{};
-  in.read(reinterpret_cast<char*>(&eh), sizeof eh);
-  return in && memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_type == ET_EXEC;
+  ElfHeaders elf;
+  return ReadElfHeaders(path, &elf) && elf.file.e_type == ET_EXEC;
 }
 
 // One traced process image: its trace file, writer, stacks and modules.
