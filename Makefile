@@ -7,7 +7,7 @@ PAGEWASTE = $(BUILD)/tool/pagewaste
 # Build tools and libraries, and libc6-dbg so that C library frames have
 # source lines too.
 PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev \
-           libgtest-dev libunwind-dev libdw-dev libc6-dbg
+           libgtest-dev libunwind-dev libdw-dev libzstd-dev libc6-dbg
 # For the tests: strace, which they hold the syscall counts against, and
 # golang-go, for the static Go program the ptrace backend is tested on.
 TEST_PACKAGES = strace golang-go

@@ -20,6 +20,7 @@ struct ProcessIdentity {
   uint64_t start_realtime_ns = 0;  // CLOCK_REALTIME at start
   uint64_t start_monotonic_ns = 0; // origin of event timestamps
   format::Backend backend = format::Backend::kPreload;
+  uint32_t time_resolution_ns = 1;  // how finely event times tell apart
 };
 
 struct SyscallCounts {

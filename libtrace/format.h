@@ -1,12 +1,19 @@
-// The pagewaste trace format, version 1: the one place that spells it.
+// The pagewaste trace format, version 2: the one place that spells it.
 //
 // A trace is a file header followed by a stream of chunks. Each chunk is an
 // 8-byte header (little-endian u32 payload length, u32 ChunkFlags) followed
 // by that many bytes of records. Every record starts with a one-byte
 // RecordType and continues with unsigned LEB128 varints (see varint.h) and
-// length-prefixed strings. Delta state (previous timestamp, previous
-// address) starts at zero in every chunk, so a chunk decodes on its own: a
-// chunk lost to a failed write costs its own records and nothing after it.
+// length-prefixed strings. Delta state (time, thread, previous address)
+// starts at zero in every chunk, so a chunk decodes on its own: a chunk lost
+// to a failed write costs its own records and nothing after it.
+// Events carry neither a time nor a thread: Time and Thread records set them
+// for the events that follow, and the writer emits one only when the value
+// changes. With the shim's coarse clock a burst of events shares one Time
+// record, and a repetitive program writes a repetitive byte stream, which
+// is what makes compressed traces small.
+// A compressed chunk (kChunkZstd, written by `pagewaste run` once the
+// program has exited) holds a zstd frame that expands to plain chunks.
 // The writer publishes each record by rewriting its chunk's payload length,
 // and marks the chunk finished when it moves on; an unfinished chunk is the
 // last one of a trace whose process died, and its payload is whole records.
@@ -21,7 +28,7 @@ namespace pagewaste::format {
 
 // "PGWASTE" followed by a NUL: the first 8 bytes of every trace.
 inline constexpr uint8_t kMagic[8] = {'P', 'G', 'W', 'A', 'S', 'T', 'E', 0};
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;
 
 // Fixed-size part of the header, little-endian, 64 bytes:
 //   0  magic[8]
@@ -30,7 +37,10 @@ inline constexpr uint16_t kVersion = 1;
 //  24  u64 session_id       (random per `pagewaste run`; tells runs apart)
 //  32  u64 start_realtime_ns (CLOCK_REALTIME at start)
 //  40  u64 start_monotonic_ns (CLOCK_MONOTONIC origin of record timestamps)
-//  48  u32 backend (Backend) 52 u32 reserved     56 u64 reserved
+//  48  u32 backend (Backend)
+//  52  u32 time_resolution_ns (how finely event times are told apart: the
+//      shim's coarse clock ticks every few ms; 1 for exact times)
+//  56  u64 reserved
 // followed by varint-prefixed strings: executable path, then varint argc and
 // argc strings.
 inline constexpr size_t kFixedHeaderSize = 64;
@@ -45,7 +55,15 @@ inline constexpr size_t kChunkPrefixSize = 8;
 // file but never used: the data ends there.
 enum ChunkFlags : uint32_t {
   kChunkFinished = 1u << 0,  // the writer moved past it; more may follow
+  // The payload is a u32 (little-endian) expanded size, at most
+  // kMaxExpandedChunk, then one zstd frame that expands to that many bytes
+  // of plain chunks (header and payload each, never compressed again).
+  kChunkZstd = 1u << 1,
+  // Holds the End record: the process is done with the trace (set with
+  // kChunkFinished). Only such a trace may be rewritten compressed.
+  kChunkEnd = 1u << 2,
 };
+inline constexpr uint32_t kMaxExpandedChunk = 64u << 20;
 
 // Longest string the writer emits (paths, argv entries); longer ones are cut.
 inline constexpr size_t kMaxString = 4096;
@@ -62,10 +80,16 @@ enum class RecordType : uint8_t {
   // StackNode in the trace has id n (1-based); id 0 is the empty stack.
   // A stack is the chain from a node to the root, innermost frame first.
   kStackNode = 0x03,
-  // Events share a prefix: varint time delta (ns, against the previous event
-  // in the chunk), varint tid, varint stack id.
+  // Time: varint ns since the previous Time record in the chunk (since the
+  // trace's start for the first). The time of the events that follow.
+  kTime = 0x04,
+  // Thread: varint tid. The thread of the events that follow.
+  kThread = 0x05,
+  // Events share a prefix: varint stack id. Their time and thread are those
+  // of the last Time and Thread records of the chunk, which the writer puts
+  // before a chunk's first event.
   // Alloc: prefix, varint AllocKind, zigzag address delta, varint requested,
-  // varint usable, varint alignment, varint mapped_bytes (bytes of the
+  // zigzag (usable - requested), varint alignment, varint mapped_bytes (bytes of the
   // allocation's own mapping, 0 if it shares heap pages), varint flags
   // (EventFlags), syscalls (see below).
   kAlloc = 0x10,

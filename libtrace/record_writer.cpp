@@ -40,7 +40,8 @@ uint8_t* Syscalls(uint8_t* p, const SyscallCounts& s) {
   return Varint(p, s.ns);
 }
 
-constexpr size_t kEventMax = 1 + 16 * kMaxVarintBytes +
+// An event, and the Time and Thread records that may go before it.
+constexpr size_t kEventMax = 3 + 18 * kMaxVarintBytes +
                              (2 + format::kSyscallKinds) * kMaxVarintBytes;
 
 }  // namespace
@@ -61,6 +62,7 @@ size_t EncodeHeader(const HeaderInfo& info, uint8_t* out, size_t cap) {
   PutLE(out + 32, info.process.start_realtime_ns, 8);
   PutLE(out + 40, info.process.start_monotonic_ns, 8);
   PutLE(out + 48, static_cast<uint32_t>(info.process.backend), 4);
+  PutLE(out + 52, info.process.time_resolution_ns, 4);
   uint8_t* p = out + format::kFixedHeaderSize;
   p = String(p, info.exe);
   p = Varint(p, static_cast<uint64_t>(info.argc));
@@ -75,7 +77,9 @@ uint8_t* RecordWriter::Reserve(size_t max_size) {
     if (!chunk_) chunk_ = own_buffer_;
     used_ = format::kChunkPrefixSize;
     PutLE(chunk_, 0, 8);  // empty and open
+    chunk_has_event_ = false;
     last_time_ = 0;
+    last_tid_ = 0;
     last_address_ = 0;
   }
   return chunk_ + used_;
@@ -84,17 +88,20 @@ uint8_t* RecordWriter::Reserve(size_t max_size) {
 void RecordWriter::Commit(uint8_t* end, bool is_event) {
   used_ = static_cast<size_t>(end - chunk_);
   PutLE(chunk_, used_ - format::kChunkPrefixSize, 4);
-  ++records_;
+  records_ += 1 + pending_records_;
+  pending_records_ = 0;
   if (is_event) ++events_;
 }
 
-void RecordWriter::Flush() {
+void RecordWriter::Flush() { Flush(0); }
+
+void RecordWriter::Flush(uint32_t extra_flags) {
   if (!chunk_) return;
   if (used_ == format::kChunkPrefixSize) {
     chunk_ = nullptr;  // nothing in it; a mapped chunk stays unused space
     return;
   }
-  PutLE(chunk_ + 4, format::kChunkFinished, 4);
+  PutLE(chunk_ + 4, format::kChunkFinished | extra_flags, 4);
   if (!sink_->FinishChunk(chunk_, used_)) {
     ++chunks_lost_;
     bytes_lost_ += used_;
@@ -104,17 +111,31 @@ void RecordWriter::Flush() {
 
 void RecordWriter::Reset() {
   chunk_ = nullptr;
+  pending_records_ = 0;
   records_ = events_ = stack_nodes_ = chunks_lost_ = bytes_lost_ = 0;
 }
 
-// Event prefix: type, zigzag time delta, tid, stack.
-// An Alloc 1500 ns after the previous event, tid 4242, stack 7:
-// 10 b8 17 92 21 07.
+// Event prefix: a Time record if the time moved on since the chunk's last
+// one (times never go back within a chunk: an earlier one is taken as the
+// last), a Thread record if the thread changed, then type and stack. The first
+// event of a chunk, an Alloc at 1500 ns on tid 4242 with stack 7:
+// 04 dc 0b  05 92 21  10 07. The Time and Thread records are published
+// together with their event.
 uint8_t* RecordWriter::Prefix(uint8_t* p, RecordType type, const EventPrefix& e) {
+  if (!chunk_has_event_ || e.time_ns > last_time_) {
+    *p++ = static_cast<uint8_t>(RecordType::kTime);
+    p = Varint(p, e.time_ns - last_time_);
+    last_time_ = e.time_ns;
+    ++pending_records_;
+  }
+  if (!chunk_has_event_ || e.tid != last_tid_) {
+    *p++ = static_cast<uint8_t>(RecordType::kThread);
+    p = Varint(p, e.tid);
+    last_tid_ = e.tid;
+    ++pending_records_;
+  }
+  chunk_has_event_ = true;
   *p++ = static_cast<uint8_t>(type);
-  p = Varint(p, ZigZag(static_cast<int64_t>(e.time_ns - last_time_)));
-  last_time_ = e.time_ns;
-  p = Varint(p, e.tid);
   return Varint(p, e.stack);
 }
 
@@ -160,7 +181,7 @@ void RecordWriter::Alloc(const AllocEvent& e) {
   p = Varint(p, static_cast<uint64_t>(e.kind));
   p = Address(p, e.address);
   p = Varint(p, e.requested);
-  p = Varint(p, e.usable);
+  p = Varint(p, ZigZag(static_cast<int64_t>(e.usable - e.requested)));
   p = Varint(p, e.alignment);
   p = Varint(p, e.mapped_bytes);
   p = Varint(p, e.flags);
@@ -249,7 +270,7 @@ void RecordWriter::End(format::EndReason reason, int64_t status,
   // an exec that fails takes the End back without disturbing them.
   used_ = static_cast<size_t>(p - chunk_);
   PutLE(chunk_, used_ - format::kChunkPrefixSize, 4);
-  Flush();
+  Flush(format::kChunkEnd);
 }
 
 }  // namespace pagewaste

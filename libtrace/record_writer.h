@@ -87,6 +87,7 @@ class RecordWriter {
   // the chunk is too full. The record is published by Commit().
   uint8_t* Reserve(size_t max_size);
   void Commit(uint8_t* end, bool is_event);
+  void Flush(uint32_t extra_flags);
   uint8_t* Prefix(uint8_t* p, format::RecordType type, const EventPrefix& e);
   uint8_t* Address(uint8_t* p, uint64_t address);
 
@@ -95,6 +96,9 @@ class RecordWriter {
   ChunkSink* sink_;
   uint8_t* chunk_ = nullptr;  // the current chunk; null until the next record
   size_t used_ = 0;           // committed bytes, including the 4-byte prefix
+  bool chunk_has_event_ = false;
+  uint32_t pending_records_ = 0;  // Time/Thread records before the event
+  uint32_t last_tid_ = 0;
   uint64_t last_time_ = 0;
   uint64_t last_address_ = 0;
   uint64_t records_ = 0;

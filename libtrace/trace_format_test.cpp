@@ -225,18 +225,31 @@ TEST(TraceFormat, RoundTripsEveryRecordType) {
 }
 
 TEST(TraceFormat, EventPrefixMatchesTheDocumentedBytes) {
-  // format.h: an Alloc 1500 ns after the previous event, tid 4242, stack 7
-  // starts 10 b8 17 92 21 07.
+  // record_writer.cpp: the first event of a chunk, an Alloc at 1500 ns on
+  // tid 4242 with stack 7, starts 04 dc 0b  05 92 21  10 07. A second one at
+  // the same time on the same thread is the type and stack alone; a third,
+  // 10 ns later on tid 5, gets a Time (delta 10) and a Thread record.
   MemorySink sink;
   uint8_t buffer[RecordWriter::kMinBuffer];
   RecordWriter w(buffer, sizeof buffer, &sink);
   AllocEvent a;
   a.prefix = {1500, 4242, 7};
   w.Alloc(a);
+  size_t first = 8 + 8 + 8;  // chunk header, prefix, 8 one-byte fields
+  a.prefix = {1500, 4242, 9};
+  w.Alloc(a);
+  a.prefix = {1510, 5, 9};
+  w.Alloc(a);
   w.Flush();
-  ASSERT_GE(sink.bytes.size(), 14u);
-  std::vector<uint8_t> prefix(sink.bytes.begin() + 8, sink.bytes.begin() + 14);
-  EXPECT_EQ(prefix, (std::vector<uint8_t>{0x10, 0xb8, 0x17, 0x92, 0x21, 0x07}));
+  ASSERT_GE(sink.bytes.size(), first + 10 + 6);
+  std::vector<uint8_t> prefix(sink.bytes.begin() + 8, sink.bytes.begin() + 16);
+  EXPECT_EQ(prefix, (std::vector<uint8_t>{0x04, 0xdc, 0x0b, 0x05, 0x92, 0x21, 0x10, 0x07}));
+  std::vector<uint8_t> second(sink.bytes.begin() + first, sink.bytes.begin() + first + 2);
+  EXPECT_EQ(second, (std::vector<uint8_t>{0x10, 0x09}));
+  std::vector<uint8_t> third(sink.bytes.begin() + first + 10, sink.bytes.begin() + first + 16);
+  EXPECT_EQ(third, (std::vector<uint8_t>{0x04, 0x0a, 0x05, 0x05, 0x10, 0x09}));
+  EXPECT_EQ(w.records(), 7u);  // 3 events, 2 Time, 2 Thread
+  EXPECT_EQ(w.events(), 3u);
   uint32_t chunk_size = sink.bytes[0] | sink.bytes[1] << 8 | sink.bytes[2] << 16 |
                         static_cast<uint32_t>(sink.bytes[3]) << 24;
   EXPECT_EQ(chunk_size, sink.bytes.size() - 8);
@@ -314,7 +327,11 @@ TEST(TraceFormat, RejectsWhatIsNotAReadableTrace) {
             std::string::npos);
   std::vector<uint8_t> newer = good;
   newer[8] = format::kVersion + 1;
-  EXPECT_NE(header_error(newer).find("version 2 is not supported"), std::string::npos);
+  EXPECT_NE(header_error(newer).find("version 3 is not supported"), std::string::npos);
+  EXPECT_NE(header_error(newer).find("upgrade pagewaste"), std::string::npos);
+  std::vector<uint8_t> older = good;
+  older[8] = 1;
+  EXPECT_NE(header_error(older).find("record the program again"), std::string::npos);
   std::vector<uint8_t> short_header(good.begin(), good.begin() + 20);
   EXPECT_NE(header_error(short_header).find("truncated header"), std::string::npos);
 }

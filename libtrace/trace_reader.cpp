@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include <zstd.h>
+
 #include "varint.h"
 
 namespace pagewaste {
@@ -86,14 +88,14 @@ struct Cursor {
 
 struct DeltaState {
   uint64_t time = 0;
+  uint32_t tid = 0;
   uint64_t address = 0;
 };
 
 EventPrefix ReadPrefix(Cursor* c, DeltaState* d) {
   EventPrefix e;
-  d->time += static_cast<uint64_t>(c->S());
   e.time_ns = d->time;
-  e.tid = c->U32();
+  e.tid = d->tid;
   e.stack = c->U();
   return e;
 }
@@ -112,6 +114,16 @@ SyscallCounts ReadSyscalls(Cursor* c) {
     if (mask & (1u << i)) s.count[i] = c->U32();
   s.ns = c->U();
   return s;
+}
+
+// A chunk header's size and flags, checked: false (and *message) if they
+// cannot be a chunk's.
+bool CheckChunkHeader(uint32_t size, uint32_t flags, uint32_t allowed_flags, uint64_t offset,
+                      std::string* message) {
+  if (size != 0 && size <= format::kMaxChunkPayload && !(flags & ~allowed_flags)) return true;
+  *message = "bad chunk header (size " + std::to_string(size) + ", flags " +
+             std::to_string(flags) + ") at byte " + std::to_string(offset);
+  return false;
 }
 
 }  // namespace
@@ -141,6 +153,8 @@ const char* TraceStatusName(TraceStatus status) {
 
 TraceReader::TraceReader(std::unique_ptr<ByteSource> source)
     : source_(std::move(source)) {}
+
+TraceReader::~TraceReader() { ZSTD_freeDCtx(zstd_); }
 
 size_t TraceReader::ReadFully(uint8_t* out, size_t size, std::string* err) {
   size_t got = 0;
@@ -177,10 +191,12 @@ bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
     return false;
   }
   h->version = static_cast<uint16_t>(GetLE(fixed + 8, 2));
-  if (h->version > format::kVersion || h->version == 0) {
+  if (h->version != format::kVersion) {
     *err = "trace format version " + std::to_string(h->version) +
            " is not supported (this build reads version " +
-           std::to_string(format::kVersion) + "); upgrade pagewaste";
+           std::to_string(format::kVersion) + "); " +
+           (h->version > format::kVersion ? "upgrade pagewaste"
+                                          : "record the program again with this pagewaste");
     return false;
   }
   h->process.page_size = static_cast<uint32_t>(GetLE(fixed + 12, 4));
@@ -190,6 +206,7 @@ bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
   h->process.start_realtime_ns = GetLE(fixed + 32, 8);
   h->process.start_monotonic_ns = GetLE(fixed + 40, 8);
   h->process.backend = static_cast<format::Backend>(GetLE(fixed + 48, 4));
+  h->process.time_resolution_ns = static_cast<uint32_t>(GetLE(fixed + 52, 4));
   if (h->process.page_size == 0 || (h->process.page_size & (h->process.page_size - 1))) {
     *err = "corrupt header: page size " + std::to_string(h->process.page_size);
     return false;
@@ -246,10 +263,9 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
     uint32_t size = static_cast<uint32_t>(GetLE(prefix, 4));
     uint32_t flags = static_cast<uint32_t>(GetLE(prefix + 4, 4));
     if (size == 0 && flags == 0) break;  // reserved space never used: the end
-    if (size == 0 || size > format::kMaxChunkPayload || (flags & ~format::kChunkFinished)) {
+    if (!CheckChunkHeader(size, flags, format::kChunkFinished | format::kChunkZstd | format::kChunkEnd,
+                          chunk_offset, &result.message)) {
       result.status = TraceStatus::kCorrupt;
-      result.message = "bad chunk header (size " + std::to_string(size) + ", flags " +
-                       std::to_string(flags) + ") at byte " + std::to_string(chunk_offset);
       break;
     }
     chunk_.resize(size);
@@ -261,21 +277,15 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
                        " of " + std::to_string(size) + " bytes)";
       break;
     }
-    if (result.has_end) {
-      result.status = TraceStatus::kCorrupt;
-      result.message = "data after the end record at byte " +
-                       std::to_string(chunk_offset);
-      break;
-    }
-    if (!DecodeChunk(chunk_.data(), chunk_.data() + size, visitor, &result)) {
-      result.status = TraceStatus::kCorrupt;
-      result.message += " in the chunk at byte " + std::to_string(chunk_offset);
-      break;
-    }
+    bool more = (flags & format::kChunkZstd)
+                    ? CompressedChunk(chunk_offset, visitor, &result)
+                    : PlainChunk(chunk_.data(), size, chunk_offset, visitor, &result) &&
+                          (flags & format::kChunkFinished);
+    if (result.status != TraceStatus::kComplete) break;
     visitor->OnChunk(offset_);
     // An unfinished chunk is the last one: what follows it is a record the
     // process was writing when it died, and reserved space.
-    if (!(flags & format::kChunkFinished)) break;
+    if (!more) break;
   }
   result.bytes = offset_;
   if (result.status == TraceStatus::kComplete) {
@@ -293,6 +303,59 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
     }
   }
   return result;
+}
+
+bool TraceReader::PlainChunk(const uint8_t* payload, uint32_t size, uint64_t offset,
+                             RecordVisitor* visitor, ReadResult* result) {
+  if (result->has_end) {
+    result->status = TraceStatus::kCorrupt;
+    result->message = "data after the end record at byte " + std::to_string(offset);
+    return false;
+  }
+  if (!DecodeChunk(payload, payload + size, visitor, result)) {
+    result->status = TraceStatus::kCorrupt;
+    result->message += " in the chunk at byte " + std::to_string(offset);
+    return false;
+  }
+  return true;
+}
+
+// The plain chunks a compressed one expands to, in order; offsets in
+// messages are the compressed chunk's.
+bool TraceReader::CompressedChunk(uint64_t offset, RecordVisitor* visitor, ReadResult* result) {
+  auto corrupt = [&](const std::string& why) {
+    result->status = TraceStatus::kCorrupt;
+    result->message = why + " in the compressed chunk at byte " + std::to_string(offset);
+    return false;
+  };
+  if (chunk_.size() < 4) return corrupt("no expanded size");
+  uint64_t expanded_size = GetLE(chunk_.data(), 4);
+  if (expanded_size == 0 || expanded_size > format::kMaxExpandedChunk)
+    return corrupt("expanded size " + std::to_string(expanded_size) + " out of range");
+  expanded_.resize(expanded_size);
+  if (!zstd_) zstd_ = ZSTD_createDCtx();
+  size_t n = ZSTD_decompressDCtx(zstd_, expanded_.data(), expanded_.size(), chunk_.data() + 4,
+                                 chunk_.size() - 4);
+  if (ZSTD_isError(n)) return corrupt(std::string("zstd: ") + ZSTD_getErrorName(n));
+  if (n != expanded_size) return corrupt("expands to " + std::to_string(n) + " bytes, not " +
+                                         std::to_string(expanded_size));
+  const uint8_t* p = expanded_.data();
+  const uint8_t* end = p + n;
+  while (p < end) {
+    if (end - p < static_cast<ptrdiff_t>(format::kChunkPrefixSize)) return corrupt("a cut chunk");
+    uint32_t size = static_cast<uint32_t>(GetLE(p, 4));
+    uint32_t flags = static_cast<uint32_t>(GetLE(p + 4, 4));
+    std::string message;
+    if (!CheckChunkHeader(size, flags, format::kChunkFinished | format::kChunkEnd, offset,
+                          &message))
+      return corrupt("inner " + message.substr(0, message.find(" at byte")));
+    p += format::kChunkPrefixSize;
+    if (static_cast<size_t>(end - p) < size) return corrupt("a cut chunk");
+    if (!PlainChunk(p, size, offset, visitor, result)) return false;
+    p += size;
+    if (!(flags & format::kChunkFinished)) return false;
+  }
+  return true;
 }
 
 bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
@@ -338,6 +401,14 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         if (c.ok) v->OnStackNode(next_stack_id_++, parent, ip);
         break;
       }
+      case RecordType::kTime:
+        is_event = false;
+        d.time += c.U();
+        break;
+      case RecordType::kThread:
+        is_event = false;
+        d.tid = c.U32();
+        break;
       case RecordType::kAlloc: {
         AllocEvent e;
         e.prefix = ReadPrefix(&c, &d);
@@ -346,7 +417,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.kind = static_cast<format::AllocKind>(kind);
         e.address = ReadAddress(&c, &d);
         e.requested = c.U();
-        e.usable = c.U();
+        e.usable = e.requested + static_cast<uint64_t>(c.S());
         e.alignment = c.U();
         e.mapped_bytes = c.U();
         e.flags = c.U32();

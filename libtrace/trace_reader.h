@@ -15,6 +15,8 @@
 #include "events.h"
 #include "format.h"
 
+struct ZSTD_DCtx_s;  // zstd.h
+
 namespace pagewaste {
 
 class ByteSource {
@@ -82,6 +84,9 @@ struct ReadResult {
 class TraceReader {
  public:
   explicit TraceReader(std::unique_ptr<ByteSource> source);
+  ~TraceReader();
+  TraceReader(const TraceReader&) = delete;
+  TraceReader& operator=(const TraceReader&) = delete;
 
   // Reads and checks the header. False with *err for anything that is not a
   // readable trace of a version this build understands (empty file, wrong
@@ -94,11 +99,18 @@ class TraceReader {
  private:
   // Fills exactly size bytes; returns the count actually read.
   size_t ReadFully(uint8_t* out, size_t size, std::string* err);
+  // Each returns whether reading goes on; on an error it sets the result's
+  // status and message.
+  bool PlainChunk(const uint8_t* payload, uint32_t size, uint64_t offset,
+                  RecordVisitor* visitor, ReadResult* result);
+  bool CompressedChunk(uint64_t offset, RecordVisitor* visitor, ReadResult* result);
   bool DecodeChunk(const uint8_t* p, const uint8_t* end, RecordVisitor* visitor,
                    ReadResult* result);
 
   std::unique_ptr<ByteSource> source_;
   std::vector<uint8_t> chunk_;
+  std::vector<uint8_t> expanded_;  // a compressed chunk's plain chunks
+  ::ZSTD_DCtx_s* zstd_ = nullptr;
   uint64_t offset_ = 0;
   uint64_t next_stack_id_ = 1;
   uint64_t module_generation_ = 0;

@@ -26,8 +26,8 @@ void WriteFile(const std::string& path, const std::vector<char>& bytes) {
 int Lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 // A real trace to damage: malloc_count's.
-std::string GoodTrace(const TempDir& dir) {
-  Profile p = ProfileProgram(dir, {"malloc_count"});
+std::string GoodTrace(const TempDir& dir, const std::vector<std::string>& run_options = {}) {
+  Profile p = ProfileProgram(dir, {"malloc_count"}, run_options);
   EXPECT_EQ(p.traces.size(), 1u);
   return p.traces.empty() ? "" : p.traces[0];
 }
@@ -91,13 +91,17 @@ TEST(BadInput, TruncatedTraceReportsWhatItHoldsAndSaysSo) {
   EXPECT_NE(text.out.find("WARNING   the trace is truncated"), std::string::npos);
 }
 
-TEST(BadInput, CorruptBytesNeverCrashTheReport) {
+class CorruptBytes : public testing::TestWithParam<bool> {};
+
+TEST_P(CorruptBytes, NeverCrashTheReport) {
   TempDir dir;
-  std::string good = GoodTrace(dir);
+  bool compressed = GetParam();
+  std::string good = GoodTrace(dir, compressed ? std::vector<std::string>{}
+                                               : std::vector<std::string>{"--no-compress"});
   std::vector<char> bytes = ReadFile(good);
   // Damage a spread of positions past the header; every outcome must be a
   // documented exit code with a one-line message, never a crash.
-  for (size_t pos = 100; pos < bytes.size(); pos += bytes.size() / 40) {
+  for (size_t pos = 100; pos < bytes.size(); pos += std::max<size_t>(1, bytes.size() / 60)) {
     std::vector<char> damaged = bytes;
     damaged[pos] = static_cast<char>(damaged[pos] ^ 0x5a);
     std::string path = dir.path() + "/damaged.trace";
@@ -108,6 +112,9 @@ TEST(BadInput, CorruptBytesNeverCrashTheReport) {
     EXPECT_LE(Lines(r.err), 1) << r.err;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(BadInput, CorruptBytes, testing::Bool(),
+                         [](const auto& info) { return info.param ? "compressed" : "plain"; });
 
 TEST(BadInput, KillNineLeavesAReadableTruncatedTrace) {
   TempDir dir;

@@ -115,9 +115,12 @@ std::string ProgramPath(const std::string& name) {
 
 std::string PagewastePath() { return PAGEWASTE_BIN; }
 
-Profile ProfileProgram(const TempDir& dir, const std::vector<std::string>& command) {
+Profile ProfileProgram(const TempDir& dir, const std::vector<std::string>& command,
+                       const std::vector<std::string>& run_options) {
   Profile p;
-  std::vector<std::string> argv = {PagewastePath(), "run", "-o", dir.path() + "/%e.%p.trace", "--"};
+  std::vector<std::string> argv = {PagewastePath(), "run", "-o", dir.path() + "/%e.%p.trace"};
+  argv.insert(argv.end(), run_options.begin(), run_options.end());
+  argv.push_back("--");
   argv.push_back(ProgramPath(command[0]));
   argv.insert(argv.end(), command.begin() + 1, command.end());
   p.run = RunCapture(argv);

@@ -39,7 +39,9 @@ struct Profile {
 
 // Profiles program (a name under the built test programs, or a path) with
 // args. Fails the calling test on a report error.
-Profile ProfileProgram(const TempDir& dir, const std::vector<std::string>& command);
+// run_options go to `pagewaste run` before the command (e.g. --no-compress).
+Profile ProfileProgram(const TempDir& dir, const std::vector<std::string>& command,
+                       const std::vector<std::string>& run_options = {});
 
 // The one report of a profile that must hold exactly one trace (fails the
 // test otherwise, and returns an empty object).

@@ -60,6 +60,39 @@ TEST(EndToEnd, TwoByteMappingsWasteAllButTwoBytesOfEachPage) {
   EXPECT_EQ(r["call_sites"][0]["page_waste_bytes"], 4094000);
 }
 
+TEST(EndToEnd, ACompressedTraceReportsWhatThePlainOneDoes) {
+  // `run` rewrites each closed trace with zstd after the program exits;
+  // --no-compress leaves it as the shim wrote it. The same deterministic
+  // program both ways: the same figures, from a fraction of the bytes.
+  TempDir plain_dir, compressed_dir;
+  Profile plain = ProfileProgram(plain_dir, {"mmap_two_bytes"}, {"--no-compress"});
+  Profile compressed = ProfileProgram(compressed_dir, {"mmap_two_bytes"});
+  ASSERT_EQ(plain.traces.size(), 1u);
+  ASSERT_EQ(compressed.traces.size(), 1u);
+  const json& a = OnlyReport(plain);
+  const json& b = OnlyReport(compressed);
+  EXPECT_EQ(b["trace"]["status"], "complete");
+  EXPECT_EQ(a["trace"]["events"], b["trace"]["events"]);
+  EXPECT_EQ(b["summary"]["page_waste_bytes"], 4094000);
+  for (const char* key : {"mappings", "unmappings", "page_bytes", "page_waste_bytes", "syscalls",
+                          "peak_mapped_bytes"})
+    EXPECT_EQ(a["summary"][key], b["summary"][key]) << key;
+  ASSERT_EQ(a["call_sites"].size(), b["call_sites"].size());
+  for (size_t i = 0; i < a["call_sites"].size(); ++i) {
+    const json& fa = a["call_sites"][i]["frames"];
+    const json& fb = b["call_sites"][i]["frames"];
+    ASSERT_EQ(fa.size(), fb.size());
+    for (size_t f = 0; f < fa.size(); ++f)  // addresses differ: ASLR
+      for (const char* key : {"function", "file", "line", "module_offset"})
+        EXPECT_EQ(fa[f][key], fb[f][key]) << "site " << i << " frame " << f << " " << key;
+  }
+  struct stat plain_st, compressed_st;
+  ASSERT_EQ(stat(plain.traces[0].c_str(), &plain_st), 0);
+  ASSERT_EQ(stat(compressed.traces[0].c_str(), &compressed_st), 0);
+  EXPECT_LT(compressed_st.st_size * 4, plain_st.st_size)
+      << compressed_st.st_size << " vs " << plain_st.st_size;
+}
+
 TEST(EndToEnd, LargeMallocsPayForTheirOwnPages) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"large_malloc"});

@@ -104,6 +104,10 @@ int RunCli(int argc, char** argv) {
   run_cmd->add_flag("--observe-syscalls", run.observe_syscalls,
                     "Also count every memory syscall with ptrace, to report those made "
                     "outside allocator calls (preload backend; slower)");
+  bool no_compress = false;
+  run_cmd->add_flag("--no-compress", no_compress,
+                    "Leave the traces uncompressed (by default they are rewritten with zstd "
+                    "once the program has exited)");
   run_cmd->add_option("command", run.command, "PROGRAM [ARGS...] (after --)")->required();
   run_cmd->positionals_at_end();
 
@@ -141,6 +145,7 @@ int RunCli(int argc, char** argv) {
     run.backend = backend == "preload" ? Backend::kPreload
                   : backend == "ptrace" ? Backend::kPtrace
                                         : Backend::kAuto;
+    run.compress = !no_compress;
     return RunCommand(run);
   }
   if (*report_cmd) return ReportCommand(report);

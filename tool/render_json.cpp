@@ -220,10 +220,16 @@ json ReportJson(const Report& r) {
   return j;
 }
 
+// Strings from a trace (paths, arguments, symbol names) need not be UTF-8:
+// such bytes come out as U+FFFD.
+std::string Dump(const json& j) {
+  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
 }  // namespace
 
 std::string RenderJson(const std::vector<Report>& reports) {
-  if (reports.size() == 1) return ReportJson(reports[0]).dump(2) + "\n";
+  if (reports.size() == 1) return Dump(ReportJson(reports[0]));
   json j;
   j["schema_version"] = kSchemaVersion;
   json all = json::array();
@@ -235,7 +241,7 @@ std::string RenderJson(const std::vector<Report>& reports) {
                    {"leaked_bytes", total.leaked_bytes}};
   Cost(total.cost, &combined);
   j["combined"] = combined;
-  return j.dump(2) + "\n";
+  return Dump(j);
 }
 
 }  // namespace pagewaste

@@ -39,10 +39,10 @@ struct LiveMapping {
 
 constexpr int kHistogramBuckets = 48;
 
-// Lifetimes in decades: < 1 µs, < 10 µs, ..., < 1 s, then 1 s or more.
+// Lifetimes in decades: < 10 ms, ..., < 10 s, then 10 s or more.
 int LifetimeBucket(uint64_t ns) {
   int bucket = 0;
-  for (uint64_t limit = 1000; bucket < kLifetimeBuckets - 1 && ns >= limit; limit *= 10) ++bucket;
+  for (uint64_t limit = 10'000'000; bucket < kLifetimeBuckets - 1 && ns >= limit; limit *= 10) ++bucket;
   return bucket;
 }
 

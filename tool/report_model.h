@@ -73,11 +73,12 @@ struct CostTotals {
 // allocation maps its own pages: 1,000 mmap for 1,000 allocations".
 std::string SyscallPattern(const CostTotals& c);
 
-// Lifetime buckets of freed blocks: < 1 µs, < 10 µs, < 100 µs, < 1 ms,
-// < 10 ms, < 100 ms, < 1 s, 1 s or more.
-inline constexpr int kLifetimeBuckets = 8;
+// Lifetime buckets of freed blocks: < 10 ms, < 100 ms, < 1 s, < 10 s, 10 s
+// or more. The shim's clock ticks every few milliseconds (the trace header's
+// time_resolution_ns), so finer buckets would be noise.
+inline constexpr int kLifetimeBuckets = 5;
 inline constexpr const char* kLifetimeLabels[kLifetimeBuckets] = {
-    "<1us", "<10us", "<100us", "<1ms", "<10ms", "<100ms", "<1s", ">=1s"};
+    "<10ms", "<100ms", "<1s", "<10s", ">=10s"};
 
 struct CallSite {
   uint64_t stack_id = 0;

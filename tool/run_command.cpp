@@ -21,6 +21,7 @@
 #include "ptrace/tracer.h"
 #include "render.h"
 #include "replay.h"
+#include "trace_compressor.h"
 #include "trace_reader.h"
 
 namespace pagewaste {
@@ -71,13 +72,19 @@ std::vector<std::string> FindSessionTraces(const std::string& pattern, uint64_t 
   return paths;
 }
 
-void Summarize(const std::vector<std::string>& traces) {
+// Compresses each closed trace (the program has exited, so this costs it
+// nothing), then prints a line of figures for each.
+void FinishTraces(const std::vector<std::string>& traces, bool compress) {
   if (traces.empty()) {
     fmt::print(stderr, "pagewaste: no trace was written\n");
     return;
   }
   fmt::print(stderr, "pagewaste: {} trace{}:\n", traces.size(), traces.size() == 1 ? "" : "s");
   for (const std::string& path : traces) {
+    CompressResult compressed;
+    std::string compress_err;
+    if (compress && !CompressTrace(path, &compressed, &compress_err))
+      fmt::print(stderr, "  {}\n", compress_err);
     Report report;
     std::string err;
     ReplayOptions options;
@@ -88,12 +95,13 @@ void Summarize(const std::vector<std::string>& traces) {
       continue;
     }
     const CostTotals& s = report.summary;
+    std::error_code ec;
     fmt::print(stderr,
                "  {}  ({}, pid {}): {} allocations, {} mappings, {} B in pages, "
-               "{} B page-rounding waste, {} syscalls{}\n",
+               "{} B page-rounding waste, {} syscalls; {} B of trace{}\n",
                path, fs::path(report.process.header.exe).filename().string(),
                report.process.header.process.pid, s.allocations, s.mappings, s.page_bytes,
-               s.page_waste_bytes, SumSyscalls(s.syscalls),
+               s.page_waste_bytes, SumSyscalls(s.syscalls), fs::file_size(path, ec),
                report.process.status == TraceStatus::kComplete
                    ? ""
                    : std::string(" [") + TraceStatusName(report.process.status) + "]");
@@ -174,7 +182,7 @@ int RunWithPtrace(const RunOptions& options, const std::string& pattern, const s
   if (code < 0) return exit_code::kInternal;
   if (code == exit_code::kNotFound || code == exit_code::kCannotExecute)
     if (!err.empty()) return code;
-  Summarize(FindSessionTraces(pattern, tracer.session_id));
+  FinishTraces(FindSessionTraces(pattern, tracer.session_id), options.compress);
   return code;
 }
 
@@ -220,7 +228,7 @@ int RunCommand(const RunOptions& options) {
     if (code < 0) return exit_code::kInternal;
     if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
       return code;
-    Summarize(FindSessionTraces(pattern, std::stoull(session, nullptr, 16)));
+    FinishTraces(FindSessionTraces(pattern, std::stoull(session, nullptr, 16)), options.compress);
     return code;
   }
 
@@ -274,7 +282,7 @@ int RunCommand(const RunOptions& options) {
     return missing ? exit_code::kNotFound : exit_code::kCannotExecute;
   }
 
-  Summarize(FindSessionTraces(pattern, std::stoull(session, nullptr, 16)));
+  FinishTraces(FindSessionTraces(pattern, std::stoull(session, nullptr, 16)), options.compress);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return WEXITSTATUS(status);
 }

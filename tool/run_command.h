@@ -16,6 +16,8 @@ struct RunOptions {
   // Preload backend: count every memory system call of the process with a
   // ptrace observer, so that those made outside allocator calls are known.
   bool observe_syscalls = false;
+  // Rewrite each closed trace with zstd once the program has exited.
+  bool compress = true;
 };
 
 // What auto picks for PROGRAM (found on PATH like execvp does): ptrace for a

@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstring>
 
+#include "clock.h"
 #include "raw_mmap.h"
 #include "real_functions.h"
 #include "syscall_dispatch.h"
@@ -220,9 +221,9 @@ namespace {
 // its time is the time in the kernel.
 template <typename Call>
 auto Timed(uint64_t* ns, Call call) {
-  uint64_t start = NowNs();
+  uint64_t start = MonotonicNs();
   auto result = call();
-  *ns = NowNs() - start;
+  *ns = MonotonicNs() - start;
   return result;
 }
 

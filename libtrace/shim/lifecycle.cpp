@@ -195,6 +195,7 @@ void WriteTracePreamble(uint32_t ppid) {
                         static_cast<uint64_t>(real_time.tv_nsec);
   h.process.start_monotonic_ns = s.start_monotonic_ns;
   h.process.backend = format::Backend::kPreload;
+  h.process.time_resolution_ns = s.time_resolution_ns;
   h.exe = s.exe_path;
   h.argc = g_argc;
   h.argv = g_argv;
@@ -221,7 +222,8 @@ void Initialize() {
                    info.dli_fname && strstr(info.dli_fname, "libc.so");
   s.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   s.pid = static_cast<uint32_t>(getpid());
-  s.start_monotonic_ns = MonotonicNs();
+  s.start_monotonic_ns = CoarseMonotonicNs();
+  s.time_resolution_ns = CoarseResolutionNs();
   const char* pattern = getenv("PAGEWASTE_OUTPUT");
   s.pattern = pattern && *pattern ? pattern : kDefaultPattern;
   const char* session = getenv("PAGEWASTE_SESSION");

@@ -71,7 +71,8 @@ struct TraceState {
   uint32_t page_size = 4096;
   uint32_t pid = 0;
   uint64_t session_id = 0;
-  uint64_t start_monotonic_ns = 0;
+  uint64_t start_monotonic_ns = 0;  // on the coarse clock (clock.h)
+  uint32_t time_resolution_ns = 1;
   uint64_t heap_start = 0;  // the kernel's start_brk: where the brk heap begins
   uint64_t module_generation = 0;
   int64_t exec_end_offset = -1;  // trace size before an exec's End record

@@ -81,7 +81,10 @@ uint32_t CurrentTid() {
   return t_tid;
 }
 
-uint64_t NowNs() { return MonotonicNs() - g_state.start_monotonic_ns; }
+uint64_t NowNs() {
+  uint64_t now = CoarseMonotonicNs();
+  return now > g_state.start_monotonic_ns ? now - g_state.start_monotonic_ns : 0;
+}
 
 void CountShimSyscalls(const SyscallCounts& counts) {
   for (int i = 0; i < format::kSyscallKinds; ++i)

@@ -42,7 +42,7 @@ bool CalledByShim(const void* return_address);
 void CountShimSyscall(format::SyscallKind kind);
 void CountShimSyscalls(const SyscallCounts& counts);
 
-// Nanoseconds since the trace started (CLOCK_MONOTONIC, through the vDSO).
+// Nanoseconds since the trace started, on the coarse clock (clock.h).
 uint64_t NowNs();
 
 // A captured call stack, innermost frame first, the shim's own frames

@@ -1,0 +1,205 @@
+#include "trace_compressor.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "format.h"
+#include "varint.h"
+
+namespace pagewaste {
+namespace {
+
+// Plain chunks are packed into compressed chunks of about this much: large
+// enough for zstd to find a program's repetitions, small enough for the
+// reader to hold one expanded.
+constexpr size_t kGroupBytes = 8u << 20;
+constexpr int kLevel = 3;
+
+uint32_t GetLE32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+}
+
+void PutLE32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+// The header's length: the fixed part, then the executable and argc
+// strings. 0 if the data ends first.
+size_t HeaderLength(const uint8_t* data, size_t size) {
+  if (size < format::kFixedHeaderSize) return 0;
+  const uint8_t* p = data + format::kFixedHeaderSize;
+  const uint8_t* end = data + size;
+  auto skip_string = [&] {
+    uint64_t n;
+    if (!DecodeVarint(&p, end, &n) || n > static_cast<uint64_t>(end - p)) return false;
+    p += n;
+    return true;
+  };
+  uint64_t argc;
+  if (!skip_string() || !DecodeVarint(&p, end, &argc)) return 0;
+  for (uint64_t i = 0; i < argc; ++i)
+    if (!skip_string()) return 0;
+  return static_cast<size_t>(p - data);
+}
+
+// A read-only mapping of a whole file, unmapped on destruction.
+class MappedFile {
+ public:
+  bool Open(const std::string& path, std::string* err) {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      *err = path + ": " + strerror(errno);
+      return false;
+    }
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0;
+    mode_ = st.st_mode & 07777;
+    size_ = ok ? static_cast<size_t>(st.st_size) : 0;
+    if (ok && size_) {
+      void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      ok = m != MAP_FAILED;
+      if (ok) data_ = static_cast<const uint8_t*>(m);
+    }
+    if (!ok) *err = path + ": " + strerror(errno);
+    close(fd);
+    return ok;
+  }
+  ~MappedFile() {
+    if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+  }
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  mode_t mode() const { return mode_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  mode_t mode_ = 0644;
+};
+
+struct Group {
+  size_t begin;  // file offsets of whole plain chunks, headers included
+  size_t end;
+};
+
+// The plain chunks up to and including the one with the End record, in
+// groups; false (with *why) if the trace is not one to rewrite.
+bool PlanGroups(const uint8_t* data, size_t size, size_t offset, std::vector<Group>* groups,
+                std::string* why) {
+  while (offset + format::kChunkPrefixSize <= size) {
+    uint32_t length = GetLE32(data + offset);
+    uint32_t flags = GetLE32(data + offset + 4);
+    if (flags & format::kChunkZstd) {
+      *why = "already compressed";
+      return false;
+    }
+    if (length == 0 || length > format::kMaxChunkPayload ||
+        (flags & ~(format::kChunkFinished | format::kChunkEnd)) ||
+        !(flags & format::kChunkFinished) ||
+        size - offset - format::kChunkPrefixSize < length) {
+      break;  // reserved space, a chunk still being written, or damage
+    }
+    size_t next = offset + format::kChunkPrefixSize + length;
+    if (groups->empty() || next - groups->back().begin > kGroupBytes)
+      groups->push_back({offset, next});
+    else
+      groups->back().end = next;
+    if (flags & format::kChunkEnd) return true;
+    offset = next;
+  }
+  *why = "not closed by its process";
+  return false;
+}
+
+bool WriteAll(int fd, const uint8_t* p, size_t n, std::string* err) {
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      *err = strerror(errno);
+      return false;
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool CompressTrace(const std::string& path, CompressResult* result, std::string* err) {
+  MappedFile in;
+  if (!in.Open(path, err)) return false;
+  result->bytes_before = result->bytes_after = in.size();
+  size_t header = HeaderLength(in.data(), in.size());
+  if (header == 0 || memcmp(in.data(), format::kMagic, sizeof format::kMagic) != 0) {
+    result->why = "not a whole trace header";
+    return true;
+  }
+  std::vector<Group> groups;
+  if (!PlanGroups(in.data(), in.size(), header, &groups, &result->why)) return true;
+
+  std::string temp = path + ".compressing";
+  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, in.mode());
+  if (fd < 0) {
+    *err = temp + ": " + strerror(errno);
+    return false;
+  }
+  ZSTD_CCtx* zstd = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(zstd, ZSTD_c_compressionLevel, kLevel);
+  // A damaged compressed chunk is then reported as such, not decoded.
+  ZSTD_CCtx_setParameter(zstd, ZSTD_c_checksumFlag, 1);
+  std::vector<uint8_t> out;
+  bool ok = WriteAll(fd, in.data(), header, err);
+  uint64_t written = header;
+  for (const Group& g : groups) {
+    if (!ok) break;
+    size_t plain = g.end - g.begin;
+    out.resize(format::kChunkPrefixSize + 4 + ZSTD_compressBound(plain));
+    size_t n = ZSTD_compress2(zstd, out.data() + format::kChunkPrefixSize + 4,
+                              out.size() - format::kChunkPrefixSize - 4, in.data() + g.begin, plain);
+    if (ZSTD_isError(n)) {
+      *err = std::string("zstd: ") + ZSTD_getErrorName(n);
+      ok = false;
+      break;
+    }
+    if (4 + n > format::kMaxChunkPayload) {
+      // Incompressible and as large as a chunk may be: keep it plain.
+      ok = WriteAll(fd, in.data() + g.begin, plain, err);
+      written += plain;
+      continue;
+    }
+    PutLE32(out.data(), static_cast<uint32_t>(4 + n));
+    bool last = &g == &groups.back();
+    PutLE32(out.data() + 4, format::kChunkFinished | format::kChunkZstd |
+                                (last ? format::kChunkEnd : 0u));
+    PutLE32(out.data() + format::kChunkPrefixSize, static_cast<uint32_t>(plain));
+    size_t total = format::kChunkPrefixSize + 4 + n;
+    ok = WriteAll(fd, out.data(), total, err);
+    written += total;
+  }
+  ZSTD_freeCCtx(zstd);
+  close(fd);
+  if (ok && rename(temp.c_str(), path.c_str()) != 0) {
+    *err = strerror(errno);
+    ok = false;
+  }
+  if (!ok) {
+    unlink(temp.c_str());
+    *err = path + ": cannot write the compressed trace: " + *err;
+    return false;
+  }
+  result->compressed = true;
+  result->bytes_after = written;
+  return true;
+}
+
+}  // namespace pagewaste
