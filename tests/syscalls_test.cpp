@@ -93,6 +93,27 @@ TEST(Syscalls, SignalHandlersInsideAllocatorCallsBehaveAsWithout) {
   EXPECT_EQ(p.run.out, "ticks>=50 1, SIGUSR1 blocked 1\n");
 }
 
+TEST(Syscalls, MasksThatWouldBlockSigsysKeepCountingOrFallBackToEstimates) {
+  // blocked_masks.c: 10 malloc(1 MiB)/free pairs each, with every signal
+  // blocked through pthread_sigmask, in a handler with a full mask, and on
+  // a thread that blocked everything with the raw system call.
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"blocked_masks"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "usr1 blocked 1, handled 1\n");
+  const json& r = OnlyReport(p);
+  for (const char* name : {"masked", "in_handler", "raw"}) {
+    int line = SiteLine("blocked_masks.c", name);
+    EXPECT_EQ(SumAtSite(r, "blocked_masks.c", line, "allocations"), 10u) << name;
+    EXPECT_EQ(SyscallsAtSite(r, "blocked_masks.c", line, "mmap"), 10u) << name;
+    EXPECT_EQ(SyscallsAtSite(r, "blocked_masks.c", line, "munmap"), 10u) << name;
+    const json* site = FindSite(r, "blocked_masks.c", line);
+    ASSERT_NE(site, nullptr) << name;
+    // Counted where SIGSYS was kept deliverable; estimated where it was not.
+    EXPECT_EQ((*site)["syscalls_estimated"].get<bool>(), std::string(name) == "raw") << name;
+  }
+}
+
 TEST(Syscalls, WithoutDispatchTheFiguresAreEstimatedAndSaySo) {
   TempDir dir;
   setenv("PAGEWASTE_SYSCALLS", "estimate", 1);

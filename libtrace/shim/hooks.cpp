@@ -518,6 +518,53 @@ PW_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
   return old.sa_handler;
 }
 
+// The program's signal masks keep SIGSYS unblocked too, so that an
+// allocator call need not ask the kernel whether SIGSYS is deliverable: the
+// thread's answer is kept until its mask changes (syscall_dispatch.h).
+namespace {
+
+int SetMask(int (*fn)(int, const sigset_t*, sigset_t*), int how, const sigset_t* set,
+            sigset_t* old) {
+  if (!SyscallDispatchActive() || !set || how == SIG_UNBLOCK) {
+    int rc = fn(how, set, old);
+    SignalMaskChanged();
+    return rc;
+  }
+  sigset_t copy = *set;
+  sigdelset(&copy, SIGSYS);
+  int rc = fn(how, &copy, old);
+  SignalMaskChanged();
+  return rc;
+}
+
+int RawSigprocmask(int how, const sigset_t* set, sigset_t* old) {
+  long rc = syscall(SYS_rt_sigprocmask, how, set, old, 8);
+  return rc == 0 ? 0 : -1;
+}
+
+}  // namespace
+
+PW_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
+  return SetMask(real.sigprocmask ? real.sigprocmask : RawSigprocmask, how, set, old);
+}
+
+PW_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
+  if (!real.pthread_sigmask) {
+    int rc = SetMask(RawSigprocmask, how, set, old);
+    return rc == 0 ? 0 : errno;
+  }
+  return SetMask(real.pthread_sigmask, how, set, old);
+}
+
+// A handler that runs while sigsuspend waits runs with its mask.
+PW_EXPORT int sigsuspend(const sigset_t* mask) {
+  if (!SyscallDispatchActive() || !real.sigsuspend)
+    return real.sigsuspend ? real.sigsuspend(mask) : (errno = ENOSYS, -1);
+  sigset_t copy = *mask;
+  sigdelset(&copy, SIGSYS);
+  return real.sigsuspend(&copy);
+}
+
 PW_EXPORT void exit(int status) {
   SetExitStatus(status);
   real.exit(status);

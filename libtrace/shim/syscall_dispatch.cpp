@@ -82,6 +82,13 @@ thread_local uint32_t t_enabled_pid __attribute__((tls_model("initial-exec"))) =
 thread_local SyscallCounts t_tally __attribute__((tls_model("initial-exec")));
 // Set when a program's signal handler returned inside the window (OnSigsys).
 thread_local bool t_window_broken __attribute__((tls_model("initial-exec"))) = false;
+// Whether SIGSYS was deliverable when this thread (of process t_mask_pid)
+// last asked; t_mask_pid 0: ask again.
+thread_local uint32_t t_mask_pid __attribute__((tls_model("initial-exec"))) = 0;
+thread_local bool t_sigsys_deliverable __attribute__((tls_model("initial-exec"))) = false;
+// Inside our SIGSYS handler, where SIGSYS is blocked: the program's own
+// SIGSYS handler runs there and may allocate.
+thread_local int t_in_handler __attribute__((tls_model("initial-exec"))) = 0;
 
 bool g_active = false;
 
@@ -140,7 +147,9 @@ long EmulateSigprocmask(ucontext_t* uc, long how, long set_address, long old_add
 
 void OnSigsys(int sig, siginfo_t* info, void* context) {
   if (info->si_code != SYS_USER_DISPATCH) {
+    ++t_in_handler;
     PassToProgram(sig, info, context);
+    --t_in_handler;
     return;
   }
   char selector = t_selector;
@@ -199,13 +208,19 @@ bool EnableOnThisThread() {
 }
 
 // A SIGSYS forced while blocked would kill the process instead of reaching
-// our handler.
+// our handler. The kernel is asked once per thread and mask change (see the
+// header).
 bool SigsysDeliverable() {
+  if (t_in_handler) return false;
+  uint32_t pid = g_state.pid;
+  if (t_mask_pid == pid) return t_sigsys_deliverable;
   uint64_t blocked = 0;
-  if (pw_raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&blocked), 8, 0,
-                     0) != 0)
-    return false;
-  return !(blocked & (uint64_t{1} << (SIGSYS - 1)));
+  t_sigsys_deliverable =
+      pw_raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&blocked), 8, 0,
+                     0) == 0 &&
+      !(blocked & (uint64_t{1} << (SIGSYS - 1)));
+  t_mask_pid = pid;
+  return t_sigsys_deliverable;
 }
 
 }  // namespace
@@ -269,5 +284,7 @@ int ProgramSigsysAction(const struct sigaction* act, struct sigaction* old) {
 void KeepSigsysDeliverable(struct sigaction* act) {
   if (g_active) sigdelset(&act->sa_mask, SIGSYS);
 }
+
+void SignalMaskChanged() { t_mask_pid = 0; }
 
 }  // namespace pagewaste::shim

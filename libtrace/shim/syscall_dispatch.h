@@ -14,10 +14,15 @@
 //   substitute its own restorer, outside the range).
 // - The kernel compares the address *after* the syscall instruction with
 //   the range, so the range ends past the last syscall instruction.
-// - A SIGSYS that is blocked when SUD forces it kills the process. Before
-//   blocking, each call checks that SIGSYS is deliverable on the thread, and
-//   falls back to an estimate for that call when it is not; and handlers the
-//   program installs are kept from blocking SIGSYS.
+// - A SIGSYS that is blocked when SUD forces it kills the process. So the
+//   program is kept from blocking SIGSYS: the masks of the handlers it
+//   installs, of sigprocmask, pthread_sigmask and sigsuspend lose it. Each
+//   thread still asks the kernel once (one rt_sigprocmask) before its first
+//   counted call, and again after any mask change through those functions,
+//   and falls back to an estimate while SIGSYS is blocked: a thread the C
+//   library starts with every signal blocked (timer and AIO helpers), or
+//   the program's own SIGSYS handler, which runs inside ours. Asking on
+//   every call cost ~220 ns, ten times the allocator call itself.
 // - SUD is per thread and neither inherited by new threads nor by a forked
 //   child: it is enabled lazily on a thread's first traced call, and turned
 //   off before exec.
@@ -81,5 +86,8 @@ void DisableSyscallDispatchForExec();
 int ProgramSigsysAction(const struct sigaction* act, struct sigaction* old);
 // Strips SIGSYS from a mask a program handler would run with.
 void KeepSigsysDeliverable(struct sigaction* act);
+// The calling thread's signal mask may have changed: ask the kernel again
+// before its next counted call.
+void SignalMaskChanged();
 
 }  // namespace pagewaste::shim
