@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "clock.h"
+#include "fast_unwind.h"
 #include "raw_mmap.h"
 #include "real_functions.h"
 #include "syscall_dispatch.h"
@@ -406,6 +407,7 @@ PW_EXPORT void* dlopen(const char* file, int mode) {
 PW_EXPORT int dlclose(void* handle) {
   int rc = real.dlclose(handle);
   Scope scope;
+  if (rc == 0) ForgetUnwindRules();  // its code may be gone
   if (scope.active() && rc == 0) RecordModulesChanged();
   return rc;
 }

@@ -19,6 +19,7 @@
 #include <libunwind.h>
 
 #include "clock.h"
+#include "fast_unwind.h"
 #include "real_functions.h"
 #include "syscall_dispatch.h"
 #include "trace_state.h"
@@ -255,6 +256,13 @@ void Initialize() {
   }
   SyscallCounts table;
   table.Add(format::SyscallKind::kMmap, StackTable::kInitMmaps);
+  // The unwind rule cache (one mmap); PAGEWASTE_UNWIND=libunwind leaves it
+  // out and every stack to libunwind.
+  const char* unwind = getenv("PAGEWASTE_UNWIND");
+  if (!(unwind && strcmp(unwind, "libunwind") == 0)) {
+    InitFastUnwind();
+    table.Add(format::SyscallKind::kMmap);
+  }
   CountShimSyscalls(table);
   WriteTracePreamble(static_cast<uint32_t>(getppid()));
   const char* syscalls = getenv("PAGEWASTE_SYSCALLS");

@@ -14,6 +14,7 @@
 #include <libunwind.h>
 
 #include "clock.h"
+#include "fast_unwind.h"
 #include "raw_mmap.h"
 #include "real_functions.h"
 #include "trace_state.h"
@@ -116,14 +117,16 @@ bool CalledByShim(const void* return_address) {
 }
 
 void CaptureStack(Stack* stack) {
-  void* raw[Stack::kMaxDepth + 8];
-  int n = unw_backtrace(raw, Stack::kMaxDepth + 8);
+  uintptr_t raw[Stack::kMaxDepth + 8];
+  const CodeRange& own = g_state.own_code;
+  // The cached-rule walk first (fast_unwind.h); libunwind where it gives up.
+  int n = FastBacktrace(raw, Stack::kMaxDepth + 8, own.start, own.end);
+  if (n < 0) n = unw_backtrace(reinterpret_cast<void**>(raw), Stack::kMaxDepth + 8);
   // The shim's frames are dropped wherever they are: the hook and tracker
   // frames on top, and MainWrapper (our stand-in for main) near the bottom.
   int depth = 0;
   for (int i = 0; i < n && depth < Stack::kMaxDepth; ++i) {
-    auto ip = reinterpret_cast<uintptr_t>(raw[i]);
-    if (!g_state.own_code.Contains(ip)) stack->ips[depth++] = ip;
+    if (!own.Contains(raw[i])) stack->ips[depth++] = raw[i];
   }
   stack->depth = depth;
 }
