@@ -16,6 +16,13 @@ void PutLE(uint8_t* out, uint64_t v, int bytes) {
   for (int i = 0; i < bytes; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
+// The chunk's payload length, rewritten after every record.
+void PutLength(uint8_t* chunk, size_t length) {
+  uint32_t v = static_cast<uint32_t>(length);
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the format is little-endian");
+  memcpy(chunk, &v, sizeof v);
+}
+
 uint8_t* Varint(uint8_t* p, uint64_t v) { return p + EncodeVarint(v, p); }
 
 // A string: varint length, then the bytes (no terminator). "ab" -> 02 61 62.
@@ -30,11 +37,13 @@ uint8_t* String(uint8_t* p, const char* s) {
 // (if any) the nanoseconds spent in them. 1 mmap + 2 brk taking 1000 ns ->
 // mask 0b1001 = 09, then 01 02, then e8 07.
 uint8_t* Syscalls(uint8_t* p, const SyscallCounts& s) {
-  uint64_t mask = 0;
-  for (int i = 0; i < format::kSyscallKinds; ++i)
-    if (s.count[i]) mask |= 1u << i;
+  uint32_t mask = 0;
+  for (int i = 0; i < format::kSyscallKinds; ++i) mask |= uint32_t{s.count[i] != 0} << i;
+  if (!mask) {  // most events: one zero byte
+    *p = 0;
+    return p + 1;
+  }
   p = Varint(p, mask);
-  if (!mask) return p;
   for (int i = 0; i < format::kSyscallKinds; ++i)
     if (s.count[i]) p = Varint(p, s.count[i]);
   return Varint(p, s.ns);
@@ -87,7 +96,7 @@ uint8_t* RecordWriter::Reserve(size_t max_size) {
 
 void RecordWriter::Commit(uint8_t* end, bool is_event) {
   used_ = static_cast<size_t>(end - chunk_);
-  PutLE(chunk_, used_ - format::kChunkPrefixSize, 4);
+  PutLength(chunk_, used_ - format::kChunkPrefixSize);
   records_ += 1 + pending_records_;
   pending_records_ = 0;
   if (is_event) ++events_;

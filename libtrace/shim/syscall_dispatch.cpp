@@ -80,6 +80,9 @@ thread_local volatile char t_selector __attribute__((tls_model("initial-exec")))
     SYSCALL_DISPATCH_FILTER_ALLOW;
 thread_local uint32_t t_enabled_pid __attribute__((tls_model("initial-exec"))) = 0;
 thread_local SyscallCounts t_tally __attribute__((tls_model("initial-exec")));
+// Trapped system calls so far: when it has not moved, a call made none, and
+// its counts need no arithmetic (the common case by far).
+thread_local uint64_t t_traps __attribute__((tls_model("initial-exec"))) = 0;
 // Set when a program's signal handler returned inside the window (OnSigsys).
 thread_local bool t_window_broken __attribute__((tls_model("initial-exec"))) = false;
 // Whether SIGSYS was deliverable when this thread (of process t_mask_pid)
@@ -176,6 +179,7 @@ void OnSigsys(int sig, siginfo_t* info, void* context) {
                                      r[REG_R9]);
   t_tally.ns += MonotonicNs() - start;
   t_tally.Add(SyscallKindOf(nr));
+  ++t_traps;
   r[REG_RAX] = result;
   t_selector = selector;
 }
@@ -243,6 +247,7 @@ AllocatorCall::AllocatorCall() {
     return;
   }
   exact_ = true;
+  traps_before_ = t_traps;
   before_ = t_tally;
   t_window_broken = false;
   t_selector = SYSCALL_DISPATCH_FILTER_BLOCK;
@@ -263,6 +268,7 @@ void AllocatorCall::Stop() {
     break_before_ = break_after_ = 0;
     return;
   }
+  if (t_traps == traps_before_) return;
   for (int i = 0; i < format::kSyscallKinds; ++i)
     counts_.count[i] = t_tally.count[i] - before_.count[i];
   counts_.ns = t_tally.ns - before_.ns;

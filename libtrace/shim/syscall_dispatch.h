@@ -72,6 +72,7 @@ class AllocatorCall {
   bool running_ = false;
   SyscallCounts counts_;
   SyscallCounts before_;
+  uint64_t traps_before_ = 0;
   uintptr_t break_before_ = 0;
   uintptr_t break_after_ = 0;
   uintptr_t moved_break_ = 0;

@@ -30,6 +30,35 @@ thread_local int t_depth __attribute__((tls_model("initial-exec"))) = 0;
 thread_local uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
 thread_local uint32_t t_tid_pid __attribute__((tls_model("initial-exec"))) = 0;
 
+// The last stack this thread interned: programs allocate from the same
+// place many times in a row, and comparing the frames is cheaper than
+// walking the stack table. Ids stay valid in a forked child, whose trace
+// starts with every node of its parent's.
+struct LastStack {
+  int depth = -1;
+  uint64_t id = 0;
+  uintptr_t ips[Stack::kMaxDepth];
+};
+thread_local LastStack t_last_stack __attribute__((tls_model("initial-exec")));
+
+bool SameAsLast(const Stack& stack) {
+  const LastStack& last = t_last_stack;
+  if (stack.depth != last.depth) return false;
+  for (int i = 0; i < stack.depth; ++i)
+    if (stack.ips[i] != last.ips[i]) return false;
+  return true;
+}
+
+uint64_t InternStack(TraceState& s, const Stack& stack) {
+  if (SameAsLast(stack)) return t_last_stack.id;
+  uint64_t id = s.stacks.Intern(stack.ips, stack.depth, &s.writer);
+  LastStack& last = t_last_stack;
+  last.depth = stack.depth;
+  last.id = id;
+  for (int i = 0; i < stack.depth; ++i) last.ips[i] = stack.ips[i];
+  return id;
+}
+
 template <typename Event>
 void Stamp(Event* e, uint32_t tid, uint64_t stack_id) {
   e->prefix.time_ns = NowNs();
@@ -44,7 +73,7 @@ void Record(Event* e, const Stack* stack, Encode encode) {
   uint32_t tid = CurrentTid();
   s.lock.Lock(tid);
   if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing) {
-    uint64_t id = stack ? s.stacks.Intern(stack->ips, stack->depth, &s.writer) : 0;
+    uint64_t id = stack ? InternStack(s, *stack) : 0;
     Stamp(e, tid, id);
     encode(&s.writer, *e);
   }
@@ -152,9 +181,16 @@ ChunkInfo InspectChunk(const void* p) {
   // bit 1 (IS_MMAPPED) marks a chunk with its own mapping. For such a chunk
   // the word before that holds the padding in front of the chunk inside the
   // mapping (non-zero after memalign), so the mapping is both together.
+  // What malloc_usable_size says, without the call: the chunk's size less
+  // its header (two words for a chunk of its own, one otherwise).
   const size_t* words = static_cast<const size_t*>(p);
   size_t size_field = words[-1];
-  if (!(size_field & 2)) return info;
+  size_t chunk_size = size_field & ~size_t{7};
+  if (!(size_field & 2)) {
+    info.usable = chunk_size - sizeof(size_t);
+    return info;
+  }
+  info.usable = chunk_size - 2 * sizeof(size_t);
   info.mmapped = true;
   info.mapped_bytes = (size_field & ~size_t{7}) + words[-2];
   return info;
@@ -199,8 +235,9 @@ void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
                  const ChunkInfo& replaced) {
   ChunkInfo chunk;
   if (e->address) {
-    e->usable = malloc_usable_size(reinterpret_cast<void*>(e->address));
     chunk = InspectChunk(reinterpret_cast<void*>(e->address));
+    e->usable = g_state.glibc_malloc ? chunk.usable
+                                     : malloc_usable_size(reinterpret_cast<void*>(e->address));
     e->mapped_bytes = chunk.mapped_bytes;
     if (chunk.mmapped) e->flags |= format::kFlagMmappedChunk;
   } else {
@@ -213,7 +250,7 @@ void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
 
 void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
   if (call) {
-    ChunkInfo freed{e->mapped_bytes, (e->flags & format::kFlagMmappedChunk) != 0};
+    ChunkInfo freed{e->mapped_bytes, 0, (e->flags & format::kFlagMmappedChunk) != 0};
     ChargeSyscalls(*call, freed, ChunkInfo{}, &e->syscalls, &e->flags);
   }
   Record(e, stack, [](RecordWriter* w, const FreeEvent& ev) { w->Free(ev); });

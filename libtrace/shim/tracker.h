@@ -59,6 +59,7 @@ void CaptureStack(Stack* stack);
 // not glibc's, whose headers we do not know.
 struct ChunkInfo {
   uint64_t mapped_bytes = 0;
+  uint64_t usable = 0;  // what malloc_usable_size would say
   bool mmapped = false;
 };
 ChunkInfo InspectChunk(const void* p);
