@@ -64,6 +64,7 @@ struct Cursor {
   bool ok = true;
 
   uint64_t U() {
+    if (p < end && *p < 0x80) return *p++;  // most fields are one byte
     uint64_t v = 0;
     if (ok && !DecodeVarint(&p, end, &v)) ok = false;
     return ok ? v : 0;
@@ -105,15 +106,16 @@ uint64_t ReadAddress(Cursor* c, DeltaState* d) {
   return d->address;
 }
 
-SyscallCounts ReadSyscalls(Cursor* c) {
-  SyscallCounts s;
-  uint64_t mask = c->U();
+// Fills every field of *s.
+void ReadSyscalls(Cursor* c, SyscallCounts* s) {
+  for (uint32_t& n : s->count) n = 0;
+  s->ns = 0;
+  uint64_t mask = c->U();  // 0 for most events
+  if (!mask) return;
   if (mask >> format::kSyscallKinds) c->ok = false;
-  if (!mask) return s;
   for (int i = 0; i < format::kSyscallKinds && c->ok; ++i)
-    if (mask & (1u << i)) s.count[i] = c->U32();
-  s.ns = c->U();
-  return s;
+    if (mask & (1u << i)) s->count[i] = c->U32();
+  s->ns = c->U();
 }
 
 // A chunk header's size and flags, checked: false (and *message) if they
@@ -410,7 +412,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         d.tid = c.U32();
         break;
       case RecordType::kAlloc: {
-        AllocEvent e;
+        AllocEvent& e = events_.alloc;  // every field is set below
         e.prefix = ReadPrefix(&c, &d);
         uint64_t kind = c.U();
         if (kind >= format::kAllocKinds) c.ok = false;
@@ -421,12 +423,12 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.alignment = c.U();
         e.mapped_bytes = c.U();
         e.flags = c.U32();
-        e.syscalls = ReadSyscalls(&c);
+        ReadSyscalls(&c, &e.syscalls);
         if (c.ok) v->OnAlloc(e);
         break;
       }
       case RecordType::kFree: {
-        FreeEvent e;
+        FreeEvent& e = events_.free;  // every field is set below
         e.prefix = ReadPrefix(&c, &d);
         uint64_t kind = c.U();
         if (kind > static_cast<uint64_t>(format::FreeKind::kRealloc)) c.ok = false;
@@ -434,12 +436,12 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.address = ReadAddress(&c, &d);
         e.mapped_bytes = c.U();
         e.flags = c.U32();
-        e.syscalls = ReadSyscalls(&c);
+        ReadSyscalls(&c, &e.syscalls);
         if (c.ok) v->OnFree(e);
         break;
       }
       case RecordType::kMmap: {
-        MmapEvent e;
+        MmapEvent& e = events_.mmap;  // every field is set below
         e.prefix = ReadPrefix(&c, &d);
         e.address = ReadAddress(&c, &d);
         e.length = c.U();
@@ -448,24 +450,24 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.fd = static_cast<int32_t>(c.S());
         e.offset = c.U();
         e.flags = c.U32();
-        e.syscalls = ReadSyscalls(&c);
+        ReadSyscalls(&c, &e.syscalls);
         if (c.ok) v->OnMmap(e);
         break;
       }
       case RecordType::kMunmap: {
-        MunmapEvent e;
+        MunmapEvent& e = events_.munmap;  // every field is set below
         e.prefix = ReadPrefix(&c, &d);
         e.address = ReadAddress(&c, &d);
         e.length = c.U();
         e.flags = c.U32();
         e.resident_pages = c.U();
         e.used_bytes = c.U();
-        e.syscalls = ReadSyscalls(&c);
+        ReadSyscalls(&c, &e.syscalls);
         if (c.ok) v->OnMunmap(e);
         break;
       }
       case RecordType::kMremap: {
-        MremapEvent e;
+        MremapEvent& e = events_.mremap;  // every field is set below
         e.prefix = ReadPrefix(&c, &d);
         e.old_address = ReadAddress(&c, &d);
         e.old_length = c.U();
@@ -473,12 +475,12 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.mremap_flags = c.U32();
         e.new_address = e.old_address + static_cast<uint64_t>(c.S());
         e.flags = c.U32();
-        e.syscalls = ReadSyscalls(&c);
+        ReadSyscalls(&c, &e.syscalls);
         if (c.ok) v->OnMremap(e);
         break;
       }
       case RecordType::kBrk: {
-        BrkEvent e;
+        BrkEvent& e = events_.brk;  // every field is set below
         e.prefix = ReadPrefix(&c, &d);
         uint64_t kind = c.U();
         if (kind > static_cast<uint64_t>(format::BrkKind::kSbrk)) c.ok = false;
@@ -487,12 +489,12 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.new_break = c.U();
         e.argument = c.S();
         e.flags = c.U32();
-        e.syscalls = ReadSyscalls(&c);
+        ReadSyscalls(&c, &e.syscalls);
         if (c.ok) v->OnBrk(e);
         break;
       }
       case RecordType::kMemoryCall: {
-        MemoryCallEvent e;
+        MemoryCallEvent& e = events_.memory_call;  // every field is set below
         e.prefix = ReadPrefix(&c, &d);
         uint64_t kind = c.U();
         if (kind >= static_cast<uint64_t>(format::kSyscallKinds)) c.ok = false;
@@ -501,7 +503,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.length = c.U();
         e.argument = c.U();
         e.flags = c.U32();
-        e.syscalls = ReadSyscalls(&c);
+        ReadSyscalls(&c, &e.syscalls);
         if (c.ok) v->OnMemoryCall(e);
         break;
       }
@@ -518,9 +520,9 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.stack_nodes = c.U();
         e.chunks_lost = c.U();
         e.bytes_lost = c.U();
-        e.shim_syscalls = ReadSyscalls(&c);
-        e.observed_syscalls = ReadSyscalls(&c);
-        e.before_start_syscalls = ReadSyscalls(&c);
+        ReadSyscalls(&c, &e.shim_syscalls);
+        ReadSyscalls(&c, &e.observed_syscalls);
+        ReadSyscalls(&c, &e.before_start_syscalls);
         if (c.ok) {
           result->has_end = true;
           result->end = e;

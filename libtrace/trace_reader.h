@@ -110,6 +110,17 @@ class TraceReader {
   std::unique_ptr<ByteSource> source_;
   std::vector<uint8_t> chunk_;
   std::vector<uint8_t> expanded_;  // a compressed chunk's plain chunks
+  // Decoded into in place: building a fresh zeroed event per record cost
+  // the replay more than decoding it.
+  struct {
+    AllocEvent alloc;
+    FreeEvent free;
+    MmapEvent mmap;
+    MunmapEvent munmap;
+    MremapEvent mremap;
+    BrkEvent brk;
+    MemoryCallEvent memory_call;
+  } events_;
   ::ZSTD_DCtx_s* zstd_ = nullptr;
   uint64_t offset_ = 0;
   uint64_t next_stack_id_ = 1;

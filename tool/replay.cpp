@@ -7,12 +7,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <unordered_map>
 
+#include "address_map.h"
 #include "advice.h"
 #include "page_cost.h"
 #include "reconciliation.h"
@@ -88,32 +90,34 @@ class Replayer : public RecordVisitor {
     LiveBlock block{e.requested, e.mapped_bytes, e.prefix.stack,
                     e.usable > e.requested ? e.usable - e.requested : 0, e.prefix.time_ns,
                     ++allocations_};
-    auto [it, fresh] = live_blocks_.insert({e.address, block});
+    auto [slot, fresh] = live_blocks_.Insert(e.address, block);
     if (!fresh) {  // a free we never saw (made before tracing started)
-      Release(it->second.site, it->second.requested, it->second.mapped_bytes, it->second.slack);
-      it->second = block;
+      LiveBlock& old = live_blocks_.At(slot);
+      Release(old.site, old.requested, old.mapped_bytes, old.slack);
+      old = block;
     }
     Acquire(e.prefix.stack, e.requested, e.mapped_bytes, block.slack);
   }
 
   void OnFree(const FreeEvent& e) override {
     Seen(e.prefix);
-    auto it = live_blocks_.find(e.address);
-    uint64_t alloc_site = it != live_blocks_.end() ? it->second.site : 0;
+    size_t slot = live_blocks_.Find(e.address);
+    bool known = slot != AddressMap<LiveBlock>::kNone;
+    uint64_t alloc_site = known ? live_blocks_.At(slot).site : 0;
     CostTotals& site = Site(e.prefix.stack ? e.prefix.stack : alloc_site);
     Charge(&site, [&](CostTotals* c) {
       ++c->frees;
       AddSyscalls(c, e.syscalls, e.flags);
     });
-    if (it != live_blocks_.end()) {
+    if (known) {
       // Its lifetime, and whether it was temporary: freed before any other
       // allocation was made.
-      const LiveBlock& b = it->second;
-      CallSite& owner = sites_[b.site];
+      const LiveBlock b = live_blocks_.At(slot);
+      live_blocks_.Erase(slot);
+      CallSite& owner = SiteOf(b.site);
       ++owner.lifetimes[LifetimeBucket(e.prefix.time_ns - std::min(e.prefix.time_ns, b.time_ns))];
       if (b.sequence == allocations_) ++owner.temporary_allocations;
       Release(b.site, b.requested, b.mapped_bytes, b.slack);
-      live_blocks_.erase(it);
     }
   }
 
@@ -201,18 +205,16 @@ class Replayer : public RecordVisitor {
 
   void Finish(const ReplayOptions& options) {
     Report& r = *report_;
-    for (const auto& [address, block] : live_blocks_) Leak(block.site, block.requested);
+    live_blocks_.ForEach(
+        [&](uint64_t, const LiveBlock& block) { Leak(block.site, block.requested); });
     for (const auto& [address, m] : mappings_) Leak(m.site, m.requested);
     r.threads = threads_.size();
     for (const auto& [tid, cost] : threads_) r.thread_totals.push_back({tid, cost});
     r.process.events = events_;
     r.process.duration_ns = last_time_;  // event times count from the start
-    std::vector<CallSite> all;
-    all.reserve(sites_.size());
-    for (auto& [id, site] : sites_) {
-      site.stack_id = id;
-      all.push_back(std::move(site));
-    }
+    for (const CallSite& site : sites_) r.summary.Add(site.cost);
+    std::vector<CallSite> all(std::make_move_iterator(sites_.begin()),
+                              std::make_move_iterator(sites_.end()));
     // Waste as measured where the request itself was not visible (a page
     // allocator that rounds up before mmap) ranks the same as page waste.
     r.call_sites = Top(all, options.top, [](const CallSite& s) {
@@ -269,10 +271,32 @@ class Replayer : public RecordVisitor {
   void Seen(const EventPrefix& p) {
     ++events_;
     last_time_ = std::max(last_time_, p.time_ns);
-    current_tid_ = p.tid;
+    if (p.tid != current_tid_ || !current_thread_) {
+      current_tid_ = p.tid;
+      current_thread_ = &threads_[p.tid];
+    }
   }
 
-  CostTotals& Site(uint64_t stack) { return sites_[stack].cost; }
+  // The site of a stack id. Ids are dense (the n-th stack node has id n), so
+  // a vector finds them; an id no node has (a damaged trace) goes to a map.
+  CallSite& SiteOf(uint64_t stack) {
+    if (stack == last_stack_ && last_site_) return *last_site_;
+    uint32_t* index;
+    if (stack <= nodes_.size()) {
+      if (site_index_.size() <= stack) site_index_.resize(nodes_.size() + 1);
+      index = &site_index_[stack];
+    } else {
+      index = &far_site_index_[stack];
+    }
+    if (*index == 0) {
+      sites_.emplace_back().stack_id = stack;
+      *index = static_cast<uint32_t>(sites_.size());
+    }
+    last_stack_ = stack;
+    last_site_ = &sites_[*index - 1];
+    return *last_site_;
+  }
+  CostTotals& Site(uint64_t stack) { return SiteOf(stack).cost; }
 
   // A call that is counted and charged but holds no memory of its own
   // (munmap, mremap, brk): its syscalls, and either counter or
@@ -288,19 +312,21 @@ class Replayer : public RecordVisitor {
     return ok;
   }
 
-  // Applies f to the site, the current event's thread and the process
-  // summary alike.
+  // Applies f to the site and the current event's thread alike. The process
+  // summary is the sum of the sites (Finish).
   template <typename F>
   void Charge(CostTotals* site, F f) {
     f(site);
-    f(&threads_[current_tid_]);
-    f(&report_->summary);
+    f(current_thread_ ? current_thread_ : &threads_[current_tid_]);
   }
 
   static void AddSyscalls(CostTotals* c, const SyscallCounts& s, uint32_t flags) {
+    if (flags & format::kFlagSyscallsEstimated) ++c->estimated_calls;
+    uint32_t any = 0;
+    for (uint32_t n : s.count) any |= n;
+    if (!any) return;  // most calls
     for (int i = 0; i < format::kSyscallKinds; ++i) c->syscalls[i] += s.count[i];
     c->syscall_ns += s.ns;
-    if (flags & format::kFlagSyscallsEstimated) ++c->estimated_calls;
   }
 
   void Histogram(uint64_t size, bool own_mapping, uint64_t waste) {
@@ -399,7 +425,7 @@ class Replayer : public RecordVisitor {
   }
 
   void Leak(uint64_t stack, uint64_t requested) {
-    CallSite& site = sites_[stack];
+    CallSite& site = SiteOf(stack);
     ++site.leaked_allocations;
     site.leaked_bytes += requested;
     ++report_->leaked_allocations;
@@ -455,11 +481,16 @@ class Replayer : public RecordVisitor {
   uint64_t peak_mappings_ = 0;
   std::vector<ModuleInfo> modules_;
   std::vector<std::pair<uint64_t, uint64_t>> nodes_;  // id -> (parent, ip)
-  std::unordered_map<uint64_t, LiveBlock> live_blocks_;
+  AddressMap<LiveBlock> live_blocks_;
   std::map<uint64_t, LiveMapping> mappings_;
-  std::unordered_map<uint64_t, CallSite> sites_;
+  std::deque<CallSite> sites_;          // in order of first use; never moved
+  std::vector<uint32_t> site_index_;    // stack id -> 1 + index in sites_, 0: none
+  std::unordered_map<uint64_t, uint32_t> far_site_index_;
+  uint64_t last_stack_ = 0;
+  CallSite* last_site_ = nullptr;
   std::map<uint32_t, CostTotals> threads_;
   uint32_t current_tid_ = 0;
+  CostTotals* current_thread_ = nullptr;
   HistogramBucket histogram_[kHistogramBuckets] = {};
   uint64_t live_bytes_ = 0;
   uint64_t mapped_bytes_ = 0;

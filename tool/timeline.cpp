@@ -5,6 +5,15 @@
 namespace pagewaste {
 
 void Timeline::Record(uint64_t time_ns, uint64_t live_bytes, uint64_t page_bytes, uint64_t waste) {
+  if (!samples_.empty() && time_ns >= samples_.back().start_ns &&
+      time_ns - samples_.back().start_ns < interval_) {
+    // Still in the last sample's interval: most events (no division).
+    TimelineSample& s = samples_.back();
+    s.live_bytes = std::max(s.live_bytes, live_bytes);
+    s.page_bytes = std::max(s.page_bytes, page_bytes);
+    s.page_waste_bytes = std::max(s.page_waste_bytes, waste);
+    return;
+  }
   while (time_ns / interval_ >= 2 * wanted_) {
     // Merge neighbours: the interval doubles, the highest values stay.
     std::vector<TimelineSample> merged;

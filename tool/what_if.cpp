@@ -54,6 +54,13 @@ uint64_t WhatIf::SizeClassOf(uint64_t size) const {
   return 64 - static_cast<uint64_t>(__builtin_clzll(cls - 1));
 }
 
+// Slabs (one page each) that hold `blocks` blocks of class cls, each
+// 2^cls bytes: page_size >> cls per slab, a power of two.
+uint64_t WhatIf::SlabsFor(uint64_t blocks, uint64_t cls) const {
+  int shift = __builtin_ctzll(page_size_) - static_cast<int>(cls);
+  return (blocks + (uint64_t{1} << shift) - 1) >> shift;
+}
+
 void WhatIf::Acquire(uint64_t requested, bool own_mapping) {
   live_requested_ += requested;
   // Page sizes: a request that got its own mapping, rounded to each size.
@@ -70,8 +77,7 @@ void WhatIf::Acquire(uint64_t requested, bool own_mapping) {
   ++page_.syscalls;
   // Size classes: objects pack into one-page slabs; a new slab is one mmap.
   if (uint64_t cls = SizeClassOf(requested)) {
-    uint64_t per_slab = page_size_ >> cls;
-    uint64_t needed = (++classes_.live[cls] + per_slab - 1) / per_slab;
+    uint64_t needed = SlabsFor(++classes_.live[cls], cls);
     if (needed > classes_.slabs[cls]) {
       classes_.slabs[cls] = needed;
       class_pages_ += page_size_;
@@ -106,9 +112,8 @@ void WhatIf::Release(uint64_t requested, bool own_mapping) {
   page_live_ -= std::min(page_live_, PageBytes(std::max<uint64_t>(requested, 1), page_size_));
   ++page_.syscalls;
   if (uint64_t cls = SizeClassOf(requested)) {
-    uint64_t per_slab = page_size_ >> cls;
     if (classes_.live[cls]) --classes_.live[cls];
-    uint64_t needed = (classes_.live[cls] + per_slab - 1) / per_slab;
+    uint64_t needed = SlabsFor(classes_.live[cls], cls);
     if (needed < classes_.slabs[cls]) {  // an emptied slab goes back: one munmap
       classes_.slabs[cls] = needed;
       class_pages_ -= page_size_;
@@ -118,7 +123,7 @@ void WhatIf::Release(uint64_t requested, bool own_mapping) {
     class_pages_ -= std::min(class_pages_, PageBytes(requested, page_size_));
     ++size_class_.syscalls;
   }
-  Observe();
+  // Nothing grows on a release: no peak to observe.
 }
 
 void WhatIf::Observe() {

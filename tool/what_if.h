@@ -55,6 +55,7 @@ class WhatIf {
   };
   void Observe();  // after each change: peaks
   uint64_t SizeClassOf(uint64_t size) const;  // log2 of the class, 0 = large
+  uint64_t SlabsFor(uint64_t blocks, uint64_t cls) const;
 
   uint64_t page_size_;
   std::vector<PageSizeResult> page_results_;
