@@ -106,11 +106,15 @@ uint64_t ReadAddress(Cursor* c, DeltaState* d) {
   return d->address;
 }
 
-// Fills every field of *s.
-void ReadSyscalls(Cursor* c, SyscallCounts* s) {
+// Fills every field of *s. *dirty says whether *s may hold counts from an
+// earlier record: most records have none, and then nothing is written (a
+// visitor reading counts just stored would wait on store forwarding).
+void ReadSyscalls(Cursor* c, SyscallCounts* s, bool* dirty) {
+  uint64_t mask = c->U();  // 0 for most events
+  if (!mask && !*dirty) return;
   for (uint32_t& n : s->count) n = 0;
   s->ns = 0;
-  uint64_t mask = c->U();  // 0 for most events
+  *dirty = mask != 0;
   if (!mask) return;
   if (mask >> format::kSyscallKinds) c->ok = false;
   for (int i = 0; i < format::kSyscallKinds && c->ok; ++i)
@@ -423,7 +427,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.alignment = c.U();
         e.mapped_bytes = c.U();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls);
+        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
         if (c.ok) v->OnAlloc(e);
         break;
       }
@@ -436,7 +440,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.address = ReadAddress(&c, &d);
         e.mapped_bytes = c.U();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls);
+        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
         if (c.ok) v->OnFree(e);
         break;
       }
@@ -450,7 +454,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.fd = static_cast<int32_t>(c.S());
         e.offset = c.U();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls);
+        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
         if (c.ok) v->OnMmap(e);
         break;
       }
@@ -462,7 +466,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.flags = c.U32();
         e.resident_pages = c.U();
         e.used_bytes = c.U();
-        ReadSyscalls(&c, &e.syscalls);
+        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
         if (c.ok) v->OnMunmap(e);
         break;
       }
@@ -475,7 +479,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.mremap_flags = c.U32();
         e.new_address = e.old_address + static_cast<uint64_t>(c.S());
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls);
+        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
         if (c.ok) v->OnMremap(e);
         break;
       }
@@ -489,7 +493,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.new_break = c.U();
         e.argument = c.S();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls);
+        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
         if (c.ok) v->OnBrk(e);
         break;
       }
@@ -503,7 +507,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.length = c.U();
         e.argument = c.U();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls);
+        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
         if (c.ok) v->OnMemoryCall(e);
         break;
       }
@@ -520,9 +524,12 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.stack_nodes = c.U();
         e.chunks_lost = c.U();
         e.bytes_lost = c.U();
-        ReadSyscalls(&c, &e.shim_syscalls);
-        ReadSyscalls(&c, &e.observed_syscalls);
-        ReadSyscalls(&c, &e.before_start_syscalls);
+        bool dirty = true;  // a fresh EndEvent each time
+        ReadSyscalls(&c, &e.shim_syscalls, &dirty);
+        dirty = true;
+        ReadSyscalls(&c, &e.observed_syscalls, &dirty);
+        dirty = true;
+        ReadSyscalls(&c, &e.before_start_syscalls, &dirty);
         if (c.ok) {
           result->has_end = true;
           result->end = e;

@@ -120,6 +120,7 @@ class TraceReader {
     MremapEvent mremap;
     BrkEvent brk;
     MemoryCallEvent memory_call;
+    bool dirty[8] = {};  // by record type & 7: syscalls may be non-zero
   } events_;
   ::ZSTD_DCtx_s* zstd_ = nullptr;
   uint64_t offset_ = 0;

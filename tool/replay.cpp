@@ -12,6 +12,8 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <memory>
+#include <thread>
 #include <unordered_map>
 
 #include "address_map.h"
@@ -59,7 +61,11 @@ class Replayer : public RecordVisitor {
         page_size_(page_size),
         what_if_(MakeWhatIf(page_size, options)),
         timeline_(options.timeline_samples),
-        advice_(page_size) {}
+        advice_(page_size),
+        symbolize_(options.symbolize) {}
+  ~Replayer() override {
+    if (warming_.joinable()) warming_.join();
+  }
 
   void OnModule(const ModuleInfo& m) override { modules_.push_back(m); }
   void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
@@ -247,7 +253,10 @@ class Replayer : public RecordVisitor {
       r.peak.sites.push_back(peak_site);
     }
     if (options.symbolize) {
-      Symbolizer symbolizer(modules_);
+      if (warming_.joinable()) warming_.join();
+      // The warmed symbolizer knows every module unless some came later.
+      if (!warm_ || warm_modules_ != modules_.size()) warm_ = std::make_unique<Symbolizer>(modules_);
+      Symbolizer& symbolizer = *warm_;
       for (CallSite& site : r.call_sites) Symbolize(&symbolizer, &site);
       for (CallSite& site : r.kernel_sites) Symbolize(&symbolizer, &site);
       for (CallSite& site : r.leak_sites) Symbolize(&symbolizer, &site);
@@ -269,7 +278,7 @@ class Replayer : public RecordVisitor {
 
  private:
   void Seen(const EventPrefix& p) {
-    ++events_;
+    if (events_++ == 0 && symbolize_) WarmSymbolizer();
     last_time_ = std::max(last_time_, p.time_ns);
     if (p.tid != current_tid_ || !current_thread_) {
       current_tid_ = p.tid;
@@ -297,6 +306,22 @@ class Replayer : public RecordVisitor {
     return *last_site_;
   }
   CostTotals& Site(uint64_t stack) { return SiteOf(stack).cost; }
+
+  // Loading debug information (libc's comes zlib-compressed) is most of a
+  // small report's time. At the first event, with the modules and the stack
+  // nodes known so far, a second thread loads it by symbolizing those
+  // addresses, while this one replays the events; Finish takes the result.
+  void WarmSymbolizer() {
+    std::vector<ModuleInfo> modules = modules_;
+    std::vector<uint64_t> ips;
+    for (const auto& [parent, ip] : nodes_)
+      if (ip) ips.push_back(ip);
+    warm_modules_ = modules.size();
+    warming_ = std::thread([this, modules = std::move(modules), ips = std::move(ips)] {
+      warm_ = std::make_unique<Symbolizer>(modules);
+      for (uint64_t ip : ips) warm_->Symbolize(ip);
+    });
+  }
 
   // A call that is counted and charged but holds no memory of its own
   // (munmap, mremap, brk): its syscalls, and either counter or
@@ -480,6 +505,10 @@ class Replayer : public RecordVisitor {
   uint64_t live_mappings_ = 0;
   uint64_t peak_mappings_ = 0;
   std::vector<ModuleInfo> modules_;
+  bool symbolize_ = true;
+  std::thread warming_;
+  std::unique_ptr<Symbolizer> warm_;  // written by warming_ until joined
+  size_t warm_modules_ = 0;
   std::vector<std::pair<uint64_t, uint64_t>> nodes_;  // id -> (parent, ip)
   AddressMap<LiveBlock> live_blocks_;
   std::map<uint64_t, LiveMapping> mappings_;
