@@ -115,6 +115,13 @@ enum class RecordType : uint8_t {
   // zigzag address delta, varint length, varint argument (advice or prot),
   // varint flags, syscalls.
   kMemoryCall = 0x16,
+  // The two commonest events in a compact form. AllocSmall: prefix, zigzag
+  // address delta, varint requested, zigzag (usable - requested); it is an
+  // Alloc of kind malloc with alignment, mapped_bytes and flags 0 and no
+  // syscalls. FreeSmall: zigzag address delta, no prefix stack; a Free of
+  // kind free with no stack, mapped_bytes and flags 0 and no syscalls.
+  kAllocSmall = 0x17,
+  kFreeSmall = 0x18,
 
   // End: varint EndReason, zigzag status, varint records written (all
   // records before this one), varint events, varint stack nodes, varint

@@ -36,13 +36,22 @@ uint8_t* String(uint8_t* p, const char* s) {
 // Bitmask of kinds present, then one count per set bit, lowest first, then
 // (if any) the nanoseconds spent in them. 1 mmap + 2 brk taking 1000 ns ->
 // mask 0b1001 = 09, then 01 02, then e8 07.
+// Tested a word at a time: the counts were just copied in wide stores,
+// which narrow loads would wait on.
+bool NoSyscalls(const SyscallCounts& s) {
+  static_assert(format::kSyscallKinds == 7);
+  uint64_t words[3];
+  memcpy(words, s.count, sizeof words);
+  return !(words[0] | words[1] | words[2] | s.count[6]);
+}
+
 uint8_t* Syscalls(uint8_t* p, const SyscallCounts& s) {
-  uint32_t mask = 0;
-  for (int i = 0; i < format::kSyscallKinds; ++i) mask |= uint32_t{s.count[i] != 0} << i;
-  if (!mask) {  // most events: one zero byte
+  if (NoSyscalls(s)) {  // most events: one zero byte
     *p = 0;
     return p + 1;
   }
+  uint32_t mask = 0;
+  for (int i = 0; i < format::kSyscallKinds; ++i) mask |= uint32_t{s.count[i] != 0} << i;
   p = Varint(p, mask);
   for (int i = 0; i < format::kSyscallKinds; ++i)
     if (s.count[i]) p = Varint(p, s.count[i]);
@@ -131,6 +140,12 @@ void RecordWriter::Reset() {
 // 04 dc 0b  05 92 21  10 07. The Time and Thread records are published
 // together with their event.
 uint8_t* RecordWriter::Prefix(uint8_t* p, RecordType type, const EventPrefix& e) {
+  p = TimeAndThread(p, e);
+  *p++ = static_cast<uint8_t>(type);
+  return Varint(p, e.stack);
+}
+
+uint8_t* RecordWriter::TimeAndThread(uint8_t* p, const EventPrefix& e) {
   if (!chunk_has_event_ || e.time_ns > last_time_) {
     *p++ = static_cast<uint8_t>(RecordType::kTime);
     p = Varint(p, e.time_ns - last_time_);
@@ -144,9 +159,9 @@ uint8_t* RecordWriter::Prefix(uint8_t* p, RecordType type, const EventPrefix& e)
     ++pending_records_;
   }
   chunk_has_event_ = true;
-  *p++ = static_cast<uint8_t>(type);
-  return Varint(p, e.stack);
+  return p;
 }
+
 
 // Addresses are zigzag deltas against the previous address in the chunk, so
 // neighbouring heap blocks cost one or two bytes instead of six.
@@ -186,6 +201,14 @@ uint64_t RecordWriter::StackNode(uint64_t parent, uint64_t ip) {
 }
 
 void RecordWriter::Alloc(const AllocEvent& e) {
+  if (e.kind == format::AllocKind::kMalloc && !e.alignment && !e.mapped_bytes && !e.flags &&
+      NoSyscalls(e.syscalls)) {
+    uint8_t* p = Prefix(Reserve(kEventMax), RecordType::kAllocSmall, e.prefix);
+    p = Address(p, e.address);
+    p = Varint(p, e.requested);
+    Commit(Varint(p, ZigZag(static_cast<int64_t>(e.usable - e.requested))), true);
+    return;
+  }
   uint8_t* p = Prefix(Reserve(kEventMax), RecordType::kAlloc, e.prefix);
   p = Varint(p, static_cast<uint64_t>(e.kind));
   p = Address(p, e.address);
@@ -198,6 +221,13 @@ void RecordWriter::Alloc(const AllocEvent& e) {
 }
 
 void RecordWriter::Free(const FreeEvent& e) {
+  if (e.kind == format::FreeKind::kFree && !e.prefix.stack && !e.mapped_bytes && !e.flags &&
+      NoSyscalls(e.syscalls)) {
+    uint8_t* p = TimeAndThread(Reserve(kEventMax), e.prefix);
+    *p++ = static_cast<uint8_t>(RecordType::kFreeSmall);
+    Commit(Address(p, e.address), true);
+    return;
+  }
   uint8_t* p = Prefix(Reserve(kEventMax), RecordType::kFree, e.prefix);
   p = Varint(p, static_cast<uint64_t>(e.kind));
   p = Address(p, e.address);

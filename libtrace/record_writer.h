@@ -89,6 +89,7 @@ class RecordWriter {
   void Commit(uint8_t* end, bool is_event);
   void Flush(uint32_t extra_flags);
   uint8_t* Prefix(uint8_t* p, format::RecordType type, const EventPrefix& e);
+  uint8_t* TimeAndThread(uint8_t* p, const EventPrefix& e);
   uint8_t* Address(uint8_t* p, uint64_t address);
 
   uint8_t* own_buffer_;

@@ -225,29 +225,39 @@ TEST(TraceFormat, RoundTripsEveryRecordType) {
 }
 
 TEST(TraceFormat, EventPrefixMatchesTheDocumentedBytes) {
-  // record_writer.cpp: the first event of a chunk, an Alloc at 1500 ns on
-  // tid 4242 with stack 7, starts 04 dc 0b  05 92 21  10 07. A second one at
-  // the same time on the same thread is the type and stack alone; a third,
-  // 10 ns later on tid 5, gets a Time (delta 10) and a Thread record.
+  // record_writer.cpp: the first event of a chunk, a calloc at 1500 ns on
+  // tid 4242 with stack 7, starts 04 dc 0b  05 92 21  10 07. A malloc at the
+  // same time on the same thread is an AllocSmall: type and stack, then
+  // address delta, requested and slack. A plain free 10 ns later on tid 5
+  // gets a Time (delta 10) and a Thread record, then a FreeSmall: type and
+  // address delta.
   MemorySink sink;
   uint8_t buffer[RecordWriter::kMinBuffer];
   RecordWriter w(buffer, sizeof buffer, &sink);
   AllocEvent a;
+  a.kind = format::AllocKind::kCalloc;
   a.prefix = {1500, 4242, 7};
   w.Alloc(a);
   size_t first = 8 + 8 + 8;  // chunk header, prefix, 8 one-byte fields
-  a.prefix = {1500, 4242, 9};
-  w.Alloc(a);
-  a.prefix = {1510, 5, 9};
-  w.Alloc(a);
+  AllocEvent m;
+  m.prefix = {1500, 4242, 9};
+  m.address = 0x40;
+  m.requested = 24;
+  m.usable = 24;
+  w.Alloc(m);
+  FreeEvent f;
+  f.prefix = {1510, 5, 0};
+  f.address = 0x40;
+  w.Free(f);
   w.Flush();
-  ASSERT_GE(sink.bytes.size(), first + 10 + 6);
+  ASSERT_EQ(sink.bytes.size(), first + 6 + 6);
   std::vector<uint8_t> prefix(sink.bytes.begin() + 8, sink.bytes.begin() + 16);
   EXPECT_EQ(prefix, (std::vector<uint8_t>{0x04, 0xdc, 0x0b, 0x05, 0x92, 0x21, 0x10, 0x07}));
-  std::vector<uint8_t> second(sink.bytes.begin() + first, sink.bytes.begin() + first + 2);
-  EXPECT_EQ(second, (std::vector<uint8_t>{0x10, 0x09}));
-  std::vector<uint8_t> third(sink.bytes.begin() + first + 10, sink.bytes.begin() + first + 16);
-  EXPECT_EQ(third, (std::vector<uint8_t>{0x04, 0x0a, 0x05, 0x05, 0x10, 0x09}));
+  // 0x40 from the calloc's address 0: zigzag 0x80 = 80 01; 24 bytes, none spare.
+  std::vector<uint8_t> second(sink.bytes.begin() + first, sink.bytes.begin() + first + 6);
+  EXPECT_EQ(second, (std::vector<uint8_t>{0x17, 0x09, 0x80, 0x01, 0x18, 0x00}));
+  std::vector<uint8_t> third(sink.bytes.begin() + first + 6, sink.bytes.end());
+  EXPECT_EQ(third, (std::vector<uint8_t>{0x04, 0x0a, 0x05, 0x05, 0x18, 0x00}));
   EXPECT_EQ(w.records(), 7u);  // 3 events, 2 Time, 2 Thread
   EXPECT_EQ(w.events(), 3u);
   uint32_t chunk_size = sink.bytes[0] | sink.bytes[1] << 8 | sink.bytes[2] << 16 |

@@ -106,6 +106,12 @@ uint64_t ReadAddress(Cursor* c, DeltaState* d) {
   return d->address;
 }
 
+void ClearSyscalls(SyscallCounts* s, bool* dirty) {
+  for (uint32_t& n : s->count) n = 0;
+  s->ns = 0;
+  *dirty = false;
+}
+
 // Fills every field of *s. *dirty says whether *s may hold counts from an
 // earlier record: most records have none, and then nothing is written (a
 // visitor reading counts just stored would wait on store forwarding).
@@ -429,6 +435,31 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.flags = c.U32();
         ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
         if (c.ok) v->OnAlloc(e);
+        break;
+      }
+      case RecordType::kAllocSmall: {
+        AllocEvent& e = events_.alloc;  // every field is set below
+        e.prefix = ReadPrefix(&c, &d);
+        e.kind = format::AllocKind::kMalloc;
+        e.address = ReadAddress(&c, &d);
+        e.requested = c.U();
+        e.usable = e.requested + static_cast<uint64_t>(c.S());
+        e.alignment = 0;
+        e.mapped_bytes = 0;
+        e.flags = 0;
+        if (events_.dirty[0]) ClearSyscalls(&e.syscalls, &events_.dirty[0]);
+        if (c.ok) v->OnAlloc(e);
+        break;
+      }
+      case RecordType::kFreeSmall: {
+        FreeEvent& e = events_.free;  // every field is set below
+        e.prefix = {d.time, d.tid, 0};
+        e.kind = format::FreeKind::kFree;
+        e.address = ReadAddress(&c, &d);
+        e.mapped_bytes = 0;
+        e.flags = 0;
+        if (events_.dirty[1]) ClearSyscalls(&e.syscalls, &events_.dirty[1]);
+        if (c.ok) v->OnFree(e);
         break;
       }
       case RecordType::kFree: {

@@ -72,6 +72,25 @@ std::vector<std::string> FindSessionTraces(const std::string& pattern, uint64_t 
   return paths;
 }
 
+// Traces up to this size get a line of figures after the run (a replay
+// without symbols, well under 0.1 s); larger ones are left to `pagewaste
+// report`, so that the run does not take a replay's time on top.
+constexpr uint64_t kSummaryLimit = 4u << 20;
+
+// The line for a trace too large to replay here: what its header says.
+void PrintTraceHeader(const std::string& path, uint64_t plain_bytes, uint64_t bytes) {
+  std::string err;
+  TraceHeader header;
+  auto source = OpenFileSource(path, &err);
+  if (!source || !TraceReader(std::move(source)).ReadHeader(&header, &err)) {
+    fmt::print(stderr, "  {}: {}\n", path, err);
+    return;
+  }
+  fmt::print(stderr, "  {}  ({}, pid {}): {} B of trace{}\n", path,
+             fs::path(header.exe).filename().string(), header.process.pid, bytes,
+             plain_bytes != bytes ? fmt::format(" (zstd, from {} B)", plain_bytes) : "");
+}
+
 // Compresses each closed trace (the program has exited, so this costs it
 // nothing), then prints a line of figures for each.
 void FinishTraces(const std::vector<std::string>& traces, bool compress) {
@@ -85,6 +104,13 @@ void FinishTraces(const std::vector<std::string>& traces, bool compress) {
     std::string compress_err;
     if (compress && !CompressTrace(path, &compressed, &compress_err))
       fmt::print(stderr, "  {}\n", compress_err);
+    std::error_code ec;
+    uint64_t bytes = fs::file_size(path, ec);
+    uint64_t plain_bytes = compressed.compressed ? compressed.bytes_before : bytes;
+    if (plain_bytes > kSummaryLimit) {
+      PrintTraceHeader(path, plain_bytes, bytes);
+      continue;
+    }
     Report report;
     std::string err;
     ReplayOptions options;
@@ -95,13 +121,12 @@ void FinishTraces(const std::vector<std::string>& traces, bool compress) {
       continue;
     }
     const CostTotals& s = report.summary;
-    std::error_code ec;
     fmt::print(stderr,
                "  {}  ({}, pid {}): {} allocations, {} mappings, {} B in pages, "
                "{} B page-rounding waste, {} syscalls; {} B of trace{}\n",
                path, fs::path(report.process.header.exe).filename().string(),
                report.process.header.process.pid, s.allocations, s.mappings, s.page_bytes,
-               s.page_waste_bytes, SumSyscalls(s.syscalls), fs::file_size(path, ec),
+               s.page_waste_bytes, SumSyscalls(s.syscalls), bytes,
                report.process.status == TraceStatus::kComplete
                    ? ""
                    : std::string(" [") + TraceStatusName(report.process.status) + "]");

@@ -421,8 +421,9 @@ __attribute__((noinline)) int FastBacktrace(uintptr_t* ips, int max, uintptr_t s
     bp = reinterpret_cast<uintptr_t*>(rbp);
   }
   int n = 0;
-  while (n < max) {
-    ips[n++] = ip;
+  for (int frames = 0; n < max && frames < 4 * max; ++frames) {
+    // The shim's frames further down (its stand-in for main) are left out.
+    if (ip < skip_start || ip >= skip_end) ips[n++] = ip;
     Rule rule = RuleAt(ip - 1);
     if (rule.flags & Rule::kUnsupported) return -1;
     if (rule.flags & Rule::kOutermost) break;

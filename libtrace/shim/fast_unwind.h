@@ -26,8 +26,9 @@ bool InitFastUnwind();
 
 // Walks the stack of the calling thread from the first frame whose return
 // address is outside [skip_start, skip_end) (the shim's own frames, which
-// keep frame pointers). Writes up to max return addresses, innermost first;
-// returns how many, or -1 if the walk met a frame it cannot unwind.
+// keep frame pointers). Writes up to max return addresses outside that
+// range, innermost first; returns how many, or -1 if the walk met a frame
+// it cannot unwind.
 int FastBacktrace(uintptr_t* ips, int max, uintptr_t skip_start, uintptr_t skip_end);
 
 // Code was unloaded (dlclose): cached rules for its addresses may be stale.

@@ -193,7 +193,7 @@ bool FileSink::MapWindow(uint64_t start, size_t capacity) {
     if (errno == EOPNOTSUPP || errno == ENOSYS) use_mapping_ = false;
     return false;
   }
-  void* addr = RawMmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd_,
+  void* addr = RawMmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_,
                        static_cast<off_t>(map_start));
   syscalls_.Add(format::SyscallKind::kMmap);
   if (!addr) {

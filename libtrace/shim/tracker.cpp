@@ -146,16 +146,21 @@ bool CalledByShim(const void* return_address) {
 }
 
 void CaptureStack(Stack* stack) {
-  uintptr_t raw[Stack::kMaxDepth + 8];
   const CodeRange& own = g_state.own_code;
   // The cached-rule walk first (fast_unwind.h); libunwind where it gives up.
-  int n = FastBacktrace(raw, Stack::kMaxDepth + 8, own.start, own.end);
-  if (n < 0) n = unw_backtrace(reinterpret_cast<void**>(raw), Stack::kMaxDepth + 8);
+  int n = FastBacktrace(stack->ips, Stack::kMaxDepth, own.start, own.end);
+  if (n >= 0) {
+    stack->depth = n;
+    return;
+  }
+  void* raw[Stack::kMaxDepth + 8];
+  n = unw_backtrace(raw, Stack::kMaxDepth + 8);
   // The shim's frames are dropped wherever they are: the hook and tracker
   // frames on top, and MainWrapper (our stand-in for main) near the bottom.
   int depth = 0;
   for (int i = 0; i < n && depth < Stack::kMaxDepth; ++i) {
-    if (!own.Contains(raw[i])) stack->ips[depth++] = raw[i];
+    auto ip = reinterpret_cast<uintptr_t>(raw[i]);
+    if (!own.Contains(ip)) stack->ips[depth++] = ip;
   }
   stack->depth = depth;
 }
