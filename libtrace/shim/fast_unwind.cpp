@@ -389,6 +389,56 @@ Rule RuleAt(uintptr_t pc) {
   return ComputeRule(pc);  // the neighbourhood is full: no caching
 }
 
+// ---- The last walk ---------------------------------------------------------------
+
+// A program allocates from the same outer frames again and again: its main
+// loop, the interpreter's evaluation loop. The walk is a function of the
+// first frame's registers and of the stack words it reads, so when it
+// reaches a frame whose (ip, sp, rbp) the thread's last walk also reached,
+// and every word that walk read from there on still holds what it read,
+// the rest of the stack is the last walk's: checking a word costs a load
+// and a compare, where unwinding a frame costs a rule look-up.
+struct WalkFrame {
+  uintptr_t ip, sp, rbp;     // registers when the walk reached the frame
+  const uintptr_t* ra_at;    // where the caller's ip was read; null: not read
+  const uintptr_t* bp_at;    // where the caller's rbp was read; null: kept
+  uintptr_t next_ip, next_rbp;
+  // Whether the walk from here on used this frame's rbp (a CFA from rbp
+  // before rbp was reloaded). Code without frame pointers uses rbp as any
+  // register; its value there need not match.
+  bool rbp_used;
+  bool cfa_from_bp;
+};
+constexpr int kMemoFrames = 96;
+constexpr int kMatchWithin = 16;  // frames from the top a match is tried at
+struct WalkMemo {
+  int count = 0;
+  bool truncated = false;  // the walk stopped at the depth limit
+  uint32_t generation = 0;
+  WalkFrame frames[kMemoFrames];
+};
+thread_local WalkMemo t_memo __attribute__((tls_model("initial-exec")));
+std::atomic<uint32_t> g_generation{1};  // moves when code is unloaded
+
+// Sets rbp_used of frames [0, end), from the frame at end on.
+void MarkRbpUse(WalkMemo* memo, int end) {
+  bool used = end < memo->count && memo->frames[end].rbp_used;
+  for (int m = end - 1; m >= 0; --m) {
+    WalkFrame& f = memo->frames[m];
+    used = f.cfa_from_bp || (!f.bp_at && used);
+    f.rbp_used = used;
+  }
+}
+
+bool StillHolds(const WalkMemo& memo, int from) {
+  for (int m = from; m < memo.count; ++m) {
+    const WalkFrame& f = memo.frames[m];
+    if (f.ra_at && *f.ra_at != f.next_ip) return false;
+    if (f.bp_at && *f.bp_at != f.next_rbp) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool InitFastUnwind() {
@@ -397,6 +447,7 @@ bool InitFastUnwind() {
 }
 
 void ForgetUnwindRules() {
+  g_generation.fetch_add(1, std::memory_order_relaxed);
   if (!g_slots) return;
   for (uint32_t i = 0; i < kSlots; ++i) {
     g_slots[i].rule.store(0, std::memory_order_relaxed);
@@ -420,21 +471,70 @@ __attribute__((noinline)) int FastBacktrace(uintptr_t* ips, int max, uintptr_t s
     if (ip < skip_start || ip >= skip_end) break;
     bp = reinterpret_cast<uintptr_t*>(rbp);
   }
+  WalkMemo& memo = t_memo;
+  uint32_t generation = g_generation.load(std::memory_order_relaxed);
+  bool can_match = memo.generation == generation && memo.count > 0;
+  WalkFrame top[kMatchWithin];
   int n = 0;
-  for (int frames = 0; n < max && frames < 4 * max; ++frames) {
+  int walked = 0;
+  int j = 0;  // the last walk's frames below the current sp are passed
+  auto keep = [&](uintptr_t frame_ip) {
     // The shim's frames further down (its stand-in for main) are left out.
-    if (ip < skip_start || ip >= skip_end) ips[n++] = ip;
+    if (frame_ip < skip_start || frame_ip >= skip_end) ips[n++] = frame_ip;
+  };
+  for (;;) {
+    if (n == max || walked == kMemoFrames) break;
+    if (can_match && walked < kMatchWithin) {
+      while (j < memo.count && memo.frames[j].sp < sp) ++j;
+      const WalkFrame* old = j < memo.count ? &memo.frames[j] : nullptr;
+      if (old && old->sp == sp && old->ip == ip && (!old->rbp_used || old->rbp == rbp) &&
+          (!memo.truncated || j == walked) && StillHolds(memo, j)) {
+        for (int m = j; m < memo.count && n < max; ++m) keep(memo.frames[m].ip);
+        int tail = memo.count - j;
+        if (walked + tail > kMemoFrames) {
+          memo.count = 0;
+          return n;
+        }
+        if (walked != j) memmove(&memo.frames[walked], &memo.frames[j], tail * sizeof(WalkFrame));
+        memcpy(memo.frames, top, walked * sizeof(WalkFrame));
+        memo.count = walked + tail;
+        MarkRbpUse(&memo, walked);
+        return n;
+      }
+    }
+    WalkFrame& f = walked < kMatchWithin ? top[walked] : memo.frames[walked];
+    f = {ip, sp, rbp, nullptr, nullptr, 0, 0, false, false};
+    ++walked;
+    keep(ip);
     Rule rule = RuleAt(ip - 1);
-    if (rule.flags & Rule::kUnsupported) return -1;
+    if (rule.flags & Rule::kUnsupported) {
+      memo.count = 0;
+      return -1;
+    }
     if (rule.flags & Rule::kOutermost) break;
-    uintptr_t cfa = ((rule.flags & Rule::kCfaFromBp) ? rbp : sp) + static_cast<intptr_t>(rule.cfa_offset);
+    f.cfa_from_bp = rule.flags & Rule::kCfaFromBp;
+    uintptr_t cfa = (f.cfa_from_bp ? rbp : sp) + static_cast<intptr_t>(rule.cfa_offset);
     // Frames only ever lie further up the stack, and not absurdly far.
-    if (cfa <= sp || (cfa & 7) || cfa - sp > (256u << 20)) return -1;
-    ip = *reinterpret_cast<const uintptr_t*>(cfa + rule.ra_offset);
-    if (rule.flags & Rule::kBpSaved) rbp = *reinterpret_cast<const uintptr_t*>(cfa + rule.bp_offset);
+    if (cfa <= sp || (cfa & 7) || cfa - sp > (256u << 20)) {
+      memo.count = 0;
+      return -1;
+    }
+    f.ra_at = reinterpret_cast<const uintptr_t*>(cfa + rule.ra_offset);
+    ip = f.next_ip = *f.ra_at;
+    if (rule.flags & Rule::kBpSaved) {
+      f.bp_at = reinterpret_cast<const uintptr_t*>(cfa + rule.bp_offset);
+      rbp = *f.bp_at;
+    }
+    f.next_rbp = rbp;
     sp = cfa;
     if (ip == 0) break;
   }
+  // A whole walk: it is the one to compare the next with.
+  memcpy(memo.frames, top, (walked < kMatchWithin ? walked : kMatchWithin) * sizeof(WalkFrame));
+  memo.count = walked;
+  MarkRbpUse(&memo, walked);
+  memo.truncated = n == max || walked == kMemoFrames;
+  memo.generation = generation;
   return n;
 }
 

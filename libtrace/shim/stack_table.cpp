@@ -21,25 +21,36 @@ bool StackTable::Init() {
   return nodes_ && slots_;
 }
 
-uint64_t StackTable::Intern(const uintptr_t* ips, int depth,
-                            RecordWriter* writer) {
-  uint64_t parent = 0;
+uint64_t StackTable::Intern(const uintptr_t* ips, int depth, RecordWriter* writer,
+                            uint64_t parent, uint64_t* ids) {
   for (int i = depth - 1; i >= 0; --i) {
     uintptr_t ip = ips[i];
     uint32_t slot = Hash(parent, ip);
+    Edge& recent = recent_[slot & (kRecent - 1)];
+    if (recent.ip == ip && recent.parent == parent && recent.id) {
+      parent = recent.id;
+      if (ids) ids[i] = parent;
+      continue;
+    }
     uint32_t id;
     while ((id = slots_[slot]) != 0) {
       if (nodes_[id].parent == parent && nodes_[id].ip == ip) break;
       slot = (slot + 1) & (kSlots - 1);
     }
     if (id == 0) {
-      if (size_ == kCapacity) return parent;
+      if (size_ == kCapacity) {
+        if (ids)
+          for (int k = i; k >= 0; --k) ids[k] = parent;
+        return parent;
+      }
       id = ++size_;
       nodes_[id] = {parent, ip};
       slots_[slot] = id;
       writer->StackNode(parent, ip);
     }
+    recent = {ip, static_cast<uint32_t>(parent), id};
     parent = id;
+    if (ids) ids[i] = id;
   }
   return parent;
 }

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
@@ -30,33 +32,39 @@ thread_local int t_depth __attribute__((tls_model("initial-exec"))) = 0;
 thread_local uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
 thread_local uint32_t t_tid_pid __attribute__((tls_model("initial-exec"))) = 0;
 
-// The last stack this thread interned: programs allocate from the same
-// place many times in a row, and comparing the frames is cheaper than
-// walking the stack table. Ids stay valid in a forked child, whose trace
-// starts with every node of its parent's.
+// The last stack this thread interned, with the node of each frame:
+// consecutive stacks of a thread share their outer frames (its main loop, an
+// interpreter's evaluation loop), and those need no look-up again. Ids stay
+// valid in a forked child, whose trace starts with every node of its
+// parent's.
 struct LastStack {
-  int depth = -1;
-  uint64_t id = 0;
+  int depth = 0;
   uintptr_t ips[Stack::kMaxDepth];
+  uint64_t ids[Stack::kMaxDepth];  // ids[i]: the stack ips[i..depth)
 };
 thread_local LastStack t_last_stack __attribute__((tls_model("initial-exec")));
 
-bool SameAsLast(const Stack& stack) {
-  const LastStack& last = t_last_stack;
-  if (stack.depth != last.depth) return false;
-  for (int i = 0; i < stack.depth; ++i)
-    if (stack.ips[i] != last.ips[i]) return false;
-  return true;
-}
-
 uint64_t InternStack(TraceState& s, const Stack& stack) {
-  if (SameAsLast(stack)) return t_last_stack.id;
-  uint64_t id = s.stacks.Intern(stack.ips, stack.depth, &s.writer);
   LastStack& last = t_last_stack;
+  // The outer frames both stacks share.
+  int i = stack.depth - 1;
+  int k = last.depth - 1;
+  while (i >= 0 && k >= 0 && stack.ips[i] == last.ips[k]) {
+    --i;
+    --k;
+  }
+  if (i < 0 && k < 0) return stack.depth ? last.ids[0] : 0;  // the same stack
+  uint64_t parent = k + 1 < last.depth ? last.ids[k + 1] : 0;
+  int shared = stack.depth - 1 - i;
+  // Keep the shared outer part where it lies in the new stack.
+  if (shared && i != k) {
+    memmove(&last.ips[i + 1], &last.ips[k + 1], shared * sizeof(uintptr_t));
+    memmove(&last.ids[i + 1], &last.ids[k + 1], shared * sizeof(uint64_t));
+  }
+  memcpy(last.ips, stack.ips, (i + 1) * sizeof(uintptr_t));
   last.depth = stack.depth;
-  last.id = id;
-  for (int i = 0; i < stack.depth; ++i) last.ips[i] = stack.ips[i];
-  return id;
+  uint64_t id = s.stacks.Intern(stack.ips, i + 1, &s.writer, parent, last.ids);
+  return stack.depth ? id : 0;
 }
 
 template <typename Event>
