@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "events.h"
 
@@ -47,7 +48,9 @@ UsageEstimate EstimateUsage(pid_t pid, uint64_t start, uint64_t length, uint64_t
   constexpr uint64_t kBlock = 4096;  // pages per residency query
   unsigned char flags[kBlock];
   uint64_t last_resident = 0;  // index + 1
+  uint64_t last_block = 0;     // the first page of the last block queried
   for (uint64_t first = 0; first < pages; first += kBlock) {
+    last_block = first;
     uint64_t count = pages - first < kBlock ? pages - first : kBlock;
     if (!resident(first, count, flags)) return u;
     for (uint64_t i = 0; i < count; ++i) {
@@ -64,15 +67,31 @@ UsageEstimate EstimateUsage(pid_t pid, uint64_t start, uint64_t length, uint64_t
   for (uint64_t page = last_resident; page > 0 && scanned < kScanCap; --page) {
     uint64_t offset = (page - 1) * page_size;
     uint64_t size = page_size < sizeof buffer ? page_size : sizeof buffer;
+    // Residency: from the last block's answer where it covers the page
+    // (most mappings are one block), else asked again.
     unsigned char is_resident = 0;
-    if (!resident(page - 1, 1, &is_resident) || !(is_resident & 1)) break;
+    if (page - 1 >= last_block) {
+      is_resident = flags[page - 1 - last_block];
+    } else if (!resident(page - 1, 1, &is_resident)) {
+      break;
+    }
+    if (!(is_resident & 1)) break;
     for (uint64_t end = offset + page_size; end > offset && scanned < kScanCap; end -= size) {
       uint64_t from = end - size;
       struct iovec local = {buffer, size};
       struct iovec remote = {reinterpret_cast<void*>(start + from), size};
       if (process_vm_readv(pid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(size)) return u;
       scanned += size;
-      for (uint64_t i = size; i > 0; --i) {
+      // The last non-zero word, then the byte in it.
+      auto word = [&](uint64_t index) {
+        uint64_t v;
+        memcpy(&v, buffer + 8 * index, 8);
+        return v;
+      };
+      uint64_t w = size / 8;
+      while (w > 0 && !word(w - 1)) --w;
+      if (w == 0) continue;
+      for (uint64_t i = w * 8; i > (w - 1) * 8; --i) {
         if (buffer[i - 1]) {
           // The extent up to that byte, counting only what resident pages
           // can hold: pages never made resident were never written, so a
