@@ -21,6 +21,7 @@ struct ProcessIdentity {
   uint64_t start_monotonic_ns = 0; // origin of event timestamps
   format::Backend backend = format::Backend::kPreload;
   uint32_t time_resolution_ns = 1;  // how finely event times tell apart
+  uint64_t sample_interval_bytes = 0;  // 0: not sampled (format.h)
 };
 
 struct SyscallCounts {

@@ -40,7 +40,9 @@ inline constexpr uint16_t kVersion = 2;
 //  48  u32 backend (Backend)
 //  52  u32 time_resolution_ns (how finely event times are told apart: the
 //      shim's coarse clock ticks every few ms; 1 for exact times)
-//  56  u64 reserved
+//  56  u64 sample_interval_bytes (0: every allocation recorded; else the
+//      malloc family was sampled, one sample per that many bytes requested
+//      on average: see kFlagSampled)
 // followed by varint-prefixed strings: executable path, then varint argc and
 // argc strings.
 inline constexpr size_t kFixedHeaderSize = 64;
@@ -184,6 +186,12 @@ enum EventFlags : uint32_t {
   // left the break (its brk calls are counted on that call's event).
   // old_break is the start of the heap (the kernel's start_brk).
   kFlagAllocatorHeap = 1u << 6,
+  // An Alloc picked by sampling (pagewaste run --sample): it stands for
+  // 1 / (1 - exp(-requested / sample_interval_bytes)) allocations of its
+  // size (Poisson sampling by bytes). Without the flag, in a sampled trace,
+  // an Alloc was recorded because it entered the kernel, and stands for
+  // itself; a Free is recorded for the blocks whose Alloc was.
+  kFlagSampled = 1u << 7,
 };
 
 enum class EndReason : uint8_t {

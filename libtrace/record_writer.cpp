@@ -81,6 +81,7 @@ size_t EncodeHeader(const HeaderInfo& info, uint8_t* out, size_t cap) {
   PutLE(out + 40, info.process.start_monotonic_ns, 8);
   PutLE(out + 48, static_cast<uint32_t>(info.process.backend), 4);
   PutLE(out + 52, info.process.time_resolution_ns, 4);
+  PutLE(out + 56, info.process.sample_interval_bytes, 8);
   uint8_t* p = out + format::kFixedHeaderSize;
   p = String(p, info.exe);
   p = Varint(p, static_cast<uint64_t>(info.argc));

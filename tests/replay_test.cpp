@@ -1,6 +1,8 @@
 // Issue 5: the replay's answers, against figures worked out by hand.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "e2e_support.h"
 #include "schema_check.h"
 
@@ -231,6 +233,43 @@ TEST(Leaks, ThirtySevenBlocksOfAHundredBytesFromOneSite) {
   ASSERT_EQ(r["leak_sites"].size(), 1u);
   EXPECT_EQ(r["leak_sites"][0]["leaked_allocations"], 37);
   EXPECT_EQ(r["leak_sites"][0]["leaked_bytes"], 3700);
+}
+
+TEST(Sampling, EstimatesTheSmallCallsAndRecordsEveryOneThatEntersTheKernel) {
+  // sampled.c under --sample 1000: 100,000 malloc(100) are picked with
+  // probability 1 - e^-0.1 each, about 9,516, each standing for 10.5; the
+  // 50 malloc(1 MiB) each make an mmap and are recorded as they are.
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"sampled"}, {"--sample", "1000"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["sample_interval_bytes"], 1000);
+  int large = SiteLine("sampled.c", "large");
+  EXPECT_EQ(SumAtSite(r, "sampled.c", large, "allocations"), 50u);
+  EXPECT_EQ(SumAtSite(r, "sampled.c", large, "requested_bytes"), 50u << 20);
+  EXPECT_EQ(SyscallsAtSite(r, "sampled.c", large, "mmap"), 50u);
+  EXPECT_EQ(SyscallsAtSite(r, "sampled.c", SiteLine("sampled.c", "large_free"), "munmap"), 50u);
+  const json* large_site = FindSite(r, "sampled.c", large);
+  ASSERT_NE(large_site, nullptr);
+  EXPECT_EQ((*large_site)["sampling_error_bytes"], 0) << "recorded each, not estimated";
+  int small = SiteLine("sampled.c", "small");
+  uint64_t allocations = SumAtSite(r, "sampled.c", small, "allocations");
+  uint64_t requested = SumAtSite(r, "sampled.c", small, "requested_bytes");
+  // About 1% is one standard error; 5% is five.
+  EXPECT_NEAR(static_cast<double>(allocations), 100000.0, 5000.0);
+  EXPECT_EQ(requested, allocations * 100);
+  EXPECT_EQ(SumAtSite(r, "sampled.c", small, "frees"), allocations);
+  // The error the report states covers the actual one.
+  const json* site = FindSite(r, "sampled.c", small);
+  ASSERT_NE(site, nullptr);
+  uint64_t error = (*site)["sampling_error_bytes"];
+  EXPECT_GT(error, 0u);
+  EXPECT_LE(std::abs(static_cast<double>(requested) - 1e7), 5.0 * static_cast<double>(error));
+  // Picks and their frees, not 200,100 events.
+  EXPECT_LT(r["trace"]["events"].get<uint64_t>(), 25000u);
+  CommandResult text = RunCapture({PagewastePath(), "report", p.traces[0]});
+  EXPECT_NE(text.out.find("sampled   the malloc family, one pick per 1,000 B"), std::string::npos)
+      << text.out;
 }
 
 }  // namespace

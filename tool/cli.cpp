@@ -104,6 +104,12 @@ int RunCli(int argc, char** argv) {
   run_cmd->add_flag("--observe-syscalls", run.observe_syscalls,
                     "Also count every memory syscall with ptrace, to report those made "
                     "outside allocator calls (preload backend; slower)");
+  run_cmd->add_option("--sample", run.sample_bytes,
+                      "Record malloc-family calls by sampling, one per BYTES requested on "
+                      "average (e.g. 512K); calls that enter the kernel are always recorded, "
+                      "and the report scales and states the estimate")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{2}, uint64_t{1} << 40));
   bool no_compress = false;
   run_cmd->add_flag("--no-compress", no_compress,
                     "Leave the traces uncompressed (by default they are rewritten with zstd "

@@ -111,7 +111,9 @@ json ReportJson(const Report& r) {
                 {"chunks_lost", p.end ? p.end->chunks_lost : 0},
                 {"shim_syscalls", ShimSyscalls(p)},
                 {"observed_syscalls", ObservedSyscalls(p)},
-                {"format_version", p.header.version}};
+                {"format_version", p.header.version},
+                {"time_resolution_ns", p.header.process.time_resolution_ns},
+                {"sample_interval_bytes", p.header.process.sample_interval_bytes}};
   json summary;
   Cost(r.summary, &summary);
   summary["page_waste_percent"] =
@@ -137,6 +139,8 @@ json ReportJson(const Report& r) {
     s["leaked_allocations"] = site.leaked_allocations;
     s["leaked_bytes"] = site.leaked_bytes;
     s["temporary_allocations"] = site.temporary_allocations;
+    s["sampling_error_bytes"] =
+        SamplingErrorBytes(p.header.process.sample_interval_bytes, site.cost.sampled_bytes);
     s["advice"] = site.advice;
     json lifetimes = json::object();
     for (int b = 0; b < kLifetimeBuckets; ++b) lifetimes[kLifetimeLabels[b]] = site.lifetimes[b];

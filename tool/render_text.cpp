@@ -119,6 +119,12 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                       p.header.process.ppid, p.header.exe);
   *out += fmt::format("  command   {}\n", argv);
   *out += fmt::format("  recorded  by the {} backend\n", BackendName(p.header.process.backend));
+  if (uint64_t interval = p.header.process.sample_interval_bytes)
+    *out += fmt::format(
+        "  sampled   the malloc family, one pick per {} requested on average (Poisson); its\n"
+        "            counts and bytes are estimates, +/- sqrt({} x bytes) at one standard\n"
+        "            error; calls that entered the kernel were all recorded, as they are\n",
+        Bytes(interval), Num(interval));
   std::string ending = "no end record";
   if (p.end) {
     ending = EndReasonName(p.end->reason);
@@ -181,9 +187,12 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     std::string waste = c.estimated_waste_bytes > c.page_waste_bytes
                             ? Bytes(c.estimated_waste_bytes) + " estimated"
                             : Bytes(c.page_waste_bytes);
-    *out += fmt::format("#{:<3} {} waste, {} in pages, {} requested; syscalls {}{}\n", ++rank,
+    uint64_t error = SamplingErrorBytes(r.process.header.process.sample_interval_bytes,
+                                        c.sampled_bytes);
+    *out += fmt::format("#{:<3} {} waste, {} in pages, {}{} requested; syscalls {}{}\n", ++rank,
                         waste, Bytes(c.page_bytes), Bytes(c.requested_bytes),
-                        Syscalls(c.syscalls), SyscallDetail(c));
+                        error ? " +/- " + Bytes(error) : "", Syscalls(c.syscalls),
+                        SyscallDetail(c));
     for (const std::string& line : SiteLines(c)) *out += fmt::format("     {}\n", line);
     if (!site.advice.empty()) *out += fmt::format("     => {}\n", site.advice);
     if (site.leaked_allocations)

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -32,6 +33,8 @@ struct LiveBlock {
   uint64_t slack = 0;     // usable - requested
   uint64_t time_ns = 0;   // when it was allocated
   uint64_t sequence = 0;  // which allocation of the run it was
+  uint64_t weight = 1;    // the allocations it stands for (sampling); the
+                          // bytes above are for all of them
 };
 
 // A live anonymous mapping of the program's, in whole pages.
@@ -56,9 +59,11 @@ int BucketOf(uint64_t size) {
 
 class Replayer : public RecordVisitor {
  public:
-  Replayer(Report* report, uint64_t page_size, const ReplayOptions& options)
+  Replayer(Report* report, uint64_t page_size, uint64_t sample_interval,
+           const ReplayOptions& options)
       : report_(report),
         page_size_(page_size),
+        sample_interval_(sample_interval),
         what_if_(MakeWhatIf(page_size, options)),
         timeline_(options.timeline_samples),
         advice_(page_size),
@@ -81,10 +86,13 @@ class Replayer : public RecordVisitor {
       return;
     }
     uint64_t waste = e.mapped_bytes > e.requested ? e.mapped_bytes - e.requested : 0;
+    // A sampled allocation stands for `weight` of its size (format.h).
+    uint64_t weight = (e.flags & format::kFlagSampled) ? SampleWeight(e.requested) : 1;
     Charge(&site, [&](CostTotals* c) {
-      ++c->allocations;
-      c->requested_bytes += e.requested;
-      c->usable_bytes += e.usable;
+      c->allocations += weight;
+      c->requested_bytes += weight * e.requested;
+      if (e.flags & format::kFlagSampled) c->sampled_bytes += weight * e.requested;
+      c->usable_bytes += weight * e.usable;
       if (e.mapped_bytes) {
         ++c->own_mappings;
         c->page_bytes += e.mapped_bytes;
@@ -92,10 +100,10 @@ class Replayer : public RecordVisitor {
       }
       AddSyscalls(c, e.syscalls, e.flags);
     });
-    Histogram(e.requested, e.mapped_bytes != 0, waste);
-    LiveBlock block{e.requested, e.mapped_bytes, e.prefix.stack,
-                    e.usable > e.requested ? e.usable - e.requested : 0, e.prefix.time_ns,
-                    ++allocations_};
+    Histogram(e.requested, e.mapped_bytes != 0, waste, weight);
+    LiveBlock block{weight * e.requested, e.mapped_bytes, e.prefix.stack,
+                    weight * (e.usable > e.requested ? e.usable - e.requested : 0),
+                    e.prefix.time_ns, ++allocations_, weight};
     auto [slot, fresh] = live_blocks_.Insert(e.address, block);
     if (!fresh) {  // a free we never saw (made before tracing started)
       LiveBlock& old = live_blocks_.At(slot);
@@ -111,8 +119,9 @@ class Replayer : public RecordVisitor {
     bool known = slot != AddressMap<LiveBlock>::kNone;
     uint64_t alloc_site = known ? live_blocks_.At(slot).site : 0;
     CostTotals& site = Site(e.prefix.stack ? e.prefix.stack : alloc_site);
+    uint64_t weight = known ? live_blocks_.At(slot).weight : 1;
     Charge(&site, [&](CostTotals* c) {
-      ++c->frees;
+      c->frees += weight;
       AddSyscalls(c, e.syscalls, e.flags);
     });
     if (known) {
@@ -121,8 +130,9 @@ class Replayer : public RecordVisitor {
       const LiveBlock b = live_blocks_.At(slot);
       live_blocks_.Erase(slot);
       CallSite& owner = SiteOf(b.site);
-      ++owner.lifetimes[LifetimeBucket(e.prefix.time_ns - std::min(e.prefix.time_ns, b.time_ns))];
-      if (b.sequence == allocations_) ++owner.temporary_allocations;
+      owner.lifetimes[LifetimeBucket(e.prefix.time_ns - std::min(e.prefix.time_ns, b.time_ns))] +=
+          b.weight;
+      if (b.sequence == allocations_) owner.temporary_allocations += b.weight;
       Release(b.site, b.requested, b.mapped_bytes, b.slack);
     }
   }
@@ -212,7 +222,7 @@ class Replayer : public RecordVisitor {
   void Finish(const ReplayOptions& options) {
     Report& r = *report_;
     live_blocks_.ForEach(
-        [&](uint64_t, const LiveBlock& block) { Leak(block.site, block.requested); });
+        [&](uint64_t, const LiveBlock& block) { Leak(block.site, block.requested, block.weight); });
     for (const auto& [address, m] : mappings_) Leak(m.site, m.requested);
     r.threads = threads_.size();
     for (const auto& [tid, cost] : threads_) r.thread_totals.push_back({tid, cost});
@@ -354,11 +364,24 @@ class Replayer : public RecordVisitor {
     c->syscall_ns += s.ns;
   }
 
-  void Histogram(uint64_t size, bool own_mapping, uint64_t waste) {
+  void Histogram(uint64_t size, bool own_mapping, uint64_t waste, uint64_t weight = 1) {
     HistogramBucket& b = histogram_[BucketOf(size)];
-    ++b.count;
+    b.count += weight;
     if (own_mapping) ++b.own_mappings;
     b.page_waste_bytes += waste;
+  }
+
+  // How many allocations of `size` bytes a sampled one stands for: it was
+  // picked with probability p = 1 - exp(-size / interval), so 1 / p. The
+  // fractions carry over from one to the next (rounding each alone would
+  // bias the totals: 10.5 is not 11), so the weights sum to the sum of 1 / p.
+  uint64_t SampleWeight(uint64_t size) {
+    if (!sample_interval_) return 1;
+    double p = -std::expm1(-static_cast<double>(size) / static_cast<double>(sample_interval_));
+    double exact = (p > 0 ? 1 / p : 1) + weight_carry_;
+    auto weight = static_cast<uint64_t>(exact);
+    weight_carry_ = exact - static_cast<double>(weight);
+    return weight;
   }
 
   void OnChunk(uint64_t offset) override {
@@ -449,11 +472,11 @@ class Replayer : public RecordVisitor {
     }
   }
 
-  void Leak(uint64_t stack, uint64_t requested) {
+  void Leak(uint64_t stack, uint64_t requested, uint64_t count = 1) {
     CallSite& site = SiteOf(stack);
-    ++site.leaked_allocations;
+    site.leaked_allocations += count;
     site.leaked_bytes += requested;
-    ++report_->leaked_allocations;
+    report_->leaked_allocations += count;
     report_->leaked_bytes += requested;
   }
 
@@ -490,6 +513,8 @@ class Replayer : public RecordVisitor {
 
   Report* report_;
   uint64_t page_size_ = 4096;
+  uint64_t sample_interval_ = 0;  // bytes per sample; 0: not sampled
+  double weight_carry_ = 0;
   WhatIf what_if_;
   Timeline timeline_;
   uint64_t allocations_ = 0;  // malloc-family allocations so far
@@ -540,7 +565,8 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
     *err = path + ": " + *err;
     return false;
   }
-  Replayer replayer(report, p.header.process.page_size, options);
+  Replayer replayer(report, p.header.process.page_size, p.header.process.sample_interval_bytes,
+                    options);
   std::error_code size_error;
   uint64_t size = std::filesystem::file_size(path, size_error);
   if (!size_error && options.progress_from_bytes && size >= options.progress_from_bytes)

@@ -2,6 +2,8 @@
 // and the sentence that explains why a call site enters the kernel.
 #include "report_model.h"
 
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include <vector>
@@ -37,6 +39,12 @@ void CostTotals::Add(const CostTotals& o) {
   resident_pages += o.resident_pages;
   used_bytes += o.used_bytes;
   estimated_waste_bytes += o.estimated_waste_bytes;
+  sampled_bytes += o.sampled_bytes;
+}
+
+uint64_t SamplingErrorBytes(uint64_t interval, uint64_t bytes) {
+  if (!interval) return 0;
+  return static_cast<uint64_t>(std::llround(std::sqrt(static_cast<double>(interval) * static_cast<double>(bytes))));
 }
 
 CombinedTotals Combine(const std::vector<Report>& reports) {

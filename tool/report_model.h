@@ -58,6 +58,9 @@ struct CostTotals {
   uint64_t used_bytes = 0;             // estimate: extent up to the last non-zero byte
   uint64_t estimated_waste_bytes = 0;  // their page bytes minus used_bytes
   uint64_t estimated_calls = 0;  // calls whose syscalls are estimates
+  // Under sampling: the requested bytes that are estimates (scaled up from
+  // sampled allocations); the rest were each recorded.
+  uint64_t sampled_bytes = 0;
 
   // Adds another's figures (several processes into one total).
   void Add(const CostTotals& other);
@@ -68,6 +71,11 @@ struct CostTotals {
            brk_calls + memory_calls + failed_calls;
   }
 };
+
+// Under sampling (pagewaste run --sample), one standard error of an
+// estimated byte count: sqrt(interval x bytes), the spread of a Poisson
+// count of interval-sized picks. 0 when not sampled.
+uint64_t SamplingErrorBytes(uint64_t interval, uint64_t bytes);
 
 // The one line that says why a site enters the kernel, e.g. "each
 // allocation maps its own pages: 1,000 mmap for 1,000 allocations".

@@ -225,7 +225,12 @@ int RunCommand(const RunOptions& options) {
     if (backend == Backend::kPtrace)
       fmt::print(stderr, "pagewaste: {} is {}; tracing it with ptrace\n", options.command[0], why);
   }
-  if (backend == Backend::kPtrace) return RunWithPtrace(options, pattern, session);
+  if (backend == Backend::kPtrace) {
+    if (options.sample_bytes)
+      fmt::print(stderr, "pagewaste: --sample does not apply to the ptrace backend, which sees "
+                         "no malloc calls; every system call is recorded\n");
+    return RunWithPtrace(options, pattern, session);
+  }
 
   std::string searched;
   std::string shim = FindShim(&searched);
@@ -246,7 +251,8 @@ int RunCommand(const RunOptions& options) {
     observer.observe_only = true;
     observer.environment = {{"LD_PRELOAD", preload},
                             {"PAGEWASTE_OUTPUT", pattern},
-                            {"PAGEWASTE_SESSION", session}};
+                            {"PAGEWASTE_SESSION", session},
+                            {"PAGEWASTE_SAMPLE", std::to_string(options.sample_bytes)}};
     std::string err;
     int code = ptrace::RunUnderPtrace(observer, &err);
     if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
@@ -276,6 +282,7 @@ int RunCommand(const RunOptions& options) {
     setenv("LD_PRELOAD", preload.c_str(), 1);
     setenv("PAGEWASTE_OUTPUT", pattern.c_str(), 1);
     setenv("PAGEWASTE_SESSION", session.c_str(), 1);
+    if (options.sample_bytes) setenv("PAGEWASTE_SAMPLE", std::to_string(options.sample_bytes).c_str(), 1);
     execvp(argv[0], argv.data());
     int err = errno;
     ssize_t ignored = write(status_pipe[1], &err, sizeof err);

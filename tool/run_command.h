@@ -18,6 +18,9 @@ struct RunOptions {
   bool observe_syscalls = false;
   // Rewrite each closed trace with zstd once the program has exited.
   bool compress = true;
+  // Record the malloc family by sampling, one sample per this many bytes
+  // requested on average (0: record every call). Preload backend.
+  uint64_t sample_bytes = 0;
 };
 
 // What auto picks for PROGRAM (found on PATH like execvp does): ptrace for a

@@ -29,9 +29,12 @@ namespace {
 
 void* TracedAlloc(AllocKind kind, void* result, size_t requested,
                   size_t alignment, const AllocatorCall& call) {
+  SampleDecision sample = DecideSample(requested, result, call);
+  if (sample == SampleDecision::kSkip) return result;
   Stack stack;
   CaptureStack(&stack);
   AllocEvent e;
+  if (sample == SampleDecision::kRecordSampled) e.flags = format::kFlagSampled;
   e.kind = kind;
   e.address = reinterpret_cast<uintptr_t>(result);
   e.requested = requested;
@@ -147,11 +150,13 @@ void* Realloc(AllocKind kind, void* p, size_t size,
   bool allocates = result || size != 0;
   if (p && (result || size == 0))
     TracedFree(format::FreeKind::kRealloc, p, old_chunk, &stack, allocates ? nullptr : &counted);
-  if (allocates) {
+  SampleDecision sample = allocates ? DecideSample(size, result, counted) : SampleDecision::kSkip;
+  if (sample != SampleDecision::kSkip) {
     AllocEvent e;
     e.kind = kind;
     e.address = reinterpret_cast<uintptr_t>(result);
     e.requested = size;
+    if (sample == SampleDecision::kRecordSampled) e.flags = format::kFlagSampled;
     RecordAlloc(&e, &stack, counted, old_chunk);
   }
   return result;

@@ -197,6 +197,7 @@ void WriteTracePreamble(uint32_t ppid) {
   h.process.start_monotonic_ns = s.start_monotonic_ns;
   h.process.backend = format::Backend::kPreload;
   h.process.time_resolution_ns = s.time_resolution_ns;
+  h.process.sample_interval_bytes = s.sample_interval;
   h.exe = s.exe_path;
   h.argc = g_argc;
   h.argv = g_argv;
@@ -262,6 +263,14 @@ void Initialize() {
   if (!(unwind && strcmp(unwind, "libunwind") == 0)) {
     InitFastUnwind();
     table.Add(format::SyscallKind::kMmap);
+  }
+  // pagewaste run --sample BYTES: the sampled blocks' table (one mmap).
+  if (const char* sample = getenv("PAGEWASTE_SAMPLE"); sample && *sample) {
+    uint64_t interval = strtoull(sample, nullptr, 10);
+    if (interval > 1 && s.sampled.Init()) {
+      s.sample_interval = interval;
+      table.Add(format::SyscallKind::kMmap);
+    }
   }
   CountShimSyscalls(table);
   WriteTracePreamble(static_cast<uint32_t>(getppid()));

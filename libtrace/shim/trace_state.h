@@ -11,6 +11,7 @@
 #include "live_mappings.h"
 #include "module_map.h"
 #include "record_writer.h"
+#include "sampled_blocks.h"
 #include "stack_table.h"
 
 namespace pagewaste::shim {
@@ -65,6 +66,10 @@ struct TraceState {
   RecordWriter writer{buffer, kChunkBytes, &sink};
   StackTable stacks;
   LiveMappings live_mappings;  // the program's private anonymous mappings
+  // pagewaste run --sample: bytes per sample on average (0: record all),
+  // and the live blocks whose Alloc was recorded.
+  uint64_t sample_interval = 0;
+  SampledBlocks sampled;
   CodeRange own_code;       // the shim: its frames are dropped from stacks
   CodeRange unwinder_code;  // libunwind: its memory calls are the shim's own
   bool glibc_malloc = false;

@@ -233,6 +233,59 @@ void ChargeSyscalls(const AllocatorCall& call, const ChunkInfo& before,
 
 }  // namespace
 
+namespace {
+
+// Per thread: bytes left before the next pick, and the generator that
+// draws the gaps (xorshift64*, seeded alike on every thread, so that a
+// sampled run of a deterministic program is reproducible).
+thread_local int64_t t_sample_left __attribute__((tls_model("initial-exec"))) = -1;
+thread_local uint64_t t_sample_rng __attribute__((tls_model("initial-exec"))) = 0;
+
+// -ln(u) for u in (0, 1], well enough for drawing gaps: u = m 2^e with m in
+// [1, 2), ln m = 2 atanh((m - 1) / (m + 1)) by its series.
+double MinusLog(double u) {
+  uint64_t bits;
+  memcpy(&bits, &u, sizeof bits);
+  int exponent = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
+  bits = (bits & ((uint64_t{1} << 52) - 1)) | (uint64_t{1023} << 52);
+  double m;
+  memcpy(&m, &bits, sizeof m);
+  double t = (m - 1) / (m + 1);
+  double t2 = t * t;
+  double ln_m = 2 * t * (1 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 / 9))));
+  return -(ln_m + exponent * 0.6931471805599453);
+}
+
+// The gap to the next picked byte: exponential with mean `interval`.
+int64_t NextGap(uint64_t interval) {
+  if (!t_sample_rng) t_sample_rng = 0x9E3779B97F4A7C15ull;
+  t_sample_rng ^= t_sample_rng >> 12;
+  t_sample_rng ^= t_sample_rng << 25;
+  t_sample_rng ^= t_sample_rng >> 27;
+  uint64_t r = t_sample_rng * 0x2545F4914F6CDD1Dull;
+  double u = (static_cast<double>(r >> 11) + 1) / 9007199254740992.0;  // (0, 1]
+  return static_cast<int64_t>(MinusLog(u) * static_cast<double>(interval)) + 1;
+}
+
+}  // namespace
+
+SampleDecision DecideSample(uint64_t requested, const void* result, const AllocatorCall& call) {
+  uint64_t interval = g_state.sample_interval;
+  if (!interval) return SampleDecision::kRecord;
+  if (t_sample_left < 0) t_sample_left = NextGap(interval);
+  bool picked = false;
+  t_sample_left -= static_cast<int64_t>(requested);
+  while (t_sample_left <= 0) {  // a large block may hold several picks: one is enough
+    picked = true;
+    t_sample_left += NextGap(interval);
+  }
+  // A call that entered the kernel (or failed) stands for itself, picked
+  // or not: its count is exact.
+  bool entered_kernel = call.counts().Total() || call.moved_break() || InspectChunk(result).mmapped;
+  if (!result || entered_kernel) return SampleDecision::kRecord;
+  return picked ? SampleDecision::kRecordSampled : SampleDecision::kSkip;
+}
+
 // Where an allocator call left the program break: the brk heap's size.
 void RecordAllocatorHeap(const AllocatorCall& call) {
   if (!call.moved_break() || !g_state.heap_start) return;
@@ -257,7 +310,12 @@ void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
     e->flags |= format::kFlagFailed;
   }
   ChargeSyscalls(call, replaced, chunk, &e->syscalls, &e->flags);
-  Record(e, stack, [](RecordWriter* w, const AllocEvent& ev) { w->Alloc(ev); });
+  Record(e, stack, [](RecordWriter* w, const AllocEvent& ev) {
+    // Under sampling, the blocks whose Alloc is recorded get their Free
+    // recorded (RecordFree).
+    if (g_state.sample_interval) g_state.sampled.Insert(ev.address);
+    w->Alloc(ev);
+  });
   RecordAllocatorHeap(call);
 }
 
@@ -266,7 +324,12 @@ void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
     ChunkInfo freed{e->mapped_bytes, 0, (e->flags & format::kFlagMmappedChunk) != 0};
     ChargeSyscalls(*call, freed, ChunkInfo{}, &e->syscalls, &e->flags);
   }
-  Record(e, stack, [](RecordWriter* w, const FreeEvent& ev) { w->Free(ev); });
+  bool entered_kernel = (e->flags & format::kFlagMmappedChunk) || e->syscalls.Total();
+  Record(e, stack, [entered_kernel](RecordWriter* w, const FreeEvent& ev) {
+    if (g_state.sample_interval && !g_state.sampled.Remove(ev.address) && !entered_kernel)
+      return;  // its Alloc was not recorded
+    w->Free(ev);
+  });
   if (call) RecordAllocatorHeap(*call);
 }
 

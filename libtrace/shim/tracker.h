@@ -68,6 +68,14 @@ ChunkInfo InspectChunk(const void* p);
 // before it is unmapped; false if it cannot be told (not mapped).
 bool MeasureUsage(const void* addr, size_t length, UsageEstimate* usage);
 
+// Sampling (pagewaste run --sample). What to do with an allocator call's
+// new block: kRecordSampled (picked: each requested byte is picked with
+// probability 1 / interval), kRecord (not sampling, or the call entered the
+// kernel or failed: such calls are always recorded, for themselves), or
+// kSkip. Decided before the stack is captured, which is most of the cost.
+enum class SampleDecision { kRecord, kRecordSampled, kSkip };
+SampleDecision DecideSample(uint64_t requested, const void* result, const AllocatorCall& call);
+
 // Record an event. prefix.time_ns/tid/stack are filled in here; `stack` may
 // be null (no stack recorded). The malloc family's events also get the
 // system calls of `call`, counted or estimated; `replaced` is the block a

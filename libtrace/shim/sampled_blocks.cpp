@@ -1,0 +1,54 @@
+#include "sampled_blocks.h"
+
+#include "raw_mmap.h"
+
+namespace pagewaste::shim {
+namespace {
+
+uint32_t Home(uint64_t address) {
+  return static_cast<uint32_t>((address * 0x9E3779B97F4A7C15ull) >> 40) & (SampledBlocks::kSlots - 1);
+}
+uint32_t Next(uint32_t i) { return (i + 1) & (SampledBlocks::kSlots - 1); }
+
+}  // namespace
+
+bool SampledBlocks::Init() {
+  slots_ = static_cast<uint64_t*>(RawReserve(sizeof(uint64_t) * kSlots));
+  return slots_ != nullptr;
+}
+
+bool SampledBlocks::Insert(uint64_t address) {
+  if (!slots_ || !address || size_ >= kSlots / 2) return false;
+  for (uint32_t i = Home(address);; i = Next(i)) {
+    if (slots_[i] == address) return true;
+    if (!slots_[i]) {
+      slots_[i] = address;
+      ++size_;
+      return true;
+    }
+  }
+}
+
+bool SampledBlocks::Remove(uint64_t address) {
+  if (!slots_ || !address) return false;
+  uint32_t hole = Home(address);
+  for (;; hole = Next(hole)) {
+    if (!slots_[hole]) return false;
+    if (slots_[hole] == address) break;
+  }
+  // Backward shift: pull later entries of the run into the hole where their
+  // home position allows, so that lookups need no tombstones.
+  for (uint32_t i = Next(hole); slots_[i]; i = Next(i)) {
+    uint32_t home = Home(slots_[i]);
+    bool movable = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i);
+    if (movable) {
+      slots_[hole] = slots_[i];
+      hole = i;
+    }
+  }
+  slots_[hole] = 0;
+  --size_;
+  return true;
+}
+
+}  // namespace pagewaste::shim
