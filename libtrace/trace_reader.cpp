@@ -423,7 +423,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         d.tid = c.U32();
         break;
       case RecordType::kAlloc: {
-        AllocEvent& e = events_.alloc;  // every field is set below
+        auto& [e, dirty] = events_.alloc;  // every field of e is set below
         e.prefix = ReadPrefix(&c, &d);
         uint64_t kind = c.U();
         if (kind >= format::kAllocKinds) c.ok = false;
@@ -434,12 +434,12 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.alignment = c.U();
         e.mapped_bytes = c.U();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
+        ReadSyscalls(&c, &e.syscalls, &dirty);
         if (c.ok) v->OnAlloc(e);
         break;
       }
       case RecordType::kAllocSmall: {
-        AllocEvent& e = events_.alloc;  // every field is set below
+        auto& [e, dirty] = events_.alloc;  // every field of e is set below
         e.prefix = ReadPrefix(&c, &d);
         e.kind = format::AllocKind::kMalloc;
         e.address = ReadAddress(&c, &d);
@@ -448,23 +448,23 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.alignment = 0;
         e.mapped_bytes = 0;
         e.flags = 0;
-        if (events_.dirty[0]) ClearSyscalls(&e.syscalls, &events_.dirty[0]);
+        if (dirty) ClearSyscalls(&e.syscalls, &dirty);
         if (c.ok) v->OnAlloc(e);
         break;
       }
       case RecordType::kFreeSmall: {
-        FreeEvent& e = events_.free;  // every field is set below
+        auto& [e, dirty] = events_.free;  // every field of e is set below
         e.prefix = {d.time, d.tid, 0};
         e.kind = format::FreeKind::kFree;
         e.address = ReadAddress(&c, &d);
         e.mapped_bytes = 0;
         e.flags = 0;
-        if (events_.dirty[1]) ClearSyscalls(&e.syscalls, &events_.dirty[1]);
+        if (dirty) ClearSyscalls(&e.syscalls, &dirty);
         if (c.ok) v->OnFree(e);
         break;
       }
       case RecordType::kFree: {
-        FreeEvent& e = events_.free;  // every field is set below
+        auto& [e, dirty] = events_.free;  // every field of e is set below
         e.prefix = ReadPrefix(&c, &d);
         uint64_t kind = c.U();
         if (kind > static_cast<uint64_t>(format::FreeKind::kRealloc)) c.ok = false;
@@ -472,12 +472,12 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.address = ReadAddress(&c, &d);
         e.mapped_bytes = c.U();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
+        ReadSyscalls(&c, &e.syscalls, &dirty);
         if (c.ok) v->OnFree(e);
         break;
       }
       case RecordType::kMmap: {
-        MmapEvent& e = events_.mmap;  // every field is set below
+        auto& [e, dirty] = events_.mmap;  // every field of e is set below
         e.prefix = ReadPrefix(&c, &d);
         e.address = ReadAddress(&c, &d);
         e.length = c.U();
@@ -486,24 +486,24 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.fd = static_cast<int32_t>(c.S());
         e.offset = c.U();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
+        ReadSyscalls(&c, &e.syscalls, &dirty);
         if (c.ok) v->OnMmap(e);
         break;
       }
       case RecordType::kMunmap: {
-        MunmapEvent& e = events_.munmap;  // every field is set below
+        auto& [e, dirty] = events_.munmap;  // every field of e is set below
         e.prefix = ReadPrefix(&c, &d);
         e.address = ReadAddress(&c, &d);
         e.length = c.U();
         e.flags = c.U32();
         e.resident_pages = c.U();
         e.used_bytes = c.U();
-        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
+        ReadSyscalls(&c, &e.syscalls, &dirty);
         if (c.ok) v->OnMunmap(e);
         break;
       }
       case RecordType::kMremap: {
-        MremapEvent& e = events_.mremap;  // every field is set below
+        auto& [e, dirty] = events_.mremap;  // every field of e is set below
         e.prefix = ReadPrefix(&c, &d);
         e.old_address = ReadAddress(&c, &d);
         e.old_length = c.U();
@@ -511,12 +511,12 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.mremap_flags = c.U32();
         e.new_address = e.old_address + static_cast<uint64_t>(c.S());
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
+        ReadSyscalls(&c, &e.syscalls, &dirty);
         if (c.ok) v->OnMremap(e);
         break;
       }
       case RecordType::kBrk: {
-        BrkEvent& e = events_.brk;  // every field is set below
+        auto& [e, dirty] = events_.brk;  // every field of e is set below
         e.prefix = ReadPrefix(&c, &d);
         uint64_t kind = c.U();
         if (kind > static_cast<uint64_t>(format::BrkKind::kSbrk)) c.ok = false;
@@ -525,12 +525,12 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.new_break = c.U();
         e.argument = c.S();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
+        ReadSyscalls(&c, &e.syscalls, &dirty);
         if (c.ok) v->OnBrk(e);
         break;
       }
       case RecordType::kMemoryCall: {
-        MemoryCallEvent& e = events_.memory_call;  // every field is set below
+        auto& [e, dirty] = events_.memory_call;  // every field of e is set below
         e.prefix = ReadPrefix(&c, &d);
         uint64_t kind = c.U();
         if (kind >= static_cast<uint64_t>(format::kSyscallKinds)) c.ok = false;
@@ -539,7 +539,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.length = c.U();
         e.argument = c.U();
         e.flags = c.U32();
-        ReadSyscalls(&c, &e.syscalls, &events_.dirty[static_cast<int>(type) & 7]);
+        ReadSyscalls(&c, &e.syscalls, &dirty);
         if (c.ok) v->OnMemoryCall(e);
         break;
       }
@@ -556,12 +556,11 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         e.stack_nodes = c.U();
         e.chunks_lost = c.U();
         e.bytes_lost = c.U();
-        bool dirty = true;  // a fresh EndEvent each time
-        ReadSyscalls(&c, &e.shim_syscalls, &dirty);
-        dirty = true;
-        ReadSyscalls(&c, &e.observed_syscalls, &dirty);
-        dirty = true;
-        ReadSyscalls(&c, &e.before_start_syscalls, &dirty);
+        // A fresh EndEvent: its counts are zero, but each is read whole.
+        for (SyscallCounts* counts : {&e.shim_syscalls, &e.observed_syscalls, &e.before_start_syscalls}) {
+          bool dirty = true;
+          ReadSyscalls(&c, counts, &dirty);
+        }
         if (c.ok) {
           result->has_end = true;
           result->end = e;

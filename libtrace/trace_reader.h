@@ -111,16 +111,21 @@ class TraceReader {
   std::vector<uint8_t> chunk_;
   std::vector<uint8_t> expanded_;  // a compressed chunk's plain chunks
   // Decoded into in place: building a fresh zeroed event per record cost
-  // the replay more than decoding it.
+  // the replay more than decoding it. `dirty`: the event's syscall counts
+  // may be non-zero from an earlier record.
+  template <typename Event>
+  struct Reused {
+    Event event;
+    bool dirty = false;
+  };
   struct {
-    AllocEvent alloc;
-    FreeEvent free;
-    MmapEvent mmap;
-    MunmapEvent munmap;
-    MremapEvent mremap;
-    BrkEvent brk;
-    MemoryCallEvent memory_call;
-    bool dirty[8] = {};  // by record type & 7: syscalls may be non-zero
+    Reused<AllocEvent> alloc;
+    Reused<FreeEvent> free;
+    Reused<MmapEvent> mmap;
+    Reused<MunmapEvent> munmap;
+    Reused<MremapEvent> mremap;
+    Reused<BrkEvent> brk;
+    Reused<MemoryCallEvent> memory_call;
   } events_;
   ::ZSTD_DCtx_s* zstd_ = nullptr;
   uint64_t offset_ = 0;

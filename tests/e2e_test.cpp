@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 
 #include "e2e_support.h"
@@ -91,6 +92,53 @@ TEST(EndToEnd, ACompressedTraceReportsWhatThePlainOneDoes) {
   ASSERT_EQ(stat(compressed.traces[0].c_str(), &compressed_st), 0);
   EXPECT_LT(compressed_st.st_size * 4, plain_st.st_size)
       << compressed_st.st_size << " vs " << plain_st.st_size;
+}
+
+// Every call site's stack as (function, line) frames, with its allocations.
+std::map<std::vector<std::pair<std::string, int>>, uint64_t> StacksOf(const json& report) {
+  std::map<std::vector<std::pair<std::string, int>>, uint64_t> stacks;
+  for (const json& site : report["call_sites"]) {
+    std::vector<std::pair<std::string, int>> frames;
+    for (const json& f : site["frames"]) frames.push_back({f["function"], f["line"]});
+    stacks[frames] += site["allocations"].get<uint64_t>();
+  }
+  return stacks;
+}
+
+TEST(EndToEnd, TheShimsUnwinderAgreesWithLibunwind) {
+  // unwind_o2.c, -O2 without frame pointers: recursion to 17 depths, a
+  // frame whose CFA comes from rbp, allocations in a signal handler. The
+  // same run unwound by libunwind alone must give the same stacks.
+  TempDir fast_dir, slow_dir;
+  Profile fast = ProfileProgram(fast_dir, {"unwind_o2"});
+  setenv("PAGEWASTE_UNWIND", "libunwind", 1);
+  Profile slow = ProfileProgram(slow_dir, {"unwind_o2"});
+  unsetenv("PAGEWASTE_UNWIND");
+  ASSERT_EQ(fast.run.exit_code, 0) << fast.run.err;
+  ASSERT_EQ(slow.run.exit_code, 0) << slow.run.err;
+  auto fast_stacks = StacksOf(OnlyReport(fast));
+  auto slow_stacks = StacksOf(OnlyReport(slow));
+  EXPECT_EQ(fast_stacks, slow_stacks);
+  // 3,000 down(), 1,000 with_vla(), 6 in the handler. down(0) tail-calls
+  // leaf (a jmp, no frame of its own): 177 of the 3,000 (i % 17 == 0) show
+  // leaf right under main, in both.
+  uint64_t down_calls = 0, vla_calls = 0, handler_calls = 0, tail_calls = 0;
+  for (const auto& [frames, allocations] : fast_stacks) {
+    auto has = [&](const char* name) {
+      for (const auto& f : frames)
+        if (f.first == name) return true;
+      return false;
+    };
+    if (has("on_usr1")) handler_calls += allocations;
+    else if (has("with_vla")) vla_calls += allocations;
+    else if (has("down")) down_calls += allocations;
+    else if (frames.size() > 1 && frames[0].first == "leaf" && frames[1].first == "main")
+      tail_calls += allocations;
+  }
+  EXPECT_EQ(down_calls, 3000u - 177);
+  EXPECT_EQ(tail_calls, 177u);
+  EXPECT_EQ(vla_calls, 1000u);
+  EXPECT_EQ(handler_calls, 6u);
 }
 
 TEST(EndToEnd, LargeMallocsPayForTheirOwnPages) {
