@@ -7,6 +7,9 @@
 // length-prefixed strings. Delta state (time, thread, previous address)
 // starts at zero in every chunk, so a chunk decodes on its own: a chunk lost
 // to a failed write costs its own records and nothing after it.
+// Address deltas are per thread: against the previous address of the same
+// thread in the chunk (kAddressSlots, below), so that threads interleaved
+// by the writer lock keep the regular address streams of each.
 // Events carry neither a time nor a thread: Time and Thread records set them
 // for the events that follow, and the writer emits one only when the value
 // changes. With the shim's coarse clock a burst of events shares one Time
@@ -66,6 +69,12 @@ enum ChunkFlags : uint32_t {
   kChunkEnd = 1u << 2,
 };
 inline constexpr uint32_t kMaxExpandedChunk = 64u << 20;
+
+// The previous address of each thread in a chunk is kept in
+// kAddressSlots slots, the thread's slot being tid % kAddressSlots; a slot
+// that held another thread starts again from 0. Writer and reader follow
+// the same rule.
+inline constexpr uint32_t kAddressSlots = 16;
 
 // Longest string the writer emits (paths, argv entries); longer ones are cut.
 inline constexpr size_t kMaxString = 4096;

@@ -99,7 +99,7 @@ uint8_t* RecordWriter::Reserve(size_t max_size) {
     chunk_has_event_ = false;
     last_time_ = 0;
     last_tid_ = 0;
-    last_address_ = 0;
+    for (AddressSlot& slot : last_address_) slot = {};
   }
   return chunk_ + used_;
 }
@@ -164,11 +164,14 @@ uint8_t* RecordWriter::TimeAndThread(uint8_t* p, const EventPrefix& e) {
 }
 
 
-// Addresses are zigzag deltas against the previous address in the chunk, so
-// neighbouring heap blocks cost one or two bytes instead of six.
+// Addresses are zigzag deltas against the thread's previous address in the
+// chunk (format.h), so neighbouring heap blocks cost one or two bytes
+// instead of six.
 uint8_t* RecordWriter::Address(uint8_t* p, uint64_t address) {
-  p = Varint(p, ZigZag(static_cast<int64_t>(address - last_address_)));
-  last_address_ = address;
+  AddressSlot& slot = last_address_[last_tid_ % format::kAddressSlots];
+  if (slot.tid != last_tid_) slot = {last_tid_, 0};
+  p = Varint(p, ZigZag(static_cast<int64_t>(address - slot.address)));
+  slot.address = address;
   return p;
 }
 

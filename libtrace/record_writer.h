@@ -101,7 +101,11 @@ class RecordWriter {
   uint32_t pending_records_ = 0;  // Time/Thread records before the event
   uint32_t last_tid_ = 0;
   uint64_t last_time_ = 0;
-  uint64_t last_address_ = 0;
+  struct AddressSlot {
+    uint32_t tid = 0;
+    uint64_t address = 0;
+  };
+  AddressSlot last_address_[format::kAddressSlots] = {};
   uint64_t records_ = 0;
   uint64_t events_ = 0;
   uint64_t stack_nodes_ = 0;

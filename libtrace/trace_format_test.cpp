@@ -230,7 +230,7 @@ TEST(TraceFormat, EventPrefixMatchesTheDocumentedBytes) {
   // same time on the same thread is an AllocSmall: type and stack, then
   // address delta, requested and slack. A plain free 10 ns later on tid 5
   // gets a Time (delta 10) and a Thread record, then a FreeSmall: type and
-  // address delta.
+  // address delta, against tid 5's previous address (none yet: 0).
   MemorySink sink;
   uint8_t buffer[RecordWriter::kMinBuffer];
   RecordWriter w(buffer, sizeof buffer, &sink);
@@ -250,14 +250,14 @@ TEST(TraceFormat, EventPrefixMatchesTheDocumentedBytes) {
   f.address = 0x40;
   w.Free(f);
   w.Flush();
-  ASSERT_EQ(sink.bytes.size(), first + 6 + 6);
+  ASSERT_EQ(sink.bytes.size(), first + 6 + 7);
   std::vector<uint8_t> prefix(sink.bytes.begin() + 8, sink.bytes.begin() + 16);
   EXPECT_EQ(prefix, (std::vector<uint8_t>{0x04, 0xdc, 0x0b, 0x05, 0x92, 0x21, 0x10, 0x07}));
   // 0x40 from the calloc's address 0: zigzag 0x80 = 80 01; 24 bytes, none spare.
   std::vector<uint8_t> second(sink.bytes.begin() + first, sink.bytes.begin() + first + 6);
   EXPECT_EQ(second, (std::vector<uint8_t>{0x17, 0x09, 0x80, 0x01, 0x18, 0x00}));
   std::vector<uint8_t> third(sink.bytes.begin() + first + 6, sink.bytes.end());
-  EXPECT_EQ(third, (std::vector<uint8_t>{0x04, 0x0a, 0x05, 0x05, 0x18, 0x00}));
+  EXPECT_EQ(third, (std::vector<uint8_t>{0x04, 0x0a, 0x05, 0x05, 0x18, 0x80, 0x01}));
   EXPECT_EQ(w.records(), 7u);  // 3 events, 2 Time, 2 Thread
   EXPECT_EQ(w.events(), 3u);
   uint32_t chunk_size = sink.bytes[0] | sink.bytes[1] << 8 | sink.bytes[2] << 16 |

@@ -90,7 +90,10 @@ struct Cursor {
 struct DeltaState {
   uint64_t time = 0;
   uint32_t tid = 0;
-  uint64_t address = 0;
+  struct {
+    uint32_t tid = 0;
+    uint64_t address = 0;
+  } addresses[format::kAddressSlots];  // by tid, as the writer keeps them
 };
 
 EventPrefix ReadPrefix(Cursor* c, DeltaState* d) {
@@ -102,8 +105,10 @@ EventPrefix ReadPrefix(Cursor* c, DeltaState* d) {
 }
 
 uint64_t ReadAddress(Cursor* c, DeltaState* d) {
-  d->address += static_cast<uint64_t>(c->S());
-  return d->address;
+  auto& slot = d->addresses[d->tid % format::kAddressSlots];
+  if (slot.tid != d->tid) slot = {d->tid, 0};
+  slot.address += static_cast<uint64_t>(c->S());
+  return slot.address;
 }
 
 void ClearSyscalls(SyscallCounts* s, bool* dirty) {

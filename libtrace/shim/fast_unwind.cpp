@@ -495,6 +495,7 @@ __attribute__((noinline)) int FastBacktrace(uintptr_t* ips, int max, uintptr_t s
           memo.count = 0;
           return n;
         }
+        if (walked == 0 && j == 0) return n;  // the same stack: the memo stands
         if (walked != j) memmove(&memo.frames[walked], &memo.frames[j], tail * sizeof(WalkFrame));
         memcpy(memo.frames, top, walked * sizeof(WalkFrame));
         memo.count = walked + tail;
