@@ -1,8 +1,11 @@
 // A hash map from addresses to small values, for the replay's live set: open
-// addressing with linear probing and backward-shift deletion, in one array.
+// addressing with linear probing and backward-shift deletion. Keys and
+// values lie in separate arrays, so that probing reads 8 bytes a slot (a
+// live set of a million blocks probes 8 MiB of keys, not 80 MiB of slots).
 // A replay looks up every freed address once and inserts every allocated
 // one, so this is its hottest structure; std::unordered_map spent a heap
-// node and a pointer chase on each.
+// node and a pointer chase on each. Address 0 is not a key (no block lives
+// there).
 #pragma once
 
 #include <cstdint>
@@ -14,37 +17,34 @@ namespace pagewaste {
 template <typename Value>
 class AddressMap {
  public:
-  AddressMap() { slots_.resize(kInitialSlots); }
+  static constexpr size_t kNone = ~size_t{0};
+
+  AddressMap() : keys_(kInitialSlots, 0), values_(kInitialSlots) {}
 
   size_t size() const { return size_; }
-
-  static constexpr size_t kNone = ~size_t{0};
 
   // The slot holding address, or kNone. A slot stays valid until the next
   // Insert or Erase.
   size_t Find(uint64_t address) const {
     for (size_t i = Home(address);; i = Next(i)) {
-      const Slot& s = slots_[i];
-      if (!s.used) return kNone;
-      if (s.address == address) return i;
+      if (keys_[i] == address) return i;
+      if (!keys_[i]) return kNone;
     }
   }
-  Value& At(size_t slot) { return slots_[slot].value; }
+  Value& At(size_t slot) { return values_[slot]; }
 
-  // Inserts (address, value) if address is absent. Returns the slot holding
-  // address and whether it was inserted.
+  // Inserts (address, value) if address (not 0) is absent. Returns the slot
+  // holding address and whether it was inserted.
   std::pair<size_t, bool> Insert(uint64_t address, const Value& value) {
-    if ((size_ + 1) * 4 > slots_.size() * 3) Grow();
+    if ((size_ + 1) * 4 > keys_.size() * 3) Grow();
     for (size_t i = Home(address);; i = Next(i)) {
-      Slot& s = slots_[i];
-      if (!s.used) {
-        s.address = address;  // field by field: no temporary to copy
-        s.value = value;
-        s.used = true;
+      if (keys_[i] == address) return {i, false};
+      if (!keys_[i]) {
+        keys_[i] = address;
+        values_[i] = value;
         ++size_;
         return {i, true};
       }
-      if (s.address == address) return {i, false};
     }
   }
 
@@ -52,52 +52,47 @@ class AddressMap {
     size_t hole = slot;
     // Backward shift: pull later entries of the run into the hole when their
     // home position allows it, so that no tombstones are needed.
-    for (size_t i = Next(hole);; i = Next(i)) {
-      Slot& s = slots_[i];
-      if (!s.used) break;
-      size_t home = Home(s.address);
+    for (size_t i = Next(hole); keys_[i]; i = Next(i)) {
+      size_t home = Home(keys_[i]);
       bool movable = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i);
       if (movable) {
-        slots_[hole].address = s.address;
-        slots_[hole].value = s.value;
-        slots_[hole].used = true;
+        keys_[hole] = keys_[i];
+        values_[hole] = values_[i];
         hole = i;
       }
     }
-    slots_[hole].used = false;
+    keys_[hole] = 0;
     --size_;
   }
 
   template <typename F>
   void ForEach(F f) const {
-    for (const Slot& s : slots_)
-      if (s.used) f(s.address, s.value);
+    for (size_t i = 0; i < keys_.size(); ++i)
+      if (keys_[i]) f(keys_[i], values_[i]);
   }
 
  private:
   static constexpr size_t kInitialSlots = 1024;
-  struct Slot {
-    uint64_t address = 0;
-    Value value{};
-    bool used = false;
-  };
 
   size_t Home(uint64_t address) const {
     // Heap addresses share their high bits and are 16-byte aligned: mix.
     uint64_t h = address * 0x9E3779B97F4A7C15ull;
-    return static_cast<size_t>(h >> 32) & (slots_.size() - 1);
+    return static_cast<size_t>(h >> 32) & (keys_.size() - 1);
   }
-  size_t Next(size_t i) const { return (i + 1) & (slots_.size() - 1); }
+  size_t Next(size_t i) const { return (i + 1) & (keys_.size() - 1); }
 
   void Grow() {
-    std::vector<Slot> old = std::move(slots_);
-    slots_.assign(old.size() * 2, Slot{});
+    std::vector<uint64_t> old_keys = std::move(keys_);
+    std::vector<Value> old_values = std::move(values_);
+    keys_.assign(old_keys.size() * 2, 0);
+    values_.assign(old_keys.size() * 2, Value{});
     size_ = 0;
-    for (const Slot& s : old)
-      if (s.used) Insert(s.address, s.value);
+    for (size_t i = 0; i < old_keys.size(); ++i)
+      if (old_keys[i]) Insert(old_keys[i], old_values[i]);
   }
 
-  std::vector<Slot> slots_;
+  std::vector<uint64_t> keys_;  // 0: empty
+  std::vector<Value> values_;
   size_t size_ = 0;
 };
 

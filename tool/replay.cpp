@@ -101,6 +101,7 @@ class Replayer : public RecordVisitor {
       AddSyscalls(c, e.syscalls, e.flags);
     });
     Histogram(e.requested, e.mapped_bytes != 0, waste, weight);
+    if (!e.address) return;  // no block lives at 0 (a damaged trace): not tracked
     LiveBlock block{weight * e.requested, e.mapped_bytes, e.prefix.stack,
                     weight * (e.usable > e.requested ? e.usable - e.requested : 0),
                     e.prefix.time_ns, ++allocations_, weight};
@@ -110,7 +111,7 @@ class Replayer : public RecordVisitor {
       Release(old.site, old.requested, old.mapped_bytes, old.slack);
       old = block;
     }
-    Acquire(e.prefix.stack, e.requested, e.mapped_bytes, block.slack);
+    Acquire(e.prefix.stack, block.requested, e.mapped_bytes, block.slack);
   }
 
   void OnFree(const FreeEvent& e) override {
