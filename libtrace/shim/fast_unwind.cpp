@@ -410,7 +410,7 @@ struct WalkFrame {
   bool cfa_from_bp;
 };
 constexpr int kMemoFrames = 96;
-constexpr int kMatchWithin = 16;  // frames from the top a match is tried at
+constexpr int kMatchWithin = 8;  // frames from the top a match is tried at (on the program's stack)
 struct WalkMemo {
   int count = 0;
   bool truncated = false;  // the walk stopped at the depth limit

@@ -273,12 +273,13 @@ SampleDecision DecideSample(uint64_t requested, const void* result, const Alloca
   uint64_t interval = g_state.sample_interval;
   if (!interval) return SampleDecision::kRecord;
   if (t_sample_left < 0) t_sample_left = NextGap(interval);
-  bool picked = false;
-  t_sample_left -= static_cast<int64_t>(requested);
-  while (t_sample_left <= 0) {  // a large block may hold several picks: one is enough
-    picked = true;
-    t_sample_left += NextGap(interval);
-  }
+  // A block with a picked byte is picked (whatever its size, once); the
+  // count starts again from there, as tcmalloc's sampler does.
+  bool picked = requested >= static_cast<uint64_t>(t_sample_left);
+  if (picked)
+    t_sample_left = NextGap(interval);
+  else
+    t_sample_left -= static_cast<int64_t>(requested);
   // A call that entered the kernel (or failed) stands for itself, picked
   // or not: its count is exact.
   bool entered_kernel = call.counts().Total() || call.moved_break() || InspectChunk(result).mmapped;
