@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "open_addressing.h"
+
 namespace pagewaste {
 
 template <typename Value>
@@ -49,19 +51,14 @@ class AddressMap {
   }
 
   void Erase(size_t slot) {
-    size_t hole = slot;
-    // Backward shift: pull later entries of the run into the hole when their
-    // home position allows it, so that no tombstones are needed.
-    for (size_t i = Next(hole); keys_[i]; i = Next(i)) {
-      size_t home = Home(keys_[i]);
-      bool movable = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i);
-      if (movable) {
-        keys_[hole] = keys_[i];
-        values_[hole] = values_[i];
-        hole = i;
-      }
-    }
-    keys_[hole] = 0;
+    EraseFromRun(
+        slot, keys_.size() - 1, [&](size_t i) { return keys_[i] != 0; },
+        [&](size_t i) { return Home(keys_[i]); },
+        [&](size_t from, size_t to) {
+          keys_[to] = keys_[from];
+          values_[to] = values_[from];
+        },
+        [&](size_t i) { keys_[i] = 0; });
     --size_;
   }
 

@@ -1,5 +1,6 @@
 #include "sampled_blocks.h"
 
+#include "open_addressing.h"
 #include "raw_mmap.h"
 
 namespace pagewaste::shim {
@@ -36,17 +37,10 @@ bool SampledBlocks::Remove(uint64_t address) {
     if (!slots_[hole]) return false;
     if (slots_[hole] == address) break;
   }
-  // Backward shift: pull later entries of the run into the hole where their
-  // home position allows, so that lookups need no tombstones.
-  for (uint32_t i = Next(hole); slots_[i]; i = Next(i)) {
-    uint32_t home = Home(slots_[i]);
-    bool movable = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i);
-    if (movable) {
-      slots_[hole] = slots_[i];
-      hole = i;
-    }
-  }
-  slots_[hole] = 0;
+  EraseFromRun(
+      hole, kSlots - 1, [&](size_t i) { return slots_[i] != 0; },
+      [&](size_t i) { return Home(slots_[i]); },
+      [&](size_t from, size_t to) { slots_[to] = slots_[from]; }, [&](size_t i) { slots_[i] = 0; });
   --size_;
   return true;
 }
