@@ -532,14 +532,13 @@ namespace {
 
 int SetMask(int (*fn)(int, const sigset_t*, sigset_t*), int how, const sigset_t* set,
             sigset_t* old) {
-  if (!SyscallDispatchActive() || !set || how == SIG_UNBLOCK) {
-    int rc = fn(how, set, old);
-    SignalMaskChanged();
-    return rc;
+  sigset_t copy;
+  if (SyscallDispatchActive() && set && how != SIG_UNBLOCK) {
+    copy = *set;
+    sigdelset(&copy, SIGSYS);
+    set = &copy;
   }
-  sigset_t copy = *set;
-  sigdelset(&copy, SIGSYS);
-  int rc = fn(how, &copy, old);
+  int rc = fn(how, set, old);
   SignalMaskChanged();
   return rc;
 }
