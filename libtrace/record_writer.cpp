@@ -204,13 +204,24 @@ uint64_t RecordWriter::StackNode(uint64_t parent, uint64_t ip) {
   return ++stack_nodes_;
 }
 
+void RecordWriter::AllocSmall(const EventPrefix& prefix, uint64_t address, uint64_t requested,
+                              uint64_t usable) {
+  uint8_t* p = Prefix(Reserve(kEventMax), RecordType::kAllocSmall, prefix);
+  p = Address(p, address);
+  p = Varint(p, requested);
+  Commit(Varint(p, ZigZag(static_cast<int64_t>(usable - requested))), true);
+}
+
+void RecordWriter::FreeSmall(const EventPrefix& prefix, uint64_t address) {
+  uint8_t* p = TimeAndThread(Reserve(kEventMax), prefix);
+  *p++ = static_cast<uint8_t>(RecordType::kFreeSmall);
+  Commit(Address(p, address), true);
+}
+
 void RecordWriter::Alloc(const AllocEvent& e) {
   if (e.kind == format::AllocKind::kMalloc && !e.alignment && !e.mapped_bytes && !e.flags &&
       NoSyscalls(e.syscalls)) {
-    uint8_t* p = Prefix(Reserve(kEventMax), RecordType::kAllocSmall, e.prefix);
-    p = Address(p, e.address);
-    p = Varint(p, e.requested);
-    Commit(Varint(p, ZigZag(static_cast<int64_t>(e.usable - e.requested))), true);
+    AllocSmall(e.prefix, e.address, e.requested, e.usable);
     return;
   }
   uint8_t* p = Prefix(Reserve(kEventMax), RecordType::kAlloc, e.prefix);
@@ -227,9 +238,7 @@ void RecordWriter::Alloc(const AllocEvent& e) {
 void RecordWriter::Free(const FreeEvent& e) {
   if (e.kind == format::FreeKind::kFree && !e.prefix.stack && !e.mapped_bytes && !e.flags &&
       NoSyscalls(e.syscalls)) {
-    uint8_t* p = TimeAndThread(Reserve(kEventMax), e.prefix);
-    *p++ = static_cast<uint8_t>(RecordType::kFreeSmall);
-    Commit(Address(p, e.address), true);
+    FreeSmall(e.prefix, e.address);
     return;
   }
   uint8_t* p = Prefix(Reserve(kEventMax), RecordType::kFree, e.prefix);

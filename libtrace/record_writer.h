@@ -60,6 +60,13 @@ class RecordWriter {
   uint64_t StackNode(uint64_t parent, uint64_t ip);
   void Alloc(const AllocEvent& e);
   void Free(const FreeEvent& e);
+  // The compact forms (format.h) for callers that know they apply: a plain
+  // malloc (no alignment, own mapping, flags or syscalls) and a plain free
+  // (kind free, no stack, own mapping, flags or syscalls). Alloc and Free
+  // pick them by themselves.
+  void AllocSmall(const EventPrefix& prefix, uint64_t address, uint64_t requested,
+                  uint64_t usable);
+  void FreeSmall(const EventPrefix& prefix, uint64_t address);
   void Mmap(const MmapEvent& e);
   void Munmap(const MunmapEvent& e);
   void Mremap(const MremapEvent& e);

@@ -33,6 +33,14 @@ void* TracedAlloc(AllocKind kind, void* result, size_t requested,
   if (sample == SampleDecision::kSkip) return result;
   Stack stack;
   CaptureStack(&stack);
+  if (kind == AllocKind::kMalloc && sample == SampleDecision::kRecord && result &&
+      call.exact_and_none() && !call.moved_break()) {
+    ChunkInfo chunk = InspectChunk(result);
+    if (chunk.known && !chunk.mmapped) {
+      RecordPlainMalloc(stack, reinterpret_cast<uintptr_t>(result), requested, chunk);
+      return result;
+    }
+  }
   AllocEvent e;
   if (sample == SampleDecision::kRecordSampled) e.flags = format::kFlagSampled;
   e.kind = kind;
@@ -119,6 +127,7 @@ PW_EXPORT void free(void* p) {
   // returned, a heap trimmed): that is where a page allocator's cost shows,
   // and it keeps the common free cheap.
   bool costly = chunk.mmapped || call.counts().Total() || call.break_moved();
+  if (!costly && call.exact_and_none()) return RecordPlainFree(reinterpret_cast<uintptr_t>(p));
   Stack stack;
   if (costly) CaptureStack(&stack);
   TracedFree(format::FreeKind::kFree, p, chunk, costly ? &stack : nullptr, &call);

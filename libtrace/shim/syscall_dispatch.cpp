@@ -269,6 +269,7 @@ void AllocatorCall::Stop() {
     return;
   }
   if (t_traps == traps_before_) return;
+  trapped_ = true;
   for (int i = 0; i < format::kSyscallKinds; ++i)
     counts_.count[i] = t_tally.count[i] - before_.count[i];
   counts_.ns = t_tally.ns - before_.ns;

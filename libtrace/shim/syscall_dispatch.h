@@ -61,6 +61,8 @@ class AllocatorCall {
   bool exact() const { return exact_; }
   // What was counted (zero when not exact).
   const SyscallCounts& counts() const { return counts_; }
+  // Counted exactly, and no system call at all: the common case.
+  bool exact_and_none() const { return exact_ && !trapped_; }
   // When not exact: whether the program break moved during the call.
   bool break_moved() const { return break_before_ != break_after_; }
   // The break after the call, when the call moved it (brk counted, or the
@@ -73,6 +75,7 @@ class AllocatorCall {
   SyscallCounts counts_;
   SyscallCounts before_;
   uint64_t traps_before_ = 0;
+  bool trapped_ = false;
   uintptr_t break_before_ = 0;
   uintptr_t break_after_ = 0;
   uintptr_t moved_break_ = 0;

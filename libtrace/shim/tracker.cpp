@@ -199,6 +199,7 @@ ChunkInfo InspectChunk(const void* p) {
   const size_t* words = static_cast<const size_t*>(p);
   size_t size_field = words[-1];
   size_t chunk_size = size_field & ~size_t{7};
+  info.known = true;
   if (!(size_field & 2)) {
     info.usable = chunk_size - sizeof(size_t);
     return info;
@@ -322,7 +323,7 @@ void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
 
 void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
   if (call) {
-    ChunkInfo freed{e->mapped_bytes, 0, (e->flags & format::kFlagMmappedChunk) != 0};
+    ChunkInfo freed{e->mapped_bytes, 0, (e->flags & format::kFlagMmappedChunk) != 0, true};
     ChargeSyscalls(*call, freed, ChunkInfo{}, &e->syscalls, &e->flags);
   }
   bool entered_kernel = (e->flags & format::kFlagMmappedChunk) || e->syscalls.Total();
@@ -332,6 +333,29 @@ void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
     w->Free(ev);
   });
   if (call) RecordAllocatorHeap(*call);
+}
+
+void RecordPlainMalloc(const Stack& stack, uint64_t address, uint64_t requested,
+                       const ChunkInfo& chunk) {
+  TraceState& s = g_state;
+  uint32_t tid = CurrentTid();
+  s.lock.Lock(tid);
+  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing) {
+    uint64_t id = InternStack(s, stack);
+    if (s.sample_interval) s.sampled.Insert(address);
+    s.writer.AllocSmall({NowNs(), tid, id}, address, requested, chunk.usable);
+  }
+  s.lock.Unlock();
+}
+
+void RecordPlainFree(uint64_t address) {
+  TraceState& s = g_state;
+  uint32_t tid = CurrentTid();
+  s.lock.Lock(tid);
+  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing &&
+      (!s.sample_interval || s.sampled.Remove(address)))  // else its Alloc was not recorded
+    s.writer.FreeSmall({NowNs(), tid, 0}, address);
+  s.lock.Unlock();
 }
 
 // The three keep the table of live mappings (measured at exit) up to date,

@@ -61,6 +61,7 @@ struct ChunkInfo {
   uint64_t mapped_bytes = 0;
   uint64_t usable = 0;  // what malloc_usable_size would say
   bool mmapped = false;
+  bool known = false;   // read from glibc's header (else all of the above is 0)
 };
 ChunkInfo InspectChunk(const void* p);
 
@@ -83,6 +84,13 @@ SampleDecision DecideSample(uint64_t requested, const void* result, const Alloca
 void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
                  const ChunkInfo& replaced = {});
 void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call);
+// The common cases, written as the compact records without building an
+// event: a malloc whose call made no system call and got a block on shared
+// heap pages (glibc's, so its chunk header is read), and a free of such a
+// block that made none either.
+void RecordPlainMalloc(const Stack& stack, uint64_t address, uint64_t requested,
+                       const ChunkInfo& chunk);
+void RecordPlainFree(uint64_t address);
 void RecordMmap(MmapEvent* e, const Stack* stack);
 void RecordMunmap(MunmapEvent* e, const Stack* stack);
 void RecordMremap(MremapEvent* e, const Stack* stack);
