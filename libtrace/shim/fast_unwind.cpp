@@ -409,7 +409,7 @@ struct WalkFrame {
   bool rbp_used;
   bool cfa_from_bp;
 };
-constexpr int kMemoFrames = 96;
+constexpr int kMemoFrames = 72;  // the depth kept (64) and a few of the shim's; thread-local: 5 KiB
 constexpr int kMatchWithin = 8;  // frames from the top a match is tried at (on the program's stack)
 struct WalkMemo {
   int count = 0;
