@@ -1,7 +1,8 @@
 // Recording: everything a hook does for a traced call besides calling the
 // real function. The order in each Record* is the same: capture what needs
-// no lock (stack, timestamp), then take the writer lock, intern the stack,
-// encode, release.
+// no lock (the stack), then take the writer lock, stamp the time and thread
+// (so that times follow the trace's order), intern the stack, encode,
+// release.
 #include "tracker.h"
 
 #include <malloc.h>
