@@ -573,11 +573,14 @@ PW_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
 
 // A handler that runs while sigsuspend waits runs with its mask.
 PW_EXPORT int sigsuspend(const sigset_t* mask) {
-  if (!SyscallDispatchActive() || !real.sigsuspend)
-    return real.sigsuspend ? real.sigsuspend(mask) : (errno = ENOSYS, -1);
-  sigset_t copy = *mask;
-  sigdelset(&copy, SIGSYS);
-  return real.sigsuspend(&copy);
+  sigset_t copy;
+  if (SyscallDispatchActive()) {
+    copy = *mask;
+    sigdelset(&copy, SIGSYS);
+    mask = &copy;
+  }
+  if (real.sigsuspend) return real.sigsuspend(mask);
+  return static_cast<int>(syscall(SYS_rt_sigsuspend, mask, 8));
 }
 
 PW_EXPORT void exit(int status) {
