@@ -5,23 +5,13 @@
 
 #include <cstring>
 
+#include "little_endian.h"
 #include "varint.h"
 
 namespace pagewaste {
 namespace {
 
 using format::RecordType;
-
-void PutLE(uint8_t* out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-// The chunk's payload length, rewritten after every record.
-void PutLength(uint8_t* chunk, size_t length) {
-  uint32_t v = static_cast<uint32_t>(length);
-  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the format is little-endian");
-  memcpy(chunk, &v, sizeof v);
-}
 
 uint8_t* Varint(uint8_t* p, uint64_t v) { return p + EncodeVarint(v, p); }
 
@@ -106,7 +96,7 @@ uint8_t* RecordWriter::Reserve(size_t max_size) {
 
 void RecordWriter::Commit(uint8_t* end, bool is_event) {
   used_ = static_cast<size_t>(end - chunk_);
-  PutLength(chunk_, used_ - format::kChunkPrefixSize);
+  PutLE32(chunk_, static_cast<uint32_t>(used_ - format::kChunkPrefixSize));
   records_ += 1 + pending_records_;
   pending_records_ = 0;
   if (is_event) ++events_;

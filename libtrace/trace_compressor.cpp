@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "format.h"
-#include "varint.h"
+#include "little_endian.h"
+#include "trace_reader.h"
 
 namespace pagewaste {
 namespace {
@@ -21,34 +22,6 @@ namespace {
 // reader to hold one expanded.
 constexpr size_t kGroupBytes = 8u << 20;
 constexpr int kLevel = 3;
-
-uint32_t GetLE32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
-}
-
-void PutLE32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-// The header's length: the fixed part, then the executable and argc
-// strings. 0 if the data ends first.
-size_t HeaderLength(const uint8_t* data, size_t size) {
-  if (size < format::kFixedHeaderSize) return 0;
-  const uint8_t* p = data + format::kFixedHeaderSize;
-  const uint8_t* end = data + size;
-  auto skip_string = [&] {
-    uint64_t n;
-    if (!DecodeVarint(&p, end, &n) || n > static_cast<uint64_t>(end - p)) return false;
-    p += n;
-    return true;
-  };
-  uint64_t argc;
-  if (!skip_string() || !DecodeVarint(&p, end, &argc)) return 0;
-  for (uint64_t i = 0; i < argc; ++i)
-    if (!skip_string()) return 0;
-  return static_cast<size_t>(p - data);
-}
 
 // A read-only mapping of a whole file, unmapped on destruction.
 class MappedFile {
@@ -61,8 +34,10 @@ class MappedFile {
     }
     struct stat st;
     bool ok = fstat(fd, &st) == 0;
-    mode_ = st.st_mode & 07777;
-    size_ = ok ? static_cast<size_t>(st.st_size) : 0;
+    if (ok) {
+      mode_ = st.st_mode & 07777;
+      size_ = static_cast<size_t>(st.st_size);
+    }
     if (ok && size_) {
       void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       ok = m != MAP_FAILED;
@@ -95,8 +70,8 @@ struct Group {
 bool PlanGroups(const uint8_t* data, size_t size, size_t offset, std::vector<Group>* groups,
                 std::string* why) {
   while (offset + format::kChunkPrefixSize <= size) {
-    uint32_t length = GetLE32(data + offset);
-    uint32_t flags = GetLE32(data + offset + 4);
+    uint32_t length = static_cast<uint32_t>(GetLE(data + offset, 4));
+    uint32_t flags = static_cast<uint32_t>(GetLE(data + offset + 4, 4));
     if (flags & format::kChunkZstd) {
       *why = "already compressed";
       return false;
@@ -139,11 +114,17 @@ bool CompressTrace(const std::string& path, CompressResult* result, std::string*
   MappedFile in;
   if (!in.Open(path, err)) return false;
   result->bytes_before = result->bytes_after = in.size();
-  size_t header = HeaderLength(in.data(), in.size());
-  if (header == 0 || memcmp(in.data(), format::kMagic, sizeof format::kMagic) != 0) {
-    result->why = "not a whole trace header";
+  // The header, as the reader checks it; the chunks start where it ends.
+  std::unique_ptr<ByteSource> source = OpenFileSource(path, err);
+  if (!source) return false;
+  TraceReader reader(std::move(source));
+  TraceHeader h;
+  std::string why;
+  if (!reader.ReadHeader(&h, &why)) {
+    result->why = why;
     return true;
   }
+  size_t header = reader.offset();
   std::vector<Group> groups;
   if (!PlanGroups(in.data(), in.size(), header, &groups, &result->why)) return true;
 

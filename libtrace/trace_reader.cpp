@@ -10,6 +10,7 @@
 
 #include <zstd.h>
 
+#include "little_endian.h"
 #include "varint.h"
 
 namespace pagewaste {
@@ -49,12 +50,6 @@ class BytesSource : public ByteSource {
   std::vector<uint8_t> bytes_;
   size_t pos_ = 0;
 };
-
-uint64_t GetLE(const uint8_t* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
-  return v;
-}
 
 // Cursor over one chunk's payload. Any read past the end sets ok = false and
 // yields zeros, so decoders read straight through and check once.

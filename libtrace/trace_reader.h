@@ -96,6 +96,9 @@ class TraceReader {
   // Delivers every record to visitor, in file order. Call after ReadHeader.
   ReadResult ReadRecords(RecordVisitor* visitor);
 
+  // Bytes consumed so far: after ReadHeader, the header's length.
+  uint64_t offset() const { return offset_; }
+
  private:
   // Fills exactly size bytes; returns the count actually read.
   size_t ReadFully(uint8_t* out, size_t size, std::string* err);

@@ -7,6 +7,7 @@
 
 #include "e2e_support.h"
 #include "schema_check.h"
+#include "trace_reader.h"
 
 namespace pagewaste::e2e {
 namespace {
@@ -99,6 +100,15 @@ TEST_P(CorruptBytes, NeverCrashTheReport) {
   std::string good = GoodTrace(dir, compressed ? std::vector<std::string>{}
                                                : std::vector<std::string>{"--no-compress"});
   std::vector<char> bytes = ReadFile(good);
+  // The first chunk after the header is compressed in one case, plain in
+  // the other.
+  std::string err;
+  TraceReader reader(OpenFileSource(good, &err));
+  TraceHeader header;
+  ASSERT_TRUE(reader.ReadHeader(&header, &err)) << err;
+  ASSERT_LT(reader.offset() + format::kChunkPrefixSize, bytes.size());
+  uint8_t chunk_flags = static_cast<uint8_t>(bytes[reader.offset() + 4]);
+  EXPECT_EQ((chunk_flags & format::kChunkZstd) != 0, compressed);
   // Damage a spread of positions past the header; every outcome must be a
   // documented exit code with a one-line message, never a crash.
   for (size_t pos = 100; pos < bytes.size(); pos += std::max<size_t>(1, bytes.size() / 60)) {

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "raw_mmap.h"
+#include "varint.h"
 
 namespace pagewaste::shim {
 namespace {
@@ -79,13 +80,9 @@ struct Reader {
     }
     return v;
   }
-  uint64_t Uleb() {
+  uint64_t Uleb() {  // the trace's own varints are unsigned LEB128 too
     uint64_t v = 0;
-    for (int shift = 0; ok; shift += 7) {
-      uint8_t b = U8();
-      if (shift < 64) v |= uint64_t{b & 0x7fu} << shift;
-      if (!(b & 0x80)) break;
-    }
+    if (ok && !DecodeVarint(&p, end, &v)) ok = false;
     return v;
   }
   int64_t Sleb() {

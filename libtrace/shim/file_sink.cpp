@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "format.h"
+#include "little_endian.h"
 #include "raw_mmap.h"
 
 namespace pagewaste::shim {
@@ -114,9 +115,7 @@ bool ReadSession(const char* path, uint64_t* session) {
   if (n != static_cast<ssize_t>(sizeof header) ||
       memcmp(header, format::kMagic, sizeof format::kMagic) != 0)
     return false;
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(header[24 + i]) << (8 * i);
-  *session = v;
+  *session = GetLE(header + 24, 8);
   return true;
 }
 

@@ -33,8 +33,9 @@ void* TracedAlloc(AllocKind kind, void* result, size_t requested,
   if (sample == SampleDecision::kSkip) return result;
   Stack stack;
   CaptureStack(&stack);
+  // (Counted with none made: so the break did not move either.)
   if (kind == AllocKind::kMalloc && sample == SampleDecision::kRecord && result &&
-      call.exact_and_none() && !call.moved_break()) {
+      call.exact_and_none()) {
     ChunkInfo chunk = InspectChunk(result);
     if (chunk.known && !chunk.mmapped) {
       RecordPlainMalloc(stack, reinterpret_cast<uintptr_t>(result), requested, chunk);
@@ -123,11 +124,11 @@ PW_EXPORT void free(void* p) {
   AllocatorCall call;
   real.free(p);
   call.Stop();
+  if (!chunk.mmapped && call.exact_and_none()) return RecordPlainFree(reinterpret_cast<uintptr_t>(p));
   // Frees carry a stack only when they cost the kernel something (a mapping
   // returned, a heap trimmed): that is where a page allocator's cost shows,
   // and it keeps the common free cheap.
   bool costly = chunk.mmapped || call.counts().Total() || call.break_moved();
-  if (!costly && call.exact_and_none()) return RecordPlainFree(reinterpret_cast<uintptr_t>(p));
   Stack stack;
   if (costly) CaptureStack(&stack);
   TracedFree(format::FreeKind::kFree, p, chunk, costly ? &stack : nullptr, &call);

@@ -14,7 +14,8 @@ class SampledBlocks {
 
   // Reserves the table: one mmap.
   bool Init();
-  // False when the table is full (the block is then not sampled).
+  // False when the table is half full: the block is then not kept, and its
+  // Free will not be recorded (half a million picked blocks live at once).
   bool Insert(uint64_t address);
   // Whether address was there; it is not afterwards.
   bool Remove(uint64_t address);

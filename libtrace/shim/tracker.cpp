@@ -68,25 +68,40 @@ uint64_t InternStack(TraceState& s, const Stack& stack) {
   return stack.depth ? id : 0;
 }
 
-template <typename Event>
-void Stamp(Event* e, uint32_t tid, uint64_t stack_id) {
-  e->prefix.time_ns = NowNs();
-  e->prefix.tid = tid;
-  e->prefix.stack = stack_id;
-}
-
-// Runs encode(writer) under the lock, with the stack interned first.
-template <typename Event, typename Encode>
-void Record(Event* e, const Stack* stack, Encode encode) {
+// Runs f(state, tid) under the writer lock if the trace is still open:
+// every record goes through here.
+template <typename F>
+void WhileTracing(F f) {
   TraceState& s = g_state;
   uint32_t tid = CurrentTid();
   s.lock.Lock(tid);
-  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing) {
-    uint64_t id = stack ? InternStack(s, *stack) : 0;
-    Stamp(e, tid, id);
-    encode(&s.writer, *e);
-  }
+  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing) f(s, tid);
   s.lock.Unlock();
+}
+
+// The event's prefix, stamped under the lock (so that times follow the
+// trace's order), with the stack interned.
+EventPrefix Stamp(TraceState& s, uint32_t tid, const Stack* stack) {
+  return {NowNs(), tid, stack ? InternStack(s, *stack) : 0};
+}
+
+// Runs encode(writer, event) under the lock, with the prefix stamped.
+template <typename Event, typename Encode>
+void Record(Event* e, const Stack* stack, Encode encode) {
+  WhileTracing([&](TraceState& s, uint32_t tid) {
+    e->prefix = Stamp(s, tid, stack);
+    encode(&s.writer, *e);
+  });
+}
+
+// Under sampling, the Free of a block is recorded when its Alloc was (the
+// table of recorded blocks) or when the free itself entered the kernel.
+// Caller holds the lock.
+void NoteRecordedBlock(TraceState& s, uint64_t address) {
+  if (s.sample_interval) s.sampled.Insert(address);
+}
+bool FreeIsRecorded(TraceState& s, uint64_t address, bool entered_kernel) {
+  return !s.sample_interval || s.sampled.Remove(address) || entered_kernel;
 }
 
 }  // namespace
@@ -314,9 +329,7 @@ void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
   }
   ChargeSyscalls(call, replaced, chunk, &e->syscalls, &e->flags);
   Record(e, stack, [](RecordWriter* w, const AllocEvent& ev) {
-    // Under sampling, the blocks whose Alloc is recorded get their Free
-    // recorded (RecordFree).
-    if (g_state.sample_interval) g_state.sampled.Insert(ev.address);
+    NoteRecordedBlock(g_state, ev.address);
     w->Alloc(ev);
   });
   RecordAllocatorHeap(call);
@@ -329,34 +342,23 @@ void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
   }
   bool entered_kernel = (e->flags & format::kFlagMmappedChunk) || e->syscalls.Total();
   Record(e, stack, [entered_kernel](RecordWriter* w, const FreeEvent& ev) {
-    if (g_state.sample_interval && !g_state.sampled.Remove(ev.address) && !entered_kernel)
-      return;  // its Alloc was not recorded
-    w->Free(ev);
+    if (FreeIsRecorded(g_state, ev.address, entered_kernel)) w->Free(ev);
   });
   if (call) RecordAllocatorHeap(*call);
 }
 
 void RecordPlainMalloc(const Stack& stack, uint64_t address, uint64_t requested,
                        const ChunkInfo& chunk) {
-  TraceState& s = g_state;
-  uint32_t tid = CurrentTid();
-  s.lock.Lock(tid);
-  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing) {
-    uint64_t id = InternStack(s, stack);
-    if (s.sample_interval) s.sampled.Insert(address);
-    s.writer.AllocSmall({NowNs(), tid, id}, address, requested, chunk.usable);
-  }
-  s.lock.Unlock();
+  WhileTracing([&](TraceState& s, uint32_t tid) {
+    NoteRecordedBlock(s, address);
+    s.writer.AllocSmall(Stamp(s, tid, &stack), address, requested, chunk.usable);
+  });
 }
 
 void RecordPlainFree(uint64_t address) {
-  TraceState& s = g_state;
-  uint32_t tid = CurrentTid();
-  s.lock.Lock(tid);
-  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing &&
-      (!s.sample_interval || s.sampled.Remove(address)))  // else its Alloc was not recorded
-    s.writer.FreeSmall({NowNs(), tid, 0}, address);
-  s.lock.Unlock();
+  WhileTracing([&](TraceState& s, uint32_t tid) {
+    if (FreeIsRecorded(s, address, false)) s.writer.FreeSmall(Stamp(s, tid, nullptr), address);
+  });
 }
 
 // The three keep the table of live mappings (measured at exit) up to date,
@@ -407,11 +409,9 @@ void RecordBrk(BrkEvent* e, const Stack* stack) {
 }
 
 void RecordModulesChanged() {
-  TraceState& s = g_state;
-  s.lock.Lock(CurrentTid());
-  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing)
+  WhileTracing([](TraceState& s, uint32_t) {
     WriteModuleMap(&s.writer, ++s.module_generation, s.exe_path);
-  s.lock.Unlock();
+  });
 }
 
 }  // namespace pagewaste::shim
