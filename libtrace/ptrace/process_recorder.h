@@ -1,0 +1,82 @@
+// One traced process image under the ptrace backend: its trace file,
+// writer, stack table and module map, and the events built from the memory
+// system calls its threads make. The tracer loop (tracer.cpp) decides when
+// a recorder starts and ends; the recorder only records.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/user.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../shim/file_sink.h"
+#include "../shim/stack_table.h"
+#include "format.h"
+#include "record_writer.h"
+#include "remote_unwind.h"
+#include "trace_reader.h"
+#include "usage_estimate.h"
+
+namespace pagewaste::ptrace {
+
+struct RecorderOptions {
+  std::string output_pattern;  // absolute; %p and %e as for the shim
+  uint64_t session_id = 0;
+};
+
+class ProcessRecorder {
+ public:
+  ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& options);
+  ~ProcessRecorder();
+  ProcessRecorder(const ProcessRecorder&) = delete;
+  ProcessRecorder& operator=(const ProcessRecorder&) = delete;
+
+  bool ok() const { return ok_; }
+  const char* path() const { return sink_.path(); }
+
+  // At a memory system call's entry: what the exit will need.
+  struct Entry {
+    long nr = 0;
+    uint64_t args[6] = {};
+    uint64_t stack = 0;
+    uint64_t start_ns = 0;
+    bool measured = false;  // munmap: usage of the range, taken before it goes
+    UsageEstimate usage;
+  };
+
+  // Thread tid stopped at the entry of a memory system call.
+  Entry Enter(pid_t tid, const user_regs_struct& regs);
+  // The same call's exit, with its result: writes the event.
+  void Exit(pid_t tid, const Entry& entry, int64_t result);
+  // At the process's exit, before its memory goes: what each private
+  // anonymous mapping still there was used for.
+  void MeasureLiveMappings(pid_t tid);
+  // Writes the End record and closes the trace; later calls do nothing.
+  void Finish(format::EndReason reason, int64_t status);
+
+ private:
+  bool MeasureUsage(uint64_t start, uint64_t length, UsageEstimate* usage);
+  void Forget(uint64_t start, uint64_t length);
+  bool Known(uint64_t ip) const;
+  void RefreshModules();
+
+  pid_t pid_;
+  bool ok_ = false;
+  bool finished_ = false;
+  uint64_t start_ns_ = 0;
+  uint64_t break_ = 0;
+  uint64_t generation_ = 0;
+  int pagemap_ = -1;
+  std::map<uint64_t, uint64_t> live_;  // private anonymous mappings: address -> length
+  std::vector<ModuleInfo> modules_;
+  shim::FileSink sink_;
+  std::vector<uint8_t> buffer_;
+  RecordWriter writer_;
+  shim::StackTable stacks_;
+  RemoteUnwinder unwinder_;
+};
+
+}  // namespace pagewaste::ptrace

@@ -1,0 +1,165 @@
+// The ptrace backend on process trees: forks, threads in forked children,
+// group stops with signals sent during them, vfork, exec from a thread; many
+// such trees at once under a time limit; and SIGTERM sent to pagewaste,
+// which ends recording and leaves the program to the signal.
+#include <gtest/gtest.h>
+
+#include "e2e_support.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace pagewaste::e2e {
+namespace {
+
+using nlohmann::json;
+
+// The reports of a process_tree run, told apart by what each process did.
+struct TreeReports {
+  const json* parent = nullptr;        // the root: ends with exit 0
+  const json* stopper = nullptr;       // the forked child stopped by SIGSTOP: exit 7
+  std::vector<const json*> execed;     // the vforked child and the one exec'd from a thread
+  std::vector<const json*> targets;    // exec_target_static, in those two
+};
+
+TreeReports Classify(const Profile& p) {
+  TreeReports t;
+  for (const json& r : p.reports) {
+    std::string exe = r["process"]["exe"];
+    const json& exit = r["process"]["exit"];
+    if (exe.find("exec_target_static") != std::string::npos) t.targets.push_back(&r);
+    else if (exit["reason"] == "exec") t.execed.push_back(&r);
+    else if (exit["status"] == 7) t.stopper = &r;
+    else t.parent = &r;
+  }
+  return t;
+}
+
+void ExpectWholeTree(const Profile& p) {
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "tree ok\n");
+  ASSERT_EQ(p.reports.size(), 6u) << p.run.err;
+  TreeReports t = Classify(p);
+  ASSERT_TRUE(t.parent && t.stopper) << p.run.err;
+  ASSERT_EQ(t.execed.size(), 2u);
+  ASSERT_EQ(t.targets.size(), 2u);
+  for (const json& r : p.reports) {
+    EXPECT_EQ(r["process"]["backend"], "ptrace");
+    EXPECT_EQ(r["trace"]["status"], "complete");
+  }
+  int pair = SiteLine("process_tree.c", "pair");
+  // Each thread maps 50 pairs: 2 threads in the parent, 3 in the child.
+  EXPECT_EQ(SumAtSite(*t.parent, "process_tree.c", pair, "mappings"), 100u);
+  EXPECT_EQ(SumAtSite(*t.parent, "process_tree.c", pair, "page_waste_bytes"), 100u * 4094);
+  EXPECT_EQ(SumAtSite(*t.stopper, "process_tree.c", pair, "mappings"), 150u);
+  EXPECT_EQ(SumAtSite(*t.stopper, "process_tree.c", SiteLine("process_tree.c", "unpair"),
+                      "unmappings"),
+            150u);
+  EXPECT_EQ((*t.stopper)["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ((*t.stopper)["process"]["ppid"], (*t.parent)["process"]["pid"]);
+  EXPECT_EQ((*t.parent)["process"]["exit"]["status"], 0);
+  for (const json* target : t.targets) EXPECT_EQ((*target)["process"]["exit"]["status"], 0);
+}
+
+TEST(ProcessTree, ForksThreadsGroupStopsVforkAndExecFromAThreadAreAllTraced) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"process_tree_static", ProgramPath("exec_target_static")});
+  ExpectWholeTree(p);
+}
+
+// Twenty trees, four at a time, each under `timeout -s KILL`: a hang shows
+// as exit 137, not as a test run that never ends.
+TEST(ProcessTree, TwentyTreesAtOnceNeverHang) {
+  constexpr int kTrees = 20, kAtOnce = 4;
+  std::vector<std::unique_ptr<TempDir>> dirs;
+  for (int i = 0; i < kTrees; ++i) dirs.push_back(std::make_unique<TempDir>());
+  std::string script;
+  for (int i = 0; i < kTrees; ++i) {
+    script += "timeout -s KILL 60 " + PagewastePath() + " run --no-compress -o " + dirs[i]->path() +
+              "/t.%p.trace -- " + ProgramPath("process_tree_static") + " " +
+              ProgramPath("exec_target_static") + " >" + dirs[i]->path() + "/out 2>" +
+              dirs[i]->path() + "/err; echo $? >" + dirs[i]->path() + "/code &\n";
+    if (i % kAtOnce == kAtOnce - 1) script += "wait\n";
+  }
+  CommandResult r = RunCapture({"sh", "-c", script + "wait\n"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (int i = 0; i < kTrees; ++i) {
+    const std::string& d = dirs[i]->path();
+    CommandResult code = RunCapture({"cat", d + "/code", d + "/out"});
+    EXPECT_EQ(code.out, "0\ntree ok\n") << "tree " << i << ": " << RunCapture({"cat", d + "/err"}).out;
+    int traces = 0;
+    for (const std::string& f : dirs[i]->Files()) traces += f.find(".trace") != std::string::npos;
+    EXPECT_EQ(traces, 6) << "tree " << i;
+  }
+}
+
+// Starts `pagewaste run -o trace -- program` in the background and waits
+// until the program's trace names its pid. Returns pagewaste's pid and the
+// program's.
+std::pair<pid_t, pid_t> StartTraced(const std::string& trace, const std::string& program) {
+  pid_t tracer = fork();
+  if (tracer == 0) {
+    int null_fd = open("/dev/null", O_WRONLY);
+    dup2(null_fd, 2);
+    execl(PagewastePath().c_str(), "pagewaste", "run", "-o", trace.c_str(), "--",
+          ProgramPath(program).c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  pid_t traced = 0;
+  for (int i = 0; i < 200 && !traced; ++i) {
+    usleep(20000);
+    CommandResult dump = RunCapture({PagewastePath(), "dump", trace});
+    size_t at = dump.out.find(" pid=");
+    if (at != std::string::npos) traced = static_cast<pid_t>(std::stoul(dump.out.substr(at + 5)));
+  }
+  return {tracer, traced};
+}
+
+TEST(ProcessTree, SigtermEndsRecordingAndTheProgramDecidesWhatItDoes) {
+  TempDir dir;
+  std::string trace = dir.path() + "/survivor.trace";
+  auto [tracer, program] = StartTraced(trace, "term_survivor_static");
+  ASSERT_NE(program, 0) << "the program never started";
+  // Wait for the program's one mapping before the signal: the trace is
+  // written as it goes.
+  int site = SiteLine("term_survivor.c", "mmap");
+  for (int i = 0; i < 100; ++i) {
+    if (RunCapture({PagewastePath(), "dump", trace}).out.find("\nmmap ") != std::string::npos) break;
+    usleep(20000);
+  }
+  kill(tracer, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(tracer, &status, 0), tracer);
+  // The program survived SIGTERM, mapped 10 more pages untraced and exited
+  // 5: pagewaste exits with its status.
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 5);
+  CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  json r = json::parse(report.out);
+  EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(SumAtSite(r, "term_survivor.c", site, "mappings"), 1u);
+}
+
+TEST(ProcessTree, SigtermEndsAProgramThatDoesNotHandleIt) {
+  TempDir dir;
+  std::string trace = dir.path() + "/sleeper.trace";
+  auto [tracer, program] = StartTraced(trace, "sleeper_static");
+  ASSERT_NE(program, 0) << "the program never started";
+  kill(tracer, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(tracer, &status, 0), tracer);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
+  CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+  ASSERT_EQ(report.exit_code, 0) << report.err;
+  json r = json::parse(report.out);
+  EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
+  EXPECT_EQ(r["summary"]["mappings"], 1);
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e
