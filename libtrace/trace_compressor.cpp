@@ -57,7 +57,7 @@ class MappedFile {
  private:
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
-  mode_t mode_ = 0644;
+  mode_t mode_ = 0600;
 };
 
 struct Group {
@@ -129,7 +129,10 @@ bool CompressTrace(const std::string& path, CompressResult* result, std::string*
   if (!PlanGroups(in.data(), in.size(), header, &groups, &result->why)) return true;
 
   std::string temp = path + ".compressing";
-  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, in.mode());
+  // Private like the trace itself (0600), and never through a link planted
+  // at the temporary name.
+  unlink(temp.c_str());
+  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, in.mode() & 0600);
   if (fd < 0) {
     *err = temp + ": " + strerror(errno);
     return false;

@@ -147,22 +147,34 @@ int RunCli(int argc, char** argv) {
     return exit_code::kUsage;
   }
 
-  if (*run_cmd) {
-    run.backend = backend == "preload" ? Backend::kPreload
-                  : backend == "ptrace" ? Backend::kPtrace
-                                        : Backend::kAuto;
-    run.compress = !no_compress;
-    return RunCommand(run);
+  auto Dispatch = [&]() -> int {
+    if (*run_cmd) {
+      run.backend = backend == "preload" ? Backend::kPreload
+                    : backend == "ptrace" ? Backend::kPtrace
+                                          : Backend::kAuto;
+      run.compress = !no_compress;
+      return RunCommand(run);
+    }
+    if (*report_cmd) return ReportCommand(report);
+    if (*dump_cmd) {
+      std::string out, err;
+      int code = DumpTrace(dump_path, &out, &err);
+      WriteOutput("", out);
+      if (code != exit_code::kOk) fmt::print(stderr, "pagewaste: {}\n", err);
+      return code;
+    }
+    return exit_code::kUsage;
+  };
+  // The commands return their errors as values; an exception that still gets here
+  // (memory exhausted, a library's surprise) ends in one line, not an abort.
+  try {
+    return Dispatch();
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "pagewaste: out of memory\n");
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "pagewaste: internal error: {}\n", e.what());
   }
-  if (*report_cmd) return ReportCommand(report);
-  if (*dump_cmd) {
-    std::string out, err;
-    int code = DumpTrace(dump_path, &out, &err);
-    WriteOutput("", out);
-    if (code != exit_code::kOk) fmt::print(stderr, "pagewaste: {}\n", err);
-    return code;
-  }
-  return exit_code::kUsage;
+  return exit_code::kInternal;
 }
 
 }  // namespace pagewaste

@@ -4,6 +4,8 @@
 // there, and the sites sum to the process totals.
 #include "replay.h"
 
+#include <charconv>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -601,14 +603,18 @@ bool ParseSize(const std::string& text, uint64_t* bytes) {
   size_t digits = 0;
   while (digits < text.size() && isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   if (digits == 0) return false;
-  uint64_t value = std::stoull(text.substr(0, digits));
+  uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + digits, value);
+  if (error != std::errc() || end != text.data() + digits) return false;  // too large
   std::string unit = text.substr(digits);
-  if (unit == "K" || unit == "KiB" || unit == "k") value <<= 10;
-  else if (unit == "M" || unit == "MiB") value <<= 20;
-  else if (unit == "G" || unit == "GiB") value <<= 30;
+  int shift = 0;
+  if (unit == "K" || unit == "KiB" || unit == "k") shift = 10;
+  else if (unit == "M" || unit == "MiB") shift = 20;
+  else if (unit == "G" || unit == "GiB") shift = 30;
   else if (!unit.empty() && unit != "B") return false;
-  *bytes = value;
-  return IsPowerOfTwo(value);
+  if (value > (UINT64_MAX >> shift)) return false;
+  *bytes = value << shift;
+  return IsPowerOfTwo(*bytes);
 }
 
 }  // namespace pagewaste

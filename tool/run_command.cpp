@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include <fmt/format.h>
 
@@ -162,14 +163,43 @@ bool HasInterpreter(const std::string& path) {
   return false;
 }
 
+// CAP_SYS_PTRACE in our effective set: the kernel then honours a set-uid
+// bit under our ptrace. Without it, it runs the program as us.
+bool MayTracePrivileged() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapEff:", 0) != 0) continue;
+    uint64_t caps = strtoull(line.c_str() + 7, nullptr, 16);
+    return caps & (uint64_t{1} << 19);  // CAP_SYS_PTRACE
+  }
+  return geteuid() == 0;
+}
+
+// The set-uid or set-gid identity that exec would give the program, when it
+// differs from ours; empty otherwise.
+std::string PrivilegeGained(const struct stat& st) {
+  if ((st.st_mode & S_ISUID) && st.st_uid != geteuid()) return fmt::format("set-uid (uid {})", st.st_uid);
+  if ((st.st_mode & S_ISGID) && st.st_gid != getegid()) return fmt::format("set-gid (gid {})", st.st_gid);
+  return {};
+}
+
 }  // namespace
 
 Backend ChooseBackend(const std::string& program, std::string* why) {
   std::string path = ResolveProgram(program);
   struct stat st;
-  if (stat(path.c_str(), &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID))) {
-    *why = "set-uid/set-gid: the loader ignores LD_PRELOAD";
-    return Backend::kPtrace;
+  if (stat(path.c_str(), &st) == 0) {
+    std::string gained = PrivilegeGained(st);
+    if (!gained.empty() && !MayTracePrivileged()) {
+      *why = gained + ", and you may not trace it with its privileges: the loader ignores "
+             "LD_PRELOAD for it, and under ptrace the kernel would run it as you";
+      return Backend::kUntraced;
+    }
+    if (st.st_mode & (S_ISUID | S_ISGID)) {
+      *why = "set-uid/set-gid: the loader ignores LD_PRELOAD";
+      return Backend::kPtrace;
+    }
   }
   if (!HasInterpreter(path)) {
     *why = "statically linked: no dynamic loader to preload into";
@@ -195,6 +225,71 @@ std::string FindShim(std::string* searched) {
 }
 
 namespace {
+
+using Environment = std::vector<std::pair<std::string, std::string>>;
+
+struct Spawned {
+  bool ran = false;  // false: it could not be started, and code says why
+  int code = 0;      // the program's status (128+N for signal N), or 125/126/127
+};
+
+// Runs the command with environment added, and waits for it. Like a shell:
+// terminal signals reach it through the process group; others sent to us
+// are passed on.
+Spawned SpawnAndWait(const RunOptions& options, const Environment& environment) {
+  Spawned result;
+  int status_pipe[2];
+  if (pipe2(status_pipe, O_CLOEXEC) != 0) {
+    fmt::print(stderr, "pagewaste: pipe: {}\n", strerror(errno));
+    result.code = exit_code::kInternal;
+    return result;
+  }
+  std::vector<char*> argv;
+  for (const auto& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  pid_t child = fork();
+  if (child < 0) {
+    fmt::print(stderr, "pagewaste: fork: {}\n", strerror(errno));
+    result.code = exit_code::kInternal;
+    return result;
+  }
+  if (child == 0) {
+    close(status_pipe[0]);
+    for (const auto& [name, value] : environment) setenv(name.c_str(), value.c_str(), 1);
+    execvp(argv[0], argv.data());
+    int err = errno;
+    ssize_t ignored = write(status_pipe[1], &err, sizeof err);
+    (void)ignored;
+    _exit(127);
+  }
+  close(status_pipe[1]);
+  g_child = child;
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  for (int sig : {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) signal(sig, Forward);
+
+  int exec_errno = 0;
+  ssize_t got;
+  do {
+    got = read(status_pipe[0], &exec_errno, sizeof exec_errno);
+  } while (got < 0 && errno == EINTR);
+  close(status_pipe[0]);
+
+  int status = 0;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (got == sizeof exec_errno) {
+    bool missing = exec_errno == ENOENT || exec_errno == ENOTDIR;
+    fmt::print(stderr, "pagewaste: {}: {}\n", options.command[0],
+               missing ? "command not found" : strerror(exec_errno));
+    result.code = missing ? exit_code::kNotFound : exit_code::kCannotExecute;
+    return result;
+  }
+  result.ran = true;
+  result.code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+  return result;
+}
 
 int RunWithPtrace(const RunOptions& options, const std::string& pattern, const std::string& session) {
   ptrace::TracerOptions tracer;
@@ -224,7 +319,19 @@ int RunCommand(const RunOptions& options) {
     backend = ChooseBackend(options.command[0], &why);
     if (backend == Backend::kPtrace)
       fmt::print(stderr, "pagewaste: {} is {}; tracing it with ptrace\n", options.command[0], why);
+    if (backend == Backend::kUntraced)
+      fmt::print(stderr, "pagewaste: {} is {}; it runs untraced, with its privileges, and leaves "
+                 "no trace (run pagewaste as root to trace it, or --backend ptrace to trace it "
+                 "without its privileges)\n", options.command[0], why);
+  } else if (backend == Backend::kPtrace) {
+    struct stat st;
+    std::string gained;
+    if (stat(ResolveProgram(options.command[0]).c_str(), &st) == 0) gained = PrivilegeGained(st);
+    if (!gained.empty() && !MayTracePrivileged())
+      fmt::print(stderr, "pagewaste: {} is {}; under ptrace it runs without those privileges, "
+                 "as uid {} gid {}\n", options.command[0], gained, geteuid(), getegid());
   }
+  if (backend == Backend::kUntraced) return SpawnAndWait(options, {}).code;
   if (backend == Backend::kPtrace) {
     if (options.sample_bytes)
       fmt::print(stderr, "pagewaste: --sample does not apply to the ptrace backend, which sees "
@@ -263,60 +370,15 @@ int RunCommand(const RunOptions& options) {
     return code;
   }
 
-  int status_pipe[2];
-  if (pipe2(status_pipe, O_CLOEXEC) != 0) {
-    fmt::print(stderr, "pagewaste: pipe: {}\n", strerror(errno));
-    return exit_code::kInternal;
-  }
-  std::vector<char*> argv;
-  for (const auto& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-
-  pid_t child = fork();
-  if (child < 0) {
-    fmt::print(stderr, "pagewaste: fork: {}\n", strerror(errno));
-    return exit_code::kInternal;
-  }
-  if (child == 0) {
-    close(status_pipe[0]);
-    setenv("LD_PRELOAD", preload.c_str(), 1);
-    setenv("PAGEWASTE_OUTPUT", pattern.c_str(), 1);
-    setenv("PAGEWASTE_SESSION", session.c_str(), 1);
-    if (options.sample_bytes) setenv("PAGEWASTE_SAMPLE", std::to_string(options.sample_bytes).c_str(), 1);
-    execvp(argv[0], argv.data());
-    int err = errno;
-    ssize_t ignored = write(status_pipe[1], &err, sizeof err);
-    (void)ignored;
-    _exit(127);
-  }
-  close(status_pipe[1]);
-  g_child = child;
-  // Like a shell: terminal signals reach the program through the process
-  // group; others sent to us are passed on.
-  signal(SIGINT, SIG_IGN);
-  signal(SIGQUIT, SIG_IGN);
-  for (int sig : {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) signal(sig, Forward);
-
-  int exec_errno = 0;
-  ssize_t got;
-  do {
-    got = read(status_pipe[0], &exec_errno, sizeof exec_errno);
-  } while (got < 0 && errno == EINTR);
-  close(status_pipe[0]);
-
-  int status = 0;
-  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (got == sizeof exec_errno) {
-    bool missing = exec_errno == ENOENT || exec_errno == ENOTDIR;
-    fmt::print(stderr, "pagewaste: {}: {}\n", options.command[0],
-               missing ? "command not found" : strerror(exec_errno));
-    return missing ? exit_code::kNotFound : exit_code::kCannotExecute;
-  }
-
+  Environment environment = {{"LD_PRELOAD", preload},
+                             {"PAGEWASTE_OUTPUT", pattern},
+                             {"PAGEWASTE_SESSION", session}};
+  if (options.sample_bytes)
+    environment.push_back({"PAGEWASTE_SAMPLE", std::to_string(options.sample_bytes)});
+  Spawned spawned = SpawnAndWait(options, environment);
+  if (!spawned.ran) return spawned.code;
   FinishTraces(FindSessionTraces(pattern, std::stoull(session, nullptr, 16)), options.compress);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WEXITSTATUS(status);
+  return spawned.code;
 }
 
 }  // namespace pagewaste

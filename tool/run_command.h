@@ -7,7 +7,10 @@
 
 namespace pagewaste {
 
-enum class Backend { kAuto, kPreload, kPtrace };
+// kUntraced: neither backend can trace the program without changing what it
+// does (a set-uid program run by a user who may not trace it with its
+// privileges); it runs as it would without pagewaste, and run says so.
+enum class Backend { kAuto, kPreload, kPtrace, kUntraced };
 
 struct RunOptions {
   std::string output_pattern;  // may hold %p and %e; empty: the default
@@ -25,7 +28,9 @@ struct RunOptions {
 
 // What auto picks for PROGRAM (found on PATH like execvp does): ptrace for a
 // program the dynamic loader will not preload into (no PT_INTERP: statically
-// linked; set-uid or set-gid), preload otherwise. *why says which it was.
+// linked; set-uid or set-gid when we may trace it with its privileges),
+// untraced for a set-uid or set-gid program we may not, preload otherwise.
+// *why says which it was.
 Backend ChooseBackend(const std::string& program, std::string* why);
 
 // Returns the exit code for pagewaste: the program's status, 128+N for a

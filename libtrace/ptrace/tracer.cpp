@@ -267,7 +267,12 @@ class Tracer {
   void StartProcess(pid_t tgid) {
     if (!started_ || stopped_by_ || options_.observe_only || processes_.count(tgid)) return;
     auto recorder = std::make_unique<ProcessRecorder>(tgid, ParentOf(tgid), recorder_options_);
-    if (recorder->ok()) processes_[tgid] = std::move(recorder);
+    if (recorder->ok()) {
+      processes_[tgid] = std::move(recorder);
+    } else {
+      fprintf(stderr, "pagewaste: cannot create the trace of pid %d under %s (%s); not recording it\n",
+              tgid, recorder_options_.output_pattern.c_str(), strerror(errno));
+    }
   }
 
   ProcessRecorder* RecorderOf(const Thread& t) {

@@ -107,7 +107,7 @@ constexpr size_t kWindowSlack = 1 << 20;
 // Reads the session id of an existing trace; false if it is not (yet) a
 // whole trace header.
 bool ReadSession(const char* path, uint64_t* session) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);  // a symlink is not a stale trace
   if (fd < 0) return false;
   uint8_t header[format::kFixedHeaderSize];
   ssize_t n = read(fd, header, sizeof header);
@@ -123,7 +123,7 @@ bool ReadSession(const char* path, uint64_t* session) {
 
 bool FileSink::CreateExclusive(const char* path, uint64_t session_id) {
   for (int attempt = 0; attempt < 2; ++attempt) {
-    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd >= 0) {
       fd_ = MoveHigh(fd);
       return true;
@@ -168,7 +168,7 @@ bool FileSink::EnsureFd() {
   // Closed or replaced by the program: never close what is there now, it is
   // theirs. Reopen our file by path.
   fd_ = -1;
-  int fd = open(path_, O_RDWR | O_CLOEXEC);
+  int fd = open(path_, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return false;
   fd = MoveHigh(fd);
   if (fstat(fd, &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -213,6 +214,15 @@ void Initialize() {
   TraceMode expected = TraceMode::kUninitialized;
   if (!s.mode.compare_exchange_strong(expected, TraceMode::kInitializing))
     return;
+  // A set-uid or otherwise privileged exec (AT_SECURE): its environment is
+  // the unprivileged caller's, so nothing in it may choose what this process
+  // writes, or where. Such a process is not traced (the loader preloads into
+  // it only from a system directory anyway); the getenv calls below are
+  // secure_getenv for the same reason.
+  if (getauxval(AT_SECURE)) {
+    s.mode.store(TraceMode::kDisabled);
+    return;
+  }
   const char* missing = nullptr;
   if (!ResolveRealFunctions(&missing)) {
     Say("cannot find ", missing, "; not tracing");
@@ -226,9 +236,9 @@ void Initialize() {
   s.pid = static_cast<uint32_t>(getpid());
   s.start_monotonic_ns = CoarseMonotonicNs();
   s.time_resolution_ns = CoarseResolutionNs();
-  const char* pattern = getenv("PAGEWASTE_OUTPUT");
+  const char* pattern = secure_getenv("PAGEWASTE_OUTPUT");
   s.pattern = pattern && *pattern ? pattern : kDefaultPattern;
-  const char* session = getenv("PAGEWASTE_SESSION");
+  const char* session = secure_getenv("PAGEWASTE_SESSION");
   if (session && *session) {
     s.session_id = ParseHex(session);
   } else if (getrandom(&s.session_id, sizeof s.session_id, GRND_NONBLOCK) !=
@@ -241,7 +251,7 @@ void Initialize() {
   s.unwinder_code = FindCodeContaining(reinterpret_cast<const void*>(&unw_backtrace));
   // The trace file first: the shim's own system calls are counted from its
   // creation on (and a strace of the process can find that point).
-  const char* sink = getenv("PAGEWASTE_SINK");
+  const char* sink = secure_getenv("PAGEWASTE_SINK");
   s.use_mapping = !(sink && strcmp(sink, "write") == 0);
   if (!s.sink.Open(s.pattern, s.exe_name, s.pid, s.session_id, s.use_mapping)) {
     Say("cannot create the trace file ", s.pattern, "; not tracing");
@@ -259,13 +269,13 @@ void Initialize() {
   table.Add(format::SyscallKind::kMmap, StackTable::kInitMmaps);
   // The unwind rule cache (one mmap); PAGEWASTE_UNWIND=libunwind leaves it
   // out and every stack to libunwind.
-  const char* unwind = getenv("PAGEWASTE_UNWIND");
+  const char* unwind = secure_getenv("PAGEWASTE_UNWIND");
   if (!(unwind && strcmp(unwind, "libunwind") == 0)) {
     InitFastUnwind();
     table.Add(format::SyscallKind::kMmap);
   }
   // pagewaste run --sample BYTES: the sampled blocks' table (one mmap).
-  if (const char* sample = getenv("PAGEWASTE_SAMPLE"); sample && *sample) {
+  if (const char* sample = secure_getenv("PAGEWASTE_SAMPLE"); sample && *sample) {
     uint64_t interval = strtoull(sample, nullptr, 10);
     if (interval > 1 && s.sampled.Init()) {
       s.sample_interval = interval;
@@ -274,7 +284,7 @@ void Initialize() {
   }
   CountShimSyscalls(table);
   WriteTracePreamble(static_cast<uint32_t>(getppid()));
-  const char* syscalls = getenv("PAGEWASTE_SYSCALLS");
+  const char* syscalls = secure_getenv("PAGEWASTE_SYSCALLS");
   InitSyscallDispatch(!(syscalls && strcmp(syscalls, "estimate") == 0));
   pthread_atfork(BeforeFork, AfterForkParent, AfterForkChild);
   InstallFatalSignalHandlers();

@@ -1,0 +1,143 @@
+// What `pagewaste run` and `report` owe the people who run them: a set-uid
+// program keeps its privileges or is said to lose them, trace files are
+// private and never written through a planted link, and no option ends in
+// an abort.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "e2e_support.h"
+
+namespace pagewaste::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+
+int Lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+// A directory anyone may enter, holding copies of pagewaste and of
+// print_euid installed set-uid root, for a run as nobody (the build tree may
+// be under a home directory nobody cannot enter).
+class SetUidSetup {
+ public:
+  SetUidSetup() {
+    char templ[] = "/tmp/pagewaste-setuid-XXXXXX";
+    if (!mkdtemp(templ)) return;
+    dir_ = templ;
+    chmod(dir_.c_str(), 0777);
+    fs::copy_file(PagewastePath(), dir_ + "/pagewaste");
+    fs::copy_file(ProgramPath("print_euid"), dir_ + "/print_euid");
+    chown((dir_ + "/print_euid").c_str(), 0, 0);
+    chmod((dir_ + "/print_euid").c_str(), 04755);
+  }
+  ~SetUidSetup() {
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+  const std::string& dir() const { return dir_; }
+
+  CommandResult RunAsNobody(const std::vector<std::string>& run_args) const {
+    std::vector<std::string> argv = {"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                     dir_ + "/pagewaste", "run", "-o", dir_ + "/t.%p.trace"};
+    argv.insert(argv.end(), run_args.begin(), run_args.end());
+    argv.push_back("--");
+    argv.push_back(dir_ + "/print_euid");
+    return RunCapture(argv);
+  }
+
+ private:
+  std::string dir_;
+};
+
+TEST(SetUid, AProgramNobodyMayTraceRunsWithItsPrivilegesAndRunSaysWhy) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a set-uid root program";
+  SetUidSetup setup;
+  ASSERT_FALSE(setup.dir().empty());
+  CommandResult r = setup.RunAsNobody({});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "euid=0\n");  // as without pagewaste
+  EXPECT_NE(r.err.find("print_euid is set-uid (uid 0)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("it runs untraced, with its privileges"), std::string::npos) << r.err;
+  EXPECT_EQ(Lines(r.err), 1) << r.err;
+  int traces = 0;
+  for (const auto& entry : fs::directory_iterator(setup.dir()))
+    traces += entry.path().extension() == ".trace";
+  EXPECT_EQ(traces, 0);
+}
+
+TEST(SetUid, ForcedPtraceSaysTheProgramRunsWithoutItsPrivileges) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a set-uid root program";
+  SetUidSetup setup;
+  ASSERT_FALSE(setup.dir().empty());
+  CommandResult r = setup.RunAsNobody({"--backend", "ptrace"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "euid=65534\n");
+  EXPECT_NE(r.err.find("under ptrace it runs without those privileges, as uid 65534"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST(SetUid, RootTracesItWithItsPrivileges) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  SetUidSetup setup;
+  ASSERT_FALSE(setup.dir().empty());
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {setup.dir() + "/print_euid"});
+  EXPECT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "euid=0\n");
+  const nlohmann::json& r = OnlyReport(p);
+  EXPECT_EQ(r["process"]["backend"], "ptrace");
+}
+
+TEST(TraceFiles, ArePrivateToTheirOwner) {
+  for (const char* program : {"mmap_two_bytes", "mmap_two_bytes_static"}) {
+    TempDir dir;
+    for (const char* compress : {"--no-compress", ""}) {
+      std::vector<std::string> options;
+      if (*compress) options.push_back(compress);
+      Profile p = ProfileProgram(dir, {program}, options);
+      ASSERT_EQ(p.traces.size(), 1u) << program;
+      struct stat st;
+      ASSERT_EQ(stat(p.traces[0].c_str(), &st), 0);
+      EXPECT_EQ(st.st_mode & 0777, 0600u) << program << " " << compress;
+      fs::remove(p.traces[0]);
+    }
+  }
+}
+
+TEST(TraceFiles, ALinkPlantedAtTheOutputPathIsNotFollowed) {
+  for (const char* program : {"mmap_two_bytes", "mmap_two_bytes_static"}) {
+    TempDir dir;
+    std::string victim = dir.path() + "/victim";
+    { std::ofstream(victim) << "precious\n"; }
+    fs::create_symlink(victim, dir.path() + "/x.trace");
+    CommandResult r = RunCapture({PagewastePath(), "run", "-o", dir.path() + "/x.trace", "--",
+                                  ProgramPath(program)});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::ifstream in(victim);
+    std::string content((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(content, "precious\n") << program;
+    EXPECT_TRUE(fs::is_symlink(dir.path() + "/x.trace")) << program;
+    EXPECT_TRUE(fs::is_regular_file(dir.path() + "/x.1.trace")) << program << ": " << r.err;
+  }
+}
+
+TEST(Options, ASizeTooLargeForAnyIntegerIsOneLineAndExit2) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"mmap_two_bytes"});
+  ASSERT_EQ(p.traces.size(), 1u);
+  for (const char* size : {"1234567890123456789012345", "17179869184G", "-4K"}) {
+    CommandResult r = RunCapture({PagewastePath(), "report", "--what-if",
+                                  std::string("page-size=") + size, p.traces[0]});
+    EXPECT_EQ(r.exit_code, 2) << size << ": " << r.err;
+    EXPECT_EQ(Lines(r.err), 1) << r.err;
+    EXPECT_EQ(r.err.rfind("pagewaste: ", 0), 0u) << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e
