@@ -78,6 +78,10 @@ inline constexpr uint32_t kAddressSlots = 16;
 
 // Longest string the writer emits (paths, argv entries); longer ones are cut.
 inline constexpr size_t kMaxString = 4096;
+// The deepest stack a trace may hold. Both producers keep 64 frames; the
+// bound is there so that a crafted chain cannot make a replay's memory and
+// output grow with its length (a report prints every frame of every site).
+inline constexpr int kMaxStackDepth = 256;
 
 enum class RecordType : uint8_t {
   // ModuleMap: varint generation. Starts a new snapshot of loaded modules;
@@ -90,6 +94,8 @@ enum class RecordType : uint8_t {
   // StackNode: varint parent id, varint ip. Ids are implicit: the n-th
   // StackNode in the trace has id n (1-based); id 0 is the empty stack.
   // A stack is the chain from a node to the root, innermost frame first.
+  // A chain is at most kMaxStackDepth nodes long: a reader refuses a node
+  // that would make it longer (the trace is corrupt from there on).
   kStackNode = 0x03,
   // Time: varint ns since the previous Time record in the chunk (since the
   // trace's start for the first). The time of the events that follow.

@@ -411,7 +411,16 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         uint64_t parent = c.U();
         uint64_t ip = c.U();
         if (parent >= next_stack_id_) c.ok = false;
-        if (c.ok) v->OnStackNode(next_stack_id_++, parent, ip);
+        if (!c.ok) break;
+        // stack_depth_[id - 1]: the depth of node id.
+        uint16_t depth = parent ? static_cast<uint16_t>(stack_depth_[parent - 1] + 1) : 1;
+        if (depth > format::kMaxStackDepth) {
+          result->message = "a stack deeper than " + std::to_string(format::kMaxStackDepth) +
+                            " frames, the format's limit";
+          return false;
+        }
+        stack_depth_.push_back(depth);
+        v->OnStackNode(next_stack_id_++, parent, ip);
         break;
       }
       case RecordType::kTime:

@@ -133,6 +133,7 @@ class TraceReader {
   ::ZSTD_DCtx_s* zstd_ = nullptr;
   uint64_t offset_ = 0;
   uint64_t next_stack_id_ = 1;
+  std::vector<uint16_t> stack_depth_;  // of each StackNode so far, by id - 1
   uint64_t module_generation_ = 0;
 };
 

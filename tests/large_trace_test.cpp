@@ -1,5 +1,6 @@
-// A synthetic trace of 10 million events replays in memory bounded by its
-// live set and unique stacks, not by its number of events.
+// Synthetic traces: 10 million events replay in memory bounded by the live
+// set and the unique stacks, not by the number of events; a crafted stack
+// chain far deeper than the format allows is refused, in bounded memory.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -7,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <vector>
 
@@ -65,30 +67,97 @@ void WriteSyntheticTrace(const std::string& path) {
   fclose(f);
 }
 
+struct ReportRun {
+  int status = -1;
+  long max_rss_kib = 0;
+  double seconds = 0;
+  std::string json_text;
+  std::string err;
+};
+
+// `pagewaste report --format json -o OUT path`, with its peak memory.
+ReportRun ReportWithUsage(const TempDir& dir, const std::string& path) {
+  ReportRun run;
+  std::string out = dir.path() + "/report.json", err = dir.path() + "/report.err";
+  auto start = std::chrono::steady_clock::now();
+  pid_t pid = fork();
+  if (pid == 0) {
+    freopen(err.c_str(), "w", stderr);
+    execl(PagewastePath().c_str(), "pagewaste", "report", "--format", "json", "-o", out.c_str(),
+          path.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  struct rusage usage;
+  if (wait4(pid, &run.status, 0, &usage) != pid) return run;
+  run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  run.max_rss_kib = usage.ru_maxrss;
+  run.json_text = RunCapture({"cat", out}).out;
+  run.err = RunCapture({"cat", err}).out;
+  return run;
+}
+
 TEST(LargeTrace, TenMillionEventsReplayInBoundedMemory) {
   TempDir dir;
   std::string path = dir.path() + "/synthetic.trace";
   WriteSyntheticTrace(path);
-  auto start = std::chrono::steady_clock::now();
-  pid_t pid = fork();
-  if (pid == 0) {
-    freopen("/dev/null", "w", stdout);
-    execl(PagewastePath().c_str(), "pagewaste", "report", "--format", "json", path.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  int status = 0;
-  struct rusage usage;
-  ASSERT_EQ(wait4(pid, &status, 0, &usage), pid);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  long max_rss_kib = usage.ru_maxrss;
+  ReportRun run = ReportWithUsage(dir, path);
+  ASSERT_TRUE(WIFEXITED(run.status) && WEXITSTATUS(run.status) == 0) << run.err;
   // Holding the events would take hundreds of megabytes; the live set (1000
   // blocks) and ten stacks take next to nothing.
-  EXPECT_LT(max_rss_kib, 64 * 1024) << "peak RSS " << max_rss_kib << " KiB";
+  EXPECT_LT(run.max_rss_kib, 64 * 1024) << "peak RSS " << run.max_rss_kib << " KiB";
+  nlohmann::json r = nlohmann::json::parse(run.json_text);
+  EXPECT_EQ(r["summary"]["allocations"], kEvents / 2);
+  EXPECT_EQ(r["summary"]["frees"], kEvents / 2 - kLive);
+  EXPECT_EQ(r["summary"]["requested_bytes"], kEvents / 2 * 48);
+  EXPECT_EQ(r["summary"]["leaked_allocations"], kLive);
+  EXPECT_EQ(r["call_sites"].size(), 10u);
   std::printf("replayed %llu events in %.2f s (%.1f M events/s), peak RSS %ld KiB\n",
-              static_cast<unsigned long long>(kEvents - kLive), seconds,
-              static_cast<double>(kEvents - kLive) / seconds / 1e6, max_rss_kib);
+              static_cast<unsigned long long>(kEvents - kLive), run.seconds,
+              static_cast<double>(kEvents - kLive) / run.seconds / 1e6, run.max_rss_kib);
+}
+
+// One chain of 300,000 frames (2.4 MB of trace), with a mapping at its leaf:
+// printing every frame of that site took 1.28 GB and wrote 134 MB. The
+// reader refuses the node past the format's depth instead.
+TEST(LargeTrace, AStackChainDeeperThanTheFormatAllowsIsRefusedInBoundedMemory) {
+  TempDir dir;
+  std::string path = dir.path() + "/deep.trace";
+  FILE* f = fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  HeaderInfo h;
+  h.process.page_size = 4096;
+  h.process.pid = 1;
+  h.exe = "/deep";
+  std::vector<uint8_t> header(4096);
+  fwrite(header.data(), 1, EncodeHeader(h, header.data(), header.size()), f);
+  {
+    FileChunks sink(f);
+    std::vector<uint8_t> buffer(256 << 10);
+    RecordWriter w(buffer.data(), buffer.size(), &sink);
+    uint64_t leaf = 0;
+    for (int i = 0; i < 300000; ++i) leaf = w.StackNode(leaf, 0x400000 + 16 * i);
+    MmapEvent m;
+    m.prefix = {1, 7, leaf};
+    m.address = 0x7f0000000000;
+    m.length = 2;
+    m.prot = 3;
+    m.map_flags = 0x22;
+    m.fd = -1;
+    w.Mmap(m);
+    w.End(format::EndReason::kExit, 0, SyscallCounts());
+  }
+  fclose(f);
+  ReportRun run = ReportWithUsage(dir, path);
+  ASSERT_TRUE(WIFEXITED(run.status)) << run.err;
+  EXPECT_EQ(WEXITSTATUS(run.status), 4) << run.err;  // written, from a corrupt trace
+  EXPECT_NE(run.err.find("a stack deeper than 256 frames, the format's limit"), std::string::npos)
+      << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_LT(run.max_rss_kib, 64 * 1024) << "peak RSS " << run.max_rss_kib << " KiB";
+  EXPECT_LT(run.json_text.size(), 1u << 20);
+  nlohmann::json r = nlohmann::json::parse(run.json_text);
+  EXPECT_EQ(r["trace"]["status"], "corrupt");
+  EXPECT_EQ(r["summary"]["mappings"], 0);
 }
 
 }  // namespace

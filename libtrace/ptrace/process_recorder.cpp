@@ -25,6 +25,7 @@ constexpr uint32_t kFileBacked = format::kFlagFileBacked;
 
 constexpr size_t kChunk = 256 << 10;
 constexpr int kMaxDepth = 64;
+static_assert(kMaxDepth <= format::kMaxStackDepth);
 
 uint64_t RealtimeNs() {
   struct timespec ts;

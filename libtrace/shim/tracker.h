@@ -49,6 +49,7 @@ uint64_t NowNs();
 // already dropped.
 struct Stack {
   static constexpr int kMaxDepth = 64;
+  static_assert(kMaxDepth <= format::kMaxStackDepth);
   uintptr_t ips[kMaxDepth];
   int depth = 0;
 };
