@@ -1,4 +1,4 @@
-// The pagewaste trace format, version 2: the one place that spells it.
+// The pagewaste trace format, version 3: the one place that spells it.
 //
 // A trace is a file header followed by a stream of chunks. Each chunk is an
 // 8-byte header (little-endian u32 payload length, u32 ChunkFlags) followed
@@ -31,7 +31,10 @@ namespace pagewaste::format {
 
 // "PGWASTE" followed by a NUL: the first 8 bytes of every trace.
 inline constexpr uint8_t kMagic[8] = {'P', 'G', 'W', 'A', 'S', 'T', 'E', 0};
-inline constexpr uint16_t kVersion = 2;
+inline constexpr uint16_t kVersion = 3;
+// Version 3 added EndReason::kRawExit and nothing else: version 2 traces are
+// read as they are.
+inline constexpr uint16_t kOldestReadableVersion = 2;
 
 // Fixed-size part of the header, little-endian, 64 bytes:
 //   0  magic[8]
@@ -215,6 +218,11 @@ enum class EndReason : uint8_t {
   kSignal = 3,    // a fatal signal; status is the signal number
   kExec = 4,      // the image was replaced by execve; the new one has its own trace
   kDetach = 5,    // tracing stopped for another reason (status unknown)
+  // The process ended with an exit system call made outside the C library
+  // (Go's runtime, syscall(SYS_exit_group)), so the shim could not write
+  // the record: `pagewaste run` did, after the process had gone, from the
+  // exit status its tracer saw. status is the exit code.
+  kRawExit = 6,
 };
 
 // Status value meaning "not known" (e.g. exit code of a return from main

@@ -77,6 +77,15 @@ class RecordWriter {
            const SyscallCounts& observed_syscalls = {},
            const SyscallCounts& before_start_syscalls = {});
 
+  // Continues the counts of a trace written by another writer, whose End
+  // record this one is to write (pagewaste run ending the trace of a process
+  // that could not).
+  void ContinueCounts(uint64_t records, uint64_t events, uint64_t stack_nodes) {
+    records_ = records;
+    events_ = events;
+    stack_nodes_ = stack_nodes;
+  }
+
   // Hands the current chunk to the sink, if it holds any record.
   void Flush();
   // Forgets the current chunk without finishing it (a forked child drops

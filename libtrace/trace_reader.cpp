@@ -203,9 +203,10 @@ bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
     return false;
   }
   h->version = static_cast<uint16_t>(GetLE(fixed + 8, 2));
-  if (h->version != format::kVersion) {
+  if (h->version < format::kOldestReadableVersion || h->version > format::kVersion) {
     *err = "trace format version " + std::to_string(h->version) +
-           " is not supported (this build reads version " +
+           " is not supported (this build reads versions " +
+           std::to_string(format::kOldestReadableVersion) + " to " +
            std::to_string(format::kVersion) + "); " +
            (h->version > format::kVersion ? "upgrade pagewaste"
                                           : "record the program again with this pagewaste");
@@ -556,7 +557,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         is_event = false;
         EndEvent e;
         uint64_t reason = c.U();
-        if (reason < 1 || reason > static_cast<uint64_t>(format::EndReason::kDetach))
+        if (reason < 1 || reason > static_cast<uint64_t>(format::EndReason::kRawExit))
           c.ok = false;
         e.reason = static_cast<format::EndReason>(reason);
         e.status = c.S();

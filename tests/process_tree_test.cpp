@@ -1,7 +1,10 @@
-// The ptrace backend on process trees: forks, threads in forked children,
-// group stops with signals sent during them, vfork, exec from a thread; many
-// such trees at once under a time limit; and SIGTERM sent to pagewaste,
-// which ends recording and leaves the program to the signal.
+// Process trees. Under the ptrace backend: forks, threads in forked
+// children, group stops with signals sent during them, vfork, exec from a
+// thread; many such trees at once under a time limit; SIGTERM sent to
+// pagewaste, which ends recording and leaves the program to the signal.
+// Under the preload backend, whose tree the tracer follows: static programs
+// started by dynamic ones are traced too, and a process that leaves with an
+// exit system call of its own still gets a complete trace.
 #include <gtest/gtest.h>
 
 #include "e2e_support.h"
@@ -10,6 +13,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <map>
 
 namespace pagewaste::e2e {
 namespace {
@@ -159,6 +164,108 @@ TEST(ProcessTree, SigtermEndsAProgramThatDoesNotHandleIt) {
   json r = json::parse(report.out);
   EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
   EXPECT_EQ(r["summary"]["mappings"], 1);
+}
+
+const json* ReportOf(const Profile& p, const std::string& exe_name) {
+  for (const json& r : p.reports) {
+    std::string exe = r["process"]["exe"];
+    if (exe.size() >= exe_name.size() && exe.compare(exe.size() - exe_name.size(), exe_name.size(), exe_name) == 0)
+      return &r;
+  }
+  return nullptr;
+}
+
+TEST(PreloadTree, ADynamicProgramThatExecsAStaticOneLeavesATraceForEachImage) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"fork_exec", ProgramPath("exec_target_static")});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  ASSERT_EQ(p.reports.size(), 3u) << p.run.err;
+  int preload = 0;
+  for (const json& r : p.reports) {
+    EXPECT_EQ(r["trace"]["status"], "complete");
+    preload += r["process"]["backend"] == "preload";
+  }
+  EXPECT_EQ(preload, 2);  // the parent and its forked child
+  const json* target = ReportOf(p, "/exec_target_static");
+  ASSERT_NE(target, nullptr);
+  EXPECT_EQ((*target)["process"]["backend"], "ptrace");
+  EXPECT_EQ((*target)["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ((*target)["process"]["exit"]["status"], 0);
+  // The static image sets up its heap with brk: the tracer saw its calls.
+  EXPECT_GT((*target)["summary"]["syscalls"]["brk"].get<uint64_t>(), 0u);
+}
+
+TEST(PreloadTree, AShellScriptCallingAStaticProgramTracesIt) {
+  TempDir dir;
+  Profile p = ProfileProgram(
+      dir, {"sh", "-c", ProgramPath("mmap_two_bytes_static") + " && echo static done"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "static done\n");
+  const json* r = ReportOf(p, "/mmap_two_bytes_static");
+  ASSERT_NE(r, nullptr) << p.run.err;
+  EXPECT_EQ((*r)["process"]["backend"], "ptrace");
+  EXPECT_EQ((*r)["trace"]["status"], "complete");
+  int map_line = SiteLine("mmap_two_bytes.c", "mmap");
+  EXPECT_EQ(SumAtSite(*r, "mmap_two_bytes.c", map_line, "mappings"), 1000u);
+  EXPECT_EQ(SumAtSite(*r, "mmap_two_bytes.c", map_line, "page_waste_bytes"), 4094000u);
+  EXPECT_EQ(SyscallsAtSite(*r, "mmap_two_bytes.c", map_line, "mmap"), 1000u);
+}
+
+TEST(PreloadTree, AProcessEndingWithItsOwnExitGroupHasACompleteTrace) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"raw_exit", "3"});
+  EXPECT_EQ(p.run.exit_code, 3) << p.run.err;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(r["process"]["exit"]["reason"], "raw_exit");
+  EXPECT_EQ(r["process"]["exit"]["status"], 3);
+  EXPECT_EQ(SumAtSite(r, "raw_exit.c", SiteLine("raw_exit.c", "malloc"), "allocations"), 25u);
+  EXPECT_EQ(SumAtSite(r, "raw_exit.c", SiteLine("raw_exit.c", "mmap"), "mappings"), 5u);
+  EXPECT_EQ(SumAtSite(r, "raw_exit.c", SiteLine("raw_exit.c", "mmap"), "page_waste_bytes"),
+            5u * 4094);
+}
+
+// Debian's go is dynamically linked (cgo), and its runtime leaves with a raw
+// exit_group; the compiler and linker it runs are static.
+TEST(PreloadTree, GoBuildLeavesACompleteTraceForEveryProcess) {
+  if (RunCapture({"sh", "-c", "command -v go"}).exit_code != 0) GTEST_SKIP() << "no go";
+  TempDir dir, cache;
+  std::string module = std::string(PAGEWASTE_TEST_SOURCES) + "/go_maps";
+  CommandResult r = RunCapture(
+      {"env", "GOCACHE=" + cache.path(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0", "sh", "-c",
+       "cd " + module + " && timeout -s KILL 300 " + PagewastePath() + " run -o " + dir.path() +
+           "/%e.%p.trace -- go build -o " + cache.path() + "/go_maps_built ."});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(RunCapture({cache.path() + "/go_maps_built"}).out, "500\n");
+  std::map<std::string, int> by_name;
+  for (const std::string& trace : dir.Files()) {
+    CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+    EXPECT_EQ(report.exit_code, 0) << trace << ": " << report.err;
+    json j = json::parse(report.out);
+    std::string exe = j["process"]["exe"];
+    std::string name = exe.substr(exe.rfind('/') + 1);
+    ++by_name[name];
+    EXPECT_EQ(j["trace"]["status"], "complete") << trace;
+    // go (and git, which it asks about the module) are dynamic, the tools static.
+    if (name == "go") EXPECT_EQ(j["process"]["backend"], "preload") << trace;
+    if (name == "compile" || name == "asm" || name == "link")
+      EXPECT_EQ(j["process"]["backend"], "ptrace") << trace;
+  }
+  EXPECT_EQ(by_name["go"], 1) << r.err;
+  EXPECT_GE(by_name["compile"], 1) << r.err;
+  EXPECT_GE(by_name["link"], 1) << r.err;
+}
+
+TEST(PreloadTree, GoVersionEndsWithARawExitNotATruncatedTrace) {
+  if (RunCapture({"sh", "-c", "command -v go"}).exit_code != 0) GTEST_SKIP() << "no go";
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"go", "version"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out.rfind("go version go", 0), 0u) << p.run.out;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(r["process"]["exit"]["reason"], "raw_exit");
+  EXPECT_EQ(r["process"]["exit"]["status"], 0);
 }
 
 }  // namespace

@@ -76,6 +76,7 @@ const char* EndReasonName(format::EndReason reason) {
     case format::EndReason::kSignal: return "signal";
     case format::EndReason::kExec: return "exec";
     case format::EndReason::kDetach: return "detach";
+    case format::EndReason::kRawExit: return "raw_exit";
   }
   return "unknown";
 }

@@ -153,16 +153,6 @@ std::string ResolveProgram(const std::string& program) {
   return program;
 }
 
-bool HasInterpreter(const std::string& path) {
-  ptrace::ElfHeaders elf;
-  // Not ELF (a script: its interpreter is dynamic), or unreadable (not ours
-  // to judge: exec will say): the preload backend.
-  if (!ptrace::ReadElfHeaders(path, &elf)) return true;
-  for (const Elf64_Phdr& ph : elf.program)
-    if (ph.p_type == PT_INTERP) return true;
-  return false;
-}
-
 // CAP_SYS_PTRACE in our effective set: the kernel then honours a set-uid
 // bit under our ptrace. Without it, it runs the program as us.
 bool MayTracePrivileged() {
@@ -201,7 +191,7 @@ Backend ChooseBackend(const std::string& program, std::string* why) {
       return Backend::kPtrace;
     }
   }
-  if (!HasInterpreter(path)) {
+  if (!ptrace::HasInterpreter(path)) {
     *why = "statically linked: no dynamic loader to preload into";
     return Backend::kPtrace;
   }
@@ -375,10 +365,24 @@ int RunCommand(const RunOptions& options) {
                              {"PAGEWASTE_SESSION", session}};
   if (options.sample_bytes)
     environment.push_back({"PAGEWASTE_SAMPLE", std::to_string(options.sample_bytes)});
-  Spawned spawned = SpawnAndWait(options, environment);
-  if (!spawned.ran) return spawned.code;
-  FinishTraces(FindSessionTraces(pattern, std::stoull(session, nullptr, 16)), options.compress);
-  return spawned.code;
+  // The tracer follows the tree, so that the static programs it starts are
+  // traced too, and the traces of processes that leave with an exit system
+  // call of their own are ended.
+  ptrace::TracerOptions supervisor;
+  supervisor.command = options.command;
+  supervisor.output_pattern = pattern;
+  supervisor.session_id = std::stoull(session, nullptr, 16);
+  supervisor.environment = environment;
+  supervisor.supervise_preload = true;
+  supervisor.shim_path = shim;
+  std::string err;
+  int code = ptrace::RunUnderPtrace(supervisor, &err);
+  if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
+  if (code < 0) return exit_code::kInternal;
+  if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
+    return code;
+  FinishTraces(FindSessionTraces(pattern, supervisor.session_id), options.compress);
+  return code;
 }
 
 }  // namespace pagewaste

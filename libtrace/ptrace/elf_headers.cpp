@@ -24,4 +24,12 @@ bool ReadElfHeaders(const std::string& path, ElfHeaders* h) {
   return ok;
 }
 
+bool HasInterpreter(const std::string& path) {
+  ElfHeaders elf;
+  if (!ReadElfHeaders(path, &elf)) return true;
+  for (const Elf64_Phdr& ph : elf.program)
+    if (ph.p_type == PT_INTERP) return true;
+  return false;
+}
+
 }  // namespace pagewaste::ptrace

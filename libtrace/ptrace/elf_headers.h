@@ -19,4 +19,10 @@ struct ElfHeaders {
 // False if path cannot be read or is not a 64-bit ELF file.
 bool ReadElfHeaders(const std::string& path, ElfHeaders* headers);
 
+// Whether the program at path is dynamically linked (has a PT_INTERP
+// header): the dynamic loader runs first and preloads the shim. A file that
+// is not ELF (a script, whose interpreter is) or cannot be read (exec will
+// say why) counts as dynamic.
+bool HasInterpreter(const std::string& path);
+
 }  // namespace pagewaste::ptrace

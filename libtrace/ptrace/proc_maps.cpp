@@ -1,9 +1,13 @@
 #include "proc_maps.h"
 
 #include "elf_headers.h"
+#include "format.h"
+#include "little_endian.h"
 
+#include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -34,20 +38,73 @@ bool LoadBias(const std::string& path, uint64_t start, uint64_t offset, uint64_t
 
 namespace {
 
-// A field of /proc/PID/status ("Tgid", "PPid"), or fallback.
-pid_t StatusField(pid_t pid, const std::string& field, pid_t fallback) {
+// The index-th number of a field of /proc/PID/status ("Tgid", "PPid";
+// "Uid" has real, effective, saved and filesystem ids), or fallback.
+long StatusField(pid_t pid, const std::string& field, long fallback, int index = 0) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field + ":", 0) == 0)
-      return static_cast<pid_t>(std::stol(line.substr(field.size() + 1)));
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) != 0) continue;
+    std::istringstream numbers(line.substr(field.size() + 1));
+    long value = fallback;
+    for (int i = 0; i <= index; ++i)
+      if (!(numbers >> value)) return fallback;
+    return value;
+  }
   return fallback;
 }
 
 }  // namespace
 
-pid_t ThreadGroupOf(pid_t tid) { return StatusField(tid, "Tgid", tid); }
-pid_t ParentOf(pid_t pid) { return StatusField(pid, "PPid", 0); }
+pid_t ThreadGroupOf(pid_t tid) { return static_cast<pid_t>(StatusField(tid, "Tgid", tid)); }
+pid_t ParentOf(pid_t pid) { return static_cast<pid_t>(StatusField(pid, "PPid", 0)); }
+uid_t EffectiveUidOf(pid_t pid) { return static_cast<uid_t>(StatusField(pid, "Uid", -1, 1)); }
+gid_t EffectiveGidOf(pid_t pid) { return static_cast<gid_t>(StatusField(pid, "Gid", -1, 1)); }
+
+bool PreloadsShim(pid_t pid, const std::string& shim_path) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string entry;
+  while (std::getline(in, entry, '\0')) {
+    if (entry.rfind("LD_PRELOAD=", 0) != 0) continue;
+    // Entries are separated by colons or spaces (ld.so(8)).
+    std::string list = entry.substr(11);
+    for (char& c : list)
+      if (c == ':') c = ' ';
+    std::istringstream names(list);
+    for (std::string name; names >> name;)
+      if (name == shim_path) return true;
+    return false;
+  }
+  return false;
+}
+
+std::string FindOpenTrace(pid_t pid, uint64_t session_id) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* fds = opendir(dir.c_str());
+  if (!fds) return {};
+  std::string found;
+  while (struct dirent* e = readdir(fds)) {
+    if (e->d_name[0] == '.') continue;
+    std::string link = dir + "/" + e->d_name;
+    int fd = open(link.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) continue;
+    struct stat st;
+    uint8_t fixed[format::kFixedHeaderSize];
+    bool ours = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                pread(fd, fixed, sizeof fixed, 0) == static_cast<ssize_t>(sizeof fixed) &&
+                memcmp(fixed, format::kMagic, sizeof format::kMagic) == 0 &&
+                GetLE(fixed + 16, 4) == static_cast<uint32_t>(pid) &&
+                GetLE(fixed + 24, 8) == session_id;
+    close(fd);
+    if (!ours) continue;
+    char target[4096];
+    ssize_t n = readlink(link.c_str(), target, sizeof target - 1);
+    if (n > 0) found.assign(target, static_cast<size_t>(n));
+    break;
+  }
+  closedir(fds);
+  return found;
+}
 
 std::string ExecutablePath(pid_t pid) {
   char buf[4096];

@@ -1,7 +1,7 @@
 // What /proc says about another process, for the ptrace backend: its module
 // map (from /proc/PID/maps and the ELF program headers of its files: what
 // the preload shim gets from dl_iterate_phdr), its executable, command line,
-// thread group and parent.
+// thread group, parent, environment, credentials and open traces.
 #pragma once
 
 #include <sys/types.h>
@@ -22,5 +22,15 @@ std::string ExecutablePath(pid_t pid);                 // empty if gone
 std::vector<std::string> ReadCmdline(pid_t pid);
 pid_t ThreadGroupOf(pid_t tid);                        // tid itself if unknown
 pid_t ParentOf(pid_t pid);                             // 0 if unknown
+uid_t EffectiveUidOf(pid_t pid);                       // -1 if unknown
+gid_t EffectiveGidOf(pid_t pid);                       // -1 if unknown
+
+// Whether pid's environment has LD_PRELOAD naming the file at shim_path.
+bool PreloadsShim(pid_t pid, const std::string& shim_path);
+
+// The path of the trace of session_id that pid holds open for itself (the
+// shim's file: its header names pid), or empty. Read while pid is stopped
+// at its exit, before its files are closed.
+std::string FindOpenTrace(pid_t pid, uint64_t session_id);
 
 }  // namespace pagewaste::ptrace

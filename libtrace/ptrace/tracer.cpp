@@ -1,8 +1,17 @@
-// The tracer loop. Each traced process image has a recorder of its own
-// (process_recorder.h); its threads share it. A memory system call stops
-// twice: at entry (the seccomp stop, where the stack is unwound and the
-// arguments read) and at exit (where the result is read and the event
-// written). Everything else runs untraced.
+// The tracer loop. Each process image it records has a recorder of its own
+// (process_recorder.h); its threads share it. How an image is recorded
+// (Recording, below) depends on how the tree was started:
+//  - the ptrace backend installs a seccomp filter before the program's first
+//    exec, inherited by everything it starts: a memory system call stops
+//    twice, at entry (the seccomp stop, where the stack is unwound and the
+//    arguments read) and at exit (where the result is read and the event
+//    written); everything else runs untraced;
+//  - supervising the preload backend, nothing carries a filter: the shim
+//    records the dynamic images, and the tracer only follows the tree (forks,
+//    execs, signals and exits stop; nothing else does) until an image the
+//    shim cannot see starts (a static program, or one whose environment lost
+//    LD_PRELOAD). That one is stopped at every system call, its memory ones
+//    recorded as above, as if `run` had started it with the ptrace backend.
 //
 // Never leaving a tracee stopped is what keeps a process tree from hanging,
 // so the loop is built on PTRACE_SEIZE rather than PTRACE_TRACEME:
@@ -28,6 +37,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/ptrace.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -39,11 +49,14 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <set>
 
-#include "process_recorder.h"
+#include "elf_headers.h"
 #include "proc_maps.h"
+#include "process_recorder.h"
 #include "seccomp_filter.h"
 #include "syscall_kind.h"
+#include "trace_completion.h"
 
 namespace pagewaste::ptrace {
 namespace {
@@ -78,6 +91,16 @@ bool IsStoppingSignal(int sig) {
   return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
 }
 
+// How the tracer records a process image.
+enum class Recording {
+  kSeccomp,       // carries the memory system call filter: recorded at its stops
+  kSyscallStops,  // no filter: stopped at every system call, memory ones recorded
+  kShim,          // the preload shim records it; the tracer only follows it
+  kNone,          // not recorded: recording stopped
+};
+
+bool Records(Recording r) { return r == Recording::kSeccomp || r == Recording::kSyscallStops; }
+
 class Tracer {
  public:
   explicit Tracer(const TracerOptions& options) : options_(options) {
@@ -109,7 +132,7 @@ class Tracer {
       }
       int code = 0;
       std::string filter_err;
-      if (go != 1 || !InstallMemorySyscallFilter(&filter_err)) {
+      if (go == 0 || (!options_.supervise_preload && !InstallMemorySyscallFilter(&filter_err))) {
         code = -1;
       } else {
         execvp(argv[0], argv.data());
@@ -125,20 +148,34 @@ class Tracer {
     InstallSignalHandlers();
 
     long ptrace_options = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
-                          PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL |
-                          PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT;
-    char go = ::ptrace(PTRACE_SEIZE, child, nullptr, reinterpret_cast<void*>(ptrace_options)) == 0;
+                          PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD |
+                          PTRACE_O_TRACEEXIT;
+    // A filtered program cannot live without its tracer (its memory system
+    // calls would fail): it goes with pagewaste. A supervised one is let go.
+    if (!options_.supervise_preload) ptrace_options |= PTRACE_O_EXITKILL;
+    bool seized =
+        ::ptrace(PTRACE_SEIZE, child, nullptr, reinterpret_cast<void*>(ptrace_options)) == 0;
     int seize_errno = errno;
+    // 1: traced; 2: supervision failed, run it with the shim alone.
+    char go = seized ? 1 : options_.supervise_preload ? 2 : 0;
     ssize_t ignored = write(go_pipe[1], &go, 1);
     (void)ignored;
     close(go_pipe[1]);
-    if (!go) {
+    if (!seized && !options_.supervise_preload) {
       int status;
       waitpid(child, &status, 0);
       *err = std::string("cannot trace the program (ptrace: ") + strerror(seize_errno) + ")";
       return -1;
     }
+    if (!seized) {
+      fprintf(stderr,
+              "pagewaste: cannot follow the process tree (ptrace: %s): static programs it "
+              "starts will not be traced\n",
+              strerror(seize_errno));
+    }
     threads_[child].tgid = child;
+    processes_[child].recording =
+        options_.supervise_preload ? Recording::kShim : Recording::kSeccomp;
 
     int exec_error = 0;
     ssize_t got;
@@ -160,6 +197,7 @@ class Tracer {
       fprintf(stderr, "pagewaste: %s: stopped recording; the traces end here (detach)\n",
               strsignal(stopped_by_));
     }
+    CompleteShimTraces();
     return root_status;
   }
 
@@ -167,7 +205,12 @@ class Tracer {
   struct Thread {
     pid_t tgid = 0;
     bool in_syscall = false;  // between a recorded call's entry and exit
-    ProcessRecorder::Entry entry;
+    ProcessRecorder::Entry entry = {};
+  };
+  struct Process {
+    Recording recording = Recording::kNone;
+    std::unique_ptr<ProcessRecorder> recorder;
+    std::string shim_trace;  // kShim: the shim's trace, found at the exit stop
   };
 
   // Returns the root process's exit code.
@@ -192,9 +235,8 @@ class Tracer {
     return root_code;
   }
 
-  // Every stop ends in exactly one restart: PTRACE_CONT (with the signal
-  // to deliver), PTRACE_SYSCALL (to stop at a recorded call's exit), or
-  // PTRACE_LISTEN (a group-stop).
+  // Every stop ends in exactly one restart: PTRACE_CONT or PTRACE_SYSCALL
+  // (with the signal to deliver), or PTRACE_LISTEN (a group-stop).
   void Stopped(pid_t tid, int status) {
     int sig = WSTOPSIG(status);
     int event = status >> 16;
@@ -203,7 +245,7 @@ class Tracer {
       // A thread or process we have not seen: its attach stop.
       Thread& t = threads_[tid];
       t.tgid = ThreadGroupOf(tid);
-      if (t.tgid == tid) StartProcess(tid);
+      if (t.tgid == tid) NewProcess(tid, RecordingOf(ParentOf(tid)));
       Resume(tid, 0);
       return;
     }
@@ -217,26 +259,21 @@ class Tracer {
       return;
     }
     if (sig == SIGTRAP && event == PTRACE_EVENT_SECCOMP) {
-      if (SyscallEntry(tid, &t)) {
+      if (RecordingOf(t.tgid) == Recording::kSeccomp && SyscallEntry(tid, &t)) {
         ::ptrace(PTRACE_SYSCALL, tid, nullptr, nullptr);  // stop again at its exit
         return;
       }
     } else if (sig == (SIGTRAP | 0x80)) {
-      SyscallExit(tid, &t);
+      SyscallStop(tid, &t);
     } else if (sig == SIGTRAP && (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK ||
                                   event == PTRACE_EVENT_CLONE)) {
       unsigned long message = 0;
       ::ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &message);
-      NewChild(static_cast<pid_t>(message), event != PTRACE_EVENT_CLONE);
+      NewChild(static_cast<pid_t>(message), event != PTRACE_EVENT_CLONE, t.tgid);
     } else if (sig == SIGTRAP && event == PTRACE_EVENT_EXEC) {
       Exec(tid);
     } else if (sig == SIGTRAP && event == PTRACE_EVENT_EXIT) {
-      // The thread is exiting and its memory is still there. When it is
-      // the process's main thread, measure the mappings left.
-      if (t.tgid == tid) {
-        auto it = processes_.find(tid);
-        if (it != processes_.end()) it->second->MeasureLiveMappings(tid);
-      }
+      if (t.tgid == tid) ExitStop(tid);
     } else if (event == 0) {
       Resume(tid, sig);  // a signal for the program: deliver it
       return;
@@ -244,31 +281,45 @@ class Tracer {
     Resume(tid, 0);
   }
 
+  Recording RecordingOf(pid_t tgid) const {
+    auto it = processes_.find(tgid);
+    return it != processes_.end() ? it->second.recording : Recording::kNone;
+  }
+
+  void Resume(pid_t tid, int sig) {
+    auto t = threads_.find(tid);
+    bool every_call = t != threads_.end() && RecordingOf(t->second.tgid) == Recording::kSyscallStops;
+    ::ptrace(every_call ? PTRACE_SYSCALL : PTRACE_CONT, tid, nullptr,
+             reinterpret_cast<void*>(static_cast<long>(sig)));
+  }
+
   // The child's own attach stop may come before or after its parent's
-  // event; its trace starts at whichever comes first. When the attach stop
+  // event; its process starts at whichever comes first. When the attach stop
   // came first, the child has run since and may be gone: what we learnt
   // then is what counts, not /proc now.
-  void NewChild(pid_t child, bool process) {
-    auto known = threads_.find(child);
-    if (known != threads_.end()) return;  // seen at its attach stop
+  void NewChild(pid_t child, bool process, pid_t parent) {
+    if (threads_.count(child)) return;  // seen at its attach stop
     if (!process) {
       pid_t tgid = ThreadGroupOf(child);
       if (tgid != child || ExecutablePath(child).empty()) return;  // a thread, or gone
     }
-    StartProcess(child);
+    NewProcess(child, RecordingOf(parent));
   }
 
-  void Resume(pid_t tid, int sig) {
-    ::ptrace(PTRACE_CONT, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(sig)));
+  // A forked process is recorded as its parent was; a recorded one gets its
+  // trace from its start, whether or not it ever maps memory.
+  void NewProcess(pid_t tgid, Recording inherited) {
+    if (processes_.count(tgid)) return;
+    Process& p = processes_[tgid];
+    p.recording = inherited;
+    if (Records(inherited)) StartRecorder(tgid, &p);
   }
 
-  // Every process image gets a trace from its start (the exec, or the fork
-  // that made it), whether or not it ever maps memory.
-  void StartProcess(pid_t tgid) {
-    if (!started_ || stopped_by_ || options_.observe_only || processes_.count(tgid)) return;
+  void StartRecorder(pid_t tgid, Process* p) {
+    if (!started_ || stopped_by_ || options_.observe_only) return;
     auto recorder = std::make_unique<ProcessRecorder>(tgid, ParentOf(tgid), recorder_options_);
     if (recorder->ok()) {
-      processes_[tgid] = std::move(recorder);
+      p->recorder = std::move(recorder);
     } else {
       fprintf(stderr, "pagewaste: cannot create the trace of pid %d under %s (%s); not recording it\n",
               tgid, recorder_options_.output_pattern.c_str(), strerror(errno));
@@ -277,9 +328,10 @@ class Tracer {
 
   ProcessRecorder* RecorderOf(const Thread& t) {
     auto it = processes_.find(t.tgid);
-    return it != processes_.end() ? it->second.get() : nullptr;
+    return it != processes_.end() ? it->second.recorder.get() : nullptr;
   }
 
+  // At a seccomp stop. Returns whether to stop again at the call's exit.
   bool SyscallEntry(pid_t tid, Thread* t) {
     user_regs_struct regs;
     if (::ptrace(PTRACE_GETREGS, tid, nullptr, &regs) != 0) return false;
@@ -295,13 +347,19 @@ class Tracer {
     return true;
   }
 
-  void SyscallExit(pid_t tid, Thread* t) {
-    if (!t->in_syscall) return;
+  // A system call stop (PTRACE_SYSCALL): the exit of a recorded call; in a
+  // kSyscallStops process also the entry and exit of every other call.
+  void SyscallStop(pid_t tid, Thread* t) {
+    struct __ptrace_syscall_info info;
+    if (::ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) <= 0) return;
+    if (info.op == PTRACE_SYSCALL_INFO_ENTRY) {
+      if (RecordingOf(t->tgid) == Recording::kSyscallStops) SyscallEntry(tid, t);
+      return;
+    }
+    if (info.op != PTRACE_SYSCALL_INFO_EXIT || !t->in_syscall) return;
     t->in_syscall = false;
-    user_regs_struct regs;
-    ProcessRecorder* recorder = RecorderOf(*t);
-    if (recorder && ::ptrace(PTRACE_GETREGS, tid, nullptr, &regs) == 0)
-      recorder->Exit(tid, t->entry, static_cast<int64_t>(regs.rax));
+    if (ProcessRecorder* recorder = RecorderOf(*t))
+      recorder->Exit(tid, t->entry, static_cast<int64_t>(info.exit.rval));
   }
 
   // Observer mode: count between the shim's marks (munmap(&block, 0)), and
@@ -325,6 +383,17 @@ class Tracer {
     o = Observation{};
   }
 
+  // How a newly exec'd image is recorded. A filter, once installed, stays;
+  // without one, the shim records what it is preloaded into, and the tracer
+  // the rest.
+  Recording RecordingForImage(pid_t pid, Recording before) {
+    if (before == Recording::kSeccomp || before == Recording::kNone) return before;
+    if (stopped_by_) return Recording::kNone;
+    std::string exe = "/proc/" + std::to_string(pid) + "/exe";
+    if (HasInterpreter(exe) && PreloadsShim(pid, options_.shim_path)) return Recording::kShim;
+    return Recording::kSyscallStops;
+  }
+
   // An exec reports with the thread group's id, whichever thread called it;
   // the caller's old id is gone (the kernel reports no exit for it).
   void Exec(pid_t tgid) {
@@ -335,14 +404,46 @@ class Tracer {
     Thread& t = threads_[tgid];
     t.tgid = tgid;
     t.in_syscall = false;
-    auto it = processes_.find(tgid);
-    if (it != processes_.end()) {
-      it->second->Finish(format::EndReason::kExec, format::kUnknownStatus);
-      processes_.erase(it);
+    Process& p = processes_[tgid];
+    if (p.recorder) {
+      p.recorder->Finish(format::EndReason::kExec, format::kUnknownStatus);
+      p.recorder.reset();
     }
+    p.shim_trace.clear();
     started_ = true;
     observations_.erase(tgid);  // the new image's shim marks its own start
-    StartProcess(tgid);
+    p.recording = RecordingForImage(tgid, p.recording);
+    if (Records(p.recording)) StartRecorder(tgid, &p);
+    if (options_.supervise_preload) WarnIfPrivilegesDropped(tgid);
+  }
+
+  // A set-uid program exec'd inside a traced tree runs without its
+  // privileges unless we may trace it with them (the kernel's rule for any
+  // ptrace): say so, once per program.
+  void WarnIfPrivilegesDropped(pid_t pid) {
+    std::string exe = ExecutablePath(pid);
+    struct stat st;
+    if (exe.empty() || stat(exe.c_str(), &st) != 0) return;
+    bool uid_dropped = (st.st_mode & S_ISUID) && st.st_uid != EffectiveUidOf(pid);
+    bool gid_dropped = (st.st_mode & S_ISGID) && st.st_gid != EffectiveGidOf(pid);
+    if (!uid_dropped && !gid_dropped) return;
+    if (!warned_.insert(exe).second) return;
+    fprintf(stderr,
+            "pagewaste: pid %d runs %s, which is set-%s, without those privileges: a traced "
+            "process cannot gain them unless pagewaste runs as root\n",
+            pid, exe.c_str(), uid_dropped ? "uid" : "gid");
+  }
+
+  // The process's main thread is exiting, its memory and files still there.
+  void ExitStop(pid_t tgid) {
+    auto it = processes_.find(tgid);
+    if (it == processes_.end()) return;
+    Process& p = it->second;
+    if (p.recorder) p.recorder->MeasureLiveMappings(tgid);
+    // The shim's trace, in case the process is leaving without it knowing
+    // (an exit system call of its own): its file is still open.
+    if (p.recording == Recording::kShim && options_.supervise_preload)
+      p.shim_trace = FindOpenTrace(tgid, options_.session_id);
   }
 
   void Exited(pid_t tid, int status) {
@@ -352,29 +453,51 @@ class Tracer {
     if (tid != tgid) return;
     auto it = processes_.find(tgid);
     if (it == processes_.end()) return;
-    if (WIFEXITED(status))
-      it->second->Finish(format::EndReason::kExit, WEXITSTATUS(status));
-    else
-      it->second->Finish(format::EndReason::kSignal, WTERMSIG(status));
+    Process& p = it->second;
+    if (p.recorder) {
+      if (WIFEXITED(status))
+        p.recorder->Finish(format::EndReason::kExit, WEXITSTATUS(status));
+      else
+        p.recorder->Finish(format::EndReason::kSignal, WTERMSIG(status));
+    }
+    // A process killed by a signal keeps its trace as the shim left it:
+    // truncated is what it is.
+    if (!p.shim_trace.empty() && WIFEXITED(status))
+      shim_exits_.push_back({p.shim_trace, WEXITSTATUS(status)});
     processes_.erase(it);
+  }
+
+  // After the tree is gone: the End record of each shim trace whose process
+  // exited without writing it.
+  void CompleteShimTraces() {
+    for (const auto& [path, status] : shim_exits_) {
+      std::string why;
+      if (CompleteTrace(path, status, &why) == Completion::kNotCompletable)
+        fprintf(stderr, "pagewaste: %s: left without an end record: %s\n", path.c_str(),
+                why.c_str());
+    }
   }
 
   // SIGINT or SIGTERM: finish every trace now; the program runs on with
   // every stop let through (see the top of the file).
   void StopRecording(int sig) {
     stopped_by_ = sig;
-    for (auto& [tgid, recorder] : processes_)
-      recorder->Finish(format::EndReason::kDetach, format::kUnknownStatus);
-    processes_.clear();
+    for (auto& [tgid, p] : processes_) {
+      if (p.recorder) p.recorder->Finish(format::EndReason::kDetach, format::kUnknownStatus);
+      p.recorder.reset();
+      if (p.recording == Recording::kSyscallStops) p.recording = Recording::kNone;
+    }
     for (auto& [tid, t] : threads_) t.in_syscall = false;
   }
 
   const TracerOptions& options_;
   RecorderOptions recorder_options_;
-  std::map<pid_t, std::unique_ptr<ProcessRecorder>> processes_;  // by thread group
-  std::map<pid_t, Thread> threads_;                              // every tracee we have seen
+  std::map<pid_t, Process> processes_;  // by thread group
+  std::map<pid_t, Thread> threads_;     // every tracee we have seen
   bool started_ = false;  // the program's first exec happened
   int stopped_by_ = 0;    // the signal that ended recording
+  std::vector<std::pair<std::string, int>> shim_exits_;  // trace, exit status
+  std::set<std::string> warned_;
   struct Observation {
     bool counting = false;
     format::ObservedBlock block = {};

@@ -1,7 +1,8 @@
 // The ptrace backend: runs a program the preload shim cannot see into
 // (statically linked, or set-uid) under ptrace, with a seccomp filter that
 // stops only its memory system calls, and writes the same trace format as
-// the shim, one file per process.
+// the shim, one file per process. It also supervises the process trees of
+// the preload backend (see supervise_preload).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,16 @@ struct TracerOptions {
   uint64_t session_id = 0;
   // Set in the program's environment before it starts.
   std::vector<std::pair<std::string, std::string>> environment;
+  // Supervisor mode, for the preload backend: the program starts with the
+  // shim (environment holds LD_PRELOAD) and no seccomp filter. The tracer
+  // follows the tree at full speed (it stops only at forks, execs, signals
+  // and exits) and records, with a stop at every system call, the images
+  // the shim cannot see: static programs, and programs whose environment
+  // lost LD_PRELOAD. It also ends the trace of a shim-traced process that
+  // left with a raw exit system call (trace_completion.h). shim_path tells
+  // the shim in an environment's LD_PRELOAD.
+  bool supervise_preload = false;
+  std::string shim_path;
   // Observer mode, beside the preload shim: write no trace, only count each
   // process's memory system calls between the shim's two marks and hand the
   // counts over (format.h's handshake). One stop per call, at its entry.

@@ -1,0 +1,108 @@
+#include "trace_completion.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "little_endian.h"
+#include "record_writer.h"
+#include "trace_reader.h"
+
+namespace pagewaste {
+namespace {
+
+class CountStackNodes : public RecordVisitor {
+ public:
+  void OnStackNode(uint64_t, uint64_t, uint64_t) override { ++nodes; }
+  uint64_t nodes = 0;
+};
+
+class BufferSink : public ChunkSink {
+ public:
+  uint8_t* NextChunk(size_t) override { return nullptr; }
+  bool FinishChunk(const uint8_t* data, size_t size) override {
+    bytes.insert(bytes.end(), data, data + size);
+    return true;
+  }
+  std::vector<uint8_t> bytes;
+};
+
+// Where the chunks of the trace end, and the last one: walked from the
+// header on, as the reader does. False if a chunk runs past the file.
+bool FindLastChunk(int fd, uint64_t offset, uint64_t file_size, uint64_t* last, uint64_t* end,
+                   uint32_t* last_flags) {
+  *last = 0;
+  *last_flags = 0;
+  for (;;) {
+    uint8_t prefix[format::kChunkPrefixSize];
+    if (offset + sizeof prefix > file_size ||
+        pread(fd, prefix, sizeof prefix, static_cast<off_t>(offset)) != sizeof prefix)
+      break;
+    uint32_t size = static_cast<uint32_t>(GetLE(prefix, 4));
+    uint32_t flags = static_cast<uint32_t>(GetLE(prefix + 4, 4));
+    if (size == 0 && flags == 0) break;  // space reserved and never used
+    if (offset + sizeof prefix + size > file_size) return false;
+    *last = offset;
+    *last_flags = flags;
+    offset += sizeof prefix + size;
+    if (!(flags & format::kChunkFinished)) break;  // the writer's last
+  }
+  *end = offset;
+  return true;
+}
+
+}  // namespace
+
+Completion CompleteTrace(const std::string& path, int64_t exit_status, std::string* why) {
+  auto source = OpenFileSource(path, why);
+  if (!source) return Completion::kNotCompletable;
+  TraceReader reader(std::move(source));
+  TraceHeader header;
+  if (!reader.ReadHeader(&header, why)) return Completion::kNotCompletable;
+  uint64_t header_size = reader.offset();
+  CountStackNodes nodes;
+  ReadResult read = reader.ReadRecords(&nodes);
+  if (read.has_end) return Completion::kAlreadyEnded;
+
+  int fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    *why = path + ": " + strerror(errno);
+    if (fd >= 0) close(fd);
+    return Completion::kNotCompletable;
+  }
+  uint64_t last = 0, end = 0;
+  uint32_t last_flags = 0;
+  // Only a trace that stops cleanly after whole chunks, as a dead writer
+  // leaves it, is ended; one that is damaged keeps its verdict.
+  if (read.status == TraceStatus::kCorrupt ||
+      !FindLastChunk(fd, header_size, static_cast<uint64_t>(st.st_size), &last, &end,
+                     &last_flags)) {
+    *why = read.message;
+    close(fd);
+    return Completion::kNotCompletable;
+  }
+  BufferSink sink;
+  std::vector<uint8_t> buffer(RecordWriter::kMinBuffer);
+  RecordWriter writer(buffer.data(), buffer.size(), &sink);
+  writer.ContinueCounts(read.records, read.events, nodes.nodes);
+  writer.End(format::EndReason::kRawExit, exit_status, SyscallCounts());
+
+  bool ok = true;
+  if (last && !(last_flags & format::kChunkFinished)) {
+    uint8_t flags[4];
+    PutLE(flags, last_flags | format::kChunkFinished, 4);
+    ok = pwrite(fd, flags, sizeof flags, static_cast<off_t>(last + 4)) == sizeof flags;
+  }
+  ok = ok && ftruncate(fd, static_cast<off_t>(end)) == 0 &&
+       pwrite(fd, sink.bytes.data(), sink.bytes.size(), static_cast<off_t>(end)) ==
+           static_cast<ssize_t>(sink.bytes.size());
+  if (!ok) *why = path + ": " + strerror(errno);
+  close(fd);
+  return ok ? Completion::kCompleted : Completion::kNotCompletable;
+}
+
+}  // namespace pagewaste
