@@ -221,6 +221,37 @@ INSTANTIATE_TEST_SUITE_P(BothBackends, SparseMapping,
 INSTANTIATE_TEST_SUITE_P(BothBackends, MappingsLiveAtExit,
                          ::testing::Values("leak_maps", "leak_maps_static"));
 
+// A 1 GiB PROT_NONE reservation with 1 MiB made accessible and written:
+// 1 MiB of memory, 1 GiB of address space, reported apart.
+class Reservation : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Reservation, IsAddressSpaceNotMemoryUntilMadeAccessible) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {GetParam()});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  const json& s = r["summary"];
+  constexpr uint64_t kGiB = 1ull << 30, kMiB = 1ull << 20;
+  EXPECT_EQ(s["peak_live_bytes"], kMiB);
+  EXPECT_EQ(s["peak_mapped_bytes"], kMiB);
+  EXPECT_EQ(s["peak_reserved_bytes"], kGiB);
+  EXPECT_EQ(s["reserved_at_exit_bytes"], kGiB - kMiB);
+  EXPECT_EQ(s["leaked_bytes"], kMiB);
+  int reserve = SiteLine("reserve.c", "reserve"), commit = SiteLine("reserve.c", "commit");
+  EXPECT_EQ(SumAtSite(r, "reserve.c", reserve, "reservations"), 1u);
+  EXPECT_EQ(SumAtSite(r, "reserve.c", reserve, "reserved_bytes"), kGiB);
+  EXPECT_EQ(SumAtSite(r, "reserve.c", reserve, "mappings"), 0u);
+  EXPECT_EQ(SumAtSite(r, "reserve.c", reserve, "page_bytes"), 0u);
+  EXPECT_EQ(SumAtSite(r, "reserve.c", commit, "made_accessible_bytes"), kMiB);
+  EXPECT_EQ(SumAtSite(r, "reserve.c", commit, "page_bytes"), kMiB);
+  EXPECT_EQ(SyscallsAtSite(r, "reserve.c", commit, "mprotect"), 1u);
+  EXPECT_EQ(SyscallsAtSite(r, "reserve.c", SiteLine("reserve.c", "advise"), "madvise"), 1u);
+  // Measured at exit: the 256 pages written, less the 16 given back.
+  EXPECT_EQ(SumAtSite(r, "reserve.c", reserve, "resident_pages"), 240u);
+}
+
+INSTANTIATE_TEST_SUITE_P(BothBackends, Reservation, ::testing::Values("reserve", "reserve_static"));
+
 class ZigPageAllocator : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(ZigPageAllocator, ThousandTwoByteAllocationsAreThousandPages) {

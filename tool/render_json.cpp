@@ -28,6 +28,9 @@ void Cost(const CostTotals& c, json* j) {
   (*j)["remappings"] = c.remappings;
   (*j)["brk_calls"] = c.brk_calls;
   (*j)["memory_calls"] = c.memory_calls;
+  (*j)["reservations"] = c.reservations;
+  (*j)["reserved_bytes"] = c.reserved_bytes;
+  (*j)["made_accessible_bytes"] = c.made_accessible_bytes;
   (*j)["failed_calls"] = c.failed_calls;
   (*j)["requested_bytes"] = c.requested_bytes;
   (*j)["usable_bytes"] = c.usable_bytes;
@@ -128,6 +131,8 @@ json ReportJson(const Report& r) {
       r.before_start_syscalls ? Syscalls(*r.before_start_syscalls) : json(nullptr);
   summary["peak_live_bytes"] = r.peak_live_bytes;
   summary["peak_mapped_bytes"] = r.peak_mapped_bytes;
+  summary["peak_reserved_bytes"] = r.peak_reserved_bytes;
+  summary["reserved_at_exit_bytes"] = r.reserved_at_exit_bytes;
   summary["leaked_bytes"] = r.leaked_bytes;
   summary["leaked_allocations"] = r.leaked_allocations;
   j["summary"] = summary;

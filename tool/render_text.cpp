@@ -93,6 +93,10 @@ std::vector<std::string> SiteLines(const CostTotals& c) {
   if (c.file_mappings) parts.push_back(Num(c.file_mappings) + " file mappings");
   if (c.brk_calls) parts.push_back(Num(c.brk_calls) + " brk/sbrk");
   if (c.memory_calls) parts.push_back(Num(c.memory_calls) + " madvise/mprotect");
+  if (c.reservations)
+    parts.push_back(Num(c.reservations) + " PROT_NONE reservations of " + Bytes(c.reserved_bytes));
+  if (c.made_accessible_bytes)
+    parts.push_back(Bytes(c.made_accessible_bytes) + " of reservations made accessible");
   if (c.failed_calls) parts.push_back(Num(c.failed_calls) + " failed calls");
   std::string other;
   for (size_t i = 0; i < parts.size(); ++i) other += (i ? ", " : "") + parts[i];
@@ -175,6 +179,12 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         Percent(s.syscall_ns, p.duration_ns));
   *out += fmt::format("  peak live bytes      {}\n", Bytes(r.peak_live_bytes));
   *out += fmt::format("  peak mapped bytes    {}\n", Bytes(r.peak_mapped_bytes));
+  if (s.reservations)
+    *out += fmt::format("  reserved (PROT_NONE) {} in {} reservations, at most {} at once, {} at exit;\n"
+                        "                       address space, not memory: in no figure above until\n"
+                        "                       made accessible ({} so far)\n",
+                        Bytes(s.reserved_bytes), Num(s.reservations), Bytes(r.peak_reserved_bytes),
+                        Bytes(r.reserved_at_exit_bytes), Bytes(s.made_accessible_bytes));
   *out += fmt::format("  live at exit         {} in {} blocks and mappings\n\n",
                       Bytes(r.leaked_bytes), Num(r.leaked_allocations));
 

@@ -44,6 +44,9 @@ struct LiveMapping {
   uint64_t end;        // exclusive, page-aligned
   uint64_t requested;  // share of the requested bytes still mapped
   uint64_t site;
+  // PROT_NONE: reserved address space, not memory, until made accessible
+  // (mprotect, or a mapping placed over it). Holds no requested bytes.
+  bool reserved = false;
 };
 
 constexpr int kHistogramBuckets = 48;
@@ -146,6 +149,7 @@ class Replayer : public RecordVisitor {
     uint64_t pages = PageBytes(e.length, page_size_);
     bool failed = e.flags & format::kFlagFailed;
     bool file = e.flags & format::kFlagFileBacked;
+    if (!failed && !file && e.prot == 0) return Reserve(e);
     Charge(&site, [&](CostTotals* c) {
       AddSyscalls(c, e.syscalls, e.flags);
       if (failed) {
@@ -165,6 +169,72 @@ class Replayer : public RecordVisitor {
     Unmap(e.address, pages);  // MAP_FIXED replaces what was there
     mappings_[e.address] = {e.address + pages, e.length, e.prefix.stack};
     Acquire(e.prefix.stack, e.length, pages, 0, /*direct=*/true);
+  }
+
+  // An anonymous PROT_NONE mapping: address space set aside (V8's heap,
+  // Go's arenas, thread stacks' guards), counted apart from memory.
+  void Reserve(const MmapEvent& e) {
+    uint64_t pages = PageBytes(e.length, page_size_);
+    Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
+      AddSyscalls(c, e.syscalls, e.flags);
+      ++c->reservations;
+      c->reserved_bytes += pages;
+    });
+    Unmap(e.address, pages);
+    mappings_[e.address] = {e.address + pages, 0, e.prefix.stack, /*reserved=*/true};
+    AddReserved(pages);
+  }
+
+  void AddReserved(uint64_t bytes) {
+    reserved_bytes_ += bytes;
+    report_->peak_reserved_bytes = std::max(report_->peak_reserved_bytes, reserved_bytes_);
+  }
+
+  // mprotect over [start, start + length): reserved pieces made accessible
+  // become memory, charged to the call that made them so; accessible ones
+  // made PROT_NONE go back to being reserved.
+  void Protect(const MemoryCallEvent& e) {
+    uint64_t start = e.address, end = e.address + PageBytes(e.length, page_size_);
+    bool none = e.argument == 0;  // PROT_NONE
+    SplitMappingAt(start);
+    SplitMappingAt(end);
+    for (auto it = mappings_.lower_bound(start); it != mappings_.end() && it->first < end; ++it) {
+      LiveMapping& m = it->second;
+      uint64_t bytes = m.end - it->first;
+      if (m.reserved && !none) {
+        m.reserved = false;
+        m.requested = bytes;
+        m.site = e.prefix.stack;
+        reserved_bytes_ -= std::min(reserved_bytes_, bytes);
+        Charge(&Site(m.site), [&](CostTotals* c) {
+          c->made_accessible_bytes += bytes;
+          c->requested_bytes += bytes;
+          c->page_bytes += bytes;
+        });
+        Acquire(m.site, bytes, bytes, 0, /*direct=*/true);
+      } else if (!m.reserved && none) {
+        Release(m.site, m.requested, bytes, 0, /*direct=*/true);
+        m.reserved = true;
+        m.requested = 0;
+        AddReserved(bytes);
+      }
+    }
+  }
+
+  // Splits the live mapping that straddles address into two at it, the
+  // requested bytes front first, as Unmap does.
+  void SplitMappingAt(uint64_t address) {
+    auto it = mappings_.upper_bound(address);
+    if (it == mappings_.begin()) return;
+    --it;
+    LiveMapping& m = it->second;
+    if (it->first >= address || m.end <= address) return;
+    uint64_t front = address - it->first;
+    uint64_t front_requested = std::min(m.requested, front);
+    LiveMapping back = {m.end, m.requested - front_requested, m.site, m.reserved};
+    m.end = address;
+    m.requested = front_requested;
+    mappings_[address] = back;
   }
 
   void OnMunmap(const MunmapEvent& e) override {
@@ -196,10 +266,16 @@ class Replayer : public RecordVisitor {
     auto it = mappings_.find(e.old_address);
     bool ours = it != mappings_.end();
     uint64_t site = ours ? it->second.site : e.prefix.stack;
+    bool reserved = ours && it->second.reserved;
     Unmap(e.old_address, old_pages);
     if (!ours) return;  // a mapping we did not see made (or a heap block's)
     uint64_t pages = PageBytes(e.new_length, page_size_);
     Unmap(e.new_address, pages);
+    if (reserved) {
+      mappings_[e.new_address] = {e.new_address + pages, 0, site, /*reserved=*/true};
+      AddReserved(pages);
+      return;
+    }
     mappings_[e.new_address] = {e.new_address + pages, e.new_length, site};
     Acquire(site, e.new_length, pages, 0, /*direct=*/true);
   }
@@ -214,7 +290,8 @@ class Replayer : public RecordVisitor {
     held_.HeapSize(e.new_break > e.old_break ? e.new_break - e.old_break : 0);
   }
   void OnMemoryCall(const MemoryCallEvent& e) override {
-    ChargeCall(e, &CostTotals::memory_calls);
+    if (!ChargeCall(e, &CostTotals::memory_calls)) return;
+    if (e.kind == format::SyscallKind::kMprotect) Protect(e);
   }
 
   void ShowProgress(const std::string& path, uint64_t total) {
@@ -226,7 +303,12 @@ class Replayer : public RecordVisitor {
     Report& r = *report_;
     live_blocks_.ForEach(
         [&](uint64_t, const LiveBlock& block) { Leak(block.site, block.requested, block.weight); });
-    for (const auto& [address, m] : mappings_) Leak(m.site, m.requested);
+    for (const auto& [address, m] : mappings_) {
+      if (m.reserved)
+        report_->reserved_at_exit_bytes += m.end - address;
+      else
+        Leak(m.site, m.requested);
+    }
     r.threads = threads_.size();
     for (const auto& [tid, cost] : threads_) r.thread_totals.push_back({tid, cost});
     r.process.events = events_;
@@ -469,9 +551,12 @@ class Replayer : public RecordVisitor {
       uint64_t req_before = std::min(m.requested, before);
       uint64_t req_removed = std::min(m.requested - req_before, removed);
       uint64_t req_after = m.requested - req_before - req_removed;
-      Release(m.site, req_removed, removed, 0, /*direct=*/true);
-      if (before) mappings_[m_start] = {start, req_before, m.site};
-      if (after) it = mappings_.insert({end, {m.end, req_after, m.site}}).first;
+      if (m.reserved)
+        reserved_bytes_ -= std::min(reserved_bytes_, removed);
+      else
+        Release(m.site, req_removed, removed, 0, /*direct=*/true);
+      if (before) mappings_[m_start] = {start, req_before, m.site, m.reserved};
+      if (after) it = mappings_.insert({end, {m.end, req_after, m.site, m.reserved}}).first;
     }
   }
 
@@ -551,6 +636,7 @@ class Replayer : public RecordVisitor {
   HistogramBucket histogram_[kHistogramBuckets] = {};
   uint64_t live_bytes_ = 0;
   uint64_t mapped_bytes_ = 0;
+  uint64_t reserved_bytes_ = 0;  // PROT_NONE pieces of live mappings
   uint64_t events_ = 0;
   uint64_t last_time_ = 0;
 };

@@ -26,6 +26,9 @@ void CostTotals::Add(const CostTotals& o) {
   remappings += o.remappings;
   brk_calls += o.brk_calls;
   memory_calls += o.memory_calls;
+  reservations += o.reservations;
+  reserved_bytes += o.reserved_bytes;
+  made_accessible_bytes += o.made_accessible_bytes;
   failed_calls += o.failed_calls;
   requested_bytes += o.requested_bytes;
   usable_bytes += o.usable_bytes;

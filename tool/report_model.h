@@ -43,7 +43,13 @@ struct CostTotals {
   uint64_t file_mappings = 0; // file-backed mmap (not allocations)
   uint64_t remappings = 0;
   uint64_t brk_calls = 0;
-  uint64_t memory_calls = 0;  // madvise, mprotect (ptrace backend)
+  uint64_t memory_calls = 0;  // madvise, mprotect
+  // Anonymous PROT_NONE mappings: address space reserved, not memory. Not
+  // in mappings, requested or page bytes; the parts later made accessible
+  // with mprotect are, charged to the mprotect's site (made_accessible_bytes).
+  uint64_t reservations = 0;
+  uint64_t reserved_bytes = 0;
+  uint64_t made_accessible_bytes = 0;
   uint64_t failed_calls = 0;
   uint64_t requested_bytes = 0;
   uint64_t usable_bytes = 0;       // malloc_usable_size, malloc family
@@ -67,8 +73,8 @@ struct CostTotals {
 
   // Calls made at the site, of any kind: what syscalls are set against.
   uint64_t calls() const {
-    return allocations + frees + mappings + unmappings + file_mappings + remappings +
-           brk_calls + memory_calls + failed_calls;
+    return allocations + frees + mappings + reservations + unmappings + file_mappings +
+           remappings + brk_calls + memory_calls + failed_calls;
   }
 };
 
@@ -156,6 +162,8 @@ struct Report {
   CostTotals summary;
   uint64_t peak_live_bytes = 0;    // requested bytes live at once, max
   uint64_t peak_mapped_bytes = 0;  // page bytes of own mappings live, max
+  uint64_t peak_reserved_bytes = 0;    // PROT_NONE address space held at once, max
+  uint64_t reserved_at_exit_bytes = 0; // and still held at the end
   PeakInfo peak;
   MemoryReconciliation memory_went;
   uint64_t leaked_allocations = 0;

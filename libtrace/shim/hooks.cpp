@@ -408,6 +408,47 @@ PW_EXPORT void* sbrk(intptr_t increment) {
   return result;
 }
 
+namespace {
+
+// mprotect and madvise: the range, and the protection or advice.
+int TracedMemoryCall(const void* return_address, SyscallKind kind,
+                     int (*call)(void*, size_t, int), long nr, void* addr, size_t length,
+                     int argument) {
+  auto run = [&] {
+    if (call) return call(addr, length, argument);
+    long rc = syscall(nr, addr, length, argument);
+    return static_cast<int>(rc);
+  };
+  Scope scope;
+  if (!ProgramCall(scope, return_address, kind)) return run();
+  uint64_t ns;
+  int rc = Timed(&ns, run);
+  Stack stack;
+  CaptureStack(&stack);
+  MemoryCallEvent e;
+  e.kind = kind;
+  e.address = reinterpret_cast<uintptr_t>(addr);
+  e.length = length;
+  e.argument = static_cast<uint64_t>(argument);
+  if (rc != 0) e.flags |= format::kFlagFailed;
+  e.syscalls.Add(kind);
+  e.syscalls.ns = ns;
+  RecordMemoryCall(&e, &stack);
+  return rc;
+}
+
+}  // namespace
+
+PW_EXPORT int mprotect(void* addr, size_t length, int prot) {
+  return TracedMemoryCall(__builtin_return_address(0), SyscallKind::kMprotect, real.mprotect,
+                          SYS_mprotect, addr, length, prot);
+}
+
+PW_EXPORT int madvise(void* addr, size_t length, int advice) {
+  return TracedMemoryCall(__builtin_return_address(0), SyscallKind::kMadvise, real.madvise,
+                          SYS_madvise, addr, length, advice);
+}
+
 // ---- Module map changes ----------------------------------------------------
 
 PW_EXPORT void* dlopen(const char* file, int mode) {

@@ -408,6 +408,10 @@ void RecordBrk(BrkEvent* e, const Stack* stack) {
   Record(e, stack, [](RecordWriter* w, const BrkEvent& ev) { w->Brk(ev); });
 }
 
+void RecordMemoryCall(MemoryCallEvent* e, const Stack* stack) {
+  Record(e, stack, [](RecordWriter* w, const MemoryCallEvent& ev) { w->MemoryCall(ev); });
+}
+
 void RecordModulesChanged() {
   WhileTracing([](TraceState& s, uint32_t) {
     WriteModuleMap(&s.writer, ++s.module_generation, s.exe_path);

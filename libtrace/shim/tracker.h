@@ -96,6 +96,7 @@ void RecordMmap(MmapEvent* e, const Stack* stack);
 void RecordMunmap(MunmapEvent* e, const Stack* stack);
 void RecordMremap(MremapEvent* e, const Stack* stack);
 void RecordBrk(BrkEvent* e, const Stack* stack);
+void RecordMemoryCall(MemoryCallEvent* e, const Stack* stack);
 void RecordModulesChanged();
 
 // Lifecycle (lifecycle.cpp).
