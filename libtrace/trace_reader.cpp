@@ -41,7 +41,7 @@ class BytesSource : public ByteSource {
   explicit BytesSource(std::vector<uint8_t> bytes) : bytes_(std::move(bytes)) {}
   ptrdiff_t Read(uint8_t* out, size_t size, std::string*) override {
     size_t n = std::min(size, bytes_.size() - pos_);
-    memcpy(out, bytes_.data() + pos_, n);
+    if (n) memcpy(out, bytes_.data() + pos_, n);
     pos_ += n;
     return static_cast<ptrdiff_t>(n);
   }

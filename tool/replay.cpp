@@ -647,19 +647,24 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
                  Report* report, std::string* err) {
   std::unique_ptr<ByteSource> source = OpenFileSource(path, err);
   if (!source) return false;
+  std::error_code size_error;
+  uint64_t size = std::filesystem::file_size(path, size_error);
+  return ReplaySource(std::move(source), path, size_error ? 0 : size, options, report, err);
+}
+
+bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, uint64_t size,
+                  const ReplayOptions& options, Report* report, std::string* err) {
   TraceReader reader(std::move(source));
   ProcessInfo& p = report->process;
-  p.trace_path = path;
+  p.trace_path = name;
   if (!reader.ReadHeader(&p.header, err)) {
-    *err = path + ": " + *err;
+    *err = name + ": " + *err;
     return false;
   }
   Replayer replayer(report, p.header.process.page_size, p.header.process.sample_interval_bytes,
                     options);
-  std::error_code size_error;
-  uint64_t size = std::filesystem::file_size(path, size_error);
-  if (!size_error && options.progress_from_bytes && size >= options.progress_from_bytes)
-    replayer.ShowProgress(path, size);
+  if (options.progress_from_bytes && size >= options.progress_from_bytes)
+    replayer.ShowProgress(name, size);
   std::ifstream max_map_count("/proc/sys/vm/max_map_count");
   max_map_count >> report->peak.max_map_count;
   ReadResult result = reader.ReadRecords(&replayer);

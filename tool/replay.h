@@ -5,9 +5,12 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
 
 #include "report_model.h"
+#include "trace_reader.h"
 #include "what_if.h"
 
 namespace pagewaste {
@@ -32,5 +35,11 @@ bool ParseSize(const std::string& text, uint64_t* bytes);
 // it holds; report->process.status says so.
 bool ReplayTrace(const std::string& path, const ReplayOptions& options,
                  Report* report, std::string* err);
+
+// The same from any byte source (memory, for tests and the fuzzer): name
+// stands for the path in the report and messages, size (0: unknown) is for
+// progress.
+bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, uint64_t size,
+                  const ReplayOptions& options, Report* report, std::string* err);
 
 }  // namespace pagewaste

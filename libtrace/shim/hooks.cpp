@@ -121,6 +121,7 @@ PW_EXPORT void free(void* p) {
   }
   if (!scope.active()) return real.free(p);
   ChunkInfo chunk = InspectChunk(p);
+  ReleaseOrder order;
   AllocatorCall call;
   real.free(p);
   call.Stop();
@@ -152,10 +153,11 @@ void* Realloc(AllocKind kind, void* p, size_t size,
   if (scope.inside_shim()) return ShimsOwn([&] { return call(p, a, b); });
   if (!scope.active()) return call(p, a, b);
   ChunkInfo old_chunk = InspectChunk(p);
-  AllocatorCall counted;
-  void* result = Counted(counted, [&] { return call(p, a, b); });
   Stack stack;
   CaptureStack(&stack);
+  ReleaseOrder order(p != nullptr);
+  AllocatorCall counted;
+  void* result = Counted(counted, [&] { return call(p, a, b); });
   // glibc: realloc(p, 0) frees p and returns NULL; a failed realloc keeps p.
   bool allocates = result || size != 0;
   if (p && (result || size == 0))
@@ -314,10 +316,11 @@ PW_EXPORT int munmap(void* addr, size_t length) {
   // What the mapping was used for can only be seen before it goes.
   UsageEstimate usage;
   bool measured = MeasureUsage(addr, length, &usage);
-  uint64_t ns;
-  int rc = Timed(&ns, [&] { return real.munmap(addr, length); });
   Stack stack;
   CaptureStack(&stack);
+  ReleaseOrder order;
+  uint64_t ns;
+  int rc = Timed(&ns, [&] { return real.munmap(addr, length); });
   MunmapEvent e;
   e.address = reinterpret_cast<uintptr_t>(addr);
   e.length = length;
@@ -342,12 +345,13 @@ PW_EXPORT void* mremap(void* old_address, size_t old_size, size_t new_size,
   Scope scope;
   if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMremap))
     return real.mremap(old_address, old_size, new_size, flags, new_address);
+  Stack stack;
+  CaptureStack(&stack);
+  ReleaseOrder order;
   uint64_t ns;
   void* result = Timed(&ns, [&] {
     return real.mremap(old_address, old_size, new_size, flags, new_address);
   });
-  Stack stack;
-  CaptureStack(&stack);
   MremapEvent e;
   e.old_address = reinterpret_cast<uintptr_t>(old_address);
   e.old_length = old_size;

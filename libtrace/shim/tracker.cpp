@@ -74,9 +74,10 @@ template <typename F>
 void WhileTracing(F f) {
   TraceState& s = g_state;
   uint32_t tid = CurrentTid();
-  s.lock.Lock(tid);
+  bool held = s.lock.HeldBy(tid);  // by a ReleaseOrder of this thread
+  if (!held) s.lock.Lock(tid);
   if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing) f(s, tid);
-  s.lock.Unlock();
+  if (!held) s.lock.Unlock();
 }
 
 // The event's prefix, stamped under the lock (so that times follow the
@@ -105,6 +106,17 @@ bool FreeIsRecorded(TraceState& s, uint64_t address, bool entered_kernel) {
 }
 
 }  // namespace
+
+ReleaseOrder::ReleaseOrder(bool needed) {
+  TraceState& s = g_state;
+  if (!needed || s.mode.load(std::memory_order_relaxed) != TraceMode::kTracing) return;
+  tid_ = CurrentTid();
+  s.lock.Lock(tid_);
+}
+
+ReleaseOrder::~ReleaseOrder() {
+  if (tid_) g_state.lock.Unlock();
+}
 
 Scope::Scope() : active_(false), inside_shim_(t_depth > 0) {
   if (inside_shim_) return;

@@ -34,6 +34,24 @@ class Scope {
   bool inside_shim_;
 };
 
+// Keeps the trace in the order memory changed hands. Held across a call
+// that gives memory back (free, realloc, munmap, mremap) until the call's
+// record is written, so that another thread which gets the same addresses
+// next cannot record them first: a 64-thread program's frees were charged
+// to the wrong blocks without it. It is the writer lock (records made while
+// it is held do not take it again); take it after capturing the stack, so
+// that no unwinding happens under it.
+class ReleaseOrder {
+ public:
+  explicit ReleaseOrder(bool needed = true);
+  ~ReleaseOrder();
+  ReleaseOrder(const ReleaseOrder&) = delete;
+  ReleaseOrder& operator=(const ReleaseOrder&) = delete;
+
+ private:
+  uint32_t tid_ = 0;  // 0: not held
+};
+
 // True for a memory call made by the shim's own machinery outside the
 // recursion guard: libunwind frees its per-thread caches from a thread-exit
 // destructor. Such calls are passed through, neither traced nor counted.

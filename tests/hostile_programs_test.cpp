@@ -1,0 +1,127 @@
+// Programs that are hard on a profiler: 64 threads at once, a segfault, a
+// seccomp filter of their own, another allocator (jemalloc), and a disk
+// that fills up under the trace. Each prints and exits under `pagewaste
+// run` exactly as it does alone, and its counts are exact. (abort and
+// SIGKILL mid-run: ExitPaths and the killed program's tests.)
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include "e2e_support.h"
+
+namespace pagewaste::e2e {
+namespace {
+
+using nlohmann::json;
+
+// Runs the program alone, then profiles it, and checks that the two runs
+// printed and exited alike.
+Profile ProfileLikePlain(const TempDir& dir, const std::vector<std::string>& command) {
+  std::vector<std::string> plain_argv = command;
+  plain_argv[0] = ProgramPath(command[0]);
+  CommandResult plain = RunCapture(plain_argv);
+  Profile p = ProfileProgram(dir, command);
+  EXPECT_EQ(p.run.exit_code, plain.exit_code) << p.run.err;
+  EXPECT_EQ(p.run.out, plain.out);
+  return p;
+}
+
+TEST(Hostile, SixtyFourThreadsCountExactly) {
+  TempDir dir;
+  Profile p = ProfileLikePlain(dir, {"many_threads"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  int block = SiteLine("many_threads.c", "block"), array = SiteLine("many_threads.c", "array");
+  // 64 threads x (9,999 blocks + their array) = 640,000 allocations.
+  EXPECT_EQ(SumAtSite(r, "many_threads.c", block, "allocations"), 64u * 9999);
+  EXPECT_EQ(SumAtSite(r, "many_threads.c", array, "allocations"), 64u);
+  // Every block freed, and each free matched to its own block: a free taken
+  // for another thread's block (the same address, handed out again in
+  // between) would leave a block live. A free that trimmed the heap is
+  // charged to the free's own line, the others to the allocating one.
+  int free_array = SiteLine("many_threads.c", "free_array");
+  EXPECT_EQ(SumAtSite(r, "many_threads.c", block, "frees") +
+                SumAtSite(r, "many_threads.c", array, "frees") +
+                SumAtSite(r, "many_threads.c", free_array, "frees"),
+            640000u);
+  EXPECT_EQ(SumAtSite(r, "many_threads.c", block, "leaked_allocations"), 0u);
+  EXPECT_EQ(SumAtSite(r, "many_threads.c", array, "leaked_allocations"), 0u);
+  uint64_t requested = 0;
+  for (int i = 0; i < 9999; ++i) requested += 8 + i % 100;
+  EXPECT_EQ(SumAtSite(r, "many_threads.c", block, "requested_bytes"), 64u * requested);
+}
+
+TEST(Hostile, ASegfaultEndsTheTraceWithItsSignal) {
+  TempDir dir;
+  Profile p = ProfileLikePlain(dir, {"segfault"});
+  EXPECT_EQ(p.run.exit_code, 128 + 11);
+  EXPECT_EQ(p.run.out, "before the fault\n");
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(r["process"]["exit"]["reason"], "signal");
+  EXPECT_EQ(r["process"]["exit"]["status"], 11);
+  EXPECT_EQ(SumAtSite(r, "segfault.c", SiteLine("segfault.c", "kept"), "allocations"), 7u);
+  EXPECT_EQ(SumAtSite(r, "segfault.c", SiteLine("segfault.c", "kept"), "leaked_allocations"), 7u);
+}
+
+TEST(Hostile, AProgramWithItsOwnSeccompFilterRunsAsItWouldAlone) {
+  TempDir dir;
+  Profile p = ProfileLikePlain(dir, {"own_seccomp"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "madvise: -1 EPERM\n");
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(SumAtSite(r, "own_seccomp.c", SiteLine("own_seccomp.c", "malloc"), "allocations"), 1000u);
+  int mmap = SiteLine("own_seccomp.c", "mmap");
+  EXPECT_EQ(SumAtSite(r, "own_seccomp.c", mmap, "mappings"), 10u);
+  EXPECT_EQ(SumAtSite(r, "own_seccomp.c", mmap, "page_waste_bytes"), 10u * 4094);
+  // The filter's EPERM is the program's to see, and the trace's.
+  EXPECT_EQ(SumAtSite(r, "own_seccomp.c", SiteLine("own_seccomp.c", "madvise"), "failed_calls"), 1u);
+}
+
+TEST(Hostile, AProgramLinkedWithJemallocCountsExactly) {
+  std::string program = ProgramPath("malloc_count_jemalloc");
+  if (program == "malloc_count_jemalloc") GTEST_SKIP() << "no jemalloc (apt-get install libjemalloc-dev)";
+  TempDir dir;
+  Profile p = ProfileLikePlain(dir, {"malloc_count_jemalloc"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  int line = SiteLine("malloc_count.c", "malloc");
+  EXPECT_EQ(SumAtSite(r, "malloc_count.c", line, "allocations"), 1234u);
+  EXPECT_EQ(SumAtSite(r, "malloc_count.c", line, "frees"), 1234u);
+  EXPECT_EQ(SumAtSite(r, "malloc_count.c", line, "requested_bytes"), 1234u * 40);
+  // jemalloc's size class for 40 bytes is 48.
+  EXPECT_EQ(SumAtSite(r, "malloc_count.c", line, "usable_bytes"), 1234u * 48);
+}
+
+// A 128 KiB file system (a tmpfs in a mount namespace of its own, so root
+// only) cannot hold the trace of 200,000 malloc/free pairs. The program
+// must run on and exit as it would; the trace keeps what fitted and its End
+// record says how much did not.
+TEST(Hostile, AFullDiskCostsTheTraceNotTheProgram) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to mount a small tmpfs";
+  TempDir dir;
+  std::string mnt = dir.path() + "/small";
+  std::string script = "mkdir -p " + mnt + " && mount -t tmpfs -o size=128k tmpfs " + mnt +
+                       " && " + PagewastePath() + " run --no-compress -o " + mnt + "/t.trace -- " +
+                       ProgramPath("fill_trace") + " 200000; echo $? >" + dir.path() +
+                       "/code; cp " + mnt + "/t.trace " + dir.path() + "/t.trace";
+  CommandResult r = RunCapture({"unshare", "--mount", "sh", "-c", script});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "200000 pairs\n");
+  EXPECT_EQ(RunCapture({"cat", dir.path() + "/code"}).out, "0\n");
+  CommandResult text = RunCapture({PagewastePath(), "report", dir.path() + "/t.trace"});
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("WARNING   the shim could not write"), std::string::npos) << text.out;
+  CommandResult report =
+      RunCapture({PagewastePath(), "report", "--format", "json", dir.path() + "/t.trace"});
+  json j = json::parse(report.out);
+  EXPECT_GT(j["trace"]["chunks_lost"].get<uint64_t>(), 0u);
+  EXPECT_EQ(j["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ(j["process"]["exit"]["status"], 0);
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e
