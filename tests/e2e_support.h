@@ -5,7 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/types.h>
+
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pagewaste::e2e {
@@ -48,6 +51,11 @@ Profile ProfileProgram(const TempDir& dir, const std::vector<std::string>& comma
 const nlohmann::json& OnlyReport(const Profile& p);
 
 std::string ProgramPath(const std::string& name);
+
+// Starts `pagewaste run -o trace -- program` in the background (its stderr
+// to /dev/null) and waits until the program's trace names its pid. Returns
+// pagewaste's pid and the program's (0 if it never started).
+std::pair<pid_t, pid_t> StartTraced(const std::string& trace, const std::string& program);
 std::string PagewastePath();
 
 // The line of "// SITE: name" (or "# SITE: name") in a test program's source.

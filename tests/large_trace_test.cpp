@@ -33,15 +33,22 @@ class FileChunks : public ChunkSink {
 constexpr uint64_t kEvents = 10'000'000;
 constexpr uint64_t kLive = 1000;  // blocks live at once
 
-void WriteSyntheticTrace(const std::string& path) {
+// A new trace file at path, its header written: the records follow.
+FILE* CreateTrace(const std::string& path, const char* exe) {
   FILE* f = fopen(path.c_str(), "wb");
-  ASSERT_NE(f, nullptr);
+  if (!f) return nullptr;
   HeaderInfo h;
   h.process.page_size = 4096;
   h.process.pid = 1;
-  h.exe = "/synthetic";
+  h.exe = exe;
   std::vector<uint8_t> header(4096);
   fwrite(header.data(), 1, EncodeHeader(h, header.data(), header.size()), f);
+  return f;
+}
+
+void WriteSyntheticTrace(const std::string& path) {
+  FILE* f = CreateTrace(path, "/synthetic");
+  ASSERT_NE(f, nullptr);
   FileChunks sink(f);
   std::vector<uint8_t> buffer(256 << 10);
   RecordWriter w(buffer.data(), buffer.size(), &sink);
@@ -122,14 +129,8 @@ TEST(LargeTrace, TenMillionEventsReplayInBoundedMemory) {
 TEST(LargeTrace, AStackChainDeeperThanTheFormatAllowsIsRefusedInBoundedMemory) {
   TempDir dir;
   std::string path = dir.path() + "/deep.trace";
-  FILE* f = fopen(path.c_str(), "wb");
+  FILE* f = CreateTrace(path, "/deep");
   ASSERT_NE(f, nullptr);
-  HeaderInfo h;
-  h.process.page_size = 4096;
-  h.process.pid = 1;
-  h.exe = "/deep";
-  std::vector<uint8_t> header(4096);
-  fwrite(header.data(), 1, EncodeHeader(h, header.data(), header.size()), f);
   {
     FileChunks sink(f);
     std::vector<uint8_t> buffer(256 << 10);

@@ -100,28 +100,6 @@ TEST(ProcessTree, TwentyTreesAtOnceNeverHang) {
   }
 }
 
-// Starts `pagewaste run -o trace -- program` in the background and waits
-// until the program's trace names its pid. Returns pagewaste's pid and the
-// program's.
-std::pair<pid_t, pid_t> StartTraced(const std::string& trace, const std::string& program) {
-  pid_t tracer = fork();
-  if (tracer == 0) {
-    int null_fd = open("/dev/null", O_WRONLY);
-    dup2(null_fd, 2);
-    execl(PagewastePath().c_str(), "pagewaste", "run", "-o", trace.c_str(), "--",
-          ProgramPath(program).c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  pid_t traced = 0;
-  for (int i = 0; i < 200 && !traced; ++i) {
-    usleep(20000);
-    CommandResult dump = RunCapture({PagewastePath(), "dump", trace});
-    size_t at = dump.out.find(" pid=");
-    if (at != std::string::npos) traced = static_cast<pid_t>(std::stoul(dump.out.substr(at + 5)));
-  }
-  return {tracer, traced};
-}
-
 TEST(ProcessTree, SigtermEndsRecordingAndTheProgramDecidesWhatItDoes) {
   TempDir dir;
   std::string trace = dir.path() + "/survivor.trace";

@@ -107,24 +107,8 @@ TEST(Ptrace, TheBackendCanBeChosen) {
 TEST(Ptrace, KillingTheTracerDoesNotLeaveTheProgramStopped) {
   TempDir dir;
   std::string trace = dir.path() + "/sleeper.trace";
-  pid_t tracer = fork();
-  if (tracer == 0) {
-    int null_fd = open("/dev/null", O_WRONLY);
-    dup2(null_fd, 2);
-    execl(PagewastePath().c_str(), "pagewaste", "run", "-o", trace.c_str(), "--",
-          ProgramPath("sleeper_static").c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  // Wait for the program to be running under the tracer: its trace appears
-  // at its exec.
-  uint32_t program = 0;
-  for (int i = 0; i < 200 && !program; ++i) {
-    usleep(20000);
-    CommandResult dump = RunCapture({PagewastePath(), "dump", trace});
-    size_t at = dump.out.find(" pid=");
-    if (at != std::string::npos) program = static_cast<uint32_t>(std::stoul(dump.out.substr(at + 5)));
-  }
-  ASSERT_NE(program, 0u) << "the program never started";
+  auto [tracer, program] = StartTraced(trace, "sleeper_static");
+  ASSERT_NE(program, 0) << "the program never started";
   kill(tracer, SIGKILL);
   int status;
   waitpid(tracer, &status, 0);

@@ -100,6 +100,34 @@ TEST(SetUid, OneExecdInsideTheTreeIsNamed) {
       << r.err;
 }
 
+// The loader preloads into a set-uid program (secure mode, AT_SECURE) only
+// a set-uid library from a system directory, named without a slash. Such a
+// shim must take nothing from the caller's environment: here a
+// PAGEWASTE_OUTPUT that would have the privileged process write where the
+// caller says. It does not trace at all.
+TEST(SetUid, TheShimInASecureProcessTakesNothingFromTheEnvironment) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a library in a system directory";
+  SetUidSetup setup;
+  ASSERT_FALSE(setup.dir().empty());
+  std::string name = "libpagewaste_secure_test_" + std::to_string(getpid()) + ".so";
+  std::string system_copy = "/usr/lib/x86_64-linux-gnu/" + name;
+  fs::copy_file(setup.dir() + "/libpagewaste_preload.so", system_copy,
+                fs::copy_options::overwrite_existing);
+  chmod(system_copy.c_str(), 04755);
+  std::string planted = setup.dir() + "/planted.%p.trace";
+  CommandResult r = RunCapture({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                "env", "LD_PRELOAD=" + name, "PAGEWASTE_OUTPUT=" + planted,
+                                setup.dir() + "/print_euid", "shim"});
+  fs::remove(system_copy);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "euid=0\nshim loaded\n");  // privileged, and the shim in it
+  EXPECT_EQ(r.err, "");
+  int traces = 0;
+  for (const auto& entry : fs::directory_iterator(setup.dir()))
+    traces += entry.path().extension() == ".trace";
+  EXPECT_EQ(traces, 0);
+}
+
 TEST(SetUid, RootTracesItWithItsPrivileges) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   SetUidSetup setup;

@@ -45,10 +45,11 @@ std::string SelfDirectory() {
   return ec ? std::string() : self.parent_path().string();
 }
 
-std::string RandomSession() {
+uint64_t RandomSession() {
   uint64_t v = 0;
-  if (getrandom(&v, sizeof v, 0) != sizeof v) v = static_cast<uint64_t>(getpid()) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(time(nullptr));
-  return fmt::format("{:016x}", v);
+  if (getrandom(&v, sizeof v, 0) != sizeof v)
+    v = static_cast<uint64_t>(getpid()) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(time(nullptr));
+  return v;
 }
 
 // The traces of this session under the pattern's directory, oldest first.
@@ -216,23 +217,14 @@ std::string FindShim(std::string* searched) {
 
 namespace {
 
-using Environment = std::vector<std::pair<std::string, std::string>>;
-
-struct Spawned {
-  bool ran = false;  // false: it could not be started, and code says why
-  int code = 0;      // the program's status (128+N for signal N), or 125/126/127
-};
-
-// Runs the command with environment added, and waits for it. Like a shell:
-// terminal signals reach it through the process group; others sent to us
-// are passed on.
-Spawned SpawnAndWait(const RunOptions& options, const Environment& environment) {
-  Spawned result;
+// Runs the command untraced and waits for it; returns its status (128+N
+// for signal N) or 125/126/127. Like a shell: terminal signals reach it
+// through the process group; others sent to us are passed on.
+int SpawnAndWait(const RunOptions& options) {
   int status_pipe[2];
   if (pipe2(status_pipe, O_CLOEXEC) != 0) {
     fmt::print(stderr, "pagewaste: pipe: {}\n", strerror(errno));
-    result.code = exit_code::kInternal;
-    return result;
+    return exit_code::kInternal;
   }
   std::vector<char*> argv;
   for (const auto& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
@@ -241,12 +233,10 @@ Spawned SpawnAndWait(const RunOptions& options, const Environment& environment) 
   pid_t child = fork();
   if (child < 0) {
     fmt::print(stderr, "pagewaste: fork: {}\n", strerror(errno));
-    result.code = exit_code::kInternal;
-    return result;
+    return exit_code::kInternal;
   }
   if (child == 0) {
     close(status_pipe[0]);
-    for (const auto& [name, value] : environment) setenv(name.c_str(), value.c_str(), 1);
     execvp(argv[0], argv.data());
     int err = errno;
     ssize_t ignored = write(status_pipe[1], &err, sizeof err);
@@ -273,26 +263,25 @@ Spawned SpawnAndWait(const RunOptions& options, const Environment& environment) 
     bool missing = exec_errno == ENOENT || exec_errno == ENOTDIR;
     fmt::print(stderr, "pagewaste: {}: {}\n", options.command[0],
                missing ? "command not found" : strerror(exec_errno));
-    result.code = missing ? exit_code::kNotFound : exit_code::kCannotExecute;
-    return result;
+    return missing ? exit_code::kNotFound : exit_code::kCannotExecute;
   }
-  result.ran = true;
-  result.code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-  return result;
+  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
-int RunWithPtrace(const RunOptions& options, const std::string& pattern, const std::string& session) {
-  ptrace::TracerOptions tracer;
+// Runs the command under the tracer (the ptrace backend, or the preload
+// backend's supervisor or observer), then finishes the session's traces.
+int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std::string& pattern,
+              uint64_t session) {
   tracer.command = options.command;
   tracer.output_pattern = pattern;
-  tracer.session_id = std::stoull(session, nullptr, 16);
+  tracer.session_id = session;
   std::string err;
   int code = ptrace::RunUnderPtrace(tracer, &err);
   if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
   if (code < 0) return exit_code::kInternal;
-  if (code == exit_code::kNotFound || code == exit_code::kCannotExecute)
-    if (!err.empty()) return code;
-  FinishTraces(FindSessionTraces(pattern, tracer.session_id), options.compress);
+  if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
+    return code;
+  FinishTraces(FindSessionTraces(pattern, session), options.compress);
   return code;
 }
 
@@ -302,7 +291,7 @@ int RunCommand(const RunOptions& options) {
   std::string pattern = fs::absolute(options.output_pattern.empty() ? kDefaultPattern
                                                                     : options.output_pattern)
                             .string();
-  std::string session = RandomSession();
+  uint64_t session = RandomSession();
   Backend backend = options.backend;
   if (backend == Backend::kAuto) {
     std::string why;
@@ -321,12 +310,12 @@ int RunCommand(const RunOptions& options) {
       fmt::print(stderr, "pagewaste: {} is {}; under ptrace it runs without those privileges, "
                  "as uid {} gid {}\n", options.command[0], gained, geteuid(), getegid());
   }
-  if (backend == Backend::kUntraced) return SpawnAndWait(options, {}).code;
+  if (backend == Backend::kUntraced) return SpawnAndWait(options);
   if (backend == Backend::kPtrace) {
     if (options.sample_bytes)
       fmt::print(stderr, "pagewaste: --sample does not apply to the ptrace backend, which sees "
                          "no malloc calls; every system call is recorded\n");
-    return RunWithPtrace(options, pattern, session);
+    return RunTraced({}, options, pattern, session);
   }
 
   std::string searched;
@@ -342,47 +331,22 @@ int RunCommand(const RunOptions& options) {
   std::string preload = shim;
   if (const char* old = getenv("LD_PRELOAD"); old && *old) preload += std::string(":") + old;
 
-  if (options.observe_syscalls) {
-    ptrace::TracerOptions observer;
-    observer.command = options.command;
-    observer.observe_only = true;
-    observer.environment = {{"LD_PRELOAD", preload},
-                            {"PAGEWASTE_OUTPUT", pattern},
-                            {"PAGEWASTE_SESSION", session},
-                            {"PAGEWASTE_SAMPLE", std::to_string(options.sample_bytes)}};
-    std::string err;
-    int code = ptrace::RunUnderPtrace(observer, &err);
-    if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
-    if (code < 0) return exit_code::kInternal;
-    if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
-      return code;
-    FinishTraces(FindSessionTraces(pattern, std::stoull(session, nullptr, 16)), options.compress);
-    return code;
-  }
-
-  Environment environment = {{"LD_PRELOAD", preload},
-                             {"PAGEWASTE_OUTPUT", pattern},
-                             {"PAGEWASTE_SESSION", session}};
+  ptrace::TracerOptions tracer;
+  tracer.environment = {{"LD_PRELOAD", preload},
+                        {"PAGEWASTE_OUTPUT", pattern},
+                        {"PAGEWASTE_SESSION", fmt::format("{:016x}", session)}};
   if (options.sample_bytes)
-    environment.push_back({"PAGEWASTE_SAMPLE", std::to_string(options.sample_bytes)});
-  // The tracer follows the tree, so that the static programs it starts are
-  // traced too, and the traces of processes that leave with an exit system
-  // call of their own are ended.
-  ptrace::TracerOptions supervisor;
-  supervisor.command = options.command;
-  supervisor.output_pattern = pattern;
-  supervisor.session_id = std::stoull(session, nullptr, 16);
-  supervisor.environment = environment;
-  supervisor.supervise_preload = true;
-  supervisor.shim_path = shim;
-  std::string err;
-  int code = ptrace::RunUnderPtrace(supervisor, &err);
-  if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
-  if (code < 0) return exit_code::kInternal;
-  if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
-    return code;
-  FinishTraces(FindSessionTraces(pattern, supervisor.session_id), options.compress);
-  return code;
+    tracer.environment.push_back({"PAGEWASTE_SAMPLE", std::to_string(options.sample_bytes)});
+  if (options.observe_syscalls) {
+    tracer.observe_only = true;
+  } else {
+    // The tracer follows the tree, so that the static programs it starts
+    // are traced too, and the traces of processes that leave with an exit
+    // system call of their own are ended.
+    tracer.supervise_preload = true;
+    tracer.shim_path = shim;
+  }
+  return RunTraced(tracer, options, pattern, session);
 }
 
 }  // namespace pagewaste

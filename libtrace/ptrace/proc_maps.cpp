@@ -86,9 +86,11 @@ std::string FindOpenTrace(pid_t pid, uint64_t session_id) {
   while (struct dirent* e = readdir(fds)) {
     if (e->d_name[0] == '.') continue;
     std::string link = dir + "/" + e->d_name;
-    int fd = open(link.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) continue;
+    // Regular files only: opening a device or a FIFO can have effects.
     struct stat st;
+    if (stat(link.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    int fd = open(link.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) continue;
     uint8_t fixed[format::kFixedHeaderSize];
     bool ours = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
                 pread(fd, fixed, sizeof fixed, 0) == static_cast<ssize_t>(sizeof fixed) &&

@@ -147,12 +147,14 @@ class Tracer {
     g_root = child;
     InstallSignalHandlers();
 
-    long ptrace_options = PTRACE_O_TRACESECCOMP | PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK |
-                          PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD |
-                          PTRACE_O_TRACEEXIT;
+    long ptrace_options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+                          PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT;
     // A filtered program cannot live without its tracer (its memory system
-    // calls would fail): it goes with pagewaste. A supervised one is let go.
-    if (!options_.supervise_preload) ptrace_options |= PTRACE_O_EXITKILL;
+    // calls would fail): it goes with pagewaste. A supervised one carries no
+    // filter of ours and is let go; nor does it ask for seccomp stops, so
+    // that a filter of the program's own that returns SECCOMP_RET_TRACE
+    // fails its calls with ENOSYS, as it does without pagewaste.
+    if (!options_.supervise_preload) ptrace_options |= PTRACE_O_EXITKILL | PTRACE_O_TRACESECCOMP;
     bool seized =
         ::ptrace(PTRACE_SEIZE, child, nullptr, reinterpret_cast<void*>(ptrace_options)) == 0;
     int seize_errno = errno;
