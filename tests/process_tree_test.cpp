@@ -100,6 +100,32 @@ TEST(ProcessTree, TwentyTreesAtOnceNeverHang) {
   }
 }
 
+// The Zig 0.11 compiler is static, starts threads and a child process: under
+// TRACEME it hung for good. With a cache of its own, it compiles the
+// standard library too (about 7 s alone).
+TEST(ProcessTree, TheZigCompilerBuildsAProgramUnderTheTracer) {
+  std::string zig = PAGEWASTE_ZIG_PATH;
+  if (zig.empty()) GTEST_SKIP() << "no zig at build time (make test fetches it)";
+  TempDir dir, cache;
+  std::string out = cache.path() + "/page_alloc";
+  CommandResult r = RunCapture(
+      {"timeout", "-s", "KILL", "300", PagewastePath(), "run", "-o", dir.path() + "/%e.%p.trace",
+       "--", zig, "build-exe", std::string(PAGEWASTE_TEST_SOURCES) + "/page_alloc.zig",
+       "--cache-dir", cache.path(), "--global-cache-dir", cache.path(), "-femit-bin=" + out});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("statically linked"), std::string::npos) << r.err;
+  EXPECT_EQ(RunCapture({out}).exit_code, 0);
+  std::vector<std::string> traces = dir.Files();
+  ASSERT_GE(traces.size(), 1u);
+  for (const std::string& trace : traces) {
+    CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+    EXPECT_EQ(report.exit_code, 0) << trace << ": " << report.err;
+    json j = json::parse(report.out);
+    EXPECT_EQ(j["trace"]["status"], "complete") << trace;
+    EXPECT_EQ(j["process"]["backend"], "ptrace") << trace;
+  }
+}
+
 TEST(ProcessTree, SigtermEndsRecordingAndTheProgramDecidesWhatItDoes) {
   TempDir dir;
   std::string trace = dir.path() + "/survivor.trace";
