@@ -102,6 +102,8 @@ TEST(Hostile, AProgramLinkedWithJemallocCountsExactly) {
 // record says how much did not.
 TEST(Hostile, AFullDiskCostsTheTraceNotTheProgram) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root, to mount a small tmpfs";
+  if (RunCapture({"unshare", "--mount", "true"}).exit_code != 0)
+    GTEST_SKIP() << "no mount namespaces here (a container without CAP_SYS_ADMIN)";
   TempDir dir;
   std::string mnt = dir.path() + "/small";
   std::string script = "mkdir -p " + mnt + " && mount -t tmpfs -o size=128k tmpfs " + mnt +
