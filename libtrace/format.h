@@ -38,7 +38,7 @@ inline constexpr uint16_t kOldestReadableVersion = 2;
 
 // Fixed-size part of the header, little-endian, 64 bytes:
 //   0  magic[8]
-//   8  u16 version          10 u16 header_flags (reserved, 0)
+//   8  u16 version          10 u16 header_flags (HeaderFlags)
 //  12  u32 page_size        16 u32 pid          20 u32 ppid
 //  24  u64 session_id       (random per `pagewaste run`; tells runs apart)
 //  32  u64 start_realtime_ns (CLOCK_REALTIME at start)
@@ -70,7 +70,35 @@ enum ChunkFlags : uint32_t {
   // Holds the End record: the process is done with the trace (set with
   // kChunkFinished). Only such a trace may be rewritten compressed.
   kChunkEnd = 1u << 2,
+  // The symbol section (symbol_section.h), written by `pagewaste run` after
+  // the End record, in one or more chunks: the payload is a u32 expanded
+  // size, at most kMaxExpandedChunk, then one zstd frame that expands to
+  // symbol records (SymbolRecordType). Only such chunks may follow the End.
+  kChunkSymbols = 1u << 3,
 };
+
+// header_flags (the u16 at offset 10).
+enum HeaderFlags : uint16_t {
+  // The trace carries its symbol section: a reader needs no binary.
+  kHeaderHasSymbols = 1u << 0,
+};
+
+// The records of a symbol section. Strings are numbered in the order they
+// come, from 1 (0 is the empty string).
+enum class SymbolRecordType : uint8_t {
+  // String: varint length, bytes.
+  kString = 0x01,
+  // Address: varint address (a return address of the trace's stacks), varint
+  // frame count (at most kMaxSymbolFrames), then per frame, innermost first:
+  // varint function string, varint file string, varint line, varint module
+  // string, varint offset in the module, u8 inlined (1: inlined into the
+  // next frame).
+  kAddress = 0x02,
+  // Module: varint path string, varint build id string (hex; 0 when the
+  // file has none), as the modules were found when run symbolized.
+  kModule = 0x03,
+};
+inline constexpr uint32_t kMaxSymbolFrames = 64;
 inline constexpr uint32_t kMaxExpandedChunk = 64u << 20;
 
 // The previous address of each thread in a chunk is kept in

@@ -203,6 +203,7 @@ bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
     return false;
   }
   h->version = static_cast<uint16_t>(GetLE(fixed + 8, 2));
+  h->flags = static_cast<uint16_t>(GetLE(fixed + 10, 2));
   if (h->version < format::kOldestReadableVersion || h->version > format::kVersion) {
     *err = "trace format version " + std::to_string(h->version) +
            " is not supported (this build reads versions " +
@@ -277,7 +278,9 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
     uint32_t size = static_cast<uint32_t>(GetLE(prefix, 4));
     uint32_t flags = static_cast<uint32_t>(GetLE(prefix + 4, 4));
     if (size == 0 && flags == 0) break;  // reserved space never used: the end
-    if (!CheckChunkHeader(size, flags, format::kChunkFinished | format::kChunkZstd | format::kChunkEnd,
+    if (!CheckChunkHeader(size, flags,
+                          format::kChunkFinished | format::kChunkZstd | format::kChunkEnd |
+                              format::kChunkSymbols,
                           chunk_offset, &result.message)) {
       result.status = TraceStatus::kCorrupt;
       break;
@@ -291,7 +294,8 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
                        " of " + std::to_string(size) + " bytes)";
       break;
     }
-    bool more = (flags & format::kChunkZstd)
+    bool more = (flags & format::kChunkSymbols) ? SymbolChunk(chunk_offset, visitor, &result)
+                : (flags & format::kChunkZstd)
                     ? CompressedChunk(chunk_offset, visitor, &result)
                     : PlainChunk(chunk_.data(), size, chunk_offset, visitor, &result) &&
                           (flags & format::kChunkFinished);
@@ -336,25 +340,56 @@ bool TraceReader::PlainChunk(const uint8_t* payload, uint32_t size, uint64_t off
 
 // The plain chunks a compressed one expands to, in order; offsets in
 // messages are the compressed chunk's.
+bool TraceReader::Expand(std::string* why) {
+  if (chunk_.size() < 4) {
+    *why = "no expanded size";
+    return false;
+  }
+  uint64_t expanded_size = GetLE(chunk_.data(), 4);
+  if (expanded_size == 0 || expanded_size > format::kMaxExpandedChunk) {
+    *why = "expanded size " + std::to_string(expanded_size) + " out of range";
+    return false;
+  }
+  expanded_.resize(expanded_size);
+  if (!zstd_) zstd_ = ZSTD_createDCtx();
+  size_t n = ZSTD_decompressDCtx(zstd_, expanded_.data(), expanded_.size(), chunk_.data() + 4,
+                                 chunk_.size() - 4);
+  if (ZSTD_isError(n)) {
+    *why = std::string("zstd: ") + ZSTD_getErrorName(n);
+    return false;
+  }
+  if (n != expanded_size) {
+    *why = "expands to " + std::to_string(n) + " bytes, not " + std::to_string(expanded_size);
+    return false;
+  }
+  return true;
+}
+
+bool TraceReader::SymbolChunk(uint64_t offset, RecordVisitor* visitor, ReadResult* result) {
+  std::string why;
+  if (!result->has_end)
+    why = "a symbol section before the end record";
+  else if (Expand(&why))
+    DecodeSymbolRecords(
+        expanded_.data(), expanded_.size(),
+        [&](const SymbolModule& m) { visitor->OnSymbolModule(m); },
+        [&](const SymbolizedAddress& a) { visitor->OnSymbolizedAddress(a); }, &why);
+  if (why.empty()) return true;
+  result->status = TraceStatus::kCorrupt;
+  result->message = why + " in the symbol chunk at byte " + std::to_string(offset);
+  return false;
+}
+
 bool TraceReader::CompressedChunk(uint64_t offset, RecordVisitor* visitor, ReadResult* result) {
   auto corrupt = [&](const std::string& why) {
     result->status = TraceStatus::kCorrupt;
     result->message = why + " in the compressed chunk at byte " + std::to_string(offset);
     return false;
   };
-  if (chunk_.size() < 4) return corrupt("no expanded size");
-  uint64_t expanded_size = GetLE(chunk_.data(), 4);
-  if (expanded_size == 0 || expanded_size > format::kMaxExpandedChunk)
-    return corrupt("expanded size " + std::to_string(expanded_size) + " out of range");
-  expanded_.resize(expanded_size);
-  if (!zstd_) zstd_ = ZSTD_createDCtx();
-  size_t n = ZSTD_decompressDCtx(zstd_, expanded_.data(), expanded_.size(), chunk_.data() + 4,
-                                 chunk_.size() - 4);
-  if (ZSTD_isError(n)) return corrupt(std::string("zstd: ") + ZSTD_getErrorName(n));
-  if (n != expanded_size) return corrupt("expands to " + std::to_string(n) + " bytes, not " +
-                                         std::to_string(expanded_size));
+  std::string why;
+  if (!Expand(&why)) return corrupt(why);
   const uint8_t* p = expanded_.data();
-  const uint8_t* end = p + n;
+  const uint8_t* end = p + expanded_.size();
   while (p < end) {
     if (end - p < static_cast<ptrdiff_t>(format::kChunkPrefixSize)) return corrupt("a cut chunk");
     uint32_t size = static_cast<uint32_t>(GetLE(p, 4));

@@ -14,6 +14,7 @@
 
 #include "events.h"
 #include "format.h"
+#include "symbol_section.h"
 
 struct ZSTD_DCtx_s;  // zstd.h
 
@@ -34,6 +35,7 @@ std::unique_ptr<ByteSource> MemorySource(std::vector<uint8_t> bytes);
 
 struct TraceHeader {
   uint16_t version = 0;
+  uint16_t flags = 0;  // format::HeaderFlags
   ProcessIdentity process;
   std::string exe;
   std::vector<std::string> argv;
@@ -61,6 +63,9 @@ class RecordVisitor {
   virtual void OnBrk(const BrkEvent&) {}
   virtual void OnMemoryCall(const MemoryCallEvent&) {}
   virtual void OnEnd(const EndEvent&) {}
+  // The symbol section, after the End record (symbol_section.h).
+  virtual void OnSymbolModule(const SymbolModule&) {}
+  virtual void OnSymbolizedAddress(const SymbolizedAddress&) {}
   // After each chunk: bytes of the file consumed so far (for progress).
   virtual void OnChunk(uint64_t /*offset*/) {}
 };
@@ -107,6 +112,9 @@ class TraceReader {
   bool PlainChunk(const uint8_t* payload, uint32_t size, uint64_t offset,
                   RecordVisitor* visitor, ReadResult* result);
   bool CompressedChunk(uint64_t offset, RecordVisitor* visitor, ReadResult* result);
+  bool SymbolChunk(uint64_t offset, RecordVisitor* visitor, ReadResult* result);
+  // Expands chunk_ (u32 size, zstd frame) into expanded_; false with *why.
+  bool Expand(std::string* why);
   bool DecodeChunk(const uint8_t* p, const uint8_t* end, RecordVisitor* visitor,
                    ReadResult* result);
 

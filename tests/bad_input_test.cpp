@@ -70,7 +70,8 @@ TEST(BadInput, UnreadableTracesGetOneLineAndExitCode3) {
 
 TEST(BadInput, TruncatedTraceReportsWhatItHoldsAndSaysSo) {
   TempDir dir;
-  std::string good = GoodTrace(dir);
+  // Without its symbol section, so that the cut falls among the events.
+  std::string good = GoodTrace(dir, {"--no-symbolize"});
   std::vector<char> bytes = ReadFile(good);
   json full = json::parse(Report(good).out);
   // Cut in the middle of the last chunk: the earlier chunks still count.
@@ -90,6 +91,25 @@ TEST(BadInput, TruncatedTraceReportsWhatItHoldsAndSaysSo) {
   CommandResult text = Report(dir.path() + "/cut.trace", "text");
   EXPECT_EQ(text.exit_code, 4);
   EXPECT_NE(text.out.find("WARNING   the trace is truncated"), std::string::npos);
+}
+
+// Cut inside the symbol section: every event is there, the names are not.
+TEST(BadInput, ACutSymbolSectionKeepsEveryEvent) {
+  TempDir dir;
+  std::string good = GoodTrace(dir);
+  std::vector<char> bytes = ReadFile(good);
+  json full = json::parse(Report(good).out);
+  std::vector<char> cut(bytes.begin(), bytes.end() - 10);
+  WriteFile(dir.path() + "/cut.trace", cut);
+  CommandResult r = Report(dir.path() + "/cut.trace");
+  EXPECT_EQ(r.exit_code, 4);
+  EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
+  EXPECT_EQ(Lines(r.err), 1);
+  json report = json::parse(r.out);
+  EXPECT_EQ(report["trace"]["status"], "truncated");
+  EXPECT_EQ(report["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ(report["summary"]["allocations"], full["summary"]["allocations"]);
+  EXPECT_EQ(report["summary"]["frees"], full["summary"]["frees"]);
 }
 
 class CorruptBytes : public testing::TestWithParam<bool> {};

@@ -114,6 +114,11 @@ int RunCli(int argc, char** argv) {
   run_cmd->add_flag("--no-compress", no_compress,
                     "Leave the traces uncompressed (by default they are rewritten with zstd "
                     "once the program has exited)");
+  bool no_symbolize = false;
+  run_cmd->add_flag("--no-symbolize", no_symbolize,
+                    "Leave the traces without their symbol section (by default the return "
+                    "addresses are symbolized once the program has exited and kept in the "
+                    "trace, so that it is reported without the binaries)");
   run_cmd->add_option("command", run.command, "PROGRAM [ARGS...] (after --)")->required();
   run_cmd->positionals_at_end();
 
@@ -153,6 +158,7 @@ int RunCli(int argc, char** argv) {
                     : backend == "ptrace" ? Backend::kPtrace
                                           : Backend::kAuto;
       run.compress = !no_compress;
+      run.symbolize = !no_symbolize;
       return RunCommand(run);
     }
     if (*report_cmd) return ReportCommand(report);

@@ -74,6 +74,17 @@ class Dumper : public RecordVisitor {
                      e.chunks_lost, e.bytes_lost, Syscalls(e.shim_syscalls),
                      Syscalls(e.observed_syscalls)));
   }
+  void OnSymbolModule(const SymbolModule& m) override {
+    Line(fmt::format("symbol_module path={} build_id={}", m.path, m.build_id));
+  }
+  void OnSymbolizedAddress(const SymbolizedAddress& a) override {
+    std::string frames;
+    for (const SymbolFrame& f : a.frames)
+      frames += fmt::format(" [{}{} {}:{} {}+0x{:x}]", f.inlined ? "inlined " : "",
+                            f.function.empty() ? "??" : f.function, f.file, f.line, f.module,
+                            f.module_offset);
+    Line(fmt::format("symbol addr=0x{:x}{}", a.address, frames));
+  }
 
  private:
   void Line(const std::string& s) { *out_ += s + "\n"; }

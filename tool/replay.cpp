@@ -78,6 +78,19 @@ class Replayer : public RecordVisitor {
   }
 
   void OnModule(const ModuleInfo& m) override { modules_.push_back(m); }
+  void OnSymbolizedAddress(const SymbolizedAddress& a) override {
+    std::vector<Frame>& frames = embedded_[a.address];
+    frames.clear();
+    for (const SymbolFrame& f : a.frames)
+      frames.push_back(Frame{a.address, f.function, f.file, static_cast<int>(f.line), f.module,
+                             f.module_offset, f.inlined});
+  }
+  // The trace carries its symbols (format::kHeaderHasSymbols): no debug
+  // information to load.
+  void UseEmbeddedSymbols() {
+    embedded_symbols_ = true;
+    symbolize_ = false;
+  }
   void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
     if (nodes_.size() <= id) nodes_.resize(id + 1);
     nodes_[id] = {parent, ip};
@@ -347,15 +360,27 @@ class Replayer : public RecordVisitor {
       peak_site.cost.page_bytes = bytes;
       r.peak.sites.push_back(peak_site);
     }
-    if (options.symbolize) {
+    if (options.symbolize && embedded_symbols_) {
+      // The trace's own symbol section: no binary is read.
+      auto frames_of = [this](uint64_t ip) -> const std::vector<Frame>& {
+        auto it = embedded_.find(ip);
+        if (it != embedded_.end()) return it->second;
+        unknown_ = {Frame{}};
+        unknown_[0].address = ip;
+        return unknown_;
+      };
+      for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites})
+        for (CallSite& site : *sites) Symbolize(frames_of, &site);
+    } else if (options.symbolize) {
       if (warming_.joinable()) warming_.join();
       // The warmed symbolizer knows every module unless some came later.
       if (!warm_ || warm_modules_ != modules_.size()) warm_ = std::make_unique<Symbolizer>(modules_);
       Symbolizer& symbolizer = *warm_;
-      for (CallSite& site : r.call_sites) Symbolize(&symbolizer, &site);
-      for (CallSite& site : r.kernel_sites) Symbolize(&symbolizer, &site);
-      for (CallSite& site : r.leak_sites) Symbolize(&symbolizer, &site);
-      for (CallSite& site : r.peak.sites) Symbolize(&symbolizer, &site);
+      auto frames_of = [&symbolizer](uint64_t ip) -> const std::vector<Frame>& {
+        return symbolizer.Symbolize(ip);
+      };
+      for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites})
+        for (CallSite& site : *sites) Symbolize(frames_of, &site);
     }
     what_if_.Finish();
     r.timeline = timeline_.Samples();
@@ -580,9 +605,10 @@ class Replayer : public RecordVisitor {
     return out;
   }
 
-  void Symbolize(Symbolizer* symbolizer, CallSite* site) {
+  template <typename FramesOf>
+  void Symbolize(FramesOf frames_of, CallSite* site) {
     for (uint64_t id = site->stack_id; id && id < nodes_.size(); id = nodes_[id].first) {
-      const auto& frames = symbolizer->Symbolize(nodes_[id].second);
+      const auto& frames = frames_of(nodes_[id].second);
       site->frames.insert(site->frames.end(), frames.begin(), frames.end());
     }
   }
@@ -619,6 +645,9 @@ class Replayer : public RecordVisitor {
   uint64_t peak_mappings_ = 0;
   std::vector<ModuleInfo> modules_;
   bool symbolize_ = true;
+  bool embedded_symbols_ = false;
+  std::unordered_map<uint64_t, std::vector<Frame>> embedded_;
+  std::vector<Frame> unknown_;  // an address the section does not hold
   std::thread warming_;
   std::unique_ptr<Symbolizer> warm_;  // written by warming_ until joined
   size_t warm_modules_ = 0;
@@ -663,6 +692,7 @@ bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, u
   }
   Replayer replayer(report, p.header.process.page_size, p.header.process.sample_interval_bytes,
                     options);
+  if (p.header.flags & format::kHeaderHasSymbols) replayer.UseEmbeddedSymbols();
   if (options.progress_from_bytes && size >= options.progress_from_bytes)
     replayer.ShowProgress(name, size);
   std::ifstream max_map_count("/proc/sys/vm/max_map_count");

@@ -17,6 +17,7 @@
 
 #include <fmt/format.h>
 
+#include "embed_symbols.h"
 #include "exit_codes.h"
 #include "ptrace/elf_headers.h"
 #include "ptrace/tracer.h"
@@ -93,19 +94,25 @@ void PrintTraceHeader(const std::string& path, uint64_t plain_bytes, uint64_t by
              plain_bytes != bytes ? fmt::format(" (zstd, from {} B)", plain_bytes) : "");
 }
 
-// Compresses each closed trace (the program has exited, so this costs it
-// nothing), then prints a line of figures for each.
-void FinishTraces(const std::vector<std::string>& traces, bool compress) {
+// Compresses each closed trace and adds its symbols (the program has
+// exited, so this costs it nothing), then prints a line of figures for each.
+void FinishTraces(const std::vector<std::string>& traces, const RunOptions& options) {
+  bool compress = options.compress;
   if (traces.empty()) {
     fmt::print(stderr, "pagewaste: no trace was written\n");
     return;
   }
   fmt::print(stderr, "pagewaste: {} trace{}:\n", traces.size(), traces.size() == 1 ? "" : "s");
+  SymbolCache symbols;  // shared by the run's traces
   for (const std::string& path : traces) {
     CompressResult compressed;
     std::string compress_err;
     if (compress && !CompressTrace(path, &compressed, &compress_err))
       fmt::print(stderr, "  {}\n", compress_err);
+    EmbedResult embedded;
+    std::string embed_err;
+    if (options.symbolize && !EmbedSymbols(path, &symbols, &embedded, &embed_err))
+      fmt::print(stderr, "  {}\n", embed_err);
     std::error_code ec;
     uint64_t bytes = fs::file_size(path, ec);
     uint64_t plain_bytes = compressed.compressed ? compressed.bytes_before : bytes;
@@ -281,7 +288,7 @@ int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std
   if (code < 0) return exit_code::kInternal;
   if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
     return code;
-  FinishTraces(FindSessionTraces(pattern, session), options.compress);
+  FinishTraces(FindSessionTraces(pattern, session), options);
   return code;
 }
 

@@ -21,6 +21,8 @@ struct RunOptions {
   bool observe_syscalls = false;
   // Rewrite each closed trace with zstd once the program has exited.
   bool compress = true;
+  // Then append its symbol section (embed_symbols.h).
+  bool symbolize = true;
   // Record the malloc family by sampling, one sample per this many bytes
   // requested on average (0: record every call). Preload backend.
   uint64_t sample_bytes = 0;

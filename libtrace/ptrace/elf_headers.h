@@ -25,4 +25,8 @@ bool ReadElfHeaders(const std::string& path, ElfHeaders* headers);
 // say why) counts as dynamic.
 bool HasInterpreter(const std::string& path);
 
+// The GNU build id of the ELF file at path (its NT_GNU_BUILD_ID note), in
+// hex; empty when it has none or cannot be read.
+std::string ReadBuildId(const std::string& path);
+
 }  // namespace pagewaste::ptrace

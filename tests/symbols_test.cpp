@@ -1,0 +1,81 @@
+// Traces that carry their symbols: `run` symbolizes every return address of
+// a trace's stacks once the program has exited and keeps the result in the
+// trace, so that the report names the same functions and lines after the
+// binary is gone (a CI artifact, reported on another machine).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "e2e_support.h"
+
+namespace pagewaste::e2e {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// Every frame of every call site, as "function file:line".
+std::vector<std::string> Frames(const json& report) {
+  std::vector<std::string> out;
+  for (const auto& site : report["call_sites"])
+    for (const auto& f : site["frames"])
+      out.push_back(f["function"].get<std::string>() + " " + f["file"].get<std::string>() + ":" +
+                    std::to_string(f["line"].get<int>()));
+  return out;
+}
+
+json ReportJson(const std::string& trace) {
+  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return json::parse(r.out);
+}
+
+class EmbeddedSymbols : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(EmbeddedSymbols, NameTheSameFunctionsAndLinesAfterTheBinaryIsDeleted) {
+  TempDir dir;
+  std::string copy = dir.path() + "/copy_of_program";
+  fs::copy_file(ProgramPath(GetParam()), copy);
+  std::string trace = dir.path() + "/t.trace";
+  CommandResult run = RunCapture({PagewastePath(), "run", "-o", trace, "--", copy});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  json before = ReportJson(trace);
+  fs::remove(copy);
+  json after = ReportJson(trace);
+  EXPECT_EQ(Frames(after), Frames(before));
+  int line = SiteLine("mmap_two_bytes.c", "mmap");
+  EXPECT_EQ(SumAtSite(after, "mmap_two_bytes.c", line, "mappings"), 1000u);
+  const json* site = FindSite(after, "mmap_two_bytes.c", line);
+  ASSERT_NE(site, nullptr);
+  bool main_at_line = false;
+  for (const auto& f : (*site)["frames"])
+    main_at_line |= f["function"] == "main" && f["line"] == line;
+  EXPECT_TRUE(main_at_line);
+  // The section names the module by its build id.
+  CommandResult dump = RunCapture({PagewastePath(), "dump", trace});
+  size_t at = dump.out.find("symbol_module path=" + copy + " build_id=");
+  ASSERT_NE(at, std::string::npos) << dump.out.substr(0, 2000);
+  size_t id = at + std::string("symbol_module path=" + copy + " build_id=").size();
+  EXPECT_EQ(dump.out.find('\n', id) - id, 40u);  // a 20-byte GNU build id, in hex
+}
+
+INSTANTIATE_TEST_SUITE_P(BothBackends, EmbeddedSymbols,
+                         ::testing::Values("mmap_two_bytes", "mmap_two_bytes_static"));
+
+TEST(EmbeddedSymbols, NoSymbolizeLeavesThemToTheBinaries) {
+  TempDir dir;
+  std::string copy = dir.path() + "/copy_of_program";
+  fs::copy_file(ProgramPath("mmap_two_bytes"), copy);
+  std::string trace = dir.path() + "/t.trace";
+  CommandResult run =
+      RunCapture({PagewastePath(), "run", "--no-symbolize", "-o", trace, "--", copy});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(RunCapture({PagewastePath(), "dump", trace}).out.find("symbol"), std::string::npos);
+  fs::remove(copy);
+  json after = ReportJson(trace);
+  const json* site = FindSite(after, "mmap_two_bytes.c", SiteLine("mmap_two_bytes.c", "mmap"));
+  EXPECT_EQ(site, nullptr);  // the program's frames are unknown now
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e

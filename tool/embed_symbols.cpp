@@ -1,0 +1,117 @@
+#include "embed_symbols.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "little_endian.h"
+#include "ptrace/elf_headers.h"
+#include "symbol_section.h"
+#include "symbolizer.h"
+#include "trace_reader.h"
+
+namespace pagewaste {
+namespace {
+
+// The modules and the return addresses of a trace's stacks.
+class Addresses : public RecordVisitor {
+ public:
+  void OnModule(const ModuleInfo& m) override { modules.push_back(m); }
+  void OnStackNode(uint64_t, uint64_t, uint64_t ip) override {
+    if (ip) ips.insert(ip);
+  }
+  std::vector<ModuleInfo> modules;
+  std::set<uint64_t> ips;
+};
+
+}  // namespace
+
+bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* result,
+                  std::string* err) {
+  auto source = OpenFileSource(path, err);
+  if (!source) return false;
+  TraceReader reader(std::move(source));
+  TraceHeader header;
+  if (!reader.ReadHeader(&header, err)) return false;
+  if (header.flags & format::kHeaderHasSymbols) {
+    result->why = "already has its symbols";
+    return true;
+  }
+  Addresses found;
+  ReadResult read = reader.ReadRecords(&found);
+  if (!read.has_end || read.status != TraceStatus::kComplete) {
+    result->why = "not complete";
+    return true;
+  }
+
+  std::map<std::string, std::string> build_ids;
+  for (const ModuleInfo& m : found.modules) {
+    auto known = cache->build_ids.find(m.path);
+    if (known == cache->build_ids.end())
+      known = cache->build_ids.emplace(m.path, ptrace::ReadBuildId(m.path)).first;
+    build_ids[m.path] = known->second;
+  }
+  // The module an address falls in, for the cache's key; the latest
+  // snapshot that holds it, as the symbolizer takes it.
+  auto module_of = [&](uint64_t ip) -> const ModuleInfo* {
+    const ModuleInfo* found_in = nullptr;
+    for (const ModuleInfo& m : found.modules)
+      for (const ModuleSegment& seg : m.segments)
+        if (ip >= seg.start && ip < seg.start + seg.length) found_in = &m;
+    return found_in;
+  };
+  std::unique_ptr<Symbolizer> symbolizer;  // made at the first address not in the cache
+  std::vector<SymbolizedAddress> addresses;
+  addresses.reserve(found.ips.size());
+  for (uint64_t ip : found.ips) {
+    SymbolizedAddress a;
+    a.address = ip;
+    const ModuleInfo* m = module_of(ip);
+    SymbolCache::Key key;
+    if (m) key = {m->path, build_ids[m->path], ip - m->load_bias};
+    auto hit = m ? cache->frames.find(key) : cache->frames.end();
+    if (hit != cache->frames.end()) {
+      a.frames = hit->second;
+    } else {
+      if (!symbolizer) symbolizer = std::make_unique<Symbolizer>(found.modules);
+      for (const Frame& f : symbolizer->Symbolize(ip))
+        a.frames.push_back({f.function, f.file, static_cast<uint32_t>(f.line > 0 ? f.line : 0),
+                            f.module, f.module_offset, f.inlined});
+      if (m) cache->frames.emplace(key, a.frames);
+    }
+    addresses.push_back(std::move(a));
+  }
+  std::vector<SymbolModule> modules;
+  for (const auto& [module_path, build_id] : build_ids) modules.push_back({module_path, build_id});
+  std::vector<uint8_t> section = EncodeSymbolSection(modules, addresses);
+
+  // After the End record, where the file ends; then the header says so.
+  int fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != read.bytes) {
+    close(fd);
+    result->why = "does not end at its end record";
+    return true;
+  }
+  bool ok = fd >= 0 && pwrite(fd, section.data(), section.size(), st.st_size) ==
+                           static_cast<ssize_t>(section.size());
+  uint8_t flags[2];
+  ok = ok && pread(fd, flags, sizeof flags, 10) == sizeof flags;
+  PutLE(flags, GetLE(flags, 2) | format::kHeaderHasSymbols, 2);
+  ok = ok && pwrite(fd, flags, sizeof flags, 10) == sizeof flags;
+  if (!ok) *err = path + ": cannot add the symbol section: " + strerror(errno);
+  if (fd >= 0) close(fd);
+  if (!ok) return false;
+  result->embedded = true;
+  result->addresses = addresses.size();
+  result->bytes = section.size();
+  return true;
+}
+
+}  // namespace pagewaste
