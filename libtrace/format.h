@@ -120,7 +120,8 @@ enum class RecordType : uint8_t {
   kModuleMap = 0x01,
   // Module: varint load_bias, varint segment count, then per segment varint
   // start, varint length (absolute addresses of executable segments), then
-  // string path.
+  // string path, then (version 3 on) string build id: the module's GNU build
+  // id in hex, empty when it has none.
   kModule = 0x02,
   // StackNode: varint parent id, varint ip. Ids are implicit: the n-th
   // StackNode in the trace has id n (1-based); id 0 is the empty stack.

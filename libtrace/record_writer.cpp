@@ -172,10 +172,10 @@ void RecordWriter::ModuleMap(uint64_t generation) {
 }
 
 void RecordWriter::Module(uint64_t load_bias, const ModuleSegment* segments,
-                          int count, const char* path) {
+                          int count, const char* path, const char* build_id) {
   if (count > kMaxModuleSegments) count = kMaxModuleSegments;
   uint8_t* p = Reserve(1 + (2 + 2 * kMaxModuleSegments) * kMaxVarintBytes +
-                       kMaxVarintBytes + format::kMaxString);
+                       2 * (kMaxVarintBytes + format::kMaxString));
   *p++ = static_cast<uint8_t>(RecordType::kModule);
   p = Varint(p, load_bias);
   p = Varint(p, static_cast<uint64_t>(count));
@@ -183,7 +183,8 @@ void RecordWriter::Module(uint64_t load_bias, const ModuleSegment* segments,
     p = Varint(p, segments[i].start);
     p = Varint(p, segments[i].length);
   }
-  Commit(String(p, path), false);
+  p = String(p, path);
+  Commit(String(p, build_id), false);
 }
 
 uint64_t RecordWriter::StackNode(uint64_t parent, uint64_t ip) {

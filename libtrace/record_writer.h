@@ -55,7 +55,7 @@ class RecordWriter {
 
   void ModuleMap(uint64_t generation);
   void Module(uint64_t load_bias, const ModuleSegment* segments, int count,
-              const char* path);
+              const char* path, const char* build_id);
   // Returns the new node's id.
   uint64_t StackNode(uint64_t parent, uint64_t ip);
   void Alloc(const AllocEvent& e);

@@ -36,7 +36,7 @@ class Recorder : public RecordVisitor {
  public:
   void OnModule(const ModuleInfo& m) override {
     log.push_back("module " + m.path + " " + std::to_string(m.load_bias) + " " +
-                  std::to_string(m.segments.size()));
+                  std::to_string(m.segments.size()) + " " + m.build_id);
   }
   void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
     log.push_back("node " + std::to_string(id) + " " + std::to_string(parent) + " " +
@@ -89,7 +89,7 @@ std::vector<uint8_t> SampleTrace(MemorySink* sink, bool lose_a_chunk = false) {
   RecordWriter w(buffer, sizeof buffer, sink);
   ModuleSegment segs[2] = {{0x1000, 0x200}, {0x5000, 0x100}};
   w.ModuleMap(1);
-  w.Module(0x400000, segs, 2, "/usr/bin/prog");
+  w.Module(0x400000, segs, 2, "/usr/bin/prog", "6f818d3932014805ceb0bb4b12621b100ff16811");
   uint64_t root = w.StackNode(0, 0x401000);
   uint64_t leaf = w.StackNode(root, 0x401234);
   bool armed = lose_a_chunk;
@@ -181,7 +181,7 @@ TEST(TraceFormat, RoundTripsEveryRecordType) {
   EXPECT_EQ(h.process.session_id, 0xfeedfaceu);
   EXPECT_EQ(h.exe, "/usr/bin/prog");
   EXPECT_EQ(h.argv, (std::vector<std::string>{"prog", "--flag", "x"}));
-  EXPECT_EQ(rec.log[0], "module /usr/bin/prog 4194304 2");
+  EXPECT_EQ(rec.log[0], "module /usr/bin/prog 4194304 2 6f818d3932014805ceb0bb4b12621b100ff16811");
   EXPECT_EQ(rec.log[1], "node 1 0 4198400");
   EXPECT_EQ(rec.log[2], "node 2 1 4198964");
   ASSERT_EQ(rec.allocs.size(), kEvents);

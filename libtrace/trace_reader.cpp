@@ -204,6 +204,7 @@ bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
   }
   h->version = static_cast<uint16_t>(GetLE(fixed + 8, 2));
   h->flags = static_cast<uint16_t>(GetLE(fixed + 10, 2));
+  version_ = h->version;
   if (h->version < format::kOldestReadableVersion || h->version > format::kVersion) {
     *err = "trace format version " + std::to_string(h->version) +
            " is not supported (this build reads versions " +
@@ -439,6 +440,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
           m.segments.push_back(s);
         }
         m.path = c.Str();
+        if (version_ >= 3) m.build_id = c.Str();
         if (c.ok) v->OnModule(m);
         break;
       }

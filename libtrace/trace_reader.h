@@ -46,6 +46,7 @@ struct ModuleInfo {
   uint64_t load_bias = 0;
   std::vector<ModuleSegment> segments;
   std::string path;
+  std::string build_id;  // hex; empty when none, or not recorded (version 2)
 };
 
 class RecordVisitor {
@@ -143,6 +144,7 @@ class TraceReader {
   uint64_t next_stack_id_ = 1;
   std::vector<uint16_t> stack_depth_;  // of each StackNode so far, by id - 1
   uint64_t module_generation_ = 0;
+  uint16_t version_ = format::kVersion;  // the header's
 };
 
 const char* TraceStatusName(TraceStatus status);

@@ -77,5 +77,32 @@ TEST(EmbeddedSymbols, NoSymbolizeLeavesThemToTheBinaries) {
   EXPECT_EQ(site, nullptr);  // the program's frames are unknown now
 }
 
+// A trace without its symbols, reported after another program was put at
+// its binary's path: the names of the other program must not be taken for
+// the traced one's (the module's build id, recorded in the trace, differs).
+TEST(EmbeddedSymbols, ABinaryReplacedSinceTheRunIsNotReadAndTheReportSaysSo) {
+  TempDir dir;
+  std::string copy = dir.path() + "/program";
+  fs::copy_file(ProgramPath("mmap_two_bytes"), copy);
+  std::string trace = dir.path() + "/t.trace";
+  CommandResult run =
+      RunCapture({PagewastePath(), "run", "--no-symbolize", "-o", trace, "--", copy});
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  json before = ReportJson(trace);
+  EXPECT_NE(FindSite(before, "mmap_two_bytes.c", SiteLine("mmap_two_bytes.c", "mmap")), nullptr);
+  EXPECT_EQ(before["trace"]["symbol_warnings"].size(), 0u);
+  fs::remove(copy);
+  fs::copy_file(ProgramPath("malloc_count"), copy);
+  json after = ReportJson(trace);
+  for (const std::string& frame : Frames(after))
+    EXPECT_EQ(frame.find("malloc_count.c"), std::string::npos) << frame;
+  ASSERT_EQ(after["trace"]["symbol_warnings"].size(), 1u);
+  std::string warning = after["trace"]["symbol_warnings"][0];
+  EXPECT_EQ(warning.rfind(copy + ": build id ", 0), 0u) << warning;
+  EXPECT_NE(warning.find("is not the traced module's"), std::string::npos) << warning;
+  CommandResult text = RunCapture({PagewastePath(), "report", trace});
+  EXPECT_NE(text.out.find("WARNING   " + copy + ": build id"), std::string::npos) << text.out;
+}
+
 }  // namespace
 }  // namespace pagewaste::e2e

@@ -28,7 +28,8 @@ class Dumper : public RecordVisitor {
   void OnModule(const ModuleInfo& m) override {
     std::string segs;
     for (const auto& s : m.segments) segs += fmt::format(" {:#x}+{:#x}", s.start, s.length);
-    Line(fmt::format("module bias={:#x} path={} segments:{}", m.load_bias, m.path, segs));
+    Line(fmt::format("module bias={:#x} path={} build_id={} segments:{}", m.load_bias, m.path,
+                     m.build_id, segs));
   }
   void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
     Line(fmt::format("stack_node id={} parent={} ip={:#x}", id, parent, ip));

@@ -112,6 +112,8 @@ json ReportJson(const Report& r) {
                 {"bytes", p.trace_bytes},
                 {"duration_ns", p.duration_ns},
                 {"chunks_lost", p.end ? p.end->chunks_lost : 0},
+                {"embedded_symbols", (p.header.flags & format::kHeaderHasSymbols) != 0},
+                {"symbol_warnings", r.symbol_warnings},
                 {"shim_syscalls", ShimSyscalls(p)},
                 {"observed_syscalls", ObservedSyscalls(p)},
                 {"format_version", p.header.version},

@@ -141,6 +141,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   if (p.status != TraceStatus::kComplete)
     *out += fmt::format("  WARNING   the trace is {}: {}; figures cover what it holds\n",
                         TraceStatusName(p.status), p.status_message);
+  for (const std::string& warning : r.symbol_warnings)
+    *out += fmt::format("  WARNING   {}\n", warning);
   if (p.end && p.end->chunks_lost)
     *out += fmt::format("  WARNING   the shim could not write {} chunks ({})\n",
                         Num(p.end->chunks_lost), Bytes(p.end->bytes_lost));

@@ -381,6 +381,7 @@ class Replayer : public RecordVisitor {
       };
       for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites})
         for (CallSite& site : *sites) Symbolize(frames_of, &site);
+      r.symbol_warnings = symbolizer.warnings();
     }
     what_if_.Finish();
     r.timeline = timeline_.Samples();

@@ -186,6 +186,8 @@ struct Report {
   uint64_t timeline_interval_ns = 0;
   std::vector<PageSizeResult> what_if_page_sizes;
   std::vector<AllocatorResult> what_if_allocators;
+  // Modules whose file on disk is not the traced one (symbolizer.h).
+  std::vector<std::string> symbol_warnings;
 };
 
 // The processes of several traces (a parent and its children) as one.

@@ -1,5 +1,7 @@
 #include "symbolizer.h"
 
+#include "ptrace/elf_headers.h"
+
 #include <cxxabi.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
@@ -161,8 +163,20 @@ Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules)
   if (!impl_->dwfl) return;
   dwfl_report_begin(impl_->dwfl);
   std::set<std::pair<std::string, uint64_t>> seen;
+  std::map<std::string, bool> same_file;  // by path: its build id is the traced one
   for (const ModuleInfo& m : modules) {
     if (!seen.insert({m.path, m.load_bias}).second) continue;
+    if (!m.build_id.empty()) {
+      auto known = same_file.find(m.path);
+      if (known == same_file.end()) {
+        std::string on_disk = ptrace::ReadBuildId(m.path);
+        known = same_file.emplace(m.path, on_disk.empty() || on_disk == m.build_id).first;
+        if (!known->second)
+          warnings_.push_back(m.path + ": build id " + on_disk + " is not the traced module's (" +
+                              m.build_id + "); its names are not used");
+      }
+      if (!known->second) continue;
+    }
     // add_p_vaddr: the module starts at the bias plus its first segment's
     // address, and addresses in it are offset by the bias.
     dwfl_report_elf(impl_->dwfl, m.path.c_str(), m.path.c_str(), -1,

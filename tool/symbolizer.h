@@ -3,7 +3,8 @@
 // shim recorded (so PIE executables and shared libraries under ASLR resolve
 // after the process is gone). Inline frames are expanded and C++ names
 // demangled; without debug info it falls back to the symbol table, and
-// without that to module+offset.
+// without that to module+offset. A file whose build id is not the traced
+// module's (the trace records it) is not read at all.
 #pragma once
 
 #include <elfutils/libdwfl.h>
@@ -28,6 +29,11 @@ class Symbolizer {
   // Frames for one return address, innermost (possibly inlined) first.
   const std::vector<Frame>& Symbolize(uint64_t return_address);
 
+  // The modules whose file on disk is not the one traced (another build
+  // id): their names are not taken, their frames are module+offset. One
+  // line each, for the report.
+  const std::vector<std::string>& warnings() const { return warnings_; }
+
  private:
   std::vector<Frame> Resolve(uint64_t return_address);
   Dwarf_Die* FindCompileUnit(Dwfl_Module* mod, uint64_t pc, uint64_t* bias, Dwarf_Die* storage);
@@ -36,6 +42,7 @@ class Symbolizer {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::unordered_map<uint64_t, std::vector<Frame>> cache_;
+  std::vector<std::string> warnings_;
 };
 
 std::string Demangle(const std::string& name);

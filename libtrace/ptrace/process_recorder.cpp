@@ -236,7 +236,7 @@ void ProcessRecorder::RefreshModules() {
   writer_.ModuleMap(++generation_);
   for (const ModuleInfo& m : modules_)
     writer_.Module(m.load_bias, m.segments.data(), static_cast<int>(m.segments.size()),
-                   m.path.c_str());
+                   m.path.c_str(), ReadBuildId(m.path).c_str());
   unwinder_.Flush();
 }
 
