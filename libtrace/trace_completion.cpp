@@ -63,9 +63,6 @@ Completion CompleteTrace(const std::string& path, int64_t exit_status, std::stri
   TraceHeader header;
   if (!reader.ReadHeader(&header, why)) return Completion::kNotCompletable;
   uint64_t header_size = reader.offset();
-  CountStackNodes nodes;
-  ReadResult read = reader.ReadRecords(&nodes);
-  if (read.has_end) return Completion::kAlreadyEnded;
 
   int fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
@@ -74,13 +71,25 @@ Completion CompleteTrace(const std::string& path, int64_t exit_status, std::stri
     if (fd >= 0) close(fd);
     return Completion::kNotCompletable;
   }
+  // The chunk headers first: a trace whose process ended it (almost every
+  // one) is told by its last chunk without decoding a record.
   uint64_t last = 0, end = 0;
   uint32_t last_flags = 0;
+  bool whole_chunks =
+      FindLastChunk(fd, header_size, static_cast<uint64_t>(st.st_size), &last, &end, &last_flags);
+  if (whole_chunks && (last_flags & format::kChunkEnd)) {
+    close(fd);
+    return Completion::kAlreadyEnded;
+  }
+  CountStackNodes nodes;
+  ReadResult read = reader.ReadRecords(&nodes);
+  if (read.has_end) {
+    close(fd);
+    return Completion::kAlreadyEnded;
+  }
   // Only a trace that stops cleanly after whole chunks, as a dead writer
   // leaves it, is ended; one that is damaged keeps its verdict.
-  if (read.status == TraceStatus::kCorrupt ||
-      !FindLastChunk(fd, header_size, static_cast<uint64_t>(st.st_size), &last, &end,
-                     &last_flags)) {
+  if (read.status == TraceStatus::kCorrupt || !whole_chunks) {
     *why = read.message;
     close(fd);
     return Completion::kNotCompletable;
