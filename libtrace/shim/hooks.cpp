@@ -278,7 +278,11 @@ void* EarlyMmap(void* addr, size_t length, int prot, int flags, int fd, off_t of
 // only counted, for the End record.
 bool ProgramCall(const Scope& scope, const void* return_address, SyscallKind kind) {
   bool shims = scope.inside_shim() || CalledByShim(return_address);
-  if (shims) CountShimSyscall(kind);
+  // Made inside an allocator call that is being counted (an allocator such
+  // as jemalloc calls mmap through the PLT), the system call is trapped and
+  // counted there already: on the allocation's event, or as the shim's own
+  // for the shim's allocations.
+  if (shims && !CountingOnThisThread()) CountShimSyscall(kind);
   return scope.active() && !shims;
 }
 

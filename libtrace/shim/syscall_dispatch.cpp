@@ -240,6 +240,8 @@ bool InitSyscallDispatch(bool allowed) {
 
 bool SyscallDispatchActive() { return g_active; }
 
+bool CountingOnThisThread() { return t_selector == SYSCALL_DISPATCH_FILTER_BLOCK; }
+
 AllocatorCall::AllocatorCall() {
   running_ = true;
   if (!g_active || !EnableOnThisThread() || !SigsysDeliverable()) {

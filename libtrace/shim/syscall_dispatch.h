@@ -48,6 +48,11 @@ bool InitSyscallDispatch(bool allowed);
 bool SyscallDispatchActive();
 
 // Brackets one real allocator call: counts what it makes while alive.
+// Whether an AllocatorCall on this thread is counting exactly right now:
+// every system call made outside the shim's code is being trapped and
+// counted for that call.
+bool CountingOnThisThread();
+
 class AllocatorCall {
  public:
   AllocatorCall();
