@@ -88,7 +88,100 @@ struct Symbolizer::Impl {
     const char* name;
   };
   std::map<Dwfl_Module*, std::vector<Symbol>> symbols;
+  // Per compile unit (by its DIE's address in the loaded DWARF), the code
+  // ranges of its functions and inlined calls, for ScopesAt.
+  struct ScopeRange {
+    Dwarf_Addr low, high;
+    Dwarf_Die die;
+    int parent;  // the enclosing range's index, -1 at the top
+  };
+  std::unordered_map<const void*, std::vector<ScopeRange>> scope_index;
 };
+
+namespace {
+
+bool IsScope(int tag) { return tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine; }
+
+// Adds the code ranges of die's functions and inlined calls, and of its
+// children's, depth first; parents are the indexes of the ranges that
+// enclose die.
+void IndexScopes(Dwarf_Die* die, const std::vector<int>& parents,
+                 std::vector<Symbolizer::Impl::ScopeRange>* out);
+
+}  // namespace
+
+namespace {
+
+int EnclosingOf(const std::vector<Symbolizer::Impl::ScopeRange>& ranges,
+                const std::vector<int>& parents, Dwarf_Addr low) {
+  for (int p : parents)
+    if (low >= ranges[static_cast<size_t>(p)].low && low < ranges[static_cast<size_t>(p)].high)
+      return p;
+  return parents.empty() ? -1 : parents.front();
+}
+
+void IndexScopes(Dwarf_Die* die, const std::vector<int>& parents,
+                 std::vector<Symbolizer::Impl::ScopeRange>* out) {
+  Dwarf_Die child;
+  if (dwarf_child(die, &child) != 0) return;
+  do {
+    std::vector<int> inner = parents;
+    if (IsScope(dwarf_tag(&child))) {
+      std::vector<int> pieces;
+      Dwarf_Addr base, low, high;
+      for (ptrdiff_t o = 0; (o = dwarf_ranges(&child, o, &base, &low, &high)) > 0;) {
+        if (low >= high) continue;
+        pieces.push_back(static_cast<int>(out->size()));
+        out->push_back({low, high, child, EnclosingOf(*out, parents, low)});
+      }
+      if (!pieces.empty()) inner = pieces;
+    }
+    if (dwarf_haschildren(&child)) IndexScopes(&child, inner, out);
+  } while (dwarf_siblingof(&child, &child) == 0);
+}
+
+}  // namespace
+
+// The functions and inlined calls whose code holds pc, innermost first, as
+// dwarf_getscopes would give them (without the lexical blocks between):
+// it walks the whole unit on every call, which for a large unit
+// (CPython's ceval.c) made run's symbol section cost seconds. The unit's
+// ranges are indexed once instead, and the innermost one holding pc found by
+// binary search: ranges nest, so it is the last one starting at or before pc
+// that holds it, reached from any later one through its parents.
+std::vector<Dwarf_Die> Symbolizer::ScopesAt(Dwarf_Die* cu, Dwarf_Addr pc) {
+  auto [it, fresh] = impl_->scope_index.try_emplace(cu->addr);
+  std::vector<Impl::ScopeRange>& ranges = it->second;
+  if (fresh) {
+    IndexScopes(cu, {}, &ranges);
+    // By start; at one start the outer (earlier indexed) first. Parent
+    // indexes are remapped after sorting.
+    std::vector<size_t> order(ranges.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return ranges[a].low < ranges[b].low; });
+    std::vector<int> where(ranges.size());
+    for (size_t i = 0; i < order.size(); ++i) where[order[i]] = static_cast<int>(i);
+    std::vector<Impl::ScopeRange> sorted;
+    sorted.reserve(ranges.size());
+    for (size_t i : order) {
+      Impl::ScopeRange r = ranges[i];
+      if (r.parent >= 0) r.parent = where[static_cast<size_t>(r.parent)];
+      sorted.push_back(r);
+    }
+    ranges = std::move(sorted);
+  }
+  std::vector<Dwarf_Die> scopes;
+  auto after = std::upper_bound(ranges.begin(), ranges.end(), pc,
+                                [](Dwarf_Addr v, const Impl::ScopeRange& r) { return v < r.low; });
+  int i = static_cast<int>(after - ranges.begin()) - 1;
+  while (i >= 0 && !(pc >= ranges[static_cast<size_t>(i)].low &&
+                     pc < ranges[static_cast<size_t>(i)].high))
+    i = ranges[static_cast<size_t>(i)].parent;
+  for (; i >= 0; i = ranges[static_cast<size_t>(i)].parent)
+    scopes.push_back(ranges[static_cast<size_t>(i)].die);
+  return scopes;
+}
 
 // The function symbol at pc, as dwfl_module_addrname would say: the one
 // that contains it, else the nearest one before it without a size; null if
@@ -234,8 +327,9 @@ std::vector<Frame> Symbolizer::Resolve(uint64_t return_address) {
       base.line = lineno;
     }
   }
-  Dwarf_Die* scopes = nullptr;
-  int nscopes = cu ? dwarf_getscopes(cu, pc - bias, &scopes) : 0;
+  std::vector<Dwarf_Die> scopes;
+  if (cu) scopes = ScopesAt(cu, pc - bias);
+  int nscopes = static_cast<int>(scopes.size());
   std::vector<Frame> frames;
   // scopes[0] is the innermost. Each inlined scope becomes a frame whose
   // location is the line inside it; its caller's location is the scope's
@@ -260,7 +354,6 @@ std::vector<Frame> Symbolizer::Resolve(uint64_t return_address) {
     frames.push_back(f);
     break;
   }
-  free(scopes);
   if (frames.empty() || frames.back().inlined) {
     // No enclosing subprogram scope: the symbol table's function, at the
     // place the outermost inlined call was made.

@@ -7,6 +7,7 @@
 // module's (the trace records it) is not read at all.
 #pragma once
 
+#include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 
 #include <cstdint>
@@ -38,8 +39,12 @@ class Symbolizer {
   std::vector<Frame> Resolve(uint64_t return_address);
   Dwarf_Die* FindCompileUnit(Dwfl_Module* mod, uint64_t pc, uint64_t* bias, Dwarf_Die* storage);
   const char* SymbolAt(Dwfl_Module* mod, uint64_t pc);
+  std::vector<Dwarf_Die> ScopesAt(Dwarf_Die* cu, Dwarf_Addr pc);
 
+ public:
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
   std::unordered_map<uint64_t, std::vector<Frame>> cache_;
   std::vector<std::string> warnings_;
