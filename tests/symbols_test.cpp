@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include "e2e_support.h"
 
@@ -102,6 +103,40 @@ TEST(EmbeddedSymbols, ABinaryReplacedSinceTheRunIsNotReadAndTheReportSaysSo) {
   EXPECT_NE(warning.find("is not the traced module's"), std::string::npos) << warning;
   CommandResult text = RunCapture({PagewastePath(), "report", trace});
   EXPECT_NE(text.out.find("WARNING   " + copy + ": build id"), std::string::npos) << text.out;
+}
+
+// Call sites keep their key across runs (ASLR moves every address) and
+// across copies of the program at other paths: a CI job compares runs by it.
+TEST(SiteKeys, AreTheSameAcrossRunsAndCopiesAndTellSitesApart) {
+  auto keys_by_line = [](const std::string& program_path, const std::string& dir) {
+    std::string trace = dir + "/t.trace";
+    CommandResult run = RunCapture({PagewastePath(), "run", "-o", trace, "--", program_path});
+    EXPECT_EQ(run.exit_code, 0) << run.err;
+    json r = ReportJson(trace);
+    std::map<int, std::string> keys;
+    for (const char* name : {"mmap", "munmap"}) {
+      int line = SiteLine("mmap_two_bytes.c", name);
+      const json* site = FindSite(r, "mmap_two_bytes.c", line);
+      EXPECT_NE(site, nullptr) << name;
+      if (site) keys[line] = (*site)["key"];
+    }
+    for (const auto& site : r["kernel_sites"]) EXPECT_EQ(site["key"].get<std::string>().size(), 16u);
+    return keys;
+  };
+  TempDir first, second, elsewhere;
+  auto a = keys_by_line(ProgramPath("mmap_two_bytes"), first.path());
+  auto b = keys_by_line(ProgramPath("mmap_two_bytes"), second.path());
+  std::string copy = elsewhere.path() + "/renamed_copy";
+  fs::copy_file(ProgramPath("mmap_two_bytes"), copy);
+  auto c = keys_by_line(copy, elsewhere.path());
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a, c);
+  EXPECT_NE(a.begin()->second, a.rbegin()->second);
+  for (const auto& [line, key] : a) {
+    EXPECT_EQ(key.size(), 16u);
+    EXPECT_EQ(key.find_first_not_of("0123456789abcdef"), std::string::npos) << key;
+  }
 }
 
 }  // namespace

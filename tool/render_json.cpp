@@ -142,6 +142,7 @@ json ReportJson(const Report& r) {
   for (const CallSite& site : r.call_sites) {
     json s;
     s["stack_id"] = site.stack_id;
+    s["key"] = site.key;
     Cost(site.cost, &s);
     s["leaked_allocations"] = site.leaked_allocations;
     s["leaked_bytes"] = site.leaked_bytes;
@@ -158,7 +159,10 @@ json ReportJson(const Report& r) {
   j["call_sites"] = sites;
   json peak_sites = json::array();
   for (const CallSite& site : r.peak.sites) {
-    peak_sites.push_back({{"stack_id", site.stack_id}, {"page_bytes", site.cost.page_bytes}, {"frames", Frames(site)}});
+    peak_sites.push_back({{"stack_id", site.stack_id},
+                          {"key", site.key},
+                          {"page_bytes", site.cost.page_bytes},
+                          {"frames", Frames(site)}});
   }
   const MemoryReconciliation& m = r.memory_went;
   j["where_memory_went"] = {{"time_ns", m.time_ns},
@@ -184,6 +188,7 @@ json ReportJson(const Report& r) {
   json kernel = json::array();
   for (const CallSite& site : r.kernel_sites) {
     kernel.push_back({{"stack_id", site.stack_id},
+                      {"key", site.key},
                       {"syscalls", Syscalls(site.cost.syscalls)},
                       {"syscall_ns", site.cost.syscall_ns},
                       {"calls", site.cost.calls()},
@@ -194,6 +199,7 @@ json ReportJson(const Report& r) {
   json leaks = json::array();
   for (const CallSite& site : r.leak_sites) {
     leaks.push_back({{"stack_id", site.stack_id},
+                     {"key", site.key},
                      {"leaked_allocations", site.leaked_allocations},
                      {"leaked_bytes", site.leaked_bytes},
                      {"frames", Frames(site)}});

@@ -383,6 +383,8 @@ class Replayer : public RecordVisitor {
         for (CallSite& site : *sites) Symbolize(frames_of, &site);
       r.symbol_warnings = symbolizer.warnings();
     }
+    for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites})
+      for (CallSite& site : *sites) site.key = SiteKey(site.frames);
     what_if_.Finish();
     r.timeline = timeline_.Samples();
     r.timeline_interval_ns = timeline_.interval_ns();

@@ -72,6 +72,28 @@ std::string GroupDigits(uint64_t v) {
 
 std::string SyscallName(int kind) { return format::kSyscallNames[kind]; }
 
+std::string SiteKey(const std::vector<Frame>& frames) {
+  if (frames.empty()) return {};
+  auto base_name = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };
+  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a, 64 bits
+  auto mix = [&hash](const std::string& text) {
+    for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ull;
+    hash = (hash ^ 0xff) * 0x100000001b3ull;  // a separator no text holds
+  };
+  for (const Frame& f : frames) {
+    if (f.function.empty()) {
+      mix("?" + base_name(f.module));
+      mix(std::to_string(f.module_offset));
+    } else {
+      mix(f.function);
+      mix(base_name(f.file));
+      mix(std::to_string(f.line));
+    }
+    mix(f.inlined ? "i" : "");
+  }
+  return fmt::format("{:016x}", hash);
+}
+
 const char* EndReasonName(format::EndReason reason) {
   switch (reason) {
     case format::EndReason::kExit: return "exit";

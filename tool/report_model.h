@@ -104,7 +104,14 @@ struct CallSite {
   std::array<uint64_t, kLifetimeBuckets> lifetimes{};  // freed blocks, by lifetime
   std::string advice;  // what to do about it, where the pattern is clear
   std::vector<Frame> frames;  // innermost first
+  std::string key;  // SiteKey(frames): the same site in another run has the same
 };
+
+// A call site's name across runs and machines: 16 hex digits hashing its
+// symbolized frames (function, file name without its directory, line,
+// inlined; module name and offset where the function is unknown), never
+// addresses, which move with ASLR. Empty for no frames.
+std::string SiteKey(const std::vector<Frame>& frames);
 
 struct ThreadTotals {
   uint32_t tid = 0;
