@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <map>
 
 namespace pagewaste::e2e {
@@ -227,6 +228,27 @@ TEST(PreloadTree, AProcessEndingWithItsOwnExitGroupHasACompleteTrace) {
   EXPECT_EQ(SumAtSite(r, "raw_exit.c", SiteLine("raw_exit.c", "mmap"), "mappings"), 5u);
   EXPECT_EQ(SumAtSite(r, "raw_exit.c", SiteLine("raw_exit.c", "mmap"), "page_waste_bytes"),
             5u * 4094);
+}
+
+// A program that leaves a process running behind it (a daemon, a
+// background job) returns as it would without pagewaste: run does not wait
+// for what it left, which goes on untraced.
+TEST(PreloadTree, ABackgroundProcessLeftRunningDoesNotHoldRunBack) {
+  TempDir dir;
+  auto start = std::chrono::steady_clock::now();
+  CommandResult r = RunCapture({"timeout", "-s", "KILL", "20", PagewastePath(), "run", "-o",
+                                dir.path() + "/%p.trace", "--", "sh", "-c", "sleep 30 & echo $!"});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  pid_t sleeper = static_cast<pid_t>(std::stol(r.out));
+  EXPECT_LT(seconds, 10.0);
+  EXPECT_NE(r.err.find("sh exited; the 1 process it left running goes on untraced"),
+            std::string::npos)
+      << r.err;
+  // Still running, and no longer traced by anyone.
+  std::string status = RunCapture({"cat", "/proc/" + std::to_string(sleeper) + "/status"}).out;
+  EXPECT_NE(status.find("TracerPid:\t0\n"), std::string::npos) << status;
+  kill(sleeper, SIGKILL);
 }
 
 // Debian's go is dynamically linked (cgo), and its runtime leaves with a raw

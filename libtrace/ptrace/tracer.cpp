@@ -229,6 +229,10 @@ class Tracer {
       if (WIFEXITED(status) || WIFSIGNALED(status)) {
         if (tid == root) root_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         Exited(tid, status);
+        if (tid == root && options_.supervise_preload) {
+          LetGo();
+          break;
+        }
       } else if (WIFSTOPPED(status)) {
         Stopped(tid, status);
       }
@@ -477,6 +481,40 @@ class Tracer {
       if (CompleteTrace(path, status, &why) == Completion::kNotCompletable)
         fprintf(stderr, "pagewaste: %s: left without an end record: %s\n", path.c_str(),
                 why.c_str());
+    }
+  }
+
+  // Supervising, when the program has exited: what it left running (a
+  // daemon, a background job) goes on untraced, as it would under the shim
+  // alone, instead of run waiting for it. The tracer's own traces end here
+  // (reason detach); each process is interrupted and detached, a signal on
+  // its way to it passed on, a group-stop left stopped.
+  void LetGo() {
+    std::set<pid_t> left;
+    for (auto& [tgid, p] : processes_) {
+      if (p.recorder) p.recorder->Finish(format::EndReason::kDetach, format::kUnknownStatus);
+      left.insert(tgid);
+    }
+    if (!left.empty())
+      fprintf(stderr, "pagewaste: %s exited; the %zu process%s it left running go%s on untraced\n",
+              options_.command[0].c_str(), left.size(), left.size() == 1 ? "" : "es",
+              left.size() == 1 ? "es" : "");
+    std::set<pid_t> waiting;
+    for (const auto& [tid, t] : threads_)
+      if (::ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) == 0) waiting.insert(tid);
+    while (!waiting.empty()) {
+      int status;
+      pid_t tid = waitpid(-1, &status, __WALL);
+      if (tid < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      waiting.erase(tid);
+      if (!WIFSTOPPED(status)) continue;
+      int sig = WSTOPSIG(status);
+      bool to_deliver = (status >> 16) == 0 && sig != (SIGTRAP | 0x80);
+      ::ptrace(PTRACE_DETACH, tid, nullptr,
+               reinterpret_cast<void*>(static_cast<long>(to_deliver ? sig : 0)));
     }
   }
 
