@@ -68,14 +68,11 @@ TEST(BadInput, UnreadableTracesGetOneLineAndExitCode3) {
   EXPECT_EQ(future.out, "");
 }
 
-TEST(BadInput, TruncatedTraceReportsWhatItHoldsAndSaysSo) {
-  TempDir dir;
-  // Without its symbol section, so that the cut falls among the events.
-  std::string good = GoodTrace(dir, {"--no-symbolize"});
-  std::vector<char> bytes = ReadFile(good);
-  json full = json::parse(Report(good).out);
-  // Cut in the middle of the last chunk: the earlier chunks still count.
-  std::vector<char> cut(bytes.begin(), bytes.end() - 100);
+// The JSON report of good without its last `bytes` bytes, which must say
+// in one line that the trace is truncated, and exit 4.
+json ReportOfCut(const TempDir& dir, const std::string& good, size_t bytes) {
+  std::vector<char> whole = ReadFile(good);
+  std::vector<char> cut(whole.begin(), whole.end() - static_cast<ptrdiff_t>(bytes));
   WriteFile(dir.path() + "/cut.trace", cut);
   CommandResult r = Report(dir.path() + "/cut.trace");
   EXPECT_EQ(r.exit_code, 4);
@@ -83,6 +80,16 @@ TEST(BadInput, TruncatedTraceReportsWhatItHoldsAndSaysSo) {
   EXPECT_EQ(Lines(r.err), 1);
   json report = json::parse(r.out);
   EXPECT_EQ(report["trace"]["status"], "truncated");
+  return report;
+}
+
+TEST(BadInput, TruncatedTraceReportsWhatItHoldsAndSaysSo) {
+  TempDir dir;
+  // Without its symbol section, so that the cut falls among the events.
+  std::string good = GoodTrace(dir, {"--no-symbolize"});
+  json full = json::parse(Report(good).out);
+  // Cut in the middle of the last chunk: the earlier chunks still count.
+  json report = ReportOfCut(dir, good, 100);
   EXPECT_TRUE(report["trace"]["truncated"].get<bool>());
   EXPECT_TRUE(report["process"]["exit"].is_null());
   EXPECT_EQ(SchemaViolation(ReportSchema(), report), "");
@@ -97,16 +104,8 @@ TEST(BadInput, TruncatedTraceReportsWhatItHoldsAndSaysSo) {
 TEST(BadInput, ACutSymbolSectionKeepsEveryEvent) {
   TempDir dir;
   std::string good = GoodTrace(dir);
-  std::vector<char> bytes = ReadFile(good);
   json full = json::parse(Report(good).out);
-  std::vector<char> cut(bytes.begin(), bytes.end() - 10);
-  WriteFile(dir.path() + "/cut.trace", cut);
-  CommandResult r = Report(dir.path() + "/cut.trace");
-  EXPECT_EQ(r.exit_code, 4);
-  EXPECT_NE(r.err.find("truncated"), std::string::npos) << r.err;
-  EXPECT_EQ(Lines(r.err), 1);
-  json report = json::parse(r.out);
-  EXPECT_EQ(report["trace"]["status"], "truncated");
+  json report = ReportOfCut(dir, good, 10);
   EXPECT_EQ(report["process"]["exit"]["reason"], "exit");
   EXPECT_EQ(report["summary"]["allocations"], full["summary"]["allocations"]);
   EXPECT_EQ(report["summary"]["frees"], full["summary"]["frees"]);
