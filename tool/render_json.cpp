@@ -42,14 +42,15 @@ void Cost(const CostTotals& c, json* j) {
   (*j)["syscalls_estimated"] = c.estimated_calls > 0;
   (*j)["estimated_calls"] = c.estimated_calls;
   (*j)["calls"] = c.calls();
-  (*j)["syscalls_per_call"] =
-      c.calls() ? static_cast<double>(SumSyscalls(c.syscalls)) / static_cast<double>(c.calls()) : 0.0;
+  (*j)["syscalls_per_call"] = c.syscalls_per_call();
   (*j)["syscall_pattern"] = SyscallPattern(c);
   (*j)["usage_measured_mappings"] = c.usage_measured;
   (*j)["resident_pages"] = c.resident_pages;
   (*j)["used_bytes"] = c.used_bytes;
   (*j)["used_bytes_estimated"] = c.usage_measured > 0;
   (*j)["estimated_waste_bytes"] = c.estimated_waste_bytes;
+  (*j)["waste_bytes"] = c.waste_bytes();
+  (*j)["waste_estimated"] = c.waste_estimated();
 }
 
 json Frame(const pagewaste::Frame& f) {
@@ -121,10 +122,7 @@ json ReportJson(const Report& r) {
                 {"sample_interval_bytes", p.header.process.sample_interval_bytes}};
   json summary;
   Cost(r.summary, &summary);
-  summary["page_waste_percent"] =
-      r.summary.page_bytes ? 100.0 * static_cast<double>(r.summary.page_waste_bytes) /
-                                 static_cast<double>(r.summary.page_bytes)
-                           : 0.0;
+  summary["page_waste_percent"] = r.summary.page_waste_percent();
   summary["syscall_time_share"] =
       p.duration_ns ? static_cast<double>(r.summary.syscall_ns) / static_cast<double>(p.duration_ns)
                     : 0.0;
@@ -147,8 +145,7 @@ json ReportJson(const Report& r) {
     s["leaked_allocations"] = site.leaked_allocations;
     s["leaked_bytes"] = site.leaked_bytes;
     s["temporary_allocations"] = site.temporary_allocations;
-    s["sampling_error_bytes"] =
-        SamplingErrorBytes(p.header.process.sample_interval_bytes, site.cost.sampled_bytes);
+    s["sampling_error_bytes"] = site.sampling_error_bytes;
     s["advice"] = site.advice;
     json lifetimes = json::object();
     for (int b = 0; b < kLifetimeBuckets; ++b) lifetimes[kLifetimeLabels[b]] = site.lifetimes[b];

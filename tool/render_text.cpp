@@ -38,8 +38,7 @@ std::string Syscalls(const SyscallTotals& s) {
 std::string SyscallDetail(const CostTotals& c) {
   uint64_t total = SumSyscalls(c.syscalls);
   if (!total) return "";
-  std::string out = fmt::format(" ({:.3g} per call", static_cast<double>(total) /
-                                                          static_cast<double>(std::max<uint64_t>(1, c.calls())));
+  std::string out = fmt::format(" ({:.3g} per call", c.syscalls_per_call());
   if (c.syscall_ns) out += fmt::format(", {:.3f} ms in the kernel", static_cast<double>(c.syscall_ns) / 1e6);
   if (c.estimated_calls) out += fmt::format(", estimated for {} calls", Num(c.estimated_calls));
   return out + ")";
@@ -156,7 +155,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   *out += fmt::format("  bytes in pages       {}  in {} own mappings\n", Bytes(s.page_bytes),
                       Num(s.own_mappings));
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
-                      Bytes(s.page_waste_bytes), Percent(s.page_waste_bytes, s.page_bytes));
+                      Bytes(s.page_waste_bytes), fmt::format("{:.2f}%", s.page_waste_percent()));
   if (s.usage_measured)
     *out += fmt::format("  used (measured)      {} in {} resident pages of {} mappings, at unmap or exit (estimate);\n"
                         "                       estimated waste {}\n",
@@ -196,11 +195,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     const CostTotals& c = site.cost;
     // Where the request was rounded up before the system call, the waste
     // shows in what the mappings were used for: lead with that estimate.
-    std::string waste = c.estimated_waste_bytes > c.page_waste_bytes
-                            ? Bytes(c.estimated_waste_bytes) + " estimated"
-                            : Bytes(c.page_waste_bytes);
-    uint64_t error = SamplingErrorBytes(r.process.header.process.sample_interval_bytes,
-                                        c.sampled_bytes);
+    std::string waste = Bytes(c.waste_bytes()) + (c.waste_estimated() ? " estimated" : "");
+    uint64_t error = site.sampling_error_bytes;
     *out += fmt::format("#{:<3} {} waste, {} in pages, {}{} requested; syscalls {}{}\n", ++rank,
                         waste, Bytes(c.page_bytes), Bytes(c.requested_bytes),
                         error ? " +/- " + Bytes(error) : "", Syscalls(c.syscalls),

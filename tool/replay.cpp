@@ -332,9 +332,8 @@ class Replayer : public RecordVisitor {
     // Waste as measured where the request itself was not visible (a page
     // allocator that rounds up before mmap) ranks the same as page waste.
     r.call_sites = Top(all, options.top, [](const CallSite& s) {
-      return std::make_tuple(std::max(s.cost.page_waste_bytes, s.cost.estimated_waste_bytes),
-                             SumSyscalls(s.cost.syscalls), s.cost.requested_bytes,
-                             s.cost.allocations);
+      return std::make_tuple(s.cost.waste_bytes(), SumSyscalls(s.cost.syscalls),
+                             s.cost.requested_bytes, s.cost.allocations);
     });
     r.kernel_sites = Top(all, options.top ? options.top : 10, [](const CallSite& s) {
       return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.syscall_ns,
@@ -384,7 +383,10 @@ class Replayer : public RecordVisitor {
       r.symbol_warnings = symbolizer.warnings();
     }
     for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites})
-      for (CallSite& site : *sites) site.key = SiteKey(site.frames);
+      for (CallSite& site : *sites) {
+        site.key = SiteKey(site.frames);
+        site.sampling_error_bytes = SamplingErrorBytes(sample_interval_, site.cost.sampled_bytes);
+      }
     what_if_.Finish();
     r.timeline = timeline_.Samples();
     r.timeline_interval_ns = timeline_.interval_ns();

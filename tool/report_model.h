@@ -2,6 +2,7 @@
 // rendering. Renderers (render_text.cpp, render_json.cpp) only read it.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <optional>
@@ -71,6 +72,23 @@ struct CostTotals {
   // Adds another's figures (several processes into one total).
   void Add(const CostTotals& other);
 
+  // The derived figures, defined here once for every renderer.
+  // The waste the reports rank and show: page-rounding waste, or, where the
+  // request was rounded up before the system call (a page allocator), the
+  // waste measured in what the mappings were used for, when that is larger.
+  uint64_t waste_bytes() const { return std::max(page_waste_bytes, estimated_waste_bytes); }
+  bool waste_estimated() const { return estimated_waste_bytes > page_waste_bytes; }
+  // System calls per call made at the site (all of them when it made none).
+  double syscalls_per_call() const {
+    return static_cast<double>(SumSyscalls(syscalls)) /
+           static_cast<double>(calls() ? calls() : 1);
+  }
+  double page_waste_percent() const {
+    return page_bytes ? 100.0 * static_cast<double>(page_waste_bytes) /
+                            static_cast<double>(page_bytes)
+                      : 0.0;
+  }
+
   // Calls made at the site, of any kind: what syscalls are set against.
   uint64_t calls() const {
     return allocations + frees + mappings + reservations + unmappings + file_mappings +
@@ -105,6 +123,8 @@ struct CallSite {
   std::string advice;  // what to do about it, where the pattern is clear
   std::vector<Frame> frames;  // innermost first
   std::string key;  // SiteKey(frames): the same site in another run has the same
+  // Under sampling, one standard error of its estimated bytes (0 otherwise).
+  uint64_t sampling_error_bytes = 0;
 };
 
 // A call site's name across runs and machines: 16 hex digits hashing its
