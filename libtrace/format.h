@@ -52,6 +52,9 @@ inline constexpr uint16_t kOldestReadableVersion = 2;
 // followed by varint-prefixed strings: executable path, then varint argc and
 // argc strings.
 inline constexpr size_t kFixedHeaderSize = 64;
+// The page sizes a reader accepts in a header: powers of two in this range.
+inline constexpr uint32_t kMinPageSize = 4096;
+inline constexpr uint32_t kMaxPageSize = 1u << 30;
 
 enum class Backend : uint32_t { kPreload = 1, kPtrace = 2 };
 

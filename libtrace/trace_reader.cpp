@@ -223,7 +223,11 @@ bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
   h->process.backend = static_cast<format::Backend>(GetLE(fixed + 48, 4));
   h->process.time_resolution_ns = static_cast<uint32_t>(GetLE(fixed + 52, 4));
   h->process.sample_interval_bytes = GetLE(fixed + 56, 8);
-  if (h->process.page_size == 0 || (h->process.page_size & (h->process.page_size - 1))) {
+  // Pages are 4 KiB to 64 KiB on the machines Linux runs on; a header that
+  // says otherwise is damaged (and a tiny "page" would break the what-if
+  // models' arithmetic).
+  if (h->process.page_size < format::kMinPageSize || h->process.page_size > format::kMaxPageSize ||
+      (h->process.page_size & (h->process.page_size - 1))) {
     *err = "corrupt header: page size " + std::to_string(h->process.page_size);
     return false;
   }

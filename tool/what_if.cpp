@@ -49,7 +49,9 @@ WhatIf::WhatIf(uint64_t page_size, std::vector<uint64_t> page_sizes,
 // Classes are powers of two from 16 bytes to half a page; a larger request
 // is "large" (0) and gets pages of its own.
 uint64_t WhatIf::SizeClassOf(uint64_t size) const {
-  if (size > page_size_ / 2) return 0;
+  // (A page too small for the smallest class has no classes: SlabsFor's
+  // shift must not go negative.)
+  if (size > page_size_ / 2 || kSmallestClass > page_size_ / 2) return 0;
   uint64_t cls = std::max(size, kSmallestClass);
   return 64 - static_cast<uint64_t>(__builtin_clzll(cls - 1));
 }
