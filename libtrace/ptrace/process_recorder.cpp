@@ -234,9 +234,13 @@ bool ProcessRecorder::Known(uint64_t ip) const {
 void ProcessRecorder::RefreshModules() {
   modules_ = ReadModuleMap(pid_);
   writer_.ModuleMap(++generation_);
-  for (const ModuleInfo& m : modules_)
+  for (const ModuleInfo& m : modules_) {
+    // Read once per file: the map is refreshed at every executable mapping.
+    auto id = build_ids_.find(m.path);
+    if (id == build_ids_.end()) id = build_ids_.emplace(m.path, ReadBuildId(m.path)).first;
     writer_.Module(m.load_bias, m.segments.data(), static_cast<int>(m.segments.size()),
-                   m.path.c_str(), ReadBuildId(m.path).c_str());
+                   m.path.c_str(), id->second.c_str());
+  }
   unwinder_.Flush();
 }
 

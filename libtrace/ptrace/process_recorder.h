@@ -72,6 +72,7 @@ class ProcessRecorder {
   int pagemap_ = -1;
   std::map<uint64_t, uint64_t> live_;  // private anonymous mappings: address -> length
   std::vector<ModuleInfo> modules_;
+  std::map<std::string, std::string> build_ids_;  // by path, read once
   shim::FileSink sink_;
   std::vector<uint8_t> buffer_;
   RecordWriter writer_;
