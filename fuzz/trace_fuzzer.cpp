@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!ReplaySource(MemorySource(std::move(bytes)), "fuzz.trace", size, options, &reports[0],
                     &err))
     return 0;
-  RenderJson(reports);
+  RenderJson(reports, {});
   RenderText(reports, {});
   return 0;
 }

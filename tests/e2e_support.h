@@ -61,6 +61,17 @@ std::string PagewastePath();
 // The line of "// SITE: name" (or "# SITE: name") in a test program's source.
 int SiteLine(const std::string& source_file, const std::string& name);
 
+// `report --format json` output (schema_version 2), checked against the
+// schema. The compact form names each site's stack by index into shared
+// tables; the views below write each site's frames out ("frames",
+// innermost first), as the tests read them.
+nlohmann::json ParseDocument(const std::string& text);
+// The one process of a one-trace report, its sites' frames written out.
+nlohmann::json ParseReport(const std::string& text);
+// A part of the document (a process, or `combined`) with its sites' frames.
+nlohmann::json Expanded(const nlohmann::json& doc, const nlohmann::json& part);
+nlohmann::json StackFrames(const nlohmann::json& doc, const nlohmann::json& stack);
+
 // Sums a numeric field over the call sites with a frame at file:line.
 uint64_t SumAtSite(const nlohmann::json& report, const std::string& file, int line,
                    const std::string& field);

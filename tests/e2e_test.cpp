@@ -55,7 +55,7 @@ TEST(EndToEnd, TwoByteMappingsWasteAllButTwoBytesOfEachPage) {
   EXPECT_EQ(s["page_waste_bytes"], 4094000);
   EXPECT_EQ(s["syscalls"]["mmap"], 1000);
   EXPECT_EQ(s["syscalls"]["munmap"], 1000);
-  EXPECT_EQ(s["peak_mapped_bytes"], 4096000);
+  EXPECT_EQ(s["peak_page_bytes"], 4096000);
   // The top call site by waste is the mmap line.
   ASSERT_FALSE(r["call_sites"].empty());
   EXPECT_EQ(r["call_sites"][0]["page_waste_bytes"], 4094000);
@@ -76,7 +76,7 @@ TEST(EndToEnd, ACompressedTraceReportsWhatThePlainOneDoes) {
   EXPECT_EQ(a["trace"]["events"], b["trace"]["events"]);
   EXPECT_EQ(b["summary"]["page_waste_bytes"], 4094000);
   for (const char* key : {"mappings", "unmappings", "page_bytes", "page_waste_bytes", "syscalls",
-                          "peak_mapped_bytes"})
+                          "peak_page_bytes"})
     EXPECT_EQ(a["summary"][key], b["summary"][key]) << key;
   ASSERT_EQ(a["call_sites"].size(), b["call_sites"].size());
   for (size_t i = 0; i < a["call_sites"].size(); ++i) {
@@ -414,7 +414,7 @@ TEST(EndToEnd, TheInstalledLayoutFindsItsShim) {
   CommandResult report =
       RunCapture({prefix + "/bin/pagewaste", "report", "--format", "json", dir.path() + "/t.trace"});
   ASSERT_EQ(report.exit_code, 0) << report.err;
-  json j = json::parse(report.out);
+  json j = ParseReport(report.out);
   EXPECT_EQ(SumAtSite(j, "malloc_count.c", SiteLine("malloc_count.c", "malloc"), "allocations"),
             1234u);
 }

@@ -119,7 +119,7 @@ TEST(Hostile, AFullDiskCostsTheTraceNotTheProgram) {
   EXPECT_NE(text.out.find("WARNING   the shim could not write"), std::string::npos) << text.out;
   CommandResult report =
       RunCapture({PagewastePath(), "report", "--format", "json", dir.path() + "/t.trace"});
-  json j = json::parse(report.out);
+  json j = ParseReport(report.out);
   EXPECT_GT(j["trace"]["chunks_lost"].get<uint64_t>(), 0u);
   EXPECT_EQ(j["process"]["exit"]["reason"], "exit");
   EXPECT_EQ(j["process"]["exit"]["status"], 0);

@@ -121,7 +121,7 @@ TEST(ProcessTree, TheZigCompilerBuildsAProgramUnderTheTracer) {
   for (const std::string& trace : traces) {
     CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
     EXPECT_EQ(report.exit_code, 0) << trace << ": " << report.err;
-    json j = json::parse(report.out);
+    json j = ParseReport(report.out);
     EXPECT_EQ(j["trace"]["status"], "complete") << trace;
     EXPECT_EQ(j["process"]["backend"], "ptrace") << trace;
   }
@@ -148,7 +148,7 @@ TEST(ProcessTree, SigtermEndsRecordingAndTheProgramDecidesWhatItDoes) {
   EXPECT_EQ(WEXITSTATUS(status), 5);
   CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
   ASSERT_EQ(report.exit_code, 0) << report.err;
-  json r = json::parse(report.out);
+  json r = ParseReport(report.out);
   EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
   EXPECT_EQ(r["trace"]["status"], "complete");
   EXPECT_EQ(SumAtSite(r, "term_survivor.c", site, "mappings"), 1u);
@@ -166,7 +166,7 @@ TEST(ProcessTree, SigtermEndsAProgramThatDoesNotHandleIt) {
   EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
   CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
   ASSERT_EQ(report.exit_code, 0) << report.err;
-  json r = json::parse(report.out);
+  json r = ParseReport(report.out);
   EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
   EXPECT_EQ(r["summary"]["mappings"], 1);
 }
@@ -267,7 +267,7 @@ TEST(PreloadTree, GoBuildLeavesACompleteTraceForEveryProcess) {
   for (const std::string& trace : dir.Files()) {
     CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
     EXPECT_EQ(report.exit_code, 0) << trace << ": " << report.err;
-    json j = json::parse(report.out);
+    json j = ParseReport(report.out);
     std::string exe = j["process"]["exe"];
     std::string name = exe.substr(exe.rfind('/') + 1);
     ++by_name[name];

@@ -99,7 +99,7 @@ TEST(Ptrace, TheBackendCanBeChosen) {
                                 dir.path() + "/t.trace", "--", ProgramPath("mmap_two_bytes")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", dir.path() + "/t.trace"});
-  json j = json::parse(report.out);
+  json j = ParseReport(report.out);
   EXPECT_EQ(j["process"]["backend"], "ptrace");
   EXPECT_EQ(SumAtSite(j, "mmap_two_bytes.c", SiteLine("mmap_two_bytes.c", "mmap"), "mappings"), 1000u);
 }
@@ -217,7 +217,7 @@ TEST_P(Reservation, IsAddressSpaceNotMemoryUntilMadeAccessible) {
   const json& s = r["summary"];
   constexpr uint64_t kGiB = 1ull << 30, kMiB = 1ull << 20;
   EXPECT_EQ(s["peak_live_bytes"], kMiB);
-  EXPECT_EQ(s["peak_mapped_bytes"], kMiB);
+  EXPECT_EQ(s["peak_page_bytes"], kMiB);
   EXPECT_EQ(s["peak_reserved_bytes"], kGiB);
   EXPECT_EQ(s["reserved_at_exit_bytes"], kGiB - kMiB);
   EXPECT_EQ(s["leaked_bytes"], kMiB);

@@ -35,7 +35,7 @@ void ExpectTextAgreesWithJson(const std::string& trace) {
   CommandResult js = RunCapture({PagewastePath(), "report", "--format", "json", "--top", "10", trace});
   ASSERT_EQ(text.exit_code, 0) << text.err;
   ASSERT_EQ(js.exit_code, 0) << js.err;
-  json r = json::parse(js.out);
+  json r = ParseReport(js.out);
 
   std::smatch m;
   std::regex summary_waste(R"(page-rounding waste  ([\d,]+) B.*?  ([\d.]+)% of bytes in pages)");

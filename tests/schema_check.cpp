@@ -68,6 +68,10 @@ class Checker {
         }
       }
     }
+    if (v.is_array() && s.contains("minItems") && v.size() < s["minItems"].get<size_t>())
+      return path + ": fewer than " + s["minItems"].dump() + " items";
+    if (v.is_array() && s.contains("maxItems") && v.size() > s["maxItems"].get<size_t>())
+      return path + ": more than " + s["maxItems"].dump() + " items";
     if (v.is_array() && s.contains("items")) {
       for (size_t i = 0; i < v.size(); ++i) {
         std::string err = Check(s["items"], v[i], path + "[" + std::to_string(i) + "]");

@@ -1,6 +1,6 @@
 // A small JSON Schema checker, enough for docs/report.schema.json (type,
 // properties, required, additionalProperties: false, items, enum, const,
-// oneOf, minimum, local $ref), so that every report the tests produce is
+// oneOf, minimum, minItems, maxItems, local $ref), so that every report the tests produce is
 // checked against the documented schema.
 #pragma once
 

@@ -28,7 +28,7 @@ std::vector<std::string> Frames(const json& report) {
 json ReportJson(const std::string& trace) {
   CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", trace});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  return json::parse(r.out);
+  return ParseReport(r.out);
 }
 
 class EmbeddedSymbols : public ::testing::TestWithParam<const char*> {};

@@ -196,7 +196,7 @@ TEST_P(AgainstStrace, TraceTotalsPlusTheShimsOwnEqualWhatStraceCounts) {
   ASSERT_EQ(run.exit_code, 0) << run.err;
   CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
   ASSERT_EQ(report.exit_code, 0) << report.err;
-  json r = json::parse(report.out);
+  json r = ParseReport(report.out);
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), {});
   auto seen = StraceCountsAfter(text, trace);
@@ -237,7 +237,7 @@ TEST_P(WithTheObserver, EventsShimAndOutsideAddUpToStrace) {
                                    PagewastePath(), "run", "-o", plain, "--"};
   argv.insert(argv.end(), command.begin(), command.end());
   ASSERT_EQ(RunCapture(argv).exit_code, 0);
-  json plain_report = json::parse(RunCapture({PagewastePath(), "report", "--format", "json", plain}).out);
+  json plain_report = ParseReport(RunCapture({PagewastePath(), "report", "--format", "json", plain}).out);
   std::ifstream in(log);
   std::string text((std::istreambuf_iterator<char>(in)), {});
   auto seen = StraceCountsAfter(text, plain);
@@ -248,7 +248,7 @@ TEST_P(WithTheObserver, EventsShimAndOutsideAddUpToStrace) {
   argv.insert(argv.end(), command.begin(), command.end());
   CommandResult run = RunCapture(argv);
   ASSERT_EQ(run.exit_code, 0) << run.err;
-  json r = json::parse(RunCapture({PagewastePath(), "report", "--format", "json", observed}).out);
+  json r = ParseReport(RunCapture({PagewastePath(), "report", "--format", "json", observed}).out);
   ASSERT_TRUE(r["summary"]["outside_syscalls"].is_object()) << "no observer counts in the trace";
   EXPECT_GT(r["summary"]["outside_syscalls"]["total"].get<uint64_t>(), 0u);
   for (const char* kind : {"mmap", "munmap", "mremap", "brk", "madvise", "mprotect"}) {

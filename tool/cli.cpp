@@ -46,8 +46,11 @@ int ReportCommand(const ReportArgs& args) {
   int code = exit_code::kOk;
   ReplayOptions options;
   // Text shows the top sites; JSON carries every site unless told otherwise,
-  // so that scripts can check that sites sum to the totals.
-  options.top = args.top ? args.top : (args.format == "text" ? 10 : 0);
+  // so that scripts can check that sites sum to the totals. The combined
+  // view of several traces merges all their sites, and cuts afterwards.
+  RenderOptions render;
+  render.top = args.top ? args.top : (args.format == "text" ? 10 : 0);
+  options.top = args.traces.size() > 1 ? 0 : render.top;
   options.timeline_samples = args.timeline_samples;
   // Progress for large traces, where someone is watching.
   if (isatty(STDERR_FILENO)) options.progress_from_bytes = 64 << 20;
@@ -80,7 +83,8 @@ int ReportCommand(const ReportArgs& args) {
     }
     reports.push_back(std::move(report));
   }
-  std::string text = args.format == "json" ? RenderJson(reports) : RenderText(reports, {});
+  std::string text =
+      args.format == "json" ? RenderJson(reports, render) : RenderText(reports, render);
   if (!WriteOutput(args.output, text)) return exit_code::kInternal;
   return code;
 }

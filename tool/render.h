@@ -11,9 +11,10 @@ namespace pagewaste {
 
 struct RenderOptions {
   size_t frames = 8;  // frames shown per call site in text
+  size_t top = 0;     // call sites shown per list; 0: all
 };
 
 std::string RenderText(const std::vector<Report>& reports, const RenderOptions& options);
-std::string RenderJson(const std::vector<Report>& reports);
+std::string RenderJson(const std::vector<Report>& reports, const RenderOptions& options);
 
 }  // namespace pagewaste

@@ -1,15 +1,30 @@
-// JSON output, described by docs/report.schema.json. The names under
-// process, summary and call_sites are fixed: CI scripts depend on them.
+// JSON output, schema_version 2, described by docs/report.schema.json.
+//
+// One shape whatever the number of traces: `processes` (one report per
+// trace) and `combined` (their sum, call sites merged by key). Frames are
+// written once, in `frames`; stacks once, in `stacks`, as a tree of
+// [frame, parent] nodes from the outermost frame in; a site names its
+// innermost node. The size grows with unique frames plus sites, not with
+// sites times stack depth.
+//
+// Sites come in a fixed order (report_model.h), and the figures that
+// depend on timing or on the run's identity are in fields of their own
+// (names ending in _ns or _share, `timeline`, `lifetimes`, `pid`, `ppid`, `tid`, `path`,
+// `file_bytes`): without them, two runs of a deterministic program give the
+// same JSON.
 #include <nlohmann/json.hpp>
+
+#include <map>
+#include <tuple>
 
 #include "render.h"
 
 namespace pagewaste {
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 json Syscalls(const SyscallTotals& s) {
   json j = json::object();
@@ -18,7 +33,7 @@ json Syscalls(const SyscallTotals& s) {
   return j;
 }
 
-// The fields a call site and the summary share.
+// The fields a call site and a summary share.
 void Cost(const CostTotals& c, json* j) {
   (*j)["allocations"] = c.allocations;
   (*j)["frees"] = c.frees;
@@ -37,6 +52,8 @@ void Cost(const CostTotals& c, json* j) {
   (*j)["own_mappings"] = c.own_mappings;
   (*j)["page_bytes"] = c.page_bytes;
   (*j)["page_waste_bytes"] = c.page_waste_bytes;
+  (*j)["waste_bytes"] = c.waste_bytes();
+  (*j)["waste_estimated"] = c.waste_estimated();
   (*j)["syscalls"] = Syscalls(c.syscalls);
   (*j)["syscall_ns"] = c.syscall_ns;
   (*j)["syscalls_estimated"] = c.estimated_calls > 0;
@@ -49,14 +66,90 @@ void Cost(const CostTotals& c, json* j) {
   (*j)["used_bytes"] = c.used_bytes;
   (*j)["used_bytes_estimated"] = c.usage_measured > 0;
   (*j)["estimated_waste_bytes"] = c.estimated_waste_bytes;
-  (*j)["waste_bytes"] = c.waste_bytes();
-  (*j)["waste_estimated"] = c.waste_estimated();
 }
 
-json Frame(const pagewaste::Frame& f) {
-  return {{"function", f.function}, {"file", f.file},       {"line", f.line},
-          {"module", f.module},     {"address", f.address}, {"module_offset", f.module_offset},
-          {"inlined", f.inlined}};
+// The frame and stack tables, filled as sites are written.
+class StackTables {
+ public:
+  // The innermost node of the site's stack; null for a site without frames.
+  json Stack(const std::vector<Frame>& frames) {
+    int64_t parent = -1;
+    for (auto f = frames.rbegin(); f != frames.rend(); ++f) {
+      auto [it, fresh] = nodes_.emplace(std::make_pair(FrameIndex(*f), parent), stacks_.size());
+      if (fresh) stacks_.push_back(json::array({it->first.first, parent}));
+      parent = static_cast<int64_t>(it->second);
+    }
+    return parent < 0 ? json(nullptr) : json(parent);
+  }
+  json TakeFrames() { return std::move(frames_); }
+  json TakeStacks() { return std::move(stacks_); }
+
+ private:
+  using FrameKey = std::tuple<std::string, std::string, int, std::string, uint64_t, bool>;
+
+  int64_t FrameIndex(const Frame& f) {
+    FrameKey key{f.function, f.file, f.line, f.module, f.module_offset, f.inlined};
+    auto [it, fresh] = frame_index_.emplace(std::move(key), frames_.size());
+    if (fresh)
+      frames_.push_back({{"function", f.function},
+                         {"file", f.file},
+                         {"line", f.line},
+                         {"module", f.module},
+                         {"module_offset", f.module_offset},
+                         {"inlined", f.inlined}});
+    return static_cast<int64_t>(it->second);
+  }
+
+  std::map<FrameKey, size_t> frame_index_;
+  std::map<std::pair<int64_t, int64_t>, size_t> nodes_;
+  json frames_ = json::array();
+  json stacks_ = json::array();
+};
+
+template <typename T>
+std::vector<T> FirstOf(const std::vector<T>& all, size_t n) {
+  if (!n || all.size() <= n) return all;
+  return std::vector<T>(all.begin(), all.begin() + static_cast<ptrdiff_t>(n));
+}
+
+json CallSiteJson(const CallSite& site, bool combined, StackTables* tables) {
+  json s;
+  s["key"] = site.key;
+  s["stack"] = tables->Stack(site.frames);
+  if (combined) s["processes"] = site.processes;
+  Cost(site.cost, &s);
+  s["leaked_allocations"] = site.leaked_allocations;
+  s["leaked_bytes"] = site.leaked_bytes;
+  s["temporary_allocations"] = site.temporary_allocations;
+  s["sampling_error_bytes"] = site.sampling_error_bytes;
+  s["advice"] = site.advice;
+  json lifetimes = json::object();
+  for (int b = 0; b < kLifetimeBuckets; ++b) lifetimes[kLifetimeLabels[b]] = site.lifetimes[b];
+  s["lifetimes"] = lifetimes;
+  return s;
+}
+
+json KernelSites(const std::vector<CallSite>& sites, StackTables* tables) {
+  json out = json::array();
+  for (const CallSite& site : sites)
+    out.push_back({{"key", site.key},
+                   {"stack", tables->Stack(site.frames)},
+                   {"calls", site.cost.calls()},
+                   {"syscalls", Syscalls(site.cost.syscalls)},
+                   {"syscalls_per_call", site.cost.syscalls_per_call()},
+                   {"syscall_pattern", SyscallPattern(site.cost)},
+                   {"syscall_ns", site.cost.syscall_ns}});
+  return out;
+}
+
+json LeakSites(const std::vector<CallSite>& sites, StackTables* tables) {
+  json out = json::array();
+  for (const CallSite& site : sites)
+    out.push_back({{"key", site.key},
+                   {"stack", tables->Stack(site.frames)},
+                   {"leaked_allocations", site.leaked_allocations},
+                   {"leaked_bytes", site.leaked_bytes}});
+  return out;
 }
 
 // The shim's own memory system calls, from the End record (zeros without
@@ -77,12 +170,6 @@ json ObservedSyscalls(const ProcessInfo& p) {
   return Syscalls(totals);
 }
 
-json Frames(const CallSite& site) {
-  json frames = json::array();
-  for (const auto& f : site.frames) frames.push_back(Frame(f));
-  return frames;
-}
-
 json ProcessJson(const Report& r) {
   const ProcessInfo& p = r.process;
   json exit = nullptr;
@@ -100,17 +187,16 @@ json ProcessJson(const Report& r) {
           {"threads", r.threads}};
 }
 
-json ReportJson(const Report& r) {
+json ReportJson(const Report& r, size_t top, StackTables* tables) {
   const ProcessInfo& p = r.process;
   json j;
-  j["schema_version"] = kSchemaVersion;
   j["process"] = ProcessJson(r);
   j["trace"] = {{"path", p.trace_path},
                 {"status", TraceStatusName(p.status)},
                 {"message", p.status_message},
                 {"truncated", p.status == TraceStatus::kTruncated},
                 {"events", p.events},
-                {"bytes", p.trace_bytes},
+                {"file_bytes", p.trace_bytes},
                 {"duration_ns", p.duration_ns},
                 {"chunks_lost", p.end ? p.end->chunks_lost : 0},
                 {"embedded_symbols", (p.header.flags & format::kHeaderHasSymbols) != 0},
@@ -123,58 +209,45 @@ json ReportJson(const Report& r) {
   json summary;
   Cost(r.summary, &summary);
   summary["page_waste_percent"] = r.summary.page_waste_percent();
-  summary["syscall_time_share"] =
-      p.duration_ns ? static_cast<double>(r.summary.syscall_ns) / static_cast<double>(p.duration_ns)
-                    : 0.0;
   summary["outside_syscalls"] = r.outside_syscalls ? Syscalls(*r.outside_syscalls) : json(nullptr);
   summary["before_start_syscalls"] =
       r.before_start_syscalls ? Syscalls(*r.before_start_syscalls) : json(nullptr);
   summary["peak_live_bytes"] = r.peak_live_bytes;
-  summary["peak_mapped_bytes"] = r.peak_mapped_bytes;
+  summary["peak_page_bytes"] = r.peak_mapped_bytes;
+  summary["peak_live_mappings"] = r.peak.live_mappings;
   summary["peak_reserved_bytes"] = r.peak_reserved_bytes;
   summary["reserved_at_exit_bytes"] = r.reserved_at_exit_bytes;
   summary["leaked_bytes"] = r.leaked_bytes;
   summary["leaked_allocations"] = r.leaked_allocations;
+  summary["syscall_time_share"] =
+      p.duration_ns ? static_cast<double>(r.summary.syscall_ns) / static_cast<double>(p.duration_ns)
+                    : 0.0;
   j["summary"] = summary;
   json sites = json::array();
-  for (const CallSite& site : r.call_sites) {
-    json s;
-    s["stack_id"] = site.stack_id;
-    s["key"] = site.key;
-    Cost(site.cost, &s);
-    s["leaked_allocations"] = site.leaked_allocations;
-    s["leaked_bytes"] = site.leaked_bytes;
-    s["temporary_allocations"] = site.temporary_allocations;
-    s["sampling_error_bytes"] = site.sampling_error_bytes;
-    s["advice"] = site.advice;
-    json lifetimes = json::object();
-    for (int b = 0; b < kLifetimeBuckets; ++b) lifetimes[kLifetimeLabels[b]] = site.lifetimes[b];
-    s["lifetimes"] = lifetimes;
-    s["frames"] = Frames(site);
-    sites.push_back(s);
-  }
+  for (const CallSite& site : FirstOf(r.call_sites, top))
+    sites.push_back(CallSiteJson(site, false, tables));
   j["call_sites"] = sites;
+  j["kernel_sites"] = KernelSites(r.kernel_sites, tables);
+  j["leak_sites"] = LeakSites(r.leak_sites, tables);
   json peak_sites = json::array();
-  for (const CallSite& site : r.peak.sites) {
-    peak_sites.push_back({{"stack_id", site.stack_id},
-                          {"key", site.key},
-                          {"page_bytes", site.cost.page_bytes},
-                          {"frames", Frames(site)}});
-  }
+  for (const CallSite& site : r.peak.sites)
+    peak_sites.push_back({{"key", site.key},
+                          {"stack", tables->Stack(site.frames)},
+                          {"page_bytes", site.cost.page_bytes}});
+  j["peak"] = {{"page_bytes", r.peak.page_bytes},
+               {"live_mappings", r.peak.live_mappings},
+               {"max_map_count", r.peak.max_map_count},
+               {"sites", peak_sites},
+               {"time_ns", r.peak.time_ns}};
   const MemoryReconciliation& m = r.memory_went;
-  j["where_memory_went"] = {{"time_ns", m.time_ns},
-                            {"requested_bytes", m.requested_bytes},
+  j["where_memory_went"] = {{"requested_bytes", m.requested_bytes},
                             {"allocator_slack_bytes", m.allocator_slack_bytes},
                             {"page_rounding_bytes", m.page_rounding_bytes},
                             {"direct_mapping_bytes", m.direct_mapping_bytes},
                             {"kept_after_free_bytes",
                              m.kept_known ? json(m.kept_after_free_bytes) : json(nullptr)},
-                            {"total_bytes", m.total_bytes}};
-  j["peak"] = {{"time_ns", r.peak.time_ns},
-               {"page_bytes", r.peak.page_bytes},
-               {"live_mappings", r.peak.live_mappings},
-               {"max_map_count", r.peak.max_map_count},
-               {"sites", peak_sites}};
+                            {"total_bytes", m.total_bytes},
+                            {"time_ns", m.time_ns}};
   json threads = json::array();
   for (const ThreadTotals& t : r.thread_totals) {
     json thread = {{"tid", t.tid}};
@@ -182,26 +255,6 @@ json ReportJson(const Report& r) {
     threads.push_back(thread);
   }
   j["threads"] = threads;
-  json kernel = json::array();
-  for (const CallSite& site : r.kernel_sites) {
-    kernel.push_back({{"stack_id", site.stack_id},
-                      {"key", site.key},
-                      {"syscalls", Syscalls(site.cost.syscalls)},
-                      {"syscall_ns", site.cost.syscall_ns},
-                      {"calls", site.cost.calls()},
-                      {"syscall_pattern", SyscallPattern(site.cost)},
-                      {"frames", Frames(site)}});
-  }
-  j["kernel_sites"] = kernel;
-  json leaks = json::array();
-  for (const CallSite& site : r.leak_sites) {
-    leaks.push_back({{"stack_id", site.stack_id},
-                     {"key", site.key},
-                     {"leaked_allocations", site.leaked_allocations},
-                     {"leaked_bytes", site.leaked_bytes},
-                     {"frames", Frames(site)}});
-  }
-  j["leak_sites"] = leaks;
   json histogram = json::array();
   for (const HistogramBucket& b : r.histogram)
     histogram.push_back({{"min_size", b.min_size},
@@ -228,34 +281,101 @@ json ReportJson(const Report& r) {
     timeline.push_back({{"time_ns", t.start_ns},
                         {"live_bytes", t.live_bytes},
                         {"page_bytes", t.page_bytes},
-                        {"page_waste_bytes", t.page_waste_bytes},
-                        {"resident_pages", nullptr}});
+                        {"page_waste_bytes", t.page_waste_bytes}});
   j["timeline"] = {{"interval_ns", r.timeline_interval_ns}, {"samples", timeline}};
+  return j;
+}
+
+json CombinedJson(const CombinedReport& c, size_t top, StackTables* tables) {
+  json j;
+  j["processes"] = c.processes;
+  json summary;
+  Cost(c.summary, &summary);
+  summary["page_waste_percent"] = c.summary.page_waste_percent();
+  summary["peak_live_bytes"] = c.peak_live_bytes;
+  summary["peak_page_bytes"] = c.peak.page_bytes;
+  summary["peak_live_mappings"] = c.peak.live_mappings;
+  summary["leaked_bytes"] = c.leaked_bytes;
+  summary["leaked_allocations"] = c.leaked_allocations;
+  j["summary"] = summary;
+  json holders = json::array();
+  for (const CombinedPeak::Share& s : c.peak.processes)
+    holders.push_back({{"process", s.process}, {"page_bytes", s.page_bytes}});
+  j["peak"] = {{"page_bytes", c.peak.page_bytes},
+               {"live_mappings", c.peak.live_mappings},
+               {"processes", holders},
+               {"time_ns", c.peak.time_ns}};
+  json sites = json::array();
+  for (const CallSite& site : FirstOf(c.call_sites, top))
+    sites.push_back(CallSiteJson(site, true, tables));
+  j["call_sites"] = sites;
+  j["kernel_sites"] = KernelSites(c.kernel_sites, tables);
+  j["leak_sites"] = LeakSites(c.leak_sites, tables);
   return j;
 }
 
 // Strings from a trace (paths, arguments, symbol names) need not be UTF-8:
 // such bytes come out as U+FFFD.
-std::string Dump(const json& j) {
-  return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+std::string Compact(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Objects are indented, one field per line; an array of objects or arrays
+// has one element per line, each written compactly: a site, a frame or a
+// stack node per line, which keeps the file small and a diff readable.
+// The processes at the top are the exception: each is an object written out.
+void Write(const json& j, int indent, std::string* out, bool spread_elements = false) {
+  if (j.is_array() && spread_elements) {
+    *out += "[\n";
+    for (size_t i = 0; i < j.size(); ++i) {
+      out->append(indent + 2, ' ');
+      Write(j[i], indent + 2, out);
+      *out += i + 1 < j.size() ? ",\n" : "\n";
+    }
+    out->append(indent, ' ');
+    *out += "]";
+  } else if (j.is_object() && !j.empty()) {
+    *out += "{\n";
+    bool first = true;
+    for (const auto& [key, value] : j.items()) {
+      if (!first) *out += ",\n";
+      first = false;
+      out->append(indent + 2, ' ');
+      *out += Compact(key) + ": ";
+      Write(value, indent + 2, out, indent == 0 && key == "processes");
+    }
+    *out += "\n";
+    out->append(indent, ' ');
+    *out += "}";
+  } else if (j.is_array() && !j.empty() && j.front().is_structured()) {
+    *out += "[\n";
+    for (size_t i = 0; i < j.size(); ++i) {
+      out->append(indent + 2, ' ');
+      *out += Compact(j[i]);
+      *out += i + 1 < j.size() ? ",\n" : "\n";
+    }
+    out->append(indent, ' ');
+    *out += "]";
+  } else {
+    *out += Compact(j);
+  }
 }
 
 }  // namespace
 
-std::string RenderJson(const std::vector<Report>& reports) {
-  if (reports.size() == 1) return Dump(ReportJson(reports[0]));
+std::string RenderJson(const std::vector<Report>& reports, const RenderOptions& options) {
+  StackTables tables;
   json j;
   j["schema_version"] = kSchemaVersion;
-  json all = json::array();
-  for (const Report& r : reports) all.push_back(ReportJson(r));
-  j["reports"] = all;
-  CombinedTotals total = Combine(reports);
-  json combined = {{"processes", total.processes},
-                   {"leaked_allocations", total.leaked_allocations},
-                   {"leaked_bytes", total.leaked_bytes}};
-  Cost(total.cost, &combined);
-  j["combined"] = combined;
-  return Dump(j);
+  j["combined"] = CombinedJson(Combine(reports), options.top, &tables);
+  json processes = json::array();
+  for (const Report& r : reports) processes.push_back(ReportJson(r, options.top, &tables));
+  j["processes"] = processes;
+  j["frames"] = tables.TakeFrames();
+  j["stacks"] = tables.TakeStacks();
+  std::string out;
+  Write(j, 0, &out);
+  return out + "\n";
 }
 
 }  // namespace pagewaste

@@ -112,6 +112,56 @@ void Frames(const CallSite& site, const RenderOptions& options, std::string* out
   if (site.frames.empty()) *out += "       (no stack recorded)\n";
 }
 
+// The two lists of sites every report leads with: by page waste, and by
+// the system calls they make.
+void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<CallSite>& kernel,
+                      const RenderOptions& options, bool combined, std::string* out) {
+  *out += "Top call sites by page-rounding waste\n";
+  size_t rank = 0;
+  for (const CallSite& site : sites) {
+    if (options.top && rank == options.top) break;
+    const CostTotals& c = site.cost;
+    // Where the request was rounded up before the system call, the waste
+    // shows in what the mappings were used for: lead with that estimate.
+    std::string waste = Bytes(c.waste_bytes()) + (c.waste_estimated() ? " estimated" : "");
+    uint64_t error = site.sampling_error_bytes;
+    *out += fmt::format("#{:<3} {} waste, {} in pages, {}{} requested; syscalls {}{}\n", ++rank,
+                        waste, Bytes(c.page_bytes), Bytes(c.requested_bytes),
+                        error ? " +/- " + Bytes(error) : "", Syscalls(c.syscalls),
+                        SyscallDetail(c));
+    if (combined && site.processes > 1)
+      *out += fmt::format("     in {} processes\n", Num(site.processes));
+    for (const std::string& line : SiteLines(c)) *out += fmt::format("     {}\n", line);
+    if (!site.advice.empty()) *out += fmt::format("     => {}\n", site.advice);
+    if (site.leaked_allocations)
+      *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
+                          Num(site.leaked_allocations));
+    uint64_t freed = 0;
+    for (uint64_t n : site.lifetimes) freed += n;
+    if (freed) {
+      std::string spread;
+      for (int b = 0; b < kLifetimeBuckets; ++b)
+        if (site.lifetimes[b]) spread += fmt::format(" {} {}", kLifetimeLabels[b], Num(site.lifetimes[b]));
+      *out += fmt::format("     lifetimes:{}; {} temporary (freed before any other allocation)\n",
+                          spread, Num(site.temporary_allocations));
+    }
+    Frames(site, options, out);
+  }
+  if (!rank) *out += "  (none)\n";
+
+  *out += "\nCall sites that enter the kernel most often\n";
+  rank = 0;
+  for (const CallSite& site : kernel) {
+    if (options.top && rank == options.top) break;
+    const CostTotals& c = site.cost;
+    *out += fmt::format("#{:<3} {} syscalls for {} calls{}\n", ++rank, Num(SumSyscalls(c.syscalls)),
+                        Num(c.calls()), SyscallDetail(c));
+    *out += fmt::format("     {}\n", SyscallPattern(c));
+    Frames(site, options, out, 3);
+  }
+  if (!rank) *out += "  (none)\n";
+}
+
 void Process(const Report& r, const RenderOptions& options, std::string* out) {
   const ProcessInfo& p = r.process;
   const CostTotals& s = r.summary;
@@ -189,46 +239,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   *out += fmt::format("  live at exit         {} in {} blocks and mappings\n\n",
                       Bytes(r.leaked_bytes), Num(r.leaked_allocations));
 
-  *out += "Top call sites by page-rounding waste\n";
-  int rank = 0;
-  for (const CallSite& site : r.call_sites) {
-    const CostTotals& c = site.cost;
-    // Where the request was rounded up before the system call, the waste
-    // shows in what the mappings were used for: lead with that estimate.
-    std::string waste = Bytes(c.waste_bytes()) + (c.waste_estimated() ? " estimated" : "");
-    uint64_t error = site.sampling_error_bytes;
-    *out += fmt::format("#{:<3} {} waste, {} in pages, {}{} requested; syscalls {}{}\n", ++rank,
-                        waste, Bytes(c.page_bytes), Bytes(c.requested_bytes),
-                        error ? " +/- " + Bytes(error) : "", Syscalls(c.syscalls),
-                        SyscallDetail(c));
-    for (const std::string& line : SiteLines(c)) *out += fmt::format("     {}\n", line);
-    if (!site.advice.empty()) *out += fmt::format("     => {}\n", site.advice);
-    if (site.leaked_allocations)
-      *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
-                          Num(site.leaked_allocations));
-    uint64_t freed = 0;
-    for (uint64_t n : site.lifetimes) freed += n;
-    if (freed) {
-      std::string spread;
-      for (int b = 0; b < kLifetimeBuckets; ++b)
-        if (site.lifetimes[b]) spread += fmt::format(" {} {}", kLifetimeLabels[b], Num(site.lifetimes[b]));
-      *out += fmt::format("     lifetimes:{}; {} temporary (freed before any other allocation)\n",
-                          spread, Num(site.temporary_allocations));
-    }
-    Frames(site, options, out);
-  }
-  if (!rank) *out += "  (none)\n";
-
-  *out += "\nCall sites that enter the kernel most often\n";
-  rank = 0;
-  for (const CallSite& site : r.kernel_sites) {
-    const CostTotals& c = site.cost;
-    *out += fmt::format("#{:<3} {} syscalls for {} calls{}\n", ++rank, Num(SumSyscalls(c.syscalls)),
-                        Num(c.calls()), SyscallDetail(c));
-    *out += fmt::format("     {}\n", SyscallPattern(c));
-    Frames(site, options, out, 3);
-  }
-  if (!rank) *out += "  (none)\n";
+  CallSiteSections(r.call_sites, r.kernel_sites, options, false, out);
 
   if (!r.timeline.empty()) {
     // One character per sample: the highest bytes in pages in its interval.
@@ -245,7 +256,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   }
 
   *out += "\nStill allocated or mapped at exit, by call site\n";
-  rank = 0;
+  int rank = 0;
   for (const CallSite& site : r.leak_sites) {
     *out += fmt::format("#{:<3} {} in {} blocks and mappings\n", ++rank, Bytes(site.leaked_bytes),
                         Num(site.leaked_allocations));
@@ -321,26 +332,56 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   }
 }
 
+
+// Several processes: their sum leads, with their call sites merged by key
+// and the peak they reached together; one line per process follows, then
+// each process's own report.
+void Combined(const std::vector<Report>& reports, const RenderOptions& options,
+              std::string* out) {
+  CombinedReport t = Combine(reports);
+  const CostTotals& c = t.summary;
+  *out += fmt::format("pagewaste report: {} processes, combined\n\n", t.processes);
+  *out += "Summary\n";
+  *out += fmt::format("  allocations          {:>14}   frees       {}\n", Num(c.allocations), Num(c.frees));
+  *out += fmt::format("  direct mappings      {:>14}   unmappings  {}   file mappings {}\n",
+                      Num(c.mappings), Num(c.unmappings), Num(c.file_mappings));
+  *out += fmt::format("  requested bytes      {}\n", Bytes(c.requested_bytes));
+  *out += fmt::format("  bytes in pages       {}  in {} own mappings\n", Bytes(c.page_bytes),
+                      Num(c.own_mappings));
+  *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
+                      Bytes(c.page_waste_bytes), fmt::format("{:.2f}%", c.page_waste_percent()));
+  if (c.usage_measured)
+    *out += fmt::format("  estimated waste      {} (measured at unmap or exit)\n",
+                        Bytes(c.estimated_waste_bytes));
+  *out += fmt::format("  syscalls             {}{}\n", Syscalls(c.syscalls), SyscallDetail(c));
+  *out += fmt::format("  peak in pages        {} at {:.3f} s, all processes together\n",
+                      Bytes(t.peak.page_bytes), static_cast<double>(t.peak.time_ns) / 1e9);
+  for (const CombinedPeak::Share& share : t.peak.processes) {
+    const ProcessInfo& p = reports[share.process].process;
+    *out += fmt::format("                       {} by pid {} ({})\n", Bytes(share.page_bytes),
+                        p.header.process.pid, p.header.exe);
+  }
+  *out += fmt::format("  live at exit         {} in {} blocks and mappings\n\n", Bytes(t.leaked_bytes),
+                      Num(t.leaked_allocations));
+  CallSiteSections(t.call_sites, t.kernel_sites, options, true, out);
+
+  *out += "\nProcesses\n";
+  *out += fmt::format("  {:>8}  {:>12}  {:>28}  {:>10}  {}\n", "pid", "allocations",
+                      "page-rounding waste", "syscalls", "executable");
+  for (const Report& r : reports)
+    *out += fmt::format("  {:>8}  {:>12}  {:>28}  {:>10}  {}\n", r.process.header.process.pid,
+                        Num(r.summary.allocations), Bytes(r.summary.page_waste_bytes),
+                        Num(SumSyscalls(r.summary.syscalls)), r.process.header.exe);
+}
+
 }  // namespace
 
 std::string RenderText(const std::vector<Report>& reports, const RenderOptions& options) {
   std::string out;
-  for (size_t i = 0; i < reports.size(); ++i) {
-    if (i) out += "\n";
-    Process(reports[i], options, &out);
-  }
-  if (reports.size() > 1) {
-    CombinedTotals t = Combine(reports);
-    const CostTotals& c = t.cost;
-    out += fmt::format("\nCombined: {} processes\n", t.processes);
-    out += fmt::format("  allocations          {:>14}   frees       {}\n", Num(c.allocations), Num(c.frees));
-    out += fmt::format("  direct mappings      {:>14}   unmappings  {}\n", Num(c.mappings), Num(c.unmappings));
-    out += fmt::format("  requested bytes      {}\n", Bytes(c.requested_bytes));
-    out += fmt::format("  bytes in pages       {}  in {} own mappings\n", Bytes(c.page_bytes), Num(c.own_mappings));
-    out += fmt::format("  page-rounding waste  {}\n", Bytes(c.page_waste_bytes));
-    out += fmt::format("  syscalls             {}{}\n", Syscalls(c.syscalls), SyscallDetail(c));
-    out += fmt::format("  live at exit         {} in {} blocks and mappings\n", Bytes(t.leaked_bytes),
-                       Num(t.leaked_allocations));
+  if (reports.size() > 1) Combined(reports, options, &out);
+  for (const Report& report : reports) {
+    if (!out.empty()) out += "\n";
+    Process(report, options, &out);
   }
   return out;
 }

@@ -336,8 +336,8 @@ class Replayer : public RecordVisitor {
                              s.cost.requested_bytes, s.cost.allocations);
     });
     r.kernel_sites = Top(all, options.top ? options.top : 10, [](const CallSite& s) {
-      return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.syscall_ns,
-                             uint64_t{0}, uint64_t{0});
+      return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.calls(), uint64_t{0},
+                             uint64_t{0});
     });
     for (CallSite& site : r.call_sites) site.advice = advice_.For(site);
     r.memory_went = held_.highest();
@@ -387,6 +387,18 @@ class Replayer : public RecordVisitor {
         site.key = SiteKey(site.frames);
         site.sampling_error_bytes = SamplingErrorBytes(sample_interval_, site.cost.sampled_bytes);
       }
+    // Ties in the ranking go by key, not by stack id: the same order in every
+    // run of a deterministic program.
+    std::stable_sort(r.call_sites.begin(), r.call_sites.end(), ByWaste);
+    std::stable_sort(r.kernel_sites.begin(), r.kernel_sites.end(), BySyscalls);
+    std::stable_sort(r.leak_sites.begin(), r.leak_sites.end(), ByLeaked);
+    std::stable_sort(r.peak.sites.begin(), r.peak.sites.end(),
+                     [](const CallSite& a, const CallSite& b) {
+                       if (a.cost.page_bytes != b.cost.page_bytes)
+                         return a.cost.page_bytes > b.cost.page_bytes;
+                       return a.key < b.key;
+                     });
+    r.page_steps = std::move(page_steps_);
     what_if_.Finish();
     r.timeline = timeline_.Samples();
     r.timeline_interval_ns = timeline_.interval_ns();
@@ -534,6 +546,16 @@ class Replayer : public RecordVisitor {
   void Sample() {
     timeline_.Record(last_time_, live_bytes_, mapped_bytes_,
                      mapped_bytes_ - std::min(mapped_bytes_, own_requested_));
+    if (mapped_bytes_ == (page_steps_.empty() ? 0 : page_steps_.back().last)) return;
+    uint64_t millisecond = last_time_ / kPageStepNs * kPageStepNs;
+    if (page_steps_.empty() || page_steps_.back().time_ns != millisecond) {
+      uint64_t before = page_steps_.empty() ? 0 : page_steps_.back().last;
+      page_steps_.push_back({millisecond, std::max(before, mapped_bytes_), mapped_bytes_});
+      return;
+    }
+    PageStep& step = page_steps_.back();
+    step.highest = std::max(step.highest, mapped_bytes_);
+    step.last = mapped_bytes_;
   }
 
   void Release(uint64_t site, uint64_t requested, uint64_t mapped, uint64_t slack = 0,
@@ -670,6 +692,7 @@ class Replayer : public RecordVisitor {
   HistogramBucket histogram_[kHistogramBuckets] = {};
   uint64_t live_bytes_ = 0;
   uint64_t mapped_bytes_ = 0;
+  std::vector<PageStep> page_steps_;
   uint64_t reserved_bytes_ = 0;  // PROT_NONE pieces of live mappings
   uint64_t events_ = 0;
   uint64_t last_time_ = 0;

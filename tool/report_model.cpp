@@ -2,7 +2,10 @@
 // and the sentence that explains why a call site enters the kernel.
 #include "report_model.h"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -50,14 +53,133 @@ uint64_t SamplingErrorBytes(uint64_t interval, uint64_t bytes) {
   return static_cast<uint64_t>(std::llround(std::sqrt(static_cast<double>(interval) * static_cast<double>(bytes))));
 }
 
-CombinedTotals Combine(const std::vector<Report>& reports) {
-  CombinedTotals c;
+namespace {
+
+template <typename Key>
+bool Ranked(const CallSite& a, const CallSite& b, Key key) {
+  auto ka = key(a), kb = key(b);
+  if (ka != kb) return ka > kb;
+  return a.key < b.key;
+}
+
+// Bytes in pages a process held at absolute time t (its steps' clock plus
+// its start), 0 outside its run.
+uint64_t HeldAt(const Report& r, uint64_t t) {
+  uint64_t start = r.process.header.process.start_monotonic_ns;
+  const std::vector<PageStep>& steps = r.page_steps;
+  if (steps.empty() || t < start + steps.front().time_ns) return 0;
+  uint64_t end = start + std::max(r.process.duration_ns, steps.back().time_ns);
+  if (t > end) return 0;
+  auto it = std::upper_bound(steps.begin(), steps.end(), t - start,
+                             [](uint64_t v, const PageStep& s) { return v < s.time_ns; });
+  --it;  // the last step at or before t
+  return it->time_ns == t - start ? it->highest : it->last;
+}
+
+CombinedPeak CombinedPeakOf(const std::vector<Report>& reports) {
+  CombinedPeak peak;
+  uint64_t origin = UINT64_MAX;
+  for (const Report& r : reports) {
+    origin = std::min(origin, r.process.header.process.start_monotonic_ns);
+    peak.live_mappings = std::max(peak.live_mappings, r.peak.live_mappings);
+  }
+  // Every millisecond in which some process changed its pages, in time
+  // order; the sum there is what each process held at that moment.
+  std::vector<uint64_t> times;
+  for (const Report& r : reports)
+    for (const PageStep& s : r.page_steps)
+      times.push_back(r.process.header.process.start_monotonic_ns + s.time_ns);
+  std::sort(times.begin(), times.end());
+  times.erase(std::unique(times.begin(), times.end()), times.end());
+  uint64_t best_time = 0;
+  for (uint64_t t : times) {
+    uint64_t total = 0;
+    for (const Report& r : reports) total += HeldAt(r, t);
+    if (total > peak.page_bytes) {
+      peak.page_bytes = total;
+      best_time = t;
+    }
+  }
+  if (!peak.page_bytes) return peak;
+  peak.time_ns = best_time - origin;
+  for (size_t i = 0; i < reports.size(); ++i)
+    if (uint64_t held = HeldAt(reports[i], best_time)) peak.processes.push_back({i, held});
+  std::stable_sort(peak.processes.begin(), peak.processes.end(),
+                   [](const auto& a, const auto& b) { return a.page_bytes > b.page_bytes; });
+  return peak;
+}
+
+template <typename Order>
+std::vector<CallSite> FirstOf(const std::vector<CallSite>& sites, size_t n, Order order,
+                              bool (*keep)(const CallSite&)) {
+  std::vector<CallSite> out;
+  for (const CallSite& s : sites)
+    if (keep(s)) out.push_back(s);
+  std::sort(out.begin(), out.end(), order);
+  if (out.size() > n) out.resize(n);
+  return out;
+}
+
+}  // namespace
+
+bool ByWaste(const CallSite& a, const CallSite& b) {
+  return Ranked(a, b, [](const CallSite& s) {
+    return std::make_tuple(s.cost.waste_bytes(), SumSyscalls(s.cost.syscalls),
+                           s.cost.requested_bytes, s.cost.allocations);
+  });
+}
+
+bool BySyscalls(const CallSite& a, const CallSite& b) {
+  return Ranked(a, b, [](const CallSite& s) {
+    return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.calls());
+  });
+}
+
+bool ByLeaked(const CallSite& a, const CallSite& b) {
+  return Ranked(a, b, [](const CallSite& s) {
+    return std::make_tuple(s.leaked_bytes, s.leaked_allocations);
+  });
+}
+
+CombinedReport Combine(const std::vector<Report>& reports) {
+  CombinedReport c;
+  std::map<std::string, size_t> by_key;
   for (const Report& r : reports) {
     ++c.processes;
-    c.cost.Add(r.summary);
+    c.summary.Add(r.summary);
     c.leaked_allocations += r.leaked_allocations;
     c.leaked_bytes += r.leaked_bytes;
+    c.peak_live_bytes = std::max(c.peak_live_bytes, r.peak_live_bytes);
+    for (const CallSite& site : r.call_sites) {
+      auto [it, fresh] = by_key.emplace(site.key, c.call_sites.size());
+      if (fresh) {
+        c.call_sites.push_back(site);
+        continue;
+      }
+      CallSite& into = c.call_sites[it->second];
+      // The frames and advice stay those of the larger part.
+      if (ByWaste(site, into)) {
+        into.frames = site.frames;
+        into.advice = site.advice;
+      }
+      into.cost.Add(site.cost);
+      into.leaked_allocations += site.leaked_allocations;
+      into.leaked_bytes += site.leaked_bytes;
+      into.temporary_allocations += site.temporary_allocations;
+      for (int b = 0; b < kLifetimeBuckets; ++b) into.lifetimes[b] += site.lifetimes[b];
+      // Independent estimates: their errors add in quadrature.
+      into.sampling_error_bytes = static_cast<uint64_t>(std::llround(
+          std::hypot(static_cast<double>(into.sampling_error_bytes),
+                     static_cast<double>(site.sampling_error_bytes))));
+      into.processes += site.processes;
+    }
   }
+  std::sort(c.call_sites.begin(), c.call_sites.end(), ByWaste);
+  c.kernel_sites = FirstOf(c.call_sites, 10, BySyscalls,
+                           [](const CallSite& s) { return SumSyscalls(s.cost.syscalls) > 0; });
+  c.leak_sites = FirstOf(c.call_sites, 10, ByLeaked,
+                         [](const CallSite& s) { return s.leaked_allocations > 0; });
+  c.peak = CombinedPeakOf(reports);
   return c;
 }
 

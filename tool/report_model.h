@@ -125,6 +125,8 @@ struct CallSite {
   std::string key;  // SiteKey(frames): the same site in another run has the same
   // Under sampling, one standard error of its estimated bytes (0 otherwise).
   uint64_t sampling_error_bytes = 0;
+  // In the combined view: the processes whose sites merged into this one.
+  uint64_t processes = 1;
 };
 
 // A call site's name across runs and machines: 16 hex digits hashing its
@@ -159,6 +161,16 @@ struct ProcessInfo {
 
 // The moment the program held the most bytes in pages of its own mappings,
 // and who held them then.
+// The highest bytes in pages of own mappings within one millisecond of the
+// run (from the start of tracing), and what was held when it ended: what
+// the combined view adds up across processes.
+struct PageStep {
+  uint64_t time_ns = 0;  // start of the millisecond
+  uint64_t highest = 0;
+  uint64_t last = 0;
+};
+inline constexpr uint64_t kPageStepNs = 1000000;
+
 struct PeakInfo {
   uint64_t time_ns = 0;      // since the start of tracing
   uint64_t page_bytes = 0;
@@ -211,20 +223,49 @@ struct Report {
   std::vector<HistogramBucket> histogram;
   std::vector<TimelineSample> timeline;
   uint64_t timeline_interval_ns = 0;
+  std::vector<PageStep> page_steps;  // only the milliseconds in which bytes in pages changed
   std::vector<PageSizeResult> what_if_page_sizes;
   std::vector<AllocatorResult> what_if_allocators;
   // Modules whose file on disk is not the traced one (symbolizer.h).
   std::vector<std::string> symbol_warnings;
 };
 
-// The processes of several traces (a parent and its children) as one.
-struct CombinedTotals {
+// The processes of several traces (a parent and its children) as one
+// picture; one process gives the same figures as its own report.
+struct CombinedPeak {
+  // The most bytes in pages of own mappings that the processes held at
+  // once, to the millisecond (PageStep): exact for one process, and for
+  // processes that did not run at the same time.
+  uint64_t page_bytes = 0;
+  uint64_t time_ns = 0;  // since the first process started
+  struct Share {
+    size_t process = 0;  // index into the reports
+    uint64_t page_bytes = 0;
+  };
+  std::vector<Share> processes;  // those that held pages then, most first
+  uint64_t live_mappings = 0;    // the most own mappings one process held at once
+};
+
+struct CombinedReport {
   size_t processes = 0;
-  CostTotals cost;
+  CostTotals summary;
   uint64_t leaked_allocations = 0;
   uint64_t leaked_bytes = 0;
+  uint64_t peak_live_bytes = 0;  // the largest of one process's
+  // Every process's call sites merged by key (SiteKey), ordered as a
+  // process's are; frames and advice are those of the largest part.
+  std::vector<CallSite> call_sites;
+  std::vector<CallSite> kernel_sites;  // the ten that make the most system calls
+  std::vector<CallSite> leak_sites;    // the ten with the most live at exit
+  CombinedPeak peak;
 };
-CombinedTotals Combine(const std::vector<Report>& reports);
+CombinedReport Combine(const std::vector<Report>& reports);
+
+// The orders every list of sites follows, the same in every run of a
+// deterministic program: by the figure the list is about, ties by key.
+bool ByWaste(const CallSite& a, const CallSite& b);
+bool BySyscalls(const CallSite& a, const CallSite& b);
+bool ByLeaked(const CallSite& a, const CallSite& b);
 
 // 4094000 -> "4,094,000": how the reports write counts and sizes.
 std::string GroupDigits(uint64_t v);
