@@ -10,8 +10,9 @@ PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev 
            libgtest-dev libunwind-dev libdw-dev libzstd-dev libc6-dbg
 # For the tests: strace, which they hold the syscall counts against,
 # golang-go, for the static Go program the ptrace backend is tested on, and
-# jemalloc, another allocator under the shim.
-TEST_PACKAGES = strace golang-go time libjemalloc-dev
+# jemalloc, another allocator under the shim; xmllint, the XML parser the
+# JUnit output is read back with.
+TEST_PACKAGES = strace golang-go time libjemalloc-dev libxml2-utils
 # For the trace fuzzer: clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 SANITIZE_BUILD = $(BUILD)-sanitize

@@ -278,7 +278,7 @@ int SpawnAndWait(const RunOptions& options) {
 // Runs the command under the tracer (the ptrace backend, or the preload
 // backend's supervisor or observer), then finishes the session's traces.
 int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std::string& pattern,
-              uint64_t session) {
+              uint64_t session, std::vector<std::string>* traces) {
   tracer.command = options.command;
   tracer.output_pattern = pattern;
   tracer.session_id = session;
@@ -288,13 +288,15 @@ int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std
   if (code < 0) return exit_code::kInternal;
   if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
     return code;
-  FinishTraces(FindSessionTraces(pattern, session), options);
+  std::vector<std::string> written = FindSessionTraces(pattern, session);
+  FinishTraces(written, options);
+  if (traces) *traces = written;
   return code;
 }
 
 }  // namespace
 
-int RunCommand(const RunOptions& options) {
+int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
   std::string pattern = fs::absolute(options.output_pattern.empty() ? kDefaultPattern
                                                                     : options.output_pattern)
                             .string();
@@ -322,7 +324,7 @@ int RunCommand(const RunOptions& options) {
     if (options.sample_bytes)
       fmt::print(stderr, "pagewaste: --sample does not apply to the ptrace backend, which sees "
                          "no malloc calls; every system call is recorded\n");
-    return RunTraced({}, options, pattern, session);
+    return RunTraced({}, options, pattern, session, traces);
   }
 
   std::string searched;
@@ -353,7 +355,7 @@ int RunCommand(const RunOptions& options) {
     tracer.supervise_preload = true;
     tracer.shim_path = shim;
   }
-  return RunTraced(tracer, options, pattern, session);
+  return RunTraced(tracer, options, pattern, session, traces);
 }
 
 }  // namespace pagewaste

@@ -37,7 +37,8 @@ Backend ChooseBackend(const std::string& program, std::string* why);
 
 // Returns the exit code for pagewaste: the program's status, 128+N for a
 // signal, 126/127 when it cannot be run, 125 for our own failures.
-int RunCommand(const RunOptions& options);
+// *traces (when given) receives the traces the run wrote.
+int RunCommand(const RunOptions& options, std::vector<std::string>* traces = nullptr);
 
 // Where the shim is: $PAGEWASTE_PRELOAD, else beside this executable in the
 // build tree or the installed layout. Empty with *searched listing the

@@ -1,0 +1,285 @@
+#include "report_document.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "render.h"
+#include "replay.h"
+
+namespace pagewaste {
+namespace {
+
+using nlohmann::json;
+
+bool StartsLikeJson(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char c = 0;
+  while (in.get(c))
+    if (!isspace(static_cast<unsigned char>(c))) return c == '{';
+  return false;
+}
+
+bool IsUnsigned(const json& j) { return j.is_number_unsigned(); }
+
+// "combined.call_sites[3].page_bytes: expected an unsigned integer"
+std::string Expected(const std::string& path, const char* what) {
+  return fmt::format("{}: expected {}", path, what);
+}
+
+bool CheckFigures(const json& object, const std::string& path, std::string* err) {
+  if (!object.is_object()) {
+    *err = Expected(path, "an object");
+    return false;
+  }
+  if (!object.contains("syscalls") || !object["syscalls"].is_object()) {
+    *err = Expected(path + ".syscalls", "an object of counts by kind");
+    return false;
+  }
+  for (const Metric& m : Metrics()) {
+    const std::string& name = m.name;
+    if (m.whole_run_only && path.find("call_sites") != std::string::npos) continue;
+    const json* value;
+    std::string field;
+    if (name.rfind("syscalls", 0) == 0) {
+      std::string kind = name == "syscalls" ? "total" : name.substr(9);
+      field = path + ".syscalls." + kind;
+      value = object["syscalls"].contains(kind) ? &object["syscalls"][kind] : nullptr;
+    } else {
+      field = path + "." + name;
+      value = object.contains(name) ? &object[name] : nullptr;
+    }
+    if (!value || !IsUnsigned(*value)) {
+      *err = Expected(field, value ? "an unsigned integer" : "a field (missing)");
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+const std::vector<Metric>& Metrics() {
+  static const std::vector<Metric> metrics = [] {
+    std::vector<Metric> m = {
+        {"allocations", "allocations", false, false},
+        {"mappings", "direct mappings", false, false},
+        {"requested_bytes", "requested bytes", true, false},
+        {"page_bytes", "bytes in pages", true, false},
+        {"page_waste_bytes", "page-rounding waste", true, false},
+        {"estimated_waste_bytes", "estimated waste", true, false},
+        {"waste_bytes", "waste (page-rounding, or estimated when larger)", true, false},
+        {"syscalls", "system calls", false, false},
+        {"leaked_bytes", "bytes live at exit", true, false},
+        {"leaked_allocations", "blocks and mappings live at exit", false, false},
+        {"peak_page_bytes", "peak bytes in pages", true, true},
+        {"peak_live_mappings", "peak live mappings", false, true},
+    };
+    for (int i = 0; i < format::kSyscallKinds; ++i)
+      m.push_back({"syscalls." + SyscallName(i), SyscallName(i) + " calls", false, false});
+    return m;
+  }();
+  return metrics;
+}
+
+const Metric* FindMetric(const std::string& name) {
+  for (const Metric& m : Metrics())
+    if (name == m.name) return &m;
+  return nullptr;
+}
+
+uint64_t MetricValue(const json& object, const std::string& metric) {
+  if (metric.rfind("syscalls", 0) == 0)
+    return object["syscalls"][metric == "syscalls" ? "total" : metric.substr(9)].get<uint64_t>();
+  return object[metric].get<uint64_t>();
+}
+
+std::string SiteLocation::Text() const {
+  std::string where = file.empty() ? module : fmt::format("{}:{}", file, line);
+  return fmt::format("{} ({})", function.empty() ? "??" : function, where);
+}
+
+bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* err) {
+  name_ = paths.size() == 1 ? paths[0] : fmt::format("{} traces", paths.size());
+  if (paths.size() == 1 && StartsLikeJson(paths[0])) {
+    std::ifstream in(paths[0]);
+    doc_ = json::parse(in, nullptr, false);
+    if (doc_.is_discarded()) {
+      *err = fmt::format("{}: not a JSON report (it does not parse)", paths[0]);
+      return false;
+    }
+    std::string why;
+    if (!Validate(&why)) {
+      *err = fmt::format("{}: {}", paths[0], why);
+      return false;
+    }
+    return true;
+  }
+  std::vector<Report> reports;
+  for (const std::string& path : paths) {
+    if (StartsLikeJson(path)) {
+      *err = fmt::format("{}: a JSON report goes alone, not with other inputs", path);
+      return false;
+    }
+    Report report;
+    ReplayOptions options;
+    if (!ReplayTrace(path, options, &report, err)) return false;
+    if (report.process.status != TraceStatus::kComplete)
+      fmt::print(stderr, "pagewaste: {}: trace is {} ({}); using what it holds\n", path,
+                 TraceStatusName(report.process.status), report.process.status_message);
+    reports.push_back(std::move(report));
+  }
+  doc_ = json::parse(RenderJson(reports, {}));
+  return true;
+}
+
+bool ReportDocument::Validate(std::string* err) const {
+  if (!doc_.is_object()) {
+    *err = Expected("the top", "an object");
+    return false;
+  }
+  if (!doc_.contains("schema_version") || doc_["schema_version"] != 2) {
+    *err = "schema_version: expected 2 (made by `pagewaste report --format json` of this "
+           "version)";
+    return false;
+  }
+  const json& frames = doc_.value("frames", json());
+  if (!frames.is_array()) {
+    *err = Expected("frames", "an array");
+    return false;
+  }
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const json& f = frames[i];
+    std::string path = fmt::format("frames[{}]", i);
+    if (!f.is_object()) {
+      *err = Expected(path, "an object");
+      return false;
+    }
+    for (const char* field : {"function", "file", "module"})
+      if (!f.contains(field) || !f[field].is_string()) {
+        *err = Expected(path + "." + field, "a string");
+        return false;
+      }
+    if (!f.contains("line") || !f["line"].is_number_integer()) {
+      *err = Expected(path + ".line", "an integer");
+      return false;
+    }
+  }
+  const json& stacks = doc_.value("stacks", json());
+  if (!stacks.is_array()) {
+    *err = Expected("stacks", "an array");
+    return false;
+  }
+  for (size_t i = 0; i < stacks.size(); ++i) {
+    const json& n = stacks[i];
+    std::string path = fmt::format("stacks[{}]", i);
+    if (!n.is_array() || n.size() != 2 || !IsUnsigned(n[0]) || !n[1].is_number_integer() ||
+        n[0].get<uint64_t>() >= frames.size() || n[1].get<int64_t>() < -1 ||
+        n[1].get<int64_t>() >= static_cast<int64_t>(i)) {
+      *err = Expected(path, "[frame, parent]: a frame index, and -1 or an earlier node");
+      return false;
+    }
+  }
+  const json& combined = doc_.value("combined", json());
+  if (!combined.is_object()) {
+    *err = Expected("combined", "an object");
+    return false;
+  }
+  if (!CheckFigures(combined.value("summary", json()), "combined.summary", err)) return false;
+  const json& sites = combined.value("call_sites", json());
+  if (!sites.is_array()) {
+    *err = Expected("combined.call_sites", "an array");
+    return false;
+  }
+  for (size_t i = 0; i < sites.size(); ++i) {
+    std::string path = fmt::format("combined.call_sites[{}]", i);
+    if (!CheckFigures(sites[i], path, err)) return false;
+    if (!sites[i].contains("key") || !sites[i]["key"].is_string()) {
+      *err = Expected(path + ".key", "a string");
+      return false;
+    }
+    const json& stack = sites[i].value("stack", json(-1));
+    if (!stack.is_null() && (!IsUnsigned(stack) || stack.get<uint64_t>() >= stacks.size())) {
+      *err = Expected(path + ".stack", "null or an index into stacks");
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<Frame> ReportDocument::Frames(const json& site) const {
+  std::vector<Frame> out;
+  if (site["stack"].is_null()) return out;
+  for (int64_t node = site["stack"].get<int64_t>(); node >= 0;
+       node = doc_["stacks"][node][1].get<int64_t>()) {
+    const json& f = doc_["frames"][doc_["stacks"][node][0].get<size_t>()];
+    Frame frame;
+    frame.function = f["function"].get<std::string>();
+    frame.file = f["file"].get<std::string>();
+    frame.line = f["line"].get<int>();
+    frame.module = f["module"].get<std::string>();
+    frame.module_offset = f.value("module_offset", uint64_t{0});
+    frame.inlined = f.value("inlined", false);
+    out.push_back(std::move(frame));
+  }
+  return out;
+}
+
+std::vector<const json*> ReportDocument::PeakSites() const {
+  std::vector<const json*> out;
+  // Each step is checked: a saved report's optional parts may be anything.
+  const json& combined = doc_["combined"];
+  if (!combined.contains("peak") || !combined["peak"].is_object()) return out;
+  const json& peak = combined["peak"];
+  if (!peak.contains("processes") || !peak["processes"].is_array() || peak["processes"].empty())
+    return out;
+  const json& holder = peak["processes"][0];
+  if (!holder.is_object() || !holder.contains("process") || !holder["process"].is_number_unsigned())
+    return out;
+  size_t index = holder["process"].get<size_t>();
+  if (!doc_.contains("processes") || !doc_["processes"].is_array() ||
+      index >= doc_["processes"].size())
+    return out;
+  const json& process = doc_["processes"][index];
+  if (!process.is_object() || !process.contains("peak") || !process["peak"].is_object() ||
+      !process["peak"].contains("sites") || !process["peak"]["sites"].is_array())
+    return out;
+  for (const json& site : process["peak"]["sites"]) {
+    // Sites named here are used only when they are whole.
+    if (!site.is_object() || !site.contains("key") || !site["key"].is_string() ||
+        !site.contains("page_bytes") || !site["page_bytes"].is_number_unsigned() ||
+        !site.contains("stack"))
+      continue;
+    const json& stack = site["stack"];
+    if (!stack.is_null() &&
+        (!stack.is_number_unsigned() || stack.get<size_t>() >= doc_["stacks"].size()))
+      continue;
+    out.push_back(&site);
+  }
+  return out;
+}
+
+SiteLocation ReportDocument::Location(const json& site) const {
+  std::vector<Frame> frames = Frames(site);
+  auto system = [](const std::string& module) {
+    for (const char* dir : {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/libexec/"})
+      if (module.rfind(dir, 0) == 0) return true;
+    return false;
+  };
+  const Frame* pick = nullptr;
+  for (const Frame& f : frames)
+    if (!f.file.empty() && !system(f.module)) {
+      pick = &f;
+      break;
+    }
+  for (const Frame& f : frames)
+    if (!pick && !f.file.empty()) pick = &f;
+  if (!pick && !frames.empty()) pick = &frames[0];
+  if (!pick) return {};
+  std::string module = pick->module.substr(pick->module.rfind('/') + 1);
+  if (pick->file.empty() && !module.empty()) module += fmt::format("+{:#x}", pick->module_offset);
+  return {pick->function, pick->file, pick->line, module};
+}
+
+}  // namespace pagewaste

@@ -1,0 +1,68 @@
+// A report as `check` and `diff` read it: the JSON of schema_version 2
+// (docs/report.schema.json), read from a saved `report --format json`, or
+// made here from traces. Loading validates every field they use, so that a
+// malformed report is one message naming the field, never a crash.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "report_model.h"
+
+namespace pagewaste {
+
+// The figures a limit or a diff can name (docs/ci.md). Each is a field of
+// a summary or a call site, "syscalls" the total and "syscalls.KIND" one
+// kind; the peaks hold for the whole run only.
+struct Metric {
+  std::string name;
+  std::string what;    // a few words for messages and reports
+  bool bytes;          // a size: K/M/G accepted, shown in bytes
+  bool whole_run_only;
+};
+const std::vector<Metric>& Metrics();
+const Metric* FindMetric(const std::string& name);
+
+// The frame a reader is sent to for a site: the innermost with a source
+// file outside the system's libraries (the program's own code), else the
+// innermost with a source file, else the innermost.
+struct SiteLocation {
+  std::string function;
+  std::string file;
+  int line = 0;
+  std::string module;
+  std::string Text() const;  // "page_alloc (examples/page_per_object.c:14)"
+};
+
+class ReportDocument {
+ public:
+  // paths: one JSON report (schema_version 2), or traces (several are
+  // combined). False with *err naming the file and, for a malformed
+  // report, the field.
+  bool Load(const std::vector<std::string>& paths, std::string* err);
+
+  const std::string& name() const { return name_; }
+  const nlohmann::json& combined() const { return doc_["combined"]; }
+  const nlohmann::json& summary() const { return doc_["combined"]["summary"]; }
+  const nlohmann::json& call_sites() const { return doc_["combined"]["call_sites"]; }
+  // Innermost first; validated, so any site's stack can be asked for.
+  std::vector<Frame> Frames(const nlohmann::json& site) const;
+  SiteLocation Location(const nlohmann::json& site) const;
+  // The sites that held the most pages at the peak, in the process that
+  // held the most at the combined peak: who made a peak. Each has key,
+  // stack and page_bytes; empty where the report does not say.
+  std::vector<const nlohmann::json*> PeakSites() const;
+
+ private:
+  bool Validate(std::string* err) const;
+  std::string name_;
+  nlohmann::json doc_;
+};
+
+// A metric of a summary or a call site (validated by Load).
+uint64_t MetricValue(const nlohmann::json& object, const std::string& metric);
+
+}  // namespace pagewaste
