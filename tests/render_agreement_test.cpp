@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
+#include <map>
 #include <regex>
 
 #include "e2e_support.h"
@@ -78,6 +80,62 @@ TEST(RenderAgreement, TextAndJsonGiveTheSameFiguresForEachSite) {
     SCOPED_TRACE(c.command[0]);
     ExpectTextAgreesWithJson(p.traces[0]);
   }
+}
+
+std::string Grouped(uint64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string Read(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// check's text, Markdown, JUnit and SARIF are renderers too: each states
+// the figure the JSON report holds, and each site's share of it.
+TEST(RenderAgreement, CheckOutputsGiveTheJsonFigures) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"budget"});
+  ASSERT_EQ(p.traces.size(), 1u);
+  json doc = ParseDocument(RunCapture({PagewastePath(), "report", "--format", "json", p.traces[0]}).out);
+  const json& summary = doc["combined"]["summary"];
+  std::string md = dir.path() + "/check.md", junit = dir.path() + "/check.xml",
+              sarif = dir.path() + "/check.sarif";
+  CommandResult r = RunCapture({PagewastePath(), "check", "--max-page-waste", "1", "--max-syscalls",
+                                "1", "--markdown", md, "--junit", junit, "--sarif", sarif,
+                                p.traces[0]});
+  ASSERT_EQ(r.exit_code, 1) << r.err;
+  std::string waste = Grouped(summary["page_waste_bytes"].get<uint64_t>()) + " B";
+  std::string syscalls = Grouped(summary["syscalls"]["total"].get<uint64_t>());
+  EXPECT_NE(r.out.find("page_waste_bytes (whole run): " + waste + " > limit 1 B"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("syscalls (whole run): " + syscalls + " > limit 1"), std::string::npos) << r.out;
+  EXPECT_NE(Read(md).find("| " + waste + " | 1 B |"), std::string::npos) << Read(md);
+  EXPECT_NE(Read(md).find("| " + syscalls + " | 1 |"), std::string::npos) << Read(md);
+  EXPECT_NE(Read(junit).find("page_waste_bytes (whole run): " + waste + " &gt; limit 1 B"),
+            std::string::npos);
+  // Each site's share, in SARIF, is the site's figure in the JSON.
+  json log = json::parse(Read(sarif));
+  std::map<std::string, uint64_t> waste_by_key;
+  for (const json& site : doc["combined"]["call_sites"])
+    waste_by_key[site["key"].get<std::string>()] = site["page_waste_bytes"].get<uint64_t>();
+  int checked = 0;
+  for (const json& result : log["runs"][0]["results"]) {
+    if (result["ruleId"] != "pagewaste/page_waste_bytes") continue;
+    std::string fingerprint = result["partialFingerprints"]["pagewasteSite/v1"];
+    std::string key = fingerprint.substr(0, fingerprint.find('/'));
+    ASSERT_TRUE(waste_by_key.count(key)) << fingerprint;
+    EXPECT_NE(result["message"]["text"].get<std::string>().find(
+                  "This call site: " + Grouped(waste_by_key[key]) + " B."),
+              std::string::npos);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 1);  // only the pages site wastes pages
 }
 
 }  // namespace
