@@ -157,6 +157,37 @@ uint64_t SummaryValue(const json& summary, const std::string& metric) {
   return summary[metric].get<uint64_t>();
 }
 
+TEST(CompactJson, SitesPastTheFirstByEachRankingAreSummedInOtherSites) {
+  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", "--top", "1", Runs().extra});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json doc = ParseDocument(r.out);
+  json every = ParseDocument(JsonOf(Runs().extra));
+  size_t all = every["combined"]["call_sites"].size();
+  for (const char* name : {"combined", "process"}) {
+    const json& part = name == std::string("combined") ? doc["combined"] : doc["processes"][0];
+    json expanded = Expanded(doc, part);
+    // The first by waste (Map's mmap), by allocations (heap_objects), by
+    // bytes live at exit (kept_objects), by system calls (one of the 100s);
+    // extra_pages is first in nothing.
+    std::set<std::string> functions;
+    for (const json& site : expanded["call_sites"])
+      functions.insert(site["frames"][0]["function"].get<std::string>());
+    for (const char* f : {"Map", "heap_objects", "kept_objects"})
+      EXPECT_EQ(functions.count(f), 1u) << name << " " << f;
+    EXPECT_EQ(functions.count("extra_pages"), 0u) << name;
+    EXPECT_GE(part["other_sites"]["sites"].get<size_t>(), 1u);
+    EXPECT_EQ(part["other_sites"]["sites"].get<size_t>() + part["call_sites"].size(), all) << name;
+    for (const char* field : {"allocations", "frees", "unmappings", "page_waste_bytes", "leaked_bytes"}) {
+      uint64_t sum = part["other_sites"][field].get<uint64_t>();
+      for (const json& site : part["call_sites"]) sum += site[field].get<uint64_t>();
+      EXPECT_EQ(sum, part["summary"][field].get<uint64_t>()) << name << " " << field;
+    }
+    // extra_pages' 10 mappings of 10 bytes are in the sum.
+    EXPECT_GE(part["other_sites"]["page_waste_bytes"].get<uint64_t>(), 40860u) << name;
+  }
+  EXPECT_EQ(every["combined"]["other_sites"]["sites"], 0);
+}
+
 TEST(Check, TheFiguresOfTheKnownProgramAreExact) {
   const json& s = Runs().doc["combined"]["summary"];
   EXPECT_EQ(s["allocations"], 53);          // 50 + 3

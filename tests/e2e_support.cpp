@@ -44,11 +44,13 @@ void CheckInvariants(const nlohmann::json& report, const std::string& trace) {
                             "page_bytes", "page_waste_bytes", "own_mappings", "leaked_bytes"}) {
     uint64_t sum = 0;
     for (const auto& site : report["call_sites"]) sum += site[field].get<uint64_t>();
+    sum += report["other_sites"][field].get<uint64_t>();
     uint64_t total = summary[field].get<uint64_t>();
     EXPECT_EQ(sum, total) << trace << ": call sites' " << field << " do not sum to the summary";
   }
   uint64_t syscalls = 0;
   for (const auto& site : report["call_sites"]) syscalls += site["syscalls"]["total"].get<uint64_t>();
+  syscalls += report["other_sites"]["syscalls"]["total"].get<uint64_t>();
   EXPECT_EQ(syscalls, summary["syscalls"]["total"].get<uint64_t>()) << trace;
   EXPECT_GE(summary["page_bytes"].get<uint64_t>(), summary["page_waste_bytes"].get<uint64_t>());
 }

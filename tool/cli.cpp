@@ -25,6 +25,7 @@ struct ReportArgs {
   size_t timeline_samples = 60;
   std::string format = "text";
   size_t top = 0;
+  bool all_sites = false;
   std::string output;
   std::vector<std::string> traces;
 };
@@ -48,12 +49,14 @@ int ReportCommand(const ReportArgs& args) {
   std::vector<Report> reports;
   int code = exit_code::kOk;
   ReplayOptions options;
-  // Text shows the top sites; JSON carries every site unless told otherwise,
-  // so that scripts can check that sites sum to the totals. The combined
-  // view of several traces merges all their sites, and cuts afterwards.
+  // Text shows the top sites. JSON lists the first 500 by each ranking and
+  // sums the rest in other_sites, so that sites still add up to the totals
+  // and a compiler's 100,000 sites do not make a file no CI keeps;
+  // --all-sites lists every one. The combined view of several traces
+  // merges all their sites, and cuts afterwards.
   RenderOptions render;
-  render.top = args.top ? args.top : (args.format == "text" ? 10 : 0);
-  options.top = args.traces.size() > 1 ? 0 : render.top;
+  render.top = args.all_sites ? 0 : args.top ? args.top : (args.format == "text" ? 10 : 500);
+  options.top = args.traces.size() > 1 || args.format == "json" ? 0 : render.top;
   options.timeline_samples = args.timeline_samples;
   // Progress for large traces, where someone is watching.
   if (isatty(STDERR_FILENO)) options.progress_from_bytes = 64 << 20;
@@ -309,8 +312,11 @@ int RunCli(int argc, char** argv) {
   CLI::App* report_cmd = app.add_subcommand("report", "Report the waste recorded in traces");
   report_cmd->add_option("--format", report.format, "text or json")
       ->check(CLI::IsMember({"text", "json"}));
+  report_cmd->add_flag("--all-sites", report.all_sites,
+                       "JSON: list every call site (by default the first 500 by each ranking, "
+                       "the rest summed in other_sites)");
   report_cmd->add_option("--top", report.top,
-                         "Call sites to show (default 10 for text, all for json)");
+                         "Call sites to show (default 10 for text, 500 for json)");
   report_cmd->add_option("-o,--output", report.output, "Write the report to FILE");
   report_cmd->add_option("--timeline-samples", report.timeline_samples,
                          "About how many timeline samples (default 60)")

@@ -11,7 +11,7 @@ namespace pagewaste {
 
 struct RenderOptions {
   size_t frames = 8;  // frames shown per call site in text
-  size_t top = 0;     // call sites shown per list; 0: all
+  size_t top = 0;     // call sites shown per list; 0: all (JSON: the rest in other_sites)
 };
 
 std::string RenderText(const std::vector<Report>& reports, const RenderOptions& options);

@@ -106,10 +106,21 @@ class StackTables {
   json stacks_ = json::array();
 };
 
-template <typename T>
-std::vector<T> FirstOf(const std::vector<T>& all, size_t n) {
-  if (!n || all.size() <= n) return all;
-  return std::vector<T>(all.begin(), all.begin() + static_cast<ptrdiff_t>(n));
+json CallSiteJson(const CallSite& site, bool combined, StackTables* tables);
+
+// The sites listed, and the rest summed in other_sites, so that the sites
+// and other_sites still add up to the summary.
+void CallSites(const std::vector<CallSite>& all, size_t top, bool combined, StackTables* tables,
+               json* j) {
+  SitesShown shown = ShownSites(all, top);
+  json sites = json::array();
+  for (const CallSite& site : shown.sites) sites.push_back(CallSiteJson(site, combined, tables));
+  (*j)["call_sites"] = sites;
+  json other = {{"sites", shown.other_sites}};
+  Cost(shown.other, &other);
+  other["leaked_allocations"] = shown.other_leaked_allocations;
+  other["leaked_bytes"] = shown.other_leaked_bytes;
+  (*j)["other_sites"] = other;
 }
 
 json CallSiteJson(const CallSite& site, bool combined, StackTables* tables) {
@@ -223,10 +234,7 @@ json ReportJson(const Report& r, size_t top, StackTables* tables) {
       p.duration_ns ? static_cast<double>(r.summary.syscall_ns) / static_cast<double>(p.duration_ns)
                     : 0.0;
   j["summary"] = summary;
-  json sites = json::array();
-  for (const CallSite& site : FirstOf(r.call_sites, top))
-    sites.push_back(CallSiteJson(site, false, tables));
-  j["call_sites"] = sites;
+  CallSites(r.call_sites, top, false, tables, &j);
   j["kernel_sites"] = KernelSites(r.kernel_sites, tables);
   j["leak_sites"] = LeakSites(r.leak_sites, tables);
   json peak_sites = json::array();
@@ -305,10 +313,7 @@ json CombinedJson(const CombinedReport& c, size_t top, StackTables* tables) {
                {"live_mappings", c.peak.live_mappings},
                {"processes", holders},
                {"time_ns", c.peak.time_ns}};
-  json sites = json::array();
-  for (const CallSite& site : FirstOf(c.call_sites, top))
-    sites.push_back(CallSiteJson(site, true, tables));
-  j["call_sites"] = sites;
+  CallSites(c.call_sites, top, true, tables, &j);
   j["kernel_sites"] = KernelSites(c.kernel_sites, tables);
   j["leak_sites"] = LeakSites(c.leak_sites, tables);
   return j;

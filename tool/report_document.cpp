@@ -130,6 +130,7 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
                  TraceStatusName(report.process.status), report.process.status_message);
     reports.push_back(std::move(report));
   }
+  // Every site: site limits and suppressions must see them all.
   doc_ = json::parse(RenderJson(reports, {}));
   return true;
 }

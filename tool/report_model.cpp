@@ -141,6 +141,40 @@ bool ByLeaked(const CallSite& a, const CallSite& b) {
   });
 }
 
+SitesShown ShownSites(const std::vector<CallSite>& all, size_t n) {
+  SitesShown shown;
+  if (!n || all.size() <= n) {
+    shown.sites = all;
+    return shown;
+  }
+  std::vector<char> keep(all.size(), 0);
+  auto mark = [&](auto order) {
+    std::vector<size_t> index(all.size());
+    for (size_t i = 0; i < index.size(); ++i) index[i] = i;
+    std::partial_sort(index.begin(), index.begin() + static_cast<ptrdiff_t>(n), index.end(),
+                      [&](size_t a, size_t b) { return order(all[a], all[b]); });
+    for (size_t i = 0; i < n; ++i) keep[index[i]] = 1;
+  };
+  mark(ByWaste);
+  mark(BySyscalls);
+  mark(ByLeaked);
+  mark([](const CallSite& a, const CallSite& b) {
+    return Ranked(a, b, [](const CallSite& s) { return s.cost.allocations; });
+  });
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (keep[i]) {
+      shown.sites.push_back(all[i]);
+      continue;
+    }
+    ++shown.other_sites;
+    shown.other.Add(all[i].cost);
+    shown.other_leaked_allocations += all[i].leaked_allocations;
+    shown.other_leaked_bytes += all[i].leaked_bytes;
+  }
+  std::stable_sort(shown.sites.begin(), shown.sites.end(), ByWaste);
+  return shown;
+}
+
 CombinedReport Combine(const std::vector<Report>& reports) {
   CombinedReport c;
   std::map<std::string, size_t> by_key;

@@ -261,6 +261,20 @@ struct CombinedReport {
 };
 CombinedReport Combine(const std::vector<Report>& reports);
 
+// The call sites a report lists, and the rest summed: sites, not frames,
+// are what makes a large program's report large (cc1plus: 120,000 sites).
+struct SitesShown {
+  std::vector<CallSite> sites;  // in ByWaste order
+  size_t other_sites = 0;       // how many were folded into other
+  CostTotals other;
+  uint64_t other_leaked_allocations = 0;
+  uint64_t other_leaked_bytes = 0;
+};
+// The first n (0: all) by waste, and besides them any site among the first n
+// by system calls, by allocations or by bytes live at exit; all is in
+// ByWaste order.
+SitesShown ShownSites(const std::vector<CallSite>& all, size_t n);
+
 // The orders every list of sites follows, the same in every run of a
 // deterministic program: by the figure the list is about, ties by key.
 bool ByWaste(const CallSite& a, const CallSite& b);
