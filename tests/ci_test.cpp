@@ -141,16 +141,6 @@ std::string WriteBudget(const TempDir& dir, const json& budget) {
   return path;
 }
 
-// 399600 -> "399,600", as every output writes figures.
-std::string GroupedForTest(uint64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 uint64_t SummaryValue(const json& summary, const std::string& metric) {
   if (metric.rfind("syscalls", 0) == 0)
     return summary["syscalls"][metric == "syscalls" ? "total" : metric.substr(9)].get<uint64_t>();
@@ -220,7 +210,7 @@ TEST(Check, EachLimitPassesAtItsValueAndFailsJustBelow) {
     EXPECT_EQ(fail.exit_code, 1) << metric << ": " << fail.out << fail.err;
     // The message names the limit, its value and the limit.
     EXPECT_NE(fail.out.find(std::string("FAIL ") + metric), std::string::npos) << fail.out;
-    EXPECT_NE(fail.out.find(GroupedForTest(value)), std::string::npos) << metric << fail.out;
+    EXPECT_NE(fail.out.find(Grouped(value)), std::string::npos) << metric << fail.out;
   }
 }
 
@@ -298,7 +288,7 @@ TEST(Check, RelativeLimitsAllowAPercentageOrAnAllowance) {
   EXPECT_EQ(Check({"--budget", relative(0, 10), "--baseline", Runs().base}, Runs().extra).exit_code, 0);
   CommandResult over = Check({"--budget", relative(0, 9), "--baseline", Runs().base}, Runs().extra);
   EXPECT_EQ(over.exit_code, 1);
-  EXPECT_NE(over.out.find("(baseline " + GroupedForTest(base) + ")"), std::string::npos) << over.out;
+  EXPECT_NE(over.out.find("(baseline " + Grouped(base) + ")"), std::string::npos) << over.out;
   // 10 more is within 5% of 200-odd calls when the allowance is smaller.
   EXPECT_EQ(Check({"--budget", relative(5, 0), "--baseline", Runs().base}, Runs().extra).exit_code, 0);
   EXPECT_EQ(Check({"--budget", relative(4, 0), "--baseline", Runs().base}, Runs().extra).exit_code, 1);

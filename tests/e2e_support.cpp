@@ -156,6 +156,15 @@ std::vector<std::string> TempDir::Files() const {
   return files;
 }
 
+std::string Grouped(uint64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 std::string ProgramPath(const std::string& name) {
   // A test program by its bare name; anything else (a path, or a command
   // such as python3 to find on PATH) as given.

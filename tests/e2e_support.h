@@ -72,6 +72,9 @@ nlohmann::json ParseReport(const std::string& text);
 nlohmann::json Expanded(const nlohmann::json& doc, const nlohmann::json& part);
 nlohmann::json StackFrames(const nlohmann::json& doc, const nlohmann::json& stack);
 
+// 399600 -> "399,600", as every output writes figures.
+std::string Grouped(uint64_t v);
+
 // Sums a numeric field over the call sites with a frame at file:line.
 uint64_t SumAtSite(const nlohmann::json& report, const std::string& file, int line,
                    const std::string& field);

@@ -1,10 +1,11 @@
 #include "check.h"
 
+#include "replay.h"
+
 #include <fmt/format.h>
 #include <fnmatch.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 
 namespace pagewaste {
@@ -214,24 +215,6 @@ std::string SitePattern::Text() const {
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? ", " : "") + parts[i];
   return out;
-}
-
-bool ParseByteCount(const std::string& text, uint64_t* bytes) {
-  size_t digits = 0;
-  while (digits < text.size() && isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0) return false;
-  uint64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + digits, value);
-  if (error != std::errc() || end != text.data() + digits) return false;
-  std::string unit = text.substr(digits);
-  int shift = 0;
-  if (unit == "K" || unit == "k" || unit == "KiB") shift = 10;
-  else if (unit == "M" || unit == "MiB") shift = 20;
-  else if (unit == "G" || unit == "GiB") shift = 30;
-  else if (!unit.empty() && unit != "B") return false;
-  if (value > (UINT64_MAX >> shift)) return false;
-  *bytes = value << shift;
-  return true;
 }
 
 bool ParseBudget(const std::string& text, Budget* budget, std::string* err) {

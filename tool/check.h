@@ -47,9 +47,6 @@ struct Budget {
 // "limits[1].max: expected a count or a size such as 64K".
 bool ParseBudget(const std::string& text, Budget* budget, std::string* err);
 
-// "4096", "64K", "2M", "1G" (K = 1024); any value, unlike page sizes.
-bool ParseByteCount(const std::string& text, uint64_t* bytes);
-
 struct SiteFigure {
   std::string key;
   SiteLocation where;

@@ -747,8 +747,7 @@ bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, u
   return true;
 }
 
-bool ParseSize(const std::string& text, uint64_t* bytes) {
-  if (text.empty()) return false;
+bool ParseByteCount(const std::string& text, uint64_t* bytes) {
   size_t digits = 0;
   while (digits < text.size() && isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
   if (digits == 0) return false;
@@ -763,7 +762,11 @@ bool ParseSize(const std::string& text, uint64_t* bytes) {
   else if (!unit.empty() && unit != "B") return false;
   if (value > (UINT64_MAX >> shift)) return false;
   *bytes = value << shift;
-  return IsPowerOfTwo(*bytes);
+  return true;
+}
+
+bool ParseSize(const std::string& text, uint64_t* bytes) {
+  return ParseByteCount(text, bytes) && IsPowerOfTwo(*bytes);
 }
 
 }  // namespace pagewaste

@@ -27,7 +27,9 @@ struct ReplayOptions {
   uint64_t progress_from_bytes = 0;
 };
 
-// "16K", "2M", "4096" -> bytes; false unless a power of two.
+// "4096", "64K", "2M", "1G" -> bytes (K = 1024, B and KiB also taken).
+bool ParseByteCount(const std::string& text, uint64_t* bytes);
+// The same, and false unless a power of two: a page size.
 bool ParseSize(const std::string& text, uint64_t* bytes);
 
 // False with *err when the trace cannot be read at all (missing, empty, not
