@@ -89,7 +89,7 @@ fuzz: build test-deps
 	$(call install_packages,$(FUZZ_PACKAGES))
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
 	  -DCMAKE_CXX_COMPILER=clang++ -DPAGEWASTE_FUZZ=ON -DBUILD_TESTING=OFF
-	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target trace_fuzzer
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target trace_fuzzer report_fuzzer
 	fuzz/run $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # The benchmark harness against heaptrack (docs/performance.md); bench-smoke

@@ -67,9 +67,11 @@ class BudgetReader {
   bool OnlyFields(const json& j, const std::string& path,
                   std::initializer_list<const char*> allowed) {
     if (!j.is_object()) return Fail(path, "expected an object");
-    for (const auto& [key, value] : j.items())
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& key = it.key();
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; }))
         return Fail(path + "." + key, "not a field of a budget here (a typo?)");
+    }
     return true;
   }
 

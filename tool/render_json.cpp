@@ -230,9 +230,7 @@ json ReportJson(const Report& r, size_t top, StackTables* tables) {
   summary["reserved_at_exit_bytes"] = r.reserved_at_exit_bytes;
   summary["leaked_bytes"] = r.leaked_bytes;
   summary["leaked_allocations"] = r.leaked_allocations;
-  summary["syscall_time_share"] =
-      p.duration_ns ? static_cast<double>(r.summary.syscall_ns) / static_cast<double>(p.duration_ns)
-                    : 0.0;
+  summary["syscall_time_share"] = r.syscall_time_share();
   j["summary"] = summary;
   CallSites(r.call_sites, top, false, tables, &j);
   j["kernel_sites"] = KernelSites(r.kernel_sites, tables);

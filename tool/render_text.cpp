@@ -226,8 +226,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     *out += fmt::format("  pagewaste's own      {} memory syscalls, in no figure above\n",
                         Num(p.end->shim_syscalls.Total()));
   if (s.syscall_ns && p.duration_ns)
-    *out += fmt::format("  time in syscalls     {} of the traced run\n",
-                        Percent(s.syscall_ns, p.duration_ns));
+    *out += fmt::format("  time in syscalls     {:.2f}% of the traced run\n",
+                        100.0 * r.syscall_time_share());
   *out += fmt::format("  peak live bytes      {}\n", Bytes(r.peak_live_bytes));
   *out += fmt::format("  peak mapped bytes    {}\n", Bytes(r.peak_mapped_bytes));
   if (s.reservations)

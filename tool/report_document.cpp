@@ -104,17 +104,8 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
   name_ = paths.size() == 1 ? paths[0] : fmt::format("{} traces", paths.size());
   if (paths.size() == 1 && StartsLikeJson(paths[0])) {
     std::ifstream in(paths[0]);
-    doc_ = json::parse(in, nullptr, false);
-    if (doc_.is_discarded()) {
-      *err = fmt::format("{}: not a JSON report (it does not parse)", paths[0]);
-      return false;
-    }
-    std::string why;
-    if (!Validate(&why)) {
-      *err = fmt::format("{}: {}", paths[0], why);
-      return false;
-    }
-    return true;
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return Parse(text, paths[0], err);
   }
   std::vector<Report> reports;
   for (const std::string& path : paths) {
@@ -132,6 +123,21 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
   }
   // Every site: site limits and suppressions must see them all.
   doc_ = json::parse(RenderJson(reports, {}));
+  return true;
+}
+
+bool ReportDocument::Parse(const std::string& text, const std::string& name, std::string* err) {
+  name_ = name;
+  doc_ = json::parse(text, nullptr, false);
+  if (doc_.is_discarded()) {
+    *err = fmt::format("{}: not a JSON report (it does not parse)", name);
+    return false;
+  }
+  std::string why;
+  if (!Validate(&why)) {
+    *err = fmt::format("{}: {}", name, why);
+    return false;
+  }
   return true;
 }
 
@@ -164,6 +170,14 @@ bool ReportDocument::Validate(std::string* err) const {
       }
     if (!f.contains("line") || !f["line"].is_number_integer()) {
       *err = Expected(path + ".line", "an integer");
+      return false;
+    }
+    if (f.contains("module_offset") && !IsUnsigned(f["module_offset"])) {
+      *err = Expected(path + ".module_offset", "an unsigned integer");
+      return false;
+    }
+    if (f.contains("inlined") && !f["inlined"].is_boolean()) {
+      *err = Expected(path + ".inlined", "true or false");
       return false;
     }
   }

@@ -43,6 +43,8 @@ class ReportDocument {
   // combined). False with *err naming the file and, for a malformed
   // report, the field.
   bool Load(const std::vector<std::string>& paths, std::string* err);
+  // A JSON report from memory; name stands for its path in messages.
+  bool Parse(const std::string& text, const std::string& name, std::string* err);
 
   const std::string& name() const { return name_; }
   const nlohmann::json& combined() const { return doc_["combined"]; }

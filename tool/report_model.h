@@ -228,6 +228,13 @@ struct Report {
   std::vector<AllocatorResult> what_if_allocators;
   // Modules whose file on disk is not the traced one (symbolizer.h).
   std::vector<std::string> symbol_warnings;
+
+  // The share of the traced run spent in the system calls, 0 to 1.
+  double syscall_time_share() const {
+    return process.duration_ns ? static_cast<double>(summary.syscall_ns) /
+                                     static_cast<double>(process.duration_ns)
+                               : 0.0;
+  }
 };
 
 // The processes of several traces (a parent and its children) as one
