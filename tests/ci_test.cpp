@@ -32,8 +32,8 @@ void DropRunFields(json* j) {
       const std::string& key = it.key();
       bool timing = (key.size() > 3 && key.compare(key.size() - 3, 3, "_ns") == 0) ||
                     (key.size() > 6 && key.compare(key.size() - 6, 6, "_share") == 0);
-      bool identity = key == "pid" || key == "ppid" || key == "tid" || key == "path" ||
-                      key == "file_bytes";
+      bool identity =
+          key == "pid" || key == "ppid" || key == "tid" || key == "path" || key == "file_bytes";
       if (timing || identity || key == "timeline" || key == "lifetimes") {
         it = j->erase(it);
       } else {
@@ -148,7 +148,8 @@ uint64_t SummaryValue(const json& summary, const std::string& metric) {
 }
 
 TEST(CompactJson, SitesPastTheFirstByEachRankingAreSummedInOtherSites) {
-  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", "--top", "1", Runs().extra});
+  CommandResult r =
+      RunCapture({PagewastePath(), "report", "--format", "json", "--top", "1", Runs().extra});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json doc = ParseDocument(r.out);
   json every = ParseDocument(JsonOf(Runs().extra));
@@ -167,7 +168,8 @@ TEST(CompactJson, SitesPastTheFirstByEachRankingAreSummedInOtherSites) {
     EXPECT_EQ(functions.count("extra_pages"), 0u) << name;
     EXPECT_GE(part["other_sites"]["sites"].get<size_t>(), 1u);
     EXPECT_EQ(part["other_sites"]["sites"].get<size_t>() + part["call_sites"].size(), all) << name;
-    for (const char* field : {"allocations", "frees", "unmappings", "page_waste_bytes", "leaked_bytes"}) {
+    for (const char* field :
+         {"allocations", "frees", "unmappings", "page_waste_bytes", "leaked_bytes"}) {
       uint64_t sum = part["other_sites"][field].get<uint64_t>();
       for (const json& site : part["call_sites"]) sum += site[field].get<uint64_t>();
       EXPECT_EQ(sum, part["summary"][field].get<uint64_t>()) << name << " " << field;
@@ -180,7 +182,7 @@ TEST(CompactJson, SitesPastTheFirstByEachRankingAreSummedInOtherSites) {
 
 TEST(Check, TheFiguresOfTheKnownProgramAreExact) {
   const json& s = Runs().doc["combined"]["summary"];
-  EXPECT_EQ(s["allocations"], 53);          // 50 + 3
+  EXPECT_EQ(s["allocations"], 53);  // 50 + 3
   EXPECT_EQ(s["mappings"], 100);
   EXPECT_EQ(s["page_waste_bytes"], 399600);  // 100 x (4096 - 100)
   EXPECT_EQ(s["page_bytes"], 409600);
@@ -195,11 +197,10 @@ TEST(Check, TheFiguresOfTheKnownProgramAreExact) {
 TEST(Check, EachLimitPassesAtItsValueAndFailsJustBelow) {
   TempDir dir;
   const json& summary = Runs().doc["combined"]["summary"];
-  for (const char* metric :
-       {"allocations", "mappings", "requested_bytes", "page_bytes", "page_waste_bytes",
-        "estimated_waste_bytes", "waste_bytes", "syscalls", "syscalls.mmap", "syscalls.munmap",
-        "syscalls.brk", "leaked_bytes", "leaked_allocations", "peak_page_bytes",
-        "peak_live_mappings"}) {
+  for (const char* metric : {"allocations", "mappings", "requested_bytes", "page_bytes",
+                             "page_waste_bytes", "estimated_waste_bytes", "waste_bytes", "syscalls",
+                             "syscalls.mmap", "syscalls.munmap", "syscalls.brk", "leaked_bytes",
+                             "leaked_allocations", "peak_page_bytes", "peak_live_mappings"}) {
     uint64_t value = SummaryValue(summary, metric);
     std::string at = WriteBudget(dir, {{"limits", {{{"metric", metric}, {"max", value}}}}});
     CommandResult pass = Check({"--budget", at}, Runs().base);
@@ -220,9 +221,10 @@ TEST(Check, TheWholeRunFlagsPassJustUnderAndFailJustOver) {
     const char* option;
     const char* metric;
   };
-  for (Flag f : {Flag{"--max-allocations", "allocations"}, Flag{"--max-page-waste", "page_waste_bytes"},
-                 Flag{"--max-syscalls", "syscalls"}, Flag{"--max-peak-page-bytes", "peak_page_bytes"},
-                 Flag{"--max-leaked-bytes", "leaked_bytes"}}) {
+  for (Flag f :
+       {Flag{"--max-allocations", "allocations"}, Flag{"--max-page-waste", "page_waste_bytes"},
+        Flag{"--max-syscalls", "syscalls"}, Flag{"--max-peak-page-bytes", "peak_page_bytes"},
+        Flag{"--max-leaked-bytes", "leaked_bytes"}}) {
     uint64_t value = SummaryValue(summary, f.metric);
     EXPECT_EQ(Check({f.option, std::to_string(value)}, Runs().base).exit_code, 0) << f.option;
     EXPECT_EQ(Check({f.option, std::to_string(value - 1)}, Runs().base).exit_code, 1) << f.option;
@@ -239,38 +241,47 @@ TEST(Check, SiteLimitsMatchByFunctionLocationOrModuleAndNameTheSites) {
     return WriteBudget(dir, {{"limits", {{{"metric", metric}, {"site", site}, {"max", max}}}}});
   };
   // page_objects maps 100 pages (through Map) and unmaps them.
-  EXPECT_EQ(Check({"--budget", limit({{"function", "page_obj*"}}, "syscalls.mmap", 100)}, Runs().base)
-                .exit_code, 0);
+  EXPECT_EQ(
+      Check({"--budget", limit({{"function", "page_obj*"}}, "syscalls.mmap", 100)}, Runs().base)
+          .exit_code,
+      0);
   CommandResult over =
       Check({"--budget", limit({{"function", "page_obj*"}}, "syscalls.mmap", 99)}, Runs().base);
   EXPECT_EQ(over.exit_code, 1);
   EXPECT_NE(over.out.find("Map ("), std::string::npos) << over.out;
   EXPECT_NE(over.out.find("budget.c:" + std::to_string(line)), std::string::npos) << over.out;
   std::string at_line = "budget.c:" + std::to_string(line);
-  EXPECT_EQ(Check({"--budget", limit({{"location", at_line}}, "page_waste_bytes", 399600)},
-                  Runs().base).exit_code, 0);
-  EXPECT_EQ(Check({"--budget", limit({{"location", at_line}}, "page_waste_bytes", 399599)},
-                  Runs().base).exit_code, 1);
+  EXPECT_EQ(
+      Check({"--budget", limit({{"location", at_line}}, "page_waste_bytes", 399600)}, Runs().base)
+          .exit_code,
+      0);
+  EXPECT_EQ(
+      Check({"--budget", limit({{"location", at_line}}, "page_waste_bytes", 399599)}, Runs().base)
+          .exit_code,
+      1);
   // Every site passes through main, in the budget executable.
-  EXPECT_EQ(Check({"--budget", limit({{"module", "budget"}}, "allocations", 53)}, Runs().base)
-                .exit_code, 0);
-  EXPECT_EQ(Check({"--budget", limit({{"module", "budget"}}, "allocations", 52)}, Runs().base)
-                .exit_code, 1);
+  EXPECT_EQ(
+      Check({"--budget", limit({{"module", "budget"}}, "allocations", 53)}, Runs().base).exit_code,
+      0);
+  EXPECT_EQ(
+      Check({"--budget", limit({{"module", "budget"}}, "allocations", 52)}, Runs().base).exit_code,
+      1);
 }
 
 TEST(Check, ASuppressionRemovesExactlyTheNamedSite) {
   TempDir dir;
   json suppress = {{"site", {{"function", "kept_objects"}}}, {"reason", "a cache for life"}};
-  std::string budget = WriteBudget(
-      dir, {{"limits", {{{"metric", "leaked_bytes"}, {"max", 0}},
-                        {{"metric", "allocations"}, {"max", 50}},
-                        {{"metric", "page_waste_bytes"}, {"max", 399600}}}},
-            {"suppressions", {suppress}}});
+  std::string budget = WriteBudget(dir, {{"limits",
+                                          {{{"metric", "leaked_bytes"}, {"max", 0}},
+                                           {{"metric", "allocations"}, {"max", 50}},
+                                           {{"metric", "page_waste_bytes"}, {"max", 399600}}}},
+                                         {"suppressions", {suppress}}});
   CommandResult r = Check({"--budget", budget}, Runs().base);
   // Its 3 blocks of 1,000 bytes are gone from the figures, nothing else is.
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("suppressed function kept_objects: 1 site (a cache for life)"),
-            std::string::npos) << r.out;
+            std::string::npos)
+      << r.out;
   std::string tighter = WriteBudget(
       dir, {{"limits", {{{"metric", "allocations"}, {"max", 49}}}}, {"suppressions", {suppress}}});
   EXPECT_EQ(Check({"--budget", tighter}, Runs().base).exit_code, 1);
@@ -281,17 +292,20 @@ TEST(Check, RelativeLimitsAllowAPercentageOrAnAllowance) {
   // The extra build makes 10 more mmap calls: 213 against 203 (or so).
   uint64_t base = Runs().doc["combined"]["summary"]["syscalls"]["total"].get<uint64_t>();
   auto relative = [&](double percent, uint64_t allowance) {
-    return WriteBudget(dir, {{"limits", {{{"metric", "syscalls"},
-                                          {"baseline", {{"percent", percent},
-                                                        {"allowance", allowance}}}}}}});
+    return WriteBudget(dir, {{"limits",
+                              {{{"metric", "syscalls"},
+                                {"baseline", {{"percent", percent}, {"allowance", allowance}}}}}}});
   };
-  EXPECT_EQ(Check({"--budget", relative(0, 10), "--baseline", Runs().base}, Runs().extra).exit_code, 0);
+  EXPECT_EQ(Check({"--budget", relative(0, 10), "--baseline", Runs().base}, Runs().extra).exit_code,
+            0);
   CommandResult over = Check({"--budget", relative(0, 9), "--baseline", Runs().base}, Runs().extra);
   EXPECT_EQ(over.exit_code, 1);
   EXPECT_NE(over.out.find("(baseline " + Grouped(base) + ")"), std::string::npos) << over.out;
   // 10 more is within 5% of 200-odd calls when the allowance is smaller.
-  EXPECT_EQ(Check({"--budget", relative(5, 0), "--baseline", Runs().base}, Runs().extra).exit_code, 0);
-  EXPECT_EQ(Check({"--budget", relative(4, 0), "--baseline", Runs().base}, Runs().extra).exit_code, 1);
+  EXPECT_EQ(Check({"--budget", relative(5, 0), "--baseline", Runs().base}, Runs().extra).exit_code,
+            0);
+  EXPECT_EQ(Check({"--budget", relative(4, 0), "--baseline", Runs().base}, Runs().extra).exit_code,
+            1);
   // --baseline alone holds the five whole-run figures to it: the waste grew
   // by 10%, past the default 5%.
   CommandResult defaults = Check({"--baseline", Runs().base}, Runs().extra);
@@ -317,7 +331,8 @@ TEST(Check, MalformedBudgetsAndReportsExitTwoNamingTheField) {
            {{{"limits", {{{"metric", "allocations"}, {"max", "lots"}}}}}, "limits[0].max"},
            {{{"limits", {{{"metric", "allocs"}, {"max", 1}}}}}, "limits[0].metric"},
            {{{"limits", {{{"max", 1}}}}}, "limits[0].metric"},
-           {{{"limits", {{{"metric", "peak_page_bytes"}, {"site", {{"function", "f"}}}, {"max", 1}}}}},
+           {{{"limits",
+              {{{"metric", "peak_page_bytes"}, {"site", {{"function", "f"}}}, {"max", 1}}}}},
             "limits[0].site"},
            {{{"limits", {{{"metric", "syscalls"}, {"max", 1}, {"baseline", {{"percent", 1}}}}}}},
             "limits[0]"},
@@ -360,7 +375,8 @@ TEST(Check, MalformedBudgetsAndReportsExitTwoNamingTheField) {
 
 TEST(Diff, ABuildThatAddsOnePageAllocatorCallSiteReportsExactlyThatSite) {
   TempDir dir;
-  CommandResult r = RunCapture({PagewastePath(), "diff", "--format", "json", Runs().base, Runs().extra});
+  CommandResult r =
+      RunCapture({PagewastePath(), "diff", "--format", "json", Runs().base, Runs().extra});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json d = json::parse(r.out);
   ASSERT_EQ(d["sites"].size(), 1u) << d.dump(1);
@@ -377,25 +393,31 @@ TEST(Diff, ABuildThatAddsOnePageAllocatorCallSiteReportsExactlyThatSite) {
   EXPECT_EQ(d["totals"]["syscalls"]["change"], 10);
   EXPECT_EQ(d["totals"]["allocations"]["change"], 0);
   // The same program against itself: nothing changed.
-  CommandResult same = RunCapture({PagewastePath(), "diff", "--format", "json", Runs().base, Runs().base});
+  CommandResult same =
+      RunCapture({PagewastePath(), "diff", "--format", "json", Runs().base, Runs().base});
   EXPECT_EQ(json::parse(same.out)["sites"].size(), 0u);
   // The waste grew by 10.2%: past 5, within 20.
-  EXPECT_EQ(RunCapture({PagewastePath(), "diff", "--fail-on-regression", "20", Runs().base, Runs().extra})
-                .exit_code, 0);
-  CommandResult past = RunCapture({PagewastePath(), "diff", "--fail-on-regression", "5", Runs().base, Runs().extra});
+  EXPECT_EQ(
+      RunCapture({PagewastePath(), "diff", "--fail-on-regression", "20", Runs().base, Runs().extra})
+          .exit_code,
+      0);
+  CommandResult past =
+      RunCapture({PagewastePath(), "diff", "--fail-on-regression", "5", Runs().base, Runs().extra});
   EXPECT_EQ(past.exit_code, 1);
-  EXPECT_NE(past.out.find("FAIL: grew by more than 5%: waste_bytes"), std::string::npos) << past.out;
+  EXPECT_NE(past.out.find("FAIL: grew by more than 5%: waste_bytes"), std::string::npos)
+      << past.out;
   EXPECT_NE(past.out.find("added    extra_pages"), std::string::npos) << past.out;
 }
 
 TEST(CiFormats, JunitParsesWithARealXmlParserWithOneTestCasePerLimit) {
   TempDir dir;
   std::string junit = dir.path() + "/check.xml";
-  CommandResult r = Check({"--max-allocations", "52", "--max-syscalls", "100000", "--junit", junit,
-                           "--budget", WriteBudget(dir, {{"limits", {{{"metric", "leaked_bytes"},
-                                                                      {"name", "leaks <&> \"quotes\""},
-                                                                      {"max", 0}}}}})},
-                          Runs().base);
+  CommandResult r = Check(
+      {"--max-allocations", "52", "--max-syscalls", "100000", "--junit", junit, "--budget",
+       WriteBudget(
+           dir, {{"limits",
+                  {{{"metric", "leaked_bytes"}, {"name", "leaks <&> \"quotes\""}, {"max", 0}}}}})},
+      Runs().base);
   EXPECT_EQ(r.exit_code, 1);
   CommandResult lint = RunCapture({"xmllint", "--noout", junit});
   EXPECT_EQ(lint.exit_code, 0) << lint.err;
@@ -409,7 +431,8 @@ TEST(CiFormats, JunitParsesWithARealXmlParserWithOneTestCasePerLimit) {
   RunCapture({PagewastePath(), "diff", "--fail-on-regression", "5", "--junit", diff_junit,
               Runs().base, Runs().extra});
   EXPECT_EQ(RunCapture({"xmllint", "--noout", diff_junit}).exit_code, 0);
-  EXPECT_EQ(RunCapture({"xmllint", "--xpath", "count(//testcase[failure])", diff_junit}).out, "1\n");
+  EXPECT_EQ(RunCapture({"xmllint", "--xpath", "count(//testcase[failure])", diff_junit}).out,
+            "1\n");
 }
 
 // The properties listed in docs/ci.md: those SARIF 2.1.0 requires, and
@@ -476,17 +499,18 @@ TEST(CiFormats, GithubAnnotationsFollowTheWorkflowCommandFormat) {
   std::ofstream(summary) << "earlier step\n";
   setenv("GITHUB_STEP_SUMMARY", summary.c_str(), 1);
   // A limit's name with the characters the format escapes.
-  std::string budget = WriteBudget(dir, {{"limits", {{{"metric", "page_waste_bytes"},
-                                                      {"name", "waste 50%, a:b\nc"},
-                                                      {"max", "1K"}}}}});
-  CommandResult r = Check({"--budget", budget, "--github", "--source-root",
-                           std::string(PAGEWASTE_TEST_SOURCES)},
-                          Runs().base);
+  std::string budget = WriteBudget(
+      dir, {{"limits",
+             {{{"metric", "page_waste_bytes"}, {"name", "waste 50%, a:b\nc"}, {"max", "1K"}}}}});
+  CommandResult r =
+      Check({"--budget", budget, "--github", "--source-root", std::string(PAGEWASTE_TEST_SOURCES)},
+            Runs().base);
   unsetenv("GITHUB_STEP_SUMMARY");
   EXPECT_EQ(r.exit_code, 1);
   // ::error file=F,line=L,title=T::MESSAGE, with %, CR, LF escaped in the
   // message and also : and , in the properties.
-  std::regex command(R"(^::(error|warning|notice)( file=[^,:]+,line=[0-9]+,| )title=[^:,]*::[^\r\n]*$)");
+  std::regex command(
+      R"(^::(error|warning|notice)( file=[^,:]+,line=[0-9]+,| )title=[^:,]*::[^\r\n]*$)");
   int annotations = 0;
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);) {
@@ -495,9 +519,11 @@ TEST(CiFormats, GithubAnnotationsFollowTheWorkflowCommandFormat) {
     EXPECT_TRUE(std::regex_match(line, command)) << line;
   }
   EXPECT_EQ(annotations, 1) << r.out;
-  EXPECT_NE(r.out.find("::error file=budget.c,line=" + std::to_string(SiteLine("budget.c", "map")) +
-                       ",title=pagewaste%3A waste 50%25%2C a%3Ab%0Ac::waste 50%25, a:b%0Ac: 399,600 B"),
-            std::string::npos) << r.out;
+  EXPECT_NE(
+      r.out.find("::error file=budget.c,line=" + std::to_string(SiteLine("budget.c", "map")) +
+                 ",title=pagewaste%3A waste 50%25%2C a%3Ab%0Ac::waste 50%25, a:b%0Ac: 399,600 B"),
+      std::string::npos)
+      << r.out;
   std::string md = ReadText(summary);
   EXPECT_EQ(md.rfind("earlier step\n### pagewaste check: failed", 0), 0u) << md;
   EXPECT_NE(md.find("| 399,600 B | 1,024 B |"), std::string::npos) << md;
@@ -505,12 +531,15 @@ TEST(CiFormats, GithubAnnotationsFollowTheWorkflowCommandFormat) {
 
 TEST(RunCheck, ChecksTheTracesOfTheRunAndTheProgramsFailureWins) {
   TempDir dir;
-  std::string budget = WriteBudget(dir, {{"limits", {{{"metric", "page_waste_bytes"}, {"max", 0}}}}});
+  std::string budget =
+      WriteBudget(dir, {{"limits", {{{"metric", "page_waste_bytes"}, {"max", 0}}}}});
   CommandResult r = RunCapture({PagewastePath(), "run", "-o", dir.path() + "/%p.trace", "--check",
                                 budget, "--", ProgramPath("budget")});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("pagewaste check: FAIL: 1 of 1 limits exceeded"), std::string::npos) << r.err;
-  std::string loose = WriteBudget(dir, {{"limits", {{{"metric", "page_waste_bytes"}, {"max", "1M"}}}}});
+  EXPECT_NE(r.err.find("pagewaste check: FAIL: 1 of 1 limits exceeded"), std::string::npos)
+      << r.err;
+  std::string loose =
+      WriteBudget(dir, {{"limits", {{{"metric", "page_waste_bytes"}, {"max", "1M"}}}}});
   r = RunCapture({PagewastePath(), "run", "-o", dir.path() + "/%p.trace", "--check", loose, "--",
                   ProgramPath("budget")});
   EXPECT_EQ(r.exit_code, 0) << r.err;

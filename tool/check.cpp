@@ -23,8 +23,8 @@ std::string BaseName(const std::string& path) { return path.substr(path.rfind('/
 bool FileMatches(const std::string& pattern, const std::string& file) {
   if (file.empty()) return false;
   if (file == pattern) return true;
-  if (file.size() > pattern.size() && file.compare(file.size() - pattern.size(), pattern.size(),
-                                                   pattern) == 0 &&
+  if (file.size() > pattern.size() &&
+      file.compare(file.size() - pattern.size(), pattern.size(), pattern) == 0 &&
       file[file.size() - pattern.size() - 1] == '/')
     return true;
   return Glob(pattern, file);
@@ -97,8 +97,7 @@ class BudgetReader {
       return false;
     if (j.contains("location") && !String(j["location"], path + ".location", &out->location))
       return false;
-    if (j.contains("module") && !String(j["module"], path + ".module", &out->module))
-      return false;
+    if (j.contains("module") && !String(j["module"], path + ".module", &out->module)) return false;
     if (out->function.empty() && out->location.empty() && out->module.empty())
       return Fail(path, "expected one of function, location, module");
     return true;
@@ -112,8 +111,8 @@ class BudgetReader {
     if (!metric) {
       std::string names;
       for (const Metric& m : Metrics()) names += (names.empty() ? "" : ", ") + m.name;
-      return Fail(path + ".metric", fmt::format("unknown metric \"{}\" (one of {})",
-                                                out->metric, names));
+      return Fail(path + ".metric",
+                  fmt::format("unknown metric \"{}\" (one of {})", out->metric, names));
     }
     if (j.contains("name") && !String(j["name"], path + ".name", &out->name)) return false;
     if (j.contains("site")) {
@@ -139,8 +138,8 @@ class BudgetReader {
         return Fail(bpath + ".percent", "expected a number, 0 or more");
       out->percent = base["percent"].get<double>();
     }
-    if (base.contains("allowance") && !Amount(base["allowance"], bpath + ".allowance",
-                                              &out->allowance))
+    if (base.contains("allowance") &&
+        !Amount(base["allowance"], bpath + ".allowance", &out->allowance))
       return false;
     return true;
   }
@@ -150,9 +149,9 @@ class BudgetReader {
 };
 
 std::string DefaultName(const Limit& limit) {
-  return limit.name.empty()
-             ? limit.metric + (limit.site ? " at " + limit.site->Text() : std::string(" (whole run)"))
-             : limit.name;
+  return limit.name.empty() ? limit.metric + (limit.site ? " at " + limit.site->Text()
+                                                         : std::string(" (whole run)"))
+                            : limit.name;
 }
 
 // The sites of a report with their frames, and whether a suppression took
@@ -192,8 +191,8 @@ uint64_t ValueOf(const ReportDocument& doc, const std::vector<Site>& sites, cons
     if (limit.site && !SiteMatches(*limit.site, site.frames)) continue;
     if (limit.site) value += v;
     if (v && contributors)
-      contributors->push_back({(*site.figures)["key"].get<std::string>(),
-                               doc.Location(*site.figures), v});
+      contributors->push_back(
+          {(*site.figures)["key"].get<std::string>(), doc.Location(*site.figures), v});
   }
   return value;
 }
@@ -245,7 +244,8 @@ bool ParseBudget(const std::string& text, Budget* budget, std::string* err) {
       if (!s.contains("site")) return read.Fail(path + ".site", "missing");
       if (!read.Pattern(s["site"], path + ".site", &suppression.site)) return false;
       // A suppression says why: the next reader of the budget needs to know.
-      if (!s.contains("reason")) return read.Fail(path + ".reason", "missing (say why it is accepted)");
+      if (!s.contains("reason"))
+        return read.Fail(path + ".reason", "missing (say why it is accepted)");
       if (!read.String(s["reason"], path + ".reason", &suppression.reason)) return false;
       budget->suppressions.push_back(std::move(suppression));
     }
@@ -279,8 +279,8 @@ bool EvaluateBudget(const ReportDocument& report, const ReportDocument* baseline
       }
       uint64_t base = ValueOf(*baseline, base_sites, limit, nullptr);
       r.baseline = base;
-      auto by_percent = static_cast<uint64_t>(
-          std::ceil(static_cast<double>(base) * limit.percent / 100.0));
+      auto by_percent =
+          static_cast<uint64_t>(std::ceil(static_cast<double>(base) * limit.percent / 100.0));
       r.threshold = base + std::max(by_percent, limit.allowance);
     } else {
       r.threshold = *limit.max;
@@ -312,11 +312,11 @@ std::string FigureText(uint64_t value, bool bytes) {
 std::string RenderCheckText(const CheckResult& result) {
   std::string out;
   size_t failed = result.failed();
-  out += fmt::format("pagewaste check: {}: {} of {} limits exceeded ({})\n",
-                     failed ? "FAIL" : "ok", failed, result.limits.size(), result.input);
+  out += fmt::format("pagewaste check: {}: {} of {} limits exceeded ({})\n", failed ? "FAIL" : "ok",
+                     failed, result.limits.size(), result.input);
   for (const LimitResult& l : result.limits) {
-    std::string against = l.baseline ? fmt::format(" (baseline {})", FigureText(*l.baseline, l.bytes))
-                                     : "";
+    std::string against =
+        l.baseline ? fmt::format(" (baseline {})", FigureText(*l.baseline, l.bytes)) : "";
     out += fmt::format("  {:<4} {}: {} {} limit {}{}\n", l.passed ? "ok" : "FAIL", l.name,
                        FigureText(l.value, l.bytes), l.passed ? "<=" : ">",
                        FigureText(l.threshold, l.bytes), against);

@@ -12,11 +12,21 @@ std::string Xml(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
       default:
         // XML 1.0 allows no control characters but tab, LF and CR.
         if (static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\n' && c != '\r')
@@ -67,14 +77,17 @@ json Rule(const std::string& id, const std::string& name, const std::string& tex
           {"shortDescription", {{"text", text}}},
           {"fullDescription", {{"text", text}}},
           {"help",
-           {{"text", "See docs/ci.md of pagewaste: the limit, its figure, and the call sites that "
-                     "caused it."},
-            {"markdown", "See `docs/ci.md` of pagewaste: the limit, its figure, and the call "
-                         "sites that caused it."}}},
+           {{"text",
+             "See docs/ci.md of pagewaste: the limit, its figure, and the call sites that "
+             "caused it."},
+            {"markdown",
+             "See `docs/ci.md` of pagewaste: the limit, its figure, and the call "
+             "sites that caused it."}}},
           {"defaultConfiguration", {{"level", "error"}}},
-          {"properties", {{"tags", json::array({"memory", "performance", "pagewaste"})},
-                          {"precision", "very-high"},
-                          {"problem.severity", "error"}}}};
+          {"properties",
+           {{"tags", json::array({"memory", "performance", "pagewaste"})},
+            {"precision", "very-high"},
+            {"problem.severity", "error"}}}};
 }
 
 json SarifResult(const std::string& rule_id, size_t rule_index, const std::string& message,
@@ -130,10 +143,14 @@ std::string Annotation(const char* level, const SiteLocation& where, const std::
 std::string EscapeGithubData(const std::string& text) {
   std::string out;
   for (char c : text) {
-    if (c == '%') out += "%25";
-    else if (c == '\r') out += "%0D";
-    else if (c == '\n') out += "%0A";
-    else out += c;
+    if (c == '%')
+      out += "%25";
+    else if (c == '\r')
+      out += "%0D";
+    else if (c == '\n')
+      out += "%0A";
+    else
+      out += c;
   }
   return out;
 }
@@ -141,9 +158,12 @@ std::string EscapeGithubData(const std::string& text) {
 std::string EscapeGithubProperty(const std::string& text) {
   std::string out;
   for (char c : EscapeGithubData(text)) {
-    if (c == ':') out += "%3A";
-    else if (c == ',') out += "%2C";
-    else out += c;
+    if (c == ':')
+      out += "%3A";
+    else if (c == ',')
+      out += "%2C";
+    else
+      out += c;
   }
   return out;
 }
@@ -156,7 +176,8 @@ std::string CheckJunit(const CheckResult& check) {
     if (!l.passed) {
       std::string detail;
       for (const SiteFigure& s : l.sites)
-        detail += fmt::format("{}  {}  [{}]\n", FigureText(s.value, l.bytes), s.where.Text(), s.key);
+        detail +=
+            fmt::format("{}  {}  [{}]\n", FigureText(s.value, l.bytes), s.where.Text(), s.key);
       cases += fmt::format("      <failure type=\"limit exceeded\" message=\"{}\">{}</failure>\n",
                            Xml(LimitLine(l)), Xml(detail));
     } else {
@@ -198,7 +219,8 @@ std::string CheckGithub(const CheckResult& check, const CiOptions& options) {
   std::string out;
   for (const LimitResult& l : check.limits) {
     if (l.passed) continue;
-    if (l.sites.empty()) out += Annotation("error", {}, "pagewaste: " + l.name, LimitLine(l), options);
+    if (l.sites.empty())
+      out += Annotation("error", {}, "pagewaste: " + l.name, LimitLine(l), options);
     for (const SiteFigure& s : l.sites)
       out += Annotation("error", s.where, "pagewaste: " + l.name,
                         fmt::format("{}. This call site, {}: {}.", LimitLine(l), s.where.Text(),
@@ -206,17 +228,17 @@ std::string CheckGithub(const CheckResult& check, const CiOptions& options) {
                         options);
   }
   for (const SuppressionResult& s : check.suppressions)
-    out += Annotation("notice", {}, "pagewaste: suppressed",
-                      fmt::format("{} ({} sites): {}", s.pattern, s.sites.size(), s.reason),
-                      options);
+    out +=
+        Annotation("notice", {}, "pagewaste: suppressed",
+                   fmt::format("{} ({} sites): {}", s.pattern, s.sites.size(), s.reason), options);
   return out;
 }
 
 std::string CheckMarkdown(const CheckResult& check) {
   size_t failed = check.failed();
-  std::string out = fmt::format("### pagewaste check: {}\n\n{} of {} limits exceeded on `{}`.\n\n",
-                                failed ? "failed" : "passed", failed, check.limits.size(),
-                                check.input);
+  std::string out =
+      fmt::format("### pagewaste check: {}\n\n{} of {} limits exceeded on `{}`.\n\n",
+                  failed ? "failed" : "passed", failed, check.limits.size(), check.input);
   out += "| | limit | value | maximum |\n|---|---|---:|---:|\n";
   for (const LimitResult& l : check.limits)
     out += fmt::format("| {} | {} | {} | {}{} |\n", l.passed ? "ok" : "**FAIL**", Markdown(l.name),
@@ -240,9 +262,9 @@ std::string DiffJunit(const DiffResult& diff) {
   for (const DiffFigure& f : diff.totals) {
     bool failed = std::find(diff.regressions.begin(), diff.regressions.end(), f.metric) !=
                   diff.regressions.end();
-    std::string line = fmt::format("{}: {} -> {} ({})", f.metric,
-                                   FigureText(f.base, FindMetric(f.metric)->bytes),
-                                   FigureText(f.now, FindMetric(f.metric)->bytes), ChangeText(f));
+    std::string line =
+        fmt::format("{}: {} -> {} ({})", f.metric, FigureText(f.base, FindMetric(f.metric)->bytes),
+                    FigureText(f.now, FindMetric(f.metric)->bytes), ChangeText(f));
     cases += fmt::format("    <testcase classname=\"pagewaste.diff\" name=\"{}\" time=\"0\">\n",
                          Xml(f.metric));
     if (failed)
@@ -285,11 +307,10 @@ std::string DiffSarif(const DiffResult& diff, const CiOptions& options) {
   for (const DiffSite& s : diff.sites) {
     if (!Grew(s)) continue;
     bool added = s.status == "added";
-    results.push_back(SarifResult(added ? "pagewaste/diff/added-site" : "pagewaste/diff/grown-site",
-                                  added ? 0 : 1,
-                                  fmt::format("{} call site: {}", added ? "New" : "Grown",
-                                              SiteChange(s)),
-                                  s.where, s.key, options));
+    results.push_back(SarifResult(
+        added ? "pagewaste/diff/added-site" : "pagewaste/diff/grown-site", added ? 0 : 1,
+        fmt::format("{} call site: {}", added ? "New" : "Grown", SiteChange(s)), s.where, s.key,
+        options));
   }
   return Dump(SarifLog(rules, results));
 }
@@ -305,8 +326,8 @@ std::string DiffGithub(const DiffResult& diff, const CiOptions& options) {
 }
 
 std::string DiffMarkdown(const DiffResult& diff) {
-  std::string out = fmt::format("### pagewaste diff\n\n`{}` → `{}`\n\n", diff.base_name,
-                                diff.new_name);
+  std::string out =
+      fmt::format("### pagewaste diff\n\n`{}` → `{}`\n\n", diff.base_name, diff.new_name);
   out += "| | base | new | change |\n|---|---:|---:|---:|\n";
   for (const DiffFigure& f : diff.totals)
     out += fmt::format("| {} | {} | {} | {} |\n", f.metric,

@@ -8,9 +8,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "check.h"
-#include "ci_formats.h"
-#include "diff.h"
+#include "ci_commands.h"
 #include "dump_command.h"
 #include "exit_codes.h"
 #include "render.h"
@@ -29,21 +27,6 @@ struct ReportArgs {
   std::string output;
   std::vector<std::string> traces;
 };
-
-bool WriteOutput(const std::string& path, const std::string& text) {
-  if (path.empty() || path == "-") {
-    fwrite(text.data(), 1, text.size(), stdout);
-    return fflush(stdout) == 0;
-  }
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) {
-    fmt::print(stderr, "pagewaste: cannot write {}\n", path);
-    return false;
-  }
-  return true;
-}
 
 int ReportCommand(const ReportArgs& args) {
   std::vector<Report> reports;
@@ -95,176 +78,17 @@ int ReportCommand(const ReportArgs& args) {
   return code;
 }
 
-// Where check and diff send what CI systems read.
-struct CiArgs {
-  std::string junit;
-  std::string sarif;
-  std::string markdown;
-  bool github = false;
-  std::string source_root;
-
-  void AddTo(CLI::App* cmd) {
-    cmd->add_option("--junit", junit, "Also write JUnit XML to FILE");
-    cmd->add_option("--sarif", sarif, "Also write SARIF 2.1.0 to FILE (for code scanning)");
-    cmd->add_option("--markdown", markdown, "Also write a Markdown summary to FILE");
-    cmd->add_flag("--github", github,
-                  "Print GitHub workflow-command annotations, and append the Markdown summary "
-                  "to $GITHUB_STEP_SUMMARY when it is set");
-    cmd->add_option("--source-root", source_root,
-                    "Write source paths relative to DIR in SARIF and annotations (default: the "
-                    "current directory)");
-  }
-
-  CiOptions Options() const {
-    CiOptions options;
-    options.source_root = source_root.empty() ? fs_current() : source_root;
-    return options;
-  }
-
-  static std::string fs_current() {
-    char buf[4096];
-    return getcwd(buf, sizeof buf) ? std::string(buf) : std::string();
-  }
-
-  // Writes the files asked for; false when one cannot be written.
-  bool Write(const std::string& junit_text, const std::string& sarif_text,
-             const std::string& markdown_text, const std::string& github_text) const {
-    bool ok = true;
-    if (!junit.empty()) ok = WriteOutput(junit, junit_text) && ok;
-    if (!sarif.empty()) ok = WriteOutput(sarif, sarif_text) && ok;
-    if (!markdown.empty()) ok = WriteOutput(markdown, markdown_text) && ok;
-    if (github) {
-      ok = WriteOutput("", github_text) && ok;
-      if (const char* summary = getenv("GITHUB_STEP_SUMMARY"); summary && *summary) {
-        std::ofstream out(summary, std::ios::app);
-        out << markdown_text << "\n";
-        if (!out) {
-          fmt::print(stderr, "pagewaste: cannot append to {}\n", summary);
-          ok = false;
-        }
-      }
-    }
-    return ok;
-  }
-};
-
-struct CheckArgs {
-  std::string budget;
-  std::string baseline;
-  std::string max_allocations, max_page_waste, max_syscalls, max_peak_page_bytes,
-      max_leaked_bytes;
-  double tolerance = 5;
-  std::string allowance = "0";
-  std::vector<std::string> inputs;
-  CiArgs ci;
-};
-
-// Exit codes of check (docs/ci.md): 0 every limit holds, 1 one is
-// exceeded, 2 a usage or input error.
-constexpr int kCheckExceeded = 1;
-
-int CheckCommand(const CheckArgs& args, FILE* text_out = stdout) {
-  auto input_error = [](const std::string& message) {
-    fmt::print(stderr, "pagewaste check: {}\n", message);
-    return exit_code::kUsage;
-  };
-  Budget budget;
-  if (!args.budget.empty()) {
-    std::ifstream in(args.budget);
-    if (!in) return input_error(fmt::format("cannot read the budget {}", args.budget));
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::string err;
-    if (!ParseBudget(text, &budget, &err))
-      return input_error(fmt::format("budget {}: {}", args.budget, err));
-  }
-  struct Flag {
-    const std::string& value;
-    const char* option;
-    const char* metric;
-  };
-  for (const Flag& flag : {Flag{args.max_allocations, "--max-allocations", "allocations"},
-                           Flag{args.max_page_waste, "--max-page-waste", "page_waste_bytes"},
-                           Flag{args.max_syscalls, "--max-syscalls", "syscalls"},
-                           Flag{args.max_peak_page_bytes, "--max-peak-page-bytes", "peak_page_bytes"},
-                           Flag{args.max_leaked_bytes, "--max-leaked-bytes", "leaked_bytes"}}) {
-    if (flag.value.empty()) continue;
-    uint64_t max;
-    if (!ParseByteCount(flag.value, &max))
-      return input_error(fmt::format("{} {}: expected a count or a size such as 64K", flag.option,
-                                     flag.value));
-    Limit limit;
-    limit.metric = flag.metric;
-    limit.max = max;
-    budget.limits.push_back(limit);
-  }
-  ReportDocument baseline;
-  std::string err;
-  if (!args.baseline.empty()) {
-    if (!baseline.Load({args.baseline}, &err)) return input_error("baseline " + err);
-    // A baseline and no relative limit: the five whole-run figures are
-    // held to it.
-    bool any_relative = std::any_of(budget.limits.begin(), budget.limits.end(),
-                                    [](const Limit& l) { return l.relative; });
-    uint64_t allowance;
-    if (!ParseByteCount(args.allowance, &allowance))
-      return input_error(fmt::format("--allowance {}: expected a count or a size such as 64K",
-                                     args.allowance));
-    if (!any_relative)
-      for (const char* metric : {"allocations", "page_waste_bytes", "syscalls", "peak_page_bytes",
-                                 "leaked_bytes"}) {
-        Limit limit;
-        limit.metric = metric;
-        limit.relative = true;
-        limit.percent = args.tolerance;
-        limit.allowance = allowance;
-        limit.name = std::string(metric) + " against the baseline";
-        budget.limits.push_back(limit);
-      }
-  }
-  if (budget.limits.empty())
-    return input_error("nothing to check: give --budget FILE, --baseline BASE or a --max-* limit");
-  ReportDocument report;
-  if (!report.Load(args.inputs, &err)) return input_error(err);
-  CheckResult result;
-  if (!EvaluateBudget(report, args.baseline.empty() ? nullptr : &baseline, budget, &result, &err))
-    return input_error(err);
-  fmt::print(text_out, "{}", RenderCheckText(result));
-  fflush(text_out);
-  CiOptions options = args.ci.Options();
-  std::string markdown = CheckMarkdown(result);
-  if (!args.ci.Write(args.ci.junit.empty() ? "" : CheckJunit(result),
-                     args.ci.sarif.empty() ? "" : CheckSarif(result, options), markdown,
-                     args.ci.github ? CheckGithub(result, options) : ""))
-    return exit_code::kUsage;
-  return result.failed() ? kCheckExceeded : exit_code::kOk;
-}
-
-struct DiffArgs {
-  std::string base;
-  std::string now;
-  std::string format = "text";
-  std::string output;
-  std::optional<double> fail_on_regression;
-  CiArgs ci;
-};
-
-int DiffCommand(const DiffArgs& args) {
-  ReportDocument base, now;
-  std::string err;
-  if (!base.Load({args.base}, &err) || !now.Load({args.now}, &err)) {
-    fmt::print(stderr, "pagewaste diff: {}\n", err);
-    return exit_code::kUsage;
-  }
-  DiffResult diff = Diff(base, now, args.fail_on_regression);
-  std::string text = args.format == "json" ? RenderDiffJson(diff) : RenderDiffText(diff);
-  if (!WriteOutput(args.output, text)) return exit_code::kUsage;
-  CiOptions options = args.ci.Options();
-  std::string markdown = DiffMarkdown(diff);
-  if (!args.ci.Write(args.ci.junit.empty() ? "" : DiffJunit(diff),
-                     args.ci.sarif.empty() ? "" : DiffSarif(diff, options), markdown,
-                     args.ci.github ? DiffGithub(diff, options) : ""))
-    return exit_code::kUsage;
-  return diff.regressions.empty() ? exit_code::kOk : kCheckExceeded;
+// The options check and diff share.
+void AddCiOptions(CLI::App* cmd, CiArgs* ci) {
+  cmd->add_option("--junit", ci->junit, "Also write JUnit XML to FILE");
+  cmd->add_option("--sarif", ci->sarif, "Also write SARIF 2.1.0 to FILE (for code scanning)");
+  cmd->add_option("--markdown", ci->markdown, "Also write a Markdown summary to FILE");
+  cmd->add_flag("--github", ci->github,
+                "Print GitHub workflow-command annotations, and append the Markdown summary "
+                "to $GITHUB_STEP_SUMMARY when it is set");
+  cmd->add_option("--source-root", ci->source_root,
+                  "Write source paths relative to DIR in SARIF and annotations (default: the "
+                  "current directory)");
 }
 
 }  // namespace
@@ -347,7 +171,7 @@ int RunCli(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e9));
   check_cmd->add_option("--allowance", check.allowance,
                         "And by how much at least, whatever the percentage (default 0)");
-  check.ci.AddTo(check_cmd);
+  AddCiOptions(check_cmd, &check.ci);
   check_cmd->add_option("inputs", check.inputs, "TRACE... or REPORT.json")->required();
 
   DiffArgs diff;
@@ -360,7 +184,7 @@ int RunCli(int argc, char** argv) {
                        "Exit 1 when allocations, waste, syscalls or the peak grew by more than PCT "
                        "percent")
       ->check(CLI::Range(0.0, 1e9));
-  diff.ci.AddTo(diff_cmd);
+  AddCiOptions(diff_cmd, &diff.ci);
   diff_cmd->add_option("base", diff.base, "BASE (trace or JSON report)")->required();
   diff_cmd->add_option("new", diff.now, "NEW (trace or JSON report)")->required();
 

@@ -142,10 +142,10 @@ std::string RenderDiffText(const DiffResult& d) {
     out += fmt::format("  {:<8} {}  [{}]\n", s.status, s.where.Text(), s.key);
     std::string figures;
     for (const DiffFigure& f : s.figures)
-      figures += fmt::format("{}{} {} -> {} ({})", figures.empty() ? "" : "; ", f.metric,
-                             FigureText(f.base, IsBytes(f.metric)),
-                             FigureText(f.now, IsBytes(f.metric)),
-                             Signed(f.change(), IsBytes(f.metric)));
+      figures +=
+          fmt::format("{}{} {} -> {} ({})", figures.empty() ? "" : "; ", f.metric,
+                      FigureText(f.base, IsBytes(f.metric)), FigureText(f.now, IsBytes(f.metric)),
+                      Signed(f.change(), IsBytes(f.metric)));
     out += fmt::format("           {}\n", figures);
   }
   if (d.fail_percent) {
@@ -163,7 +163,9 @@ std::string RenderDiffText(const DiffResult& d) {
 std::string RenderDiffJson(const DiffResult& d) {
   auto figure = [](const DiffFigure& f) {
     std::optional<double> pct = f.percent();
-    return json{{"base", f.base}, {"new", f.now}, {"change", f.change()},
+    return json{{"base", f.base},
+                {"new", f.now},
+                {"change", f.change()},
                 {"percent", pct ? json(*pct) : json(nullptr)}};
   };
   json totals = json::object();
@@ -185,8 +187,7 @@ std::string RenderDiffJson(const DiffResult& d) {
             {"new", d.new_name},
             {"totals", totals},
             {"sites", sites},
-            {"fail_on_regression_percent",
-             d.fail_percent ? json(*d.fail_percent) : json(nullptr)},
+            {"fail_on_regression_percent", d.fail_percent ? json(*d.fail_percent) : json(nullptr)},
             {"regressions", d.regressions}};
   return j.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }

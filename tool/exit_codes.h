@@ -5,6 +5,7 @@
 namespace pagewaste::exit_code {
 
 inline constexpr int kOk = 0;
+inline constexpr int kLimitExceeded = 1;      // check: a limit; diff: a regression past its threshold
 inline constexpr int kUsage = 2;              // bad command line
 inline constexpr int kUnreadableTrace = 3;    // missing, empty, not a trace, newer version
 inline constexpr int kIncompleteTrace = 4;    // report written, but the trace is truncated or corrupt

@@ -147,8 +147,9 @@ bool ReportDocument::Validate(std::string* err) const {
     return false;
   }
   if (!doc_.contains("schema_version") || doc_["schema_version"] != 2) {
-    *err = "schema_version: expected 2 (made by `pagewaste report --format json` of this "
-           "version)";
+    *err =
+        "schema_version: expected 2 (made by `pagewaste report --format json` of this "
+        "version)";
     return false;
   }
   const json& frames = doc_.value("frames", json());

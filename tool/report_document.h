@@ -19,8 +19,8 @@ namespace pagewaste {
 // kind; the peaks hold for the whole run only.
 struct Metric {
   std::string name;
-  std::string what;    // a few words for messages and reports
-  bool bytes;          // a size: K/M/G accepted, shown in bytes
+  std::string what;  // a few words for messages and reports
+  bool bytes;        // a size: K/M/G accepted, shown in bytes
   bool whole_run_only;
 };
 const std::vector<Metric>& Metrics();

@@ -1,0 +1,164 @@
+#include "ci_commands.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+#include "check.h"
+#include "ci_formats.h"
+#include "diff.h"
+#include "exit_codes.h"
+#include "replay.h"
+
+namespace pagewaste {
+namespace {
+
+CiOptions OptionsOf(const CiArgs& ci) {
+  CiOptions options;
+  char cwd[4096];
+  options.source_root = !ci.source_root.empty()              ? ci.source_root
+                        : getcwd(cwd, sizeof cwd) != nullptr ? std::string(cwd)
+                                                             : std::string();
+  return options;
+}
+
+// Writes the files asked for; false when one cannot be written.
+bool WriteCiOutputs(const CiArgs& ci, const std::string& junit_text, const std::string& sarif_text,
+                    const std::string& markdown_text, const std::string& github_text) {
+  bool ok = true;
+  if (!ci.junit.empty()) ok = WriteOutput(ci.junit, junit_text) && ok;
+  if (!ci.sarif.empty()) ok = WriteOutput(ci.sarif, sarif_text) && ok;
+  if (!ci.markdown.empty()) ok = WriteOutput(ci.markdown, markdown_text) && ok;
+  if (ci.github) {
+    ok = WriteOutput("", github_text) && ok;
+    if (const char* summary = getenv("GITHUB_STEP_SUMMARY"); summary && *summary) {
+      std::ofstream out(summary, std::ios::app);
+      out << markdown_text << "\n";
+      if (!out) {
+        fmt::print(stderr, "pagewaste: cannot append to {}\n", summary);
+        ok = false;
+      }
+    }
+  }
+  return ok;
+}
+
+}  // namespace
+
+bool WriteOutput(const std::string& path, const std::string& text) {
+  if (path.empty() || path == "-") {
+    fwrite(text.data(), 1, text.size(), stdout);
+    return fflush(stdout) == 0;
+  }
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) {
+    fmt::print(stderr, "pagewaste: cannot write {}\n", path);
+    return false;
+  }
+  return true;
+}
+
+int CheckCommand(const CheckArgs& args, FILE* text_out) {
+  auto input_error = [](const std::string& message) {
+    fmt::print(stderr, "pagewaste check: {}\n", message);
+    return exit_code::kUsage;
+  };
+  Budget budget;
+  if (!args.budget.empty()) {
+    std::ifstream in(args.budget);
+    if (!in) return input_error(fmt::format("cannot read the budget {}", args.budget));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string err;
+    if (!ParseBudget(text, &budget, &err))
+      return input_error(fmt::format("budget {}: {}", args.budget, err));
+  }
+  struct Flag {
+    const std::string& value;
+    const char* option;
+    const char* metric;
+  };
+  for (const Flag& flag :
+       {Flag{args.max_allocations, "--max-allocations", "allocations"},
+        Flag{args.max_page_waste, "--max-page-waste", "page_waste_bytes"},
+        Flag{args.max_syscalls, "--max-syscalls", "syscalls"},
+        Flag{args.max_peak_page_bytes, "--max-peak-page-bytes", "peak_page_bytes"},
+        Flag{args.max_leaked_bytes, "--max-leaked-bytes", "leaked_bytes"}}) {
+    if (flag.value.empty()) continue;
+    uint64_t max;
+    if (!ParseByteCount(flag.value, &max))
+      return input_error(
+          fmt::format("{} {}: expected a count or a size such as 64K", flag.option, flag.value));
+    Limit limit;
+    limit.metric = flag.metric;
+    limit.max = max;
+    budget.limits.push_back(limit);
+  }
+  ReportDocument baseline;
+  std::string err;
+  if (!args.baseline.empty()) {
+    if (!baseline.Load({args.baseline}, &err)) return input_error("baseline " + err);
+    // A baseline and no relative limit: the five whole-run figures are
+    // held to it.
+    bool any_relative = std::any_of(budget.limits.begin(), budget.limits.end(),
+                                    [](const Limit& l) { return l.relative; });
+    uint64_t allowance;
+    if (!ParseByteCount(args.allowance, &allowance))
+      return input_error(
+          fmt::format("--allowance {}: expected a count or a size such as 64K", args.allowance));
+    if (!any_relative)
+      for (const char* metric :
+           {"allocations", "page_waste_bytes", "syscalls", "peak_page_bytes", "leaked_bytes"}) {
+        Limit limit;
+        limit.metric = metric;
+        limit.relative = true;
+        limit.percent = args.tolerance;
+        limit.allowance = allowance;
+        limit.name = std::string(metric) + " against the baseline";
+        budget.limits.push_back(limit);
+      }
+  }
+  if (budget.limits.empty())
+    return input_error(
+        "nothing to check: give --budget FILE, --baseline BASE "
+        "or a --max-* limit");
+  ReportDocument report;
+  if (!report.Load(args.inputs, &err)) return input_error(err);
+  CheckResult result;
+  if (!EvaluateBudget(report, args.baseline.empty() ? nullptr : &baseline, budget, &result, &err))
+    return input_error(err);
+  fmt::print(text_out, "{}", RenderCheckText(result));
+  fflush(text_out);
+  CiOptions options = OptionsOf(args.ci);
+  std::string markdown = CheckMarkdown(result);
+  if (!WriteCiOutputs(args.ci, args.ci.junit.empty() ? "" : CheckJunit(result),
+                      args.ci.sarif.empty() ? "" : CheckSarif(result, options), markdown,
+                      args.ci.github ? CheckGithub(result, options) : ""))
+    return exit_code::kUsage;
+  return result.failed() ? exit_code::kLimitExceeded : exit_code::kOk;
+}
+
+int DiffCommand(const DiffArgs& args) {
+  ReportDocument base, now;
+  std::string err;
+  if (!base.Load({args.base}, &err) || !now.Load({args.now}, &err)) {
+    fmt::print(stderr, "pagewaste diff: {}\n", err);
+    return exit_code::kUsage;
+  }
+  DiffResult diff = Diff(base, now, args.fail_on_regression);
+  std::string text = args.format == "json" ? RenderDiffJson(diff) : RenderDiffText(diff);
+  if (!WriteOutput(args.output, text)) return exit_code::kUsage;
+  CiOptions options = OptionsOf(args.ci);
+  std::string markdown = DiffMarkdown(diff);
+  if (!WriteCiOutputs(args.ci, args.ci.junit.empty() ? "" : DiffJunit(diff),
+                      args.ci.sarif.empty() ? "" : DiffSarif(diff, options), markdown,
+                      args.ci.github ? DiffGithub(diff, options) : ""))
+    return exit_code::kUsage;
+  return diff.regressions.empty() ? exit_code::kOk : exit_code::kLimitExceeded;
+}
+
+}  // namespace pagewaste

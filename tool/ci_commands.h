@@ -1,0 +1,52 @@
+// `pagewaste check` and `pagewaste diff` (docs/ci.md): their arguments, and
+// the commands that load the reports, evaluate and write every output.
+#pragma once
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace pagewaste {
+
+// Writes text to path ("" or "-": stdout); false, with a message, when it
+// cannot.
+bool WriteOutput(const std::string& path, const std::string& text);
+
+// Where check and diff send what CI systems read.
+struct CiArgs {
+  std::string junit;
+  std::string sarif;
+  std::string markdown;
+  bool github = false;
+  std::string source_root;
+};
+
+struct CheckArgs {
+  std::string budget;
+  std::string baseline;
+  std::string max_allocations, max_page_waste, max_syscalls, max_peak_page_bytes, max_leaked_bytes;
+  double tolerance = 5;
+  std::string allowance = "0";
+  std::vector<std::string> inputs;
+  CiArgs ci;
+};
+
+// 0 every limit holds, 1 one is exceeded, 2 a usage or input error. The
+// check's text goes to text_out (run --check sends it to stderr).
+int CheckCommand(const CheckArgs& args, FILE* text_out = stdout);
+
+struct DiffArgs {
+  std::string base;
+  std::string now;
+  std::string format = "text";
+  std::string output;
+  std::optional<double> fail_on_regression;
+  CiArgs ci;
+};
+
+// 0, 1 when a total grew past --fail-on-regression, 2 for a usage or input
+// error.
+int DiffCommand(const DiffArgs& args);
+
+}  // namespace pagewaste
