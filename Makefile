@@ -7,7 +7,8 @@ PAGEWASTE = $(BUILD)/tool/pagewaste
 # Build tools and libraries, and libc6-dbg so that C library frames have
 # source lines too.
 PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev \
-           libgtest-dev libunwind-dev libdw-dev libzstd-dev libc6-dbg
+           libgtest-dev libunwind-dev libdw-dev libzstd-dev libc6-dbg \
+           libprotobuf-dev protobuf-compiler zlib1g-dev
 # For the tests: strace, which they hold the syscall counts against,
 # golang-go, for the static Go program the ptrace backend is tested on, and
 # jemalloc, another allocator under the shim; xmllint, the XML parser the

@@ -24,6 +24,7 @@ struct ReportArgs {
   std::string format = "text";
   size_t top = 0;
   bool all_sites = false;
+  std::string metric;
   std::string output;
   std::vector<std::string> traces;
 };
@@ -39,7 +40,28 @@ int ReportCommand(const ReportArgs& args) {
   // merges all their sites, and cuts afterwards.
   RenderOptions render;
   render.top = args.all_sites ? 0 : args.top ? args.top : (args.format == "text" ? 10 : 500);
-  options.top = args.traces.size() > 1 || args.format == "json" ? 0 : render.top;
+  // Flame graphs and profiles hold every site.
+  options.top = args.traces.size() > 1 || args.format != "text" ? 0 : render.top;
+  std::string metric = args.metric.empty() ? "page_waste_bytes" : args.metric;
+  uint64_t unused;
+  std::string sample_type;
+  if (args.format == "folded" && !FigureOf(CallSite{}, metric, &unused)) {
+    fmt::print(stderr, "pagewaste: --metric {}: not a call site's figure (allocations, "
+                       "requested_bytes, page_bytes, page_waste_bytes, waste_bytes, syscalls, "
+                       "syscalls.KIND, syscall_ns, leaked_bytes, ...)\n", metric);
+    return exit_code::kUsage;
+  }
+  if (args.format == "pprof" && !PprofMetric(metric, &sample_type)) {
+    fmt::print(stderr, "pagewaste: --metric {}: pprof's sample types are allocations, "
+                       "requested_bytes, page_bytes, page_waste_bytes, syscalls, syscall_ns and "
+                       "leaked_bytes\n", metric);
+    return exit_code::kUsage;
+  }
+  if (args.format == "pprof" && args.output.empty()) {
+    fmt::print(stderr, "pagewaste: --format pprof writes a binary file: give -o FILE (- for "
+                       "stdout)\n");
+    return exit_code::kUsage;
+  }
   options.timeline_samples = args.timeline_samples;
   // Progress for large traces, where someone is watching.
   if (isatty(STDERR_FILENO)) options.progress_from_bytes = 64 << 20;
@@ -72,8 +94,14 @@ int ReportCommand(const ReportArgs& args) {
     }
     reports.push_back(std::move(report));
   }
-  std::string text =
-      args.format == "json" ? RenderJson(reports, render) : RenderText(reports, render);
+  std::string text = args.format == "json"     ? RenderJson(reports, render)
+                     : args.format == "folded" ? RenderFolded(reports, metric)
+                     : args.format == "pprof"  ? RenderPprof(reports, metric)
+                                               : RenderText(reports, render);
+  if (text.empty() && args.format == "pprof") {
+    fmt::print(stderr, "pagewaste: the pprof profile could not be encoded\n");
+    return exit_code::kInternal;
+  }
   if (!WriteOutput(args.output, text)) return exit_code::kInternal;
   return code;
 }
@@ -134,8 +162,13 @@ int RunCli(int argc, char** argv) {
 
   ReportArgs report;
   CLI::App* report_cmd = app.add_subcommand("report", "Report the waste recorded in traces");
-  report_cmd->add_option("--format", report.format, "text or json")
-      ->check(CLI::IsMember({"text", "json"}));
+  report_cmd->add_option("--format", report.format,
+                         "text, json, folded (collapsed stacks for flame graphs) or pprof "
+                         "(gzipped profile.proto, with -o)")
+      ->check(CLI::IsMember({"text", "json", "folded", "pprof"}));
+  report_cmd->add_option("--metric", report.metric,
+                         "folded: the figure of each stack; pprof: the sample type shown first "
+                         "(default page_waste_bytes)");
   report_cmd->add_flag("--all-sites", report.all_sites,
                        "JSON: list every call site (by default the first 500 by each ranking, "
                        "the rest summed in other_sites)");

@@ -16,5 +16,12 @@ struct RenderOptions {
 
 std::string RenderText(const std::vector<Report>& reports, const RenderOptions& options);
 std::string RenderJson(const std::vector<Report>& reports, const RenderOptions& options);
+// Collapsed stacks of one metric (FigureOf's names), for flame graph tools.
+std::string RenderFolded(const std::vector<Report>& reports, const std::string& metric);
+// pprof's profile.proto, gzip-compressed; default_metric names the sample
+// type pprof shows first. Empty if it cannot be encoded.
+std::string RenderPprof(const std::vector<Report>& reports, const std::string& default_metric);
+// The pprof sample type for a metric or sample type name; false if none.
+bool PprofMetric(const std::string& metric, std::string* sample_type);
 
 }  // namespace pagewaste

@@ -399,6 +399,8 @@ class Replayer : public RecordVisitor {
                        return a.key < b.key;
                      });
     r.page_steps = std::move(page_steps_);
+    for (const ModuleInfo& m : modules_)
+      if (!m.build_id.empty()) r.module_build_ids[m.path] = m.build_id;
     what_if_.Finish();
     r.timeline = timeline_.Samples();
     r.timeline_interval_ns = timeline_.interval_ns();

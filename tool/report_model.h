@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -129,6 +130,15 @@ struct CallSite {
   uint64_t processes = 1;
 };
 
+// A site's figure by metric name: the names of docs/ci.md (allocations,
+// page_waste_bytes, syscalls, syscalls.mmap, ...) and syscall_ns. False for
+// a name that is none of them, or a whole-run figure (the peaks).
+bool FigureOf(const CallSite& site, const std::string& metric, uint64_t* value);
+
+// How flame graphs and profiles name a frame: the function, or
+// "?? (module+0x1a2b)" where it is unknown.
+std::string FrameName(const Frame& frame);
+
 // A call site's name across runs and machines: 16 hex digits hashing its
 // symbolized frames (function, file name without its directory, line,
 // inlined; module name and offset where the function is unknown), never
@@ -228,6 +238,8 @@ struct Report {
   std::vector<AllocatorResult> what_if_allocators;
   // Modules whose file on disk is not the traced one (symbolizer.h).
   std::vector<std::string> symbol_warnings;
+  // The traced modules' build ids (hex), by path; empty where not recorded.
+  std::map<std::string, std::string> module_build_ids;
 
   // The share of the traced run spent in the system calls, 0 to 1.
   double syscall_time_share() const {

@@ -1,0 +1,199 @@
+// pprof's profile.proto, gzip-compressed: one sample per call site (every
+// process's sites merged, as in the combined view), with the figures no
+// other profiler has as sample types. Locations carry a Line per inlined
+// frame; mappings carry the modules' build ids, so that pprof can find the
+// binaries again; the comments name each process and its command line.
+#include <zlib.h>
+
+#include <fmt/format.h>
+
+#include <map>
+#include <tuple>
+
+#include "profile.pb.h"
+#include "render.h"
+
+namespace pagewaste {
+namespace {
+
+namespace pb = perftools::profiles;
+
+// The sample types, in this order, with the metric each takes from a site.
+struct SampleType {
+  const char* type;
+  const char* unit;
+  const char* metric;
+};
+constexpr SampleType kSampleTypes[] = {
+    {"allocations", "count", "allocations"}, {"requested", "bytes", "requested_bytes"},
+    {"in_pages", "bytes", "page_bytes"},     {"page_waste", "bytes", "page_waste_bytes"},
+    {"syscalls", "count", "syscalls"},       {"syscall_time", "nanoseconds", "syscall_ns"},
+    {"leaked", "bytes", "leaked_bytes"},
+};
+
+class ProfileBuilder {
+ public:
+  ProfileBuilder() { String(""); }
+
+  int64_t String(const std::string& s) {
+    auto [it, fresh] = strings_.emplace(s, profile_.string_table_size());
+    if (fresh) profile_.add_string_table(s);
+    return static_cast<int64_t>(it->second);
+  }
+
+  uint64_t Mapping(const std::string& path, const std::string& build_id) {
+    auto [it, fresh] = mappings_.emplace(path, profile_.mapping_size() + 1);
+    if (fresh) {
+      pb::Mapping* m = profile_.add_mapping();
+      m->set_id(it->second);
+      m->set_filename(String(path));
+      m->set_build_id(String(build_id));
+      m->set_has_functions(true);
+      m->set_has_filenames(true);
+      m->set_has_line_numbers(true);
+      m->set_has_inline_frames(true);
+    }
+    return it->second;
+  }
+
+  uint64_t Function(const Frame& f) {
+    std::string name = FrameName(f);
+    auto [it, fresh] =
+        functions_.emplace(std::make_pair(name, f.file), profile_.function_size() + 1);
+    if (fresh) {
+      pb::Function* fn = profile_.add_function();
+      fn->set_id(it->second);
+      fn->set_name(String(name));
+      fn->set_system_name(String(name));
+      fn->set_filename(String(f.file));
+    }
+    return it->second;
+  }
+
+  // One location per return address: the frames inlined at it, innermost
+  // first, then the function they were inlined into. Addresses are module
+  // offsets (each mapping starts at 0), the same in every run.
+  uint64_t Location(const Frame* first, const Frame* last, const Report& from) {
+    uint64_t mapping = 0;
+    if (!last->module.empty()) {
+      auto id = from.module_build_ids.find(last->module);
+      mapping = Mapping(last->module, id == from.module_build_ids.end() ? "" : id->second);
+    }
+    uint64_t address = last->module.empty() ? last->address : last->module_offset;
+    std::vector<std::pair<std::string, int>> lines;
+    for (const Frame* f = first; f <= last; ++f) lines.emplace_back(FrameName(*f), f->line);
+    auto [it, fresh] =
+        locations_.emplace(std::make_tuple(mapping, address, lines), profile_.location_size() + 1);
+    if (fresh) {
+      pb::Location* loc = profile_.add_location();
+      loc->set_id(it->second);
+      loc->set_mapping_id(mapping);
+      loc->set_address(address);
+      for (const Frame* f = first; f <= last; ++f) {
+        pb::Line* line = loc->add_line();
+        line->set_function_id(Function(*f));
+        line->set_line(f->line);
+      }
+      if (mapping) {
+        pb::Mapping* m = profile_.mutable_mapping(static_cast<int>(mapping - 1));
+        m->set_memory_limit(std::max<uint64_t>(m->memory_limit(), address + 1));
+      }
+    }
+    return it->second;
+  }
+
+  pb::Profile& profile() { return profile_; }
+
+ private:
+  pb::Profile profile_;
+  std::map<std::string, size_t> strings_;
+  std::map<std::string, uint64_t> mappings_;
+  std::map<std::pair<std::string, std::string>, uint64_t> functions_;
+  std::map<std::tuple<uint64_t, uint64_t, std::vector<std::pair<std::string, int>>>, uint64_t>
+      locations_;
+};
+
+bool Gzip(const std::string& in, std::string* out) {
+  z_stream z{};
+  // 15 + 16: a gzip header and trailer, as pprof expects.
+  if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    return false;
+  out->resize(deflateBound(&z, in.size()) + 64);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out->data());
+  z.avail_out = static_cast<uInt>(out->size());
+  int rc = deflate(&z, Z_FINISH);
+  out->resize(z.total_out);
+  deflateEnd(&z);
+  return rc == Z_STREAM_END;
+}
+
+}  // namespace
+
+bool PprofMetric(const std::string& metric, std::string* sample_type) {
+  for (const SampleType& t : kSampleTypes)
+    if (metric == t.metric || metric == t.type) {
+      *sample_type = t.type;
+      return true;
+    }
+  return false;
+}
+
+std::string RenderPprof(const std::vector<Report>& reports, const std::string& default_metric) {
+  ProfileBuilder b;
+  pb::Profile& p = b.profile();
+  for (const SampleType& t : kSampleTypes) {
+    pb::ValueType* v = p.add_sample_type();
+    v->set_type(b.String(t.type));
+    v->set_unit(b.String(t.unit));
+  }
+  std::string default_type = "page_waste";
+  PprofMetric(default_metric, &default_type);
+  p.set_default_sample_type(b.String(default_type));
+  CombinedReport combined = Combine(reports);
+  // The frames of a merged site are those of one process; its modules'
+  // build ids are looked up in every process.
+  Report ids;
+  for (const Report& r : reports)
+    ids.module_build_ids.insert(r.module_build_ids.begin(), r.module_build_ids.end());
+  // The executables' mappings first: pprof names the profile after the first.
+  for (const Report& r : reports) {
+    auto exe = r.module_build_ids.find(r.process.header.exe);
+    if (exe != r.module_build_ids.end()) b.Mapping(exe->first, exe->second);
+  }
+  for (const CallSite& site : combined.call_sites) {
+    pb::Sample* sample = p.add_sample();
+    for (size_t i = 0; i < site.frames.size();) {
+      size_t last = i;
+      while (last + 1 < site.frames.size() && site.frames[last].inlined) ++last;
+      sample->add_location_id(b.Location(&site.frames[i], &site.frames[last], ids));
+      i = last + 1;
+    }
+    for (const SampleType& t : kSampleTypes) {
+      uint64_t value = 0;
+      FigureOf(site, t.metric, &value);
+      sample->add_value(static_cast<int64_t>(value));
+    }
+  }
+  for (const Report& r : reports) {
+    const ProcessInfo& info = r.process;
+    std::string argv;
+    for (const std::string& a : info.header.argv) argv += (argv.empty() ? "" : " ") + a;
+    p.add_comment(b.String(
+        fmt::format("pagewaste: pid {} {}: {}", info.header.process.pid, info.header.exe, argv)));
+  }
+  if (!reports.empty()) {
+    p.set_time_nanos(static_cast<int64_t>(reports[0].process.header.process.start_realtime_ns));
+    p.set_duration_nanos(static_cast<int64_t>(reports[0].process.duration_ns));
+  }
+  pb::ValueType* period = p.mutable_period_type();
+  period->set_type(b.String("page_waste"));
+  period->set_unit(b.String("bytes"));
+  p.set_period(1);
+  std::string raw, out;
+  if (!p.SerializeToString(&raw) || !Gzip(raw, &out)) return {};
+  return out;
+}
+
+}  // namespace pagewaste
