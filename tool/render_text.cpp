@@ -1,6 +1,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <regex>
+#include <sstream>
 
 #include "render.h"
 
@@ -374,9 +376,40 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
                         Num(SumSyscalls(r.summary.syscalls)), r.process.header.exe);
 }
 
+// Colour for a terminal (options.colour): headings bold, waste red,
+// warnings yellow. Applied to the finished text, so that the words and
+// figures are the same with and without it.
+std::string Colourize(const std::string& text) {
+  static const std::regex site(R"(^(#\d+ +)([\d,]+ B(?: \([^)]*\))?(?: estimated)? waste))");
+  static const std::regex summary_waste(R"(^(  page-rounding waste  )([\d,]+ B(?: \([^)]*\))?))");
+  const char* bold = "\x1b[1m";
+  const char* red = "\x1b[31m";
+  const char* yellow = "\x1b[33m";
+  const char* reset = "\x1b[0m";
+  std::string out;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    if (!line.empty() && isalpha(static_cast<unsigned char>(line[0]))) {
+      line = bold + line + reset;
+    } else if (std::regex_search(line, m, site) || std::regex_search(line, m, summary_waste)) {
+      line = m[1].str() + red + m[2].str() + reset + m.suffix().str();
+    } else if (line.rfind("  WARNING", 0) == 0) {
+      line = std::string("  ") + yellow + "WARNING" + reset + line.substr(9);
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string RenderText(const std::vector<Report>& reports, const RenderOptions& options) {
+  std::string out = RenderPlainText(reports, options);
+  return options.colour ? Colourize(out) : out;
+}
+
+std::string RenderPlainText(const std::vector<Report>& reports, const RenderOptions& options) {
   std::string out;
   if (reports.size() > 1) Combined(reports, options, &out);
   for (const Report& report : reports) {

@@ -1,0 +1,209 @@
+// The HTML report: one file that works offline. The page (tool/html/
+// report.html, compiled in) holds its style and script; this fills in the
+// data, aggregated so that the file stays small for a large trace: the
+// figures, the timeline's samples, a tree of stacks pruned to the frames that
+// hold at least 1/2000 of some measure, the first call sites, the what-if
+// tables. No event is embedded.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+#include "render.h"
+
+namespace pagewaste {
+
+extern const char* const kHtmlTemplate;  // html_template.cpp, generated
+
+namespace {
+
+using json = nlohmann::ordered_json;
+
+// The flame graph's measures: a site's figure each.
+struct Measure {
+  const char* metric;
+  const char* label;
+  bool bytes;
+};
+constexpr Measure kMeasures[] = {
+    {"page_waste_bytes", "page waste", true},
+    {"allocations", "allocations", false},
+    {"page_bytes", "bytes in pages", true},
+    {"syscalls", "system calls", false},
+};
+constexpr size_t kMeasureCount = sizeof kMeasures / sizeof kMeasures[0];
+constexpr uint64_t kPruneShare = 2000;  // keep frames holding >= 1/2000 of a measure
+
+struct Node {
+  size_t name = 0;
+  uint64_t values[kMeasureCount] = {};
+  std::map<size_t, Node> children;  // by name
+};
+
+class Flame {
+ public:
+  void Add(const CallSite& site) {
+    uint64_t values[kMeasureCount];
+    for (size_t m = 0; m < kMeasureCount; ++m) FigureOf(site, kMeasures[m].metric, &values[m]);
+    Node* node = &root_;
+    Charge(node, values);
+    for (auto f = site.frames.rbegin(); f != site.frames.rend(); ++f) {
+      size_t name = Name(FrameName(*f));
+      node = &node->children[name];
+      node->name = name;
+      Charge(node, values);
+    }
+  }
+
+  json Json() {
+    root_.name = Name("all");
+    json metrics = json::array();
+    for (const Measure& m : kMeasures) metrics.push_back({{"label", m.label}, {"bytes", m.bytes}});
+    return {{"metrics", metrics}, {"root", NodeJson(root_)}, {"names", names_}};
+  }
+
+ private:
+  static void Charge(Node* node, const uint64_t* values) {
+    for (size_t m = 0; m < kMeasureCount; ++m) node->values[m] += values[m];
+  }
+
+  size_t Name(const std::string& name) {
+    auto [it, fresh] = name_index_.emplace(name, names_.size());
+    if (fresh) names_.push_back(name);
+    return it->second;
+  }
+
+  bool Kept(const Node& node) const {
+    for (size_t m = 0; m < kMeasureCount; ++m)
+      if (node.values[m] && node.values[m] * kPruneShare >= root_.values[m]) return true;
+    return false;
+  }
+
+  json NodeJson(const Node& node) {
+    json j = json::array({node.name});
+    for (uint64_t v : node.values) j.push_back(v);
+    json kids = json::array();
+    for (const auto& [name, child] : node.children)
+      if (Kept(child)) kids.push_back(NodeJson(child));
+    j.push_back(kids);
+    return j;
+  }
+
+  Node root_;
+  std::vector<std::string> names_;
+  std::map<std::string, size_t> name_index_;
+};
+
+std::string Where(const CallSite& site) {
+  for (const Frame& f : site.frames)
+    if (!f.file.empty()) return fmt::format("{} ({}:{})", FrameName(f), f.file, f.line);
+  return site.frames.empty() ? "(no stack)" : FrameName(site.frames[0]);
+}
+
+json Card(const char* label, uint64_t value, bool bytes, bool hot = false, std::string note = "") {
+  return {{"label", label}, {"value", value}, {"bytes", bytes}, {"hot", hot}, {"note", note}};
+}
+
+}  // namespace
+
+std::string RenderHtml(const std::vector<Report>& reports) {
+  CombinedReport c = Combine(reports);
+  json d;
+  std::string title;
+  for (const Report& r : reports) {
+    std::string exe = r.process.header.exe.substr(r.process.header.exe.rfind('/') + 1);
+    title +=
+        fmt::format("{}{} (pid {})", title.empty() ? "" : ", ", exe, r.process.header.process.pid);
+    if (title.size() > 120) {
+      title += fmt::format(" and {} more", reports.size() - 1);
+      break;
+    }
+  }
+  d["title"] = title;
+  const CostTotals& s = c.summary;
+  d["cards"] = json::array(
+      {Card("page-rounding waste", s.page_waste_bytes, true, s.page_waste_bytes > 0,
+            fmt::format("{:.2f}% of bytes in pages", s.page_waste_percent())),
+       Card("bytes in pages", s.page_bytes, true, false,
+            fmt::format("in {} own mappings", GroupDigits(s.own_mappings))),
+       Card("requested", s.requested_bytes, true),
+       Card("allocations", s.allocations, false, false,
+            fmt::format("{} direct mappings", GroupDigits(s.mappings))),
+       Card("system calls", SumSyscalls(s.syscalls), false, s.syscalls_per_call() >= 0.5,
+            fmt::format("{:.3g} per call", s.syscalls_per_call())),
+       Card("peak in pages", c.peak.page_bytes, true),
+       Card("live at exit", c.leaked_bytes, true, false,
+            fmt::format("in {} blocks and mappings", GroupDigits(c.leaked_allocations))),
+       Card("processes", c.processes, false)});
+  json processes = json::array();
+  for (const Report& r : reports) {
+    std::string command;
+    for (const std::string& a : r.process.header.argv) command += (command.empty() ? "" : " ") + a;
+    processes.push_back({{"pid", r.process.header.process.pid}, {"command", command}});
+  }
+  d["processes"] = processes;
+  // The timeline, what-if and memory tables of the process that held the
+  // most pages (the only one, usually).
+  const Report* main = reports.empty() ? nullptr : &reports[0];
+  for (const Report& r : reports)
+    if (r.peak_mapped_bytes > main->peak_mapped_bytes) main = &r;
+  json samples = json::array();
+  json page_sizes = json::array(), allocators = json::array(), went = json::array();
+  if (main) {
+    for (const TimelineSample& t : main->timeline)
+      samples.push_back({t.start_ns, t.live_bytes, t.page_bytes});
+    for (const PageSizeResult& w : main->what_if_page_sizes)
+      page_sizes.push_back({{"page_size", w.page_size},
+                            {"page_bytes", w.page_bytes},
+                            {"page_waste_bytes", w.page_waste_bytes},
+                            {"peak_page_bytes", w.peak_page_bytes}});
+    for (const AllocatorResult& a : main->what_if_allocators)
+      allocators.push_back({{"model", AllocatorModelName(a.model)},
+                            {"peak_page_bytes", a.peak_page_bytes},
+                            {"page_waste_bytes", a.page_waste_bytes},
+                            {"syscalls", a.syscalls}});
+    const MemoryReconciliation& m = main->memory_went;
+    went =
+        json::array({json::array({"requested from malloc and co", m.requested_bytes}),
+                     json::array({"allocator slack", m.allocator_slack_bytes}),
+                     json::array({"page rounding of malloc's own mappings", m.page_rounding_bytes}),
+                     json::array({"direct mappings, in whole pages", m.direct_mapping_bytes}),
+                     json::array({"held by the program", m.total_bytes})});
+    if (m.kept_known)
+      went.push_back(
+          json::array({"kept by the brk heap beyond its live blocks", m.kept_after_free_bytes}));
+  }
+  d["timeline"] = {{"interval_ns", main ? main->timeline_interval_ns : 0},
+                   {"samples", samples},
+                   {"peak",
+                    {{"time_ns", main ? main->peak.time_ns : 0},
+                     {"page_bytes", main ? main->peak_mapped_bytes : 0}}}};
+  Flame flame;
+  for (const CallSite& site : c.call_sites) flame.Add(site);
+  d["flame"] = flame.Json();
+  json sites = json::array();
+  for (const CallSite& site : ShownSites(c.call_sites, 100).sites)
+    sites.push_back({{"where", Where(site)},
+                     {"waste", site.cost.waste_bytes()},
+                     {"page_bytes", site.cost.page_bytes},
+                     {"requested", site.cost.requested_bytes},
+                     {"allocations", site.cost.allocations},
+                     {"syscalls", SumSyscalls(site.cost.syscalls)},
+                     {"per_call", site.cost.syscalls_per_call()},
+                     {"leaked", site.leaked_bytes}});
+  d["sites"] = sites;
+  d["what_if"] = {{"page_sizes", page_sizes}, {"allocators", allocators}};
+  d["memory_went"] = went;
+  // Inside a <script> element: no "<" at all, so that no "</script>" or
+  // "<!--" from a symbol name can end it.
+  std::string data;
+  for (char ch : d.dump(-1, ' ', false, json::error_handler_t::replace))
+    data += ch == '<' ? std::string("\\u003c") : std::string(1, ch);
+  std::string page = kHtmlTemplate;
+  const std::string slot = "/*PAGEWASTE_DATA*/";
+  size_t at = page.find(slot);
+  if (at != std::string::npos) page.replace(at, slot.size(), data);
+  return page;
+}
+
+}  // namespace pagewaste
