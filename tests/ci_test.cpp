@@ -338,6 +338,9 @@ TEST(Check, MalformedBudgetsAndReportsExitTwoNamingTheField) {
             "limits[0]"},
            {{{"limits", json::array()}, {"suppressions", {{{"site", {{"function", "f"}}}}}}},
             "suppressions[0].reason"},
+           {{{"limits", {{{"metric", "allocations"}, {"site", {{"location", "a.c:99999999999"}}},
+                           {"max", 1}}}}},
+            "limits[0].site.location"},
            {{{"limit", json::array()}}, "budget.limit"}}) {
     CommandResult r = Check({"--budget", WriteBudget(dir, c.budget)}, Runs().base);
     EXPECT_EQ(r.exit_code, 2) << c.budget;

@@ -1,12 +1,13 @@
 #include "check.h"
 
-#include "replay.h"
-
 #include <fmt/format.h>
 #include <fnmatch.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+
+#include "replay.h"
 
 namespace pagewaste {
 namespace {
@@ -30,20 +31,30 @@ bool FileMatches(const std::string& pattern, const std::string& file) {
   return Glob(pattern, file);
 }
 
+// "budget.c:16" -> budget.c and 16; "budget.c" -> budget.c and 0 (any
+// line). False for a line that is not a number a frame could have.
+bool SplitLocation(const std::string& location, std::string* file, int* line) {
+  *file = location;
+  *line = 0;
+  size_t colon = location.rfind(':');
+  if (colon == std::string::npos || colon + 1 == location.size() ||
+      !std::all_of(location.begin() + static_cast<ptrdiff_t>(colon) + 1, location.end(),
+                   [](char c) { return isdigit(static_cast<unsigned char>(c)); }))
+    return true;
+  *file = location.substr(0, colon);
+  auto [end, error] = std::from_chars(location.data() + colon + 1,
+                                      location.data() + location.size(), *line);
+  return error == std::errc() && *line > 0;
+}
+
 bool FrameMatches(const SitePattern& p, const Frame& f) {
   if (!p.function.empty() && !Glob(p.function, f.function)) return false;
   if (!p.module.empty() && !Glob(p.module, f.module) && !Glob(p.module, BaseName(f.module)))
     return false;
   if (!p.location.empty()) {
-    std::string file = p.location;
+    std::string file;
     int line = 0;
-    size_t colon = p.location.rfind(':');
-    if (colon != std::string::npos && colon + 1 < p.location.size() &&
-        std::all_of(p.location.begin() + static_cast<ptrdiff_t>(colon) + 1, p.location.end(),
-                    [](char c) { return isdigit(static_cast<unsigned char>(c)); })) {
-      file = p.location.substr(0, colon);
-      line = std::stoi(p.location.substr(colon + 1));
-    }
+    SplitLocation(p.location, &file, &line);
     if (!FileMatches(file, f.file) || (line && f.line != line)) return false;
   }
   return true;
@@ -97,6 +108,10 @@ class BudgetReader {
       return false;
     if (j.contains("location") && !String(j["location"], path + ".location", &out->location))
       return false;
+    std::string file;
+    int line;
+    if (!out->location.empty() && !SplitLocation(out->location, &file, &line))
+      return Fail(path + ".location", "expected FILE or FILE:LINE, with a line from 1");
     if (j.contains("module") && !String(j["module"], path + ".module", &out->module)) return false;
     if (out->function.empty() && out->location.empty() && out->module.empty())
       return Fail(path, "expected one of function, location, module");
@@ -279,9 +294,11 @@ bool EvaluateBudget(const ReportDocument& report, const ReportDocument* baseline
       }
       uint64_t base = ValueOf(*baseline, base_sites, limit, nullptr);
       r.baseline = base;
-      auto by_percent =
-          static_cast<uint64_t>(std::ceil(static_cast<double>(base) * limit.percent / 100.0));
-      r.threshold = base + std::max(by_percent, limit.allowance);
+      // Saturating: a budget may allow any percentage or allowance.
+      double percent_of = std::ceil(static_cast<double>(base) * limit.percent / 100.0);
+      uint64_t by_percent = percent_of >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(percent_of);
+      uint64_t grow = std::max(by_percent, limit.allowance);
+      r.threshold = base > UINT64_MAX - grow ? UINT64_MAX : base + grow;
     } else {
       r.threshold = *limit.max;
     }

@@ -17,7 +17,12 @@ struct DiffFigure {
   std::string metric;  // a Metrics() name
   uint64_t base = 0;
   uint64_t now = 0;
-  int64_t change() const { return static_cast<int64_t>(now) - static_cast<int64_t>(base); }
+  // now - base, held to +/- INT64_MAX (a report may hold any count).
+  int64_t change() const {
+    uint64_t d = now >= base ? now - base : base - now;
+    int64_t magnitude = d > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(d);
+    return now >= base ? magnitude : -magnitude;
+  }
   // The change in percent of base; nullopt when base is 0 and now is not.
   std::optional<double> percent() const;
 };
