@@ -144,25 +144,25 @@ std::string RenderHtml(const std::vector<Report>& reports) {
   d["processes"] = processes;
   // The timeline, what-if and memory tables of the process that held the
   // most pages (the only one, usually).
-  const Report* main = reports.empty() ? nullptr : &reports[0];
+  const Report* largest = reports.empty() ? nullptr : &reports[0];
   for (const Report& r : reports)
-    if (r.peak_mapped_bytes > main->peak_mapped_bytes) main = &r;
+    if (r.peak_mapped_bytes > largest->peak_mapped_bytes) largest = &r;
   json samples = json::array();
   json page_sizes = json::array(), allocators = json::array(), went = json::array();
-  if (main) {
-    for (const TimelineSample& t : main->timeline)
+  if (largest) {
+    for (const TimelineSample& t : largest->timeline)
       samples.push_back({t.start_ns, t.live_bytes, t.page_bytes});
-    for (const PageSizeResult& w : main->what_if_page_sizes)
+    for (const PageSizeResult& w : largest->what_if_page_sizes)
       page_sizes.push_back({{"page_size", w.page_size},
                             {"page_bytes", w.page_bytes},
                             {"page_waste_bytes", w.page_waste_bytes},
                             {"peak_page_bytes", w.peak_page_bytes}});
-    for (const AllocatorResult& a : main->what_if_allocators)
+    for (const AllocatorResult& a : largest->what_if_allocators)
       allocators.push_back({{"model", AllocatorModelName(a.model)},
                             {"peak_page_bytes", a.peak_page_bytes},
                             {"page_waste_bytes", a.page_waste_bytes},
                             {"syscalls", a.syscalls}});
-    const MemoryReconciliation& m = main->memory_went;
+    const MemoryReconciliation& m = largest->memory_went;
     went =
         json::array({json::array({"requested from malloc and co", m.requested_bytes}),
                      json::array({"allocator slack", m.allocator_slack_bytes}),
@@ -173,11 +173,11 @@ std::string RenderHtml(const std::vector<Report>& reports) {
       went.push_back(
           json::array({"kept by the brk heap beyond its live blocks", m.kept_after_free_bytes}));
   }
-  d["timeline"] = {{"interval_ns", main ? main->timeline_interval_ns : 0},
+  d["timeline"] = {{"interval_ns", largest ? largest->timeline_interval_ns : 0},
                    {"samples", samples},
                    {"peak",
-                    {{"time_ns", main ? main->peak.time_ns : 0},
-                     {"page_bytes", main ? main->peak_mapped_bytes : 0}}}};
+                    {{"time_ns", largest ? largest->peak.time_ns : 0},
+                     {"page_bytes", largest ? largest->peak_mapped_bytes : 0}}}};
   Flame flame;
   for (const CallSite& site : c.call_sites) flame.Add(site);
   d["flame"] = flame.Json();
