@@ -153,9 +153,10 @@ TEST(CompactJson, SitesPastTheFirstByEachRankingAreSummedInOtherSites) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json doc = ParseDocument(r.out);
   json every = ParseDocument(JsonOf(Runs().extra));
-  size_t all = every["combined"]["call_sites"].size();
   for (const char* name : {"combined", "process"}) {
-    const json& part = name == std::string("combined") ? doc["combined"] : doc["processes"][0];
+    bool is_combined = name == std::string("combined");
+    const json& part = is_combined ? doc["combined"] : doc["processes"][0];
+    size_t all = (is_combined ? every["combined"] : every["processes"][0])["call_sites"].size();
     json expanded = Expanded(doc, part);
     // The first by waste (Map's mmap), by allocations (heap_objects), by
     // bytes live at exit (kept_objects), by system calls (one of the 100s);
@@ -178,6 +179,30 @@ TEST(CompactJson, SitesPastTheFirstByEachRankingAreSummedInOtherSites) {
     EXPECT_GE(part["other_sites"]["page_waste_bytes"].get<uint64_t>(), 40860u) << name;
   }
   EXPECT_EQ(every["combined"]["other_sites"]["sites"], 0);
+}
+
+TEST(CompactJson, TheCombinedViewMergesSitesByKeyAndCountsEachProcessOnce) {
+  // The same program twice: each combined site is in both processes, with
+  // twice the figures; heap_objects' two calls on one line (two stacks, one
+  // key) are one site, in 2 processes, not 4.
+  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", "--all-sites",
+                                Runs().base, Runs().base});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json doc = ParseDocument(r.out);
+  const json& process = doc["processes"][0];
+  json combined = Expanded(doc, doc["combined"]);
+  json expanded_process = Expanded(doc, process);
+  int heap_stacks = 0;
+  for (const json& site : expanded_process["call_sites"])
+    if (site["frames"][0]["function"] == "heap_objects") ++heap_stacks;
+  EXPECT_EQ(heap_stacks, 2);
+  EXPECT_EQ(combined["call_sites"].size() + 1, process["call_sites"].size());
+  for (const json& site : combined["call_sites"]) {
+    EXPECT_EQ(site["processes"], 2) << site["key"];
+    if (site["frames"][0]["function"] == "heap_objects") EXPECT_EQ(site["allocations"], 100);
+    if (site["frames"][0]["function"] == "Map") EXPECT_EQ(site["page_waste_bytes"], 2 * 399600);
+  }
+  EXPECT_EQ(doc["combined"]["summary"]["allocations"], 2 * 53);
 }
 
 TEST(Check, TheFiguresOfTheKnownProgramAreExact) {

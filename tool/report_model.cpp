@@ -178,6 +178,7 @@ SitesShown ShownSites(const std::vector<CallSite>& all, size_t n) {
 CombinedReport Combine(const std::vector<Report>& reports) {
   CombinedReport c;
   std::map<std::string, size_t> by_key;
+  std::vector<size_t> last_process;  // by combined site: the last report that added to it
   for (const Report& r : reports) {
     ++c.processes;
     c.summary.Add(r.summary);
@@ -188,9 +189,16 @@ CombinedReport Combine(const std::vector<Report>& reports) {
       auto [it, fresh] = by_key.emplace(site.key, c.call_sites.size());
       if (fresh) {
         c.call_sites.push_back(site);
+        c.call_sites.back().processes = 1;
+        last_process.push_back(c.processes);
         continue;
       }
       CallSite& into = c.call_sites[it->second];
+      // Sites of one process with the same key count it once.
+      if (last_process[it->second] != c.processes) {
+        ++into.processes;
+        last_process[it->second] = c.processes;
+      }
       // The frames and advice stay those of the larger part.
       if (ByWaste(site, into)) {
         into.frames = site.frames;
@@ -205,7 +213,6 @@ CombinedReport Combine(const std::vector<Report>& reports) {
       into.sampling_error_bytes = static_cast<uint64_t>(std::llround(
           std::hypot(static_cast<double>(into.sampling_error_bytes),
                      static_cast<double>(site.sampling_error_bytes))));
-      into.processes += site.processes;
     }
   }
   std::sort(c.call_sites.begin(), c.call_sites.end(), ByWaste);

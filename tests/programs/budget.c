@@ -4,7 +4,7 @@
 //
 //   pages:  100 mmaps of 100 bytes, unmapped: 409,600 B in pages, 399,600 B
 //           of page-rounding waste, 100 mmap + 100 munmap
-//   heap:   50 mallocs of 64 bytes, freed
+//   heap:   50 mallocs of 64 bytes (from two calls on one line), freed
 //   leak:   3 mallocs of 1,000 bytes, never freed
 //   extra:  (EXTRA_SITE) 10 mmaps of 10 bytes, a table kept for the
 //           program's life: 40,960 B in pages, 40,860 B of waste, 10 mmap
@@ -24,7 +24,8 @@ __attribute__((noinline)) static void page_objects(void) {
 
 __attribute__((noinline)) static void heap_objects(void) {
   void* blocks[50];
-  for (int i = 0; i < 50; ++i) blocks[i] = malloc(64);  // SITE: heap
+  // Two calls on one line: two stacks, one key (the combined view merges them).
+  for (int i = 0; i < 50; ++i) blocks[i] = (i & 1) ? malloc(64) : malloc(64);  // SITE: heap
   for (int i = 0; i < 50; ++i) free(blocks[i]);  // SITE: heap_free
 }
 
