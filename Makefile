@@ -67,7 +67,7 @@ demo: build
 # taken by headless Chromium.
 screenshot: demo
 	$(call install_packages,chromium)
-	chromium --headless=new --no-sandbox --disable-gpu --hide-scrollbars --window-size=1000,860 \
+	chromium --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars --window-size=1000,860 \
 	  --screenshot=$(CURDIR)/docs/html-report.png \
 	  "file://$(abspath $(BUILD))/examples/demo.html#search=page_alloc" 2>/dev/null
 	@echo "wrote docs/html-report.png"

@@ -25,14 +25,11 @@ std::string ReadFile(const std::string& path) {
 // Chromium's flags for a headless run as root in a container; its console
 // messages go to stderr as "INFO:CONSOLE(...)".
 std::vector<std::string> Chromium(const std::vector<std::string>& more) {
-  std::vector<std::string> argv = {"chromium",
-                                   "--headless=new",
-                                   "--no-sandbox",
-                                   "--disable-gpu",
-                                   "--disable-background-networking",
-                                   "--enable-logging=stderr",
-                                   "--v=0",
-                                   "--virtual-time-budget=5000"};
+  // /dev/shm is small in containers: Chromium keeps its shared memory in /tmp.
+  std::vector<std::string> argv = {
+      "chromium",         "--headless=new",  "--no-sandbox", "--disable-gpu",
+      "--disable-background-networking",     "--disable-dev-shm-usage",
+      "--enable-logging=stderr",             "--v=0",        "--virtual-time-budget=5000"};
   argv.insert(argv.end(), more.begin(), more.end());
   return argv;
 }
