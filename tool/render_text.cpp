@@ -260,6 +260,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   *out += "\nStill allocated or mapped at exit, by call site\n";
   int rank = 0;
   for (const CallSite& site : r.leak_sites) {
+    if (options.top && static_cast<size_t>(rank) == options.top) break;
     *out += fmt::format("#{:<3} {} in {} blocks and mappings\n", ++rank, Bytes(site.leaked_bytes),
                         Num(site.leaked_allocations));
     Frames(site, options, out, 3);
@@ -286,7 +287,9 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   if (r.peak.page_bytes) {
     *out += fmt::format("\nPeak: {} in pages of own mappings at {:.3f} s, held by\n",
                         Bytes(r.peak.page_bytes), static_cast<double>(r.peak.time_ns) / 1e9);
+    size_t shown = 0;
     for (const CallSite& site : r.peak.sites) {
+      if (options.top && shown++ == options.top) break;
       *out += fmt::format("  {} ({})\n", Bytes(site.cost.page_bytes),
                           Percent(site.cost.page_bytes, r.peak.page_bytes));
       Frames(site, options, out, 3);
@@ -409,12 +412,21 @@ std::string RenderText(const std::vector<Report>& reports, const RenderOptions& 
   return options.colour ? Colourize(out) : out;
 }
 
+// Several processes: the combined view with the sites asked for, then each
+// process with its first three of each list (the combined view has the
+// rest; the JSON has every one).
+constexpr size_t kSitesPerProcess = 3;
+
 std::string RenderPlainText(const std::vector<Report>& reports, const RenderOptions& options) {
   std::string out;
-  if (reports.size() > 1) Combined(reports, options, &out);
+  RenderOptions each = options;
+  if (reports.size() > 1) {
+    Combined(reports, options, &out);
+    each.top = options.top ? std::min(options.top, kSitesPerProcess) : kSitesPerProcess;
+  }
   for (const Report& report : reports) {
     if (!out.empty()) out += "\n";
-    Process(report, options, &out);
+    Process(report, each, &out);
   }
   return out;
 }
