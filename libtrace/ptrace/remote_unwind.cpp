@@ -12,21 +12,48 @@ bool ReadWord(pid_t pid, uint64_t address, uint64_t* value) {
   return process_vm_readv(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(sizeof *value);
 }
 
+// The stack above rsp, read with one system call: a shallow stack's frames
+// are all in it, and each word outside it is read on its own.
+class StackWindow {
+ public:
+  StackWindow(pid_t pid, uint64_t rsp) : pid_(pid), start_(rsp) {
+    struct iovec local = {words_, sizeof words_};
+    struct iovec remote = {reinterpret_cast<void*>(rsp), sizeof words_};
+    // A partial read stops at the first page that cannot be read: the end
+    // of the stack.
+    ssize_t n = rsp % 8 ? -1 : process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    end_ = n > 0 ? rsp + static_cast<uint64_t>(n) / 8 * 8 : rsp;
+  }
+  bool Read(uint64_t address, uint64_t* value) const {
+    if (address >= start_ && address < end_ && address % 8 == 0) {
+      *value = words_[(address - start_) / 8];
+      return true;
+    }
+    return ReadWord(pid_, address, value);
+  }
+
+ private:
+  pid_t pid_;
+  uint64_t start_, end_;
+  uint64_t words_[512];  // 4 KiB
+};
+
 // The frame-pointer walk. Frame 0 is rip. A system call wrapper usually
 // sets up no frame, so the word at rsp is its return address when it points
 // into code; after that, each frame's saved rbp links to its caller's, with
 // the return address just above it.
 int UnwindFramePointers(pid_t pid, const user_regs_struct& regs, uintptr_t* ips, int max_depth,
                         const std::function<bool(uint64_t)>& is_code) {
+  StackWindow stack(pid, regs.rsp);
   int depth = 0;
   ips[depth++] = regs.rip;
   uint64_t top = 0;
-  if (depth < max_depth && ReadWord(pid, regs.rsp, &top) && is_code(top)) ips[depth++] = top;
+  if (depth < max_depth && stack.Read(regs.rsp, &top) && is_code(top)) ips[depth++] = top;
   uint64_t frame = regs.rbp;
   while (depth < max_depth && frame && frame % 8 == 0) {
     uint64_t saved = 0;
     uint64_t ret = 0;
-    if (!ReadWord(pid, frame, &saved) || !ReadWord(pid, frame + 8, &ret) || !is_code(ret)) break;
+    if (!stack.Read(frame, &saved) || !stack.Read(frame + 8, &ret) || !is_code(ret)) break;
     if (ret != ips[depth - 1]) ips[depth++] = ret;
     if (saved <= frame) break;  // stacks grow down: the caller's frame is above
     frame = saved;
