@@ -42,8 +42,8 @@ bool SplitLocation(const std::string& location, std::string* file, int* line) {
                    [](char c) { return isdigit(static_cast<unsigned char>(c)); }))
     return true;
   *file = location.substr(0, colon);
-  auto [end, error] = std::from_chars(location.data() + colon + 1,
-                                      location.data() + location.size(), *line);
+  auto [end, error] =
+      std::from_chars(location.data() + colon + 1, location.data() + location.size(), *line);
   return error == std::errc() && *line > 0;
 }
 
@@ -51,12 +51,8 @@ bool FrameMatches(const SitePattern& p, const Frame& f) {
   if (!p.function.empty() && !Glob(p.function, f.function)) return false;
   if (!p.module.empty() && !Glob(p.module, f.module) && !Glob(p.module, BaseName(f.module)))
     return false;
-  if (!p.location.empty()) {
-    std::string file;
-    int line = 0;
-    SplitLocation(p.location, &file, &line);
-    if (!FileMatches(file, f.file) || (line && f.line != line)) return false;
-  }
+  if (!p.file.empty() && (!FileMatches(p.file, f.file) || (p.line && f.line != p.line)))
+    return false;
   return true;
 }
 
@@ -108,9 +104,7 @@ class BudgetReader {
       return false;
     if (j.contains("location") && !String(j["location"], path + ".location", &out->location))
       return false;
-    std::string file;
-    int line;
-    if (!out->location.empty() && !SplitLocation(out->location, &file, &line))
+    if (!out->location.empty() && !SplitLocation(out->location, &out->file, &out->line))
       return Fail(path + ".location", "expected FILE or FILE:LINE, with a line from 1");
     if (j.contains("module") && !String(j["module"], path + ".module", &out->module)) return false;
     if (out->function.empty() && out->location.empty() && out->module.empty())
@@ -193,11 +187,9 @@ std::vector<Site> SitesOf(const ReportDocument& doc, const Budget& budget) {
 // sites made, or the sum over the sites its pattern matches.
 uint64_t ValueOf(const ReportDocument& doc, const std::vector<Site>& sites, const Limit& limit,
                  std::vector<SiteFigure>* contributors) {
-  const Metric& metric = *FindMetric(limit.metric);
-  uint64_t value = 0;
-  if (!limit.site) value = MetricValue(doc.summary(), limit.metric);
+  uint64_t value = limit.site ? 0 : MetricValue(doc.summary(), limit.metric);
+  if (FindMetric(limit.metric)->whole_run_only) return value;  // no site sums to a peak
   for (const Site& site : sites) {
-    if (metric.whole_run_only) break;
     uint64_t v = MetricValue(*site.figures, limit.metric);
     if (site.suppressed_by >= 0) {
       if (!limit.site) value -= std::min(value, v);

@@ -16,7 +16,9 @@ namespace pagewaste {
 // Matches a call site when one of its frames matches every field given.
 struct SitePattern {
   std::string function;      // glob (fnmatch) on the demangled name
-  std::string location;      // "file" or "file:line"; file by its trailing path components
+  std::string location;      // "file" or "file:line", as the budget gives it
+  std::string file;          // location's file, by its trailing path components
+  int line = 0;              // location's line; 0: any
   std::string module;        // glob on the module's path or file name
   std::string Text() const;  // "function page_alloc*"
 };

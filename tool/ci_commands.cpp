@@ -25,7 +25,8 @@ CiOptions OptionsOf(const CiArgs& ci) {
   return options;
 }
 
-// Writes the files asked for; false when one cannot be written.
+// Writes the outputs asked for (all are rendered: each is small beside the
+// report they come from); false when one cannot be written.
 bool WriteCiOutputs(const CiArgs& ci, const std::string& junit_text, const std::string& sarif_text,
                     const std::string& markdown_text, const std::string& github_text) {
   bool ok = true;
@@ -123,9 +124,7 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
       }
   }
   if (budget.limits.empty())
-    return input_error(
-        "nothing to check: give --budget FILE, --baseline BASE "
-        "or a --max-* limit");
+    return input_error("nothing to check: give --budget FILE, --baseline BASE or a --max-* limit");
   ReportDocument report;
   if (!report.Load(args.inputs, &err)) return input_error(err);
   CheckResult result;
@@ -134,10 +133,8 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
   fmt::print(text_out, "{}", RenderCheckText(result));
   fflush(text_out);
   CiOptions options = OptionsOf(args.ci);
-  std::string markdown = CheckMarkdown(result);
-  if (!WriteCiOutputs(args.ci, args.ci.junit.empty() ? "" : CheckJunit(result),
-                      args.ci.sarif.empty() ? "" : CheckSarif(result, options), markdown,
-                      args.ci.github ? CheckGithub(result, options) : ""))
+  if (!WriteCiOutputs(args.ci, CheckJunit(result), CheckSarif(result, options),
+                      CheckMarkdown(result), CheckGithub(result, options)))
     return exit_code::kUsage;
   return result.failed() ? exit_code::kLimitExceeded : exit_code::kOk;
 }
@@ -153,10 +150,8 @@ int DiffCommand(const DiffArgs& args) {
   std::string text = args.format == "json" ? RenderDiffJson(diff) : RenderDiffText(diff);
   if (!WriteOutput(args.output, text)) return exit_code::kUsage;
   CiOptions options = OptionsOf(args.ci);
-  std::string markdown = DiffMarkdown(diff);
-  if (!WriteCiOutputs(args.ci, args.ci.junit.empty() ? "" : DiffJunit(diff),
-                      args.ci.sarif.empty() ? "" : DiffSarif(diff, options), markdown,
-                      args.ci.github ? DiffGithub(diff, options) : ""))
+  if (!WriteCiOutputs(args.ci, DiffJunit(diff), DiffSarif(diff, options), DiffMarkdown(diff),
+                      DiffGithub(diff, options)))
     return exit_code::kUsage;
   return diff.regressions.empty() ? exit_code::kOk : exit_code::kLimitExceeded;
 }

@@ -38,6 +38,17 @@ std::string Xml(const std::string& text) {
   return out;
 }
 
+// One suite of test cases (already written, escaped) in a JUnit file.
+std::string JunitDocument(const std::string& suite, size_t tests, size_t failures,
+                          const std::string& cases) {
+  return fmt::format(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+      "<testsuites name=\"pagewaste\" tests=\"{0}\" failures=\"{1}\" errors=\"0\">\n"
+      "  <testsuite name=\"{2}\" tests=\"{0}\" failures=\"{1}\" errors=\"0\" "
+      "skipped=\"0\">\n{3}  </testsuite>\n</testsuites>\n",
+      tests, failures, Xml(suite), cases);
+}
+
 std::string Markdown(const std::string& text) {
   std::string out;
   for (char c : text) {
@@ -185,13 +196,8 @@ std::string CheckJunit(const CheckResult& check) {
     }
     cases += "    </testcase>\n";
   }
-  size_t tests = check.limits.size(), failures = check.failed();
-  return fmt::format(
-      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      "<testsuites name=\"pagewaste\" tests=\"{0}\" failures=\"{1}\" errors=\"0\">\n"
-      "  <testsuite name=\"pagewaste check {2}\" tests=\"{0}\" failures=\"{1}\" errors=\"0\" "
-      "skipped=\"0\">\n{3}  </testsuite>\n</testsuites>\n",
-      tests, failures, Xml(check.input), cases);
+  return JunitDocument("pagewaste check " + check.input, check.limits.size(), check.failed(),
+                       cases);
 }
 
 std::string CheckSarif(const CheckResult& check, const CiOptions& options) {
@@ -274,20 +280,14 @@ std::string DiffJunit(const DiffResult& diff) {
       cases += fmt::format("      <system-out>{}</system-out>\n", Xml(line));
     cases += "    </testcase>\n";
   }
-  size_t tests = diff.totals.size(), failures = diff.regressions.size();
-  return fmt::format(
-      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-      "<testsuites name=\"pagewaste\" tests=\"{0}\" failures=\"{1}\" errors=\"0\">\n"
-      "  <testsuite name=\"pagewaste diff\" tests=\"{0}\" failures=\"{1}\" errors=\"0\" "
-      "skipped=\"0\">\n{2}  </testsuite>\n</testsuites>\n",
-      tests, failures, cases);
+  return JunitDocument("pagewaste diff", diff.totals.size(), diff.regressions.size(), cases);
 }
 
 namespace {
 
 // A site whose waste or system calls grew: what diff's SARIF and
 // annotations point at.
-bool Grew(const DiffSite& s) { return s.figures[1].change() > 0 || s.figures[2].change() > 0; }
+bool Grew(const DiffSite& s) { return s.Change("waste_bytes") > 0 || s.Change("syscalls") > 0; }
 
 std::string SiteChange(const DiffSite& s) {
   std::string out;

@@ -18,25 +18,6 @@ const std::vector<std::string> kTotals = {"allocations", "waste_bytes", "syscall
 
 bool IsBytes(const std::string& metric) { return FindMetric(metric)->bytes; }
 
-// The key sites are matched by: every frame's function and file name (no
-// directory, no line), or its module's name where the function is unknown.
-std::string MatchKey(const std::vector<Frame>& frames) {
-  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a, 64 bits
-  auto mix = [&hash](const std::string& text) {
-    for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ull;
-    hash = (hash ^ 0xff) * 0x100000001b3ull;
-  };
-  for (const Frame& f : frames) {
-    if (f.function.empty()) {
-      mix("?" + f.module.substr(f.module.rfind('/') + 1));
-    } else {
-      mix(f.function);
-      mix(f.file.substr(f.file.rfind('/') + 1));
-    }
-  }
-  return fmt::format("{:016x}", hash);
-}
-
 struct Merged {
   SiteLocation where;
   std::vector<uint64_t> values;
@@ -47,7 +28,7 @@ struct Merged {
 std::map<std::string, Merged> SitesByKey(const ReportDocument& doc) {
   std::map<std::string, Merged> out;
   for (const json& site : doc.call_sites()) {
-    Merged& m = out[MatchKey(doc.Frames(site))];
+    Merged& m = out[SiteMatchKey(doc.Frames(site))];
     if (m.values.empty()) m.values.resize(DiffSiteMetrics().size());
     for (size_t i = 0; i < DiffSiteMetrics().size(); ++i)
       m.values[i] += MetricValue(site, DiffSiteMetrics()[i]);
@@ -121,8 +102,8 @@ DiffResult Diff(const ReportDocument& base, const ReportDocument& now,
   // The largest change in waste first, then in system calls, then by key.
   auto magnitude = [](const DiffSite& s) {
     auto abs = [](int64_t v) { return v < 0 ? -v : v; };
-    return std::make_tuple(abs(s.figures[1].change()), abs(s.figures[2].change()),
-                           abs(s.figures[0].change()));
+    return std::make_tuple(abs(s.Change("waste_bytes")), abs(s.Change("syscalls")),
+                           abs(s.Change("allocations")));
   };
   std::stable_sort(d.sites.begin(), d.sites.end(), [&](const DiffSite& x, const DiffSite& y) {
     return magnitude(x) > magnitude(y);

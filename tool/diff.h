@@ -31,7 +31,13 @@ struct DiffSite {
   std::string status;  // "added", "removed" or "changed"
   std::string key;     // hash of the frames' functions and files
   SiteLocation where;
-  std::vector<DiffFigure> figures;  // kDiffSiteMetrics, in order
+  std::vector<DiffFigure> figures;  // DiffSiteMetrics(), in order
+  // The change in one of DiffSiteMetrics().
+  int64_t Change(const std::string& metric) const {
+    for (const DiffFigure& f : figures)
+      if (f.metric == metric) return f.change();
+    return 0;
+  }
 };
 
 struct DiffResult {

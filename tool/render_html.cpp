@@ -95,9 +95,10 @@ class Flame {
 };
 
 std::string Where(const CallSite& site) {
-  for (const Frame& f : site.frames)
-    if (!f.file.empty()) return fmt::format("{} ({}:{})", FrameName(f), f.file, f.line);
-  return site.frames.empty() ? "(no stack)" : FrameName(site.frames[0]);
+  const Frame* f = SourceFrame(site.frames);
+  if (!f) return "(no stack)";
+  return f->file.empty() ? FrameName(*f)
+                         : fmt::format("{} ({}:{})", FrameName(*f), f->file, f->line);
 }
 
 json Card(const char* label, uint64_t value, bool bytes, bool hot = false, std::string note = "") {

@@ -33,7 +33,11 @@ constexpr SampleType kSampleTypes[] = {
 
 class ProfileBuilder {
  public:
-  ProfileBuilder() { String(""); }
+  // build_ids: the modules' build ids (hex) by path, for their mappings.
+  explicit ProfileBuilder(std::map<std::string, std::string> build_ids)
+      : build_ids_(std::move(build_ids)) {
+    String("");
+  }
 
   int64_t String(const std::string& s) {
     auto [it, fresh] = strings_.emplace(s, profile_.string_table_size());
@@ -41,13 +45,14 @@ class ProfileBuilder {
     return static_cast<int64_t>(it->second);
   }
 
-  uint64_t Mapping(const std::string& path, const std::string& build_id) {
+  uint64_t Mapping(const std::string& path) {
     auto [it, fresh] = mappings_.emplace(path, profile_.mapping_size() + 1);
     if (fresh) {
       pb::Mapping* m = profile_.add_mapping();
       m->set_id(it->second);
       m->set_filename(String(path));
-      m->set_build_id(String(build_id));
+      auto id = build_ids_.find(path);
+      m->set_build_id(String(id == build_ids_.end() ? "" : id->second));
       m->set_has_functions(true);
       m->set_has_filenames(true);
       m->set_has_line_numbers(true);
@@ -73,12 +78,8 @@ class ProfileBuilder {
   // One location per return address: the frames inlined at it, innermost
   // first, then the function they were inlined into. Addresses are module
   // offsets (each mapping starts at 0), the same in every run.
-  uint64_t Location(const Frame* first, const Frame* last, const Report& from) {
-    uint64_t mapping = 0;
-    if (!last->module.empty()) {
-      auto id = from.module_build_ids.find(last->module);
-      mapping = Mapping(last->module, id == from.module_build_ids.end() ? "" : id->second);
-    }
+  uint64_t Location(const Frame* first, const Frame* last) {
+    uint64_t mapping = last->module.empty() ? 0 : Mapping(last->module);
     uint64_t address = last->module.empty() ? last->address : last->module_offset;
     std::vector<std::pair<std::string, int>> lines;
     for (const Frame* f = first; f <= last; ++f) lines.emplace_back(FrameName(*f), f->line);
@@ -105,6 +106,7 @@ class ProfileBuilder {
   pb::Profile& profile() { return profile_; }
 
  private:
+  std::map<std::string, std::string> build_ids_;
   pb::Profile profile_;
   std::map<std::string, size_t> strings_;
   std::map<std::string, uint64_t> mappings_;
@@ -141,7 +143,12 @@ bool PprofMetric(const std::string& metric, std::string* sample_type) {
 }
 
 std::string RenderPprof(const std::vector<Report>& reports, const std::string& default_metric) {
-  ProfileBuilder b;
+  // The frames of a merged site are those of one process: its modules'
+  // build ids are looked up among every process's.
+  std::map<std::string, std::string> build_ids;
+  for (const Report& r : reports)
+    build_ids.insert(r.module_build_ids.begin(), r.module_build_ids.end());
+  ProfileBuilder b(std::move(build_ids));
   pb::Profile& p = b.profile();
   for (const SampleType& t : kSampleTypes) {
     pb::ValueType* v = p.add_sample_type();
@@ -152,22 +159,15 @@ std::string RenderPprof(const std::vector<Report>& reports, const std::string& d
   PprofMetric(default_metric, &default_type);
   p.set_default_sample_type(b.String(default_type));
   CombinedReport combined = Combine(reports);
-  // The frames of a merged site are those of one process; its modules'
-  // build ids are looked up in every process.
-  Report ids;
-  for (const Report& r : reports)
-    ids.module_build_ids.insert(r.module_build_ids.begin(), r.module_build_ids.end());
   // The executables' mappings first: pprof names the profile after the first.
-  for (const Report& r : reports) {
-    auto exe = r.module_build_ids.find(r.process.header.exe);
-    if (exe != r.module_build_ids.end()) b.Mapping(exe->first, exe->second);
-  }
+  for (const Report& r : reports)
+    if (r.module_build_ids.count(r.process.header.exe)) b.Mapping(r.process.header.exe);
   for (const CallSite& site : combined.call_sites) {
     pb::Sample* sample = p.add_sample();
     for (size_t i = 0; i < site.frames.size();) {
       size_t last = i;
       while (last + 1 < site.frames.size() && site.frames[last].inlined) ++last;
-      sample->add_location_id(b.Location(&site.frames[i], &site.frames[last], ids));
+      sample->add_location_id(b.Location(&site.frames[i], &site.frames[last]));
       i = last + 1;
     }
     for (const SampleType& t : kSampleTypes) {

@@ -278,20 +278,7 @@ std::vector<const json*> ReportDocument::PeakSites() const {
 
 SiteLocation ReportDocument::Location(const json& site) const {
   std::vector<Frame> frames = Frames(site);
-  auto system = [](const std::string& module) {
-    for (const char* dir : {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/libexec/"})
-      if (module.rfind(dir, 0) == 0) return true;
-    return false;
-  };
-  const Frame* pick = nullptr;
-  for (const Frame& f : frames)
-    if (!f.file.empty() && !system(f.module)) {
-      pick = &f;
-      break;
-    }
-  for (const Frame& f : frames)
-    if (!pick && !f.file.empty()) pick = &f;
-  if (!pick && !frames.empty()) pick = &frames[0];
+  const Frame* pick = SourceFrame(frames);
   if (!pick) return {};
   std::string module = pick->module.substr(pick->module.rfind('/') + 1);
   if (pick->file.empty() && !module.empty()) module += fmt::format("+{:#x}", pick->module_offset);

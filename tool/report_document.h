@@ -26,9 +26,8 @@ struct Metric {
 const std::vector<Metric>& Metrics();
 const Metric* FindMetric(const std::string& name);
 
-// The frame a reader is sent to for a site: the innermost with a source
-// file outside the system's libraries (the program's own code), else the
-// innermost with a source file, else the innermost.
+// Where a site is, for messages and CI formats: its SourceFrame
+// (report_model.h).
 struct SiteLocation {
   std::string function;
   std::string file;

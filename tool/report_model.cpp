@@ -266,16 +266,33 @@ bool FigureOf(const CallSite& site, const std::string& metric, uint64_t* value) 
   return false;
 }
 
+const Frame* SourceFrame(const std::vector<Frame>& frames) {
+  auto system = [](const std::string& module) {
+    for (const char* dir : {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/libexec/"})
+      if (module.rfind(dir, 0) == 0) return true;
+    return false;
+  };
+  for (const Frame& f : frames)
+    if (!f.file.empty() && !system(f.module)) return &f;
+  for (const Frame& f : frames)
+    if (!f.file.empty()) return &f;
+  return frames.empty() ? nullptr : &frames[0];
+}
+
 std::string FrameName(const Frame& f) {
   if (!f.function.empty()) return f.function;
   if (f.module.empty()) return fmt::format("?? ({:#x})", f.address);
   return fmt::format("?? ({}+{:#x})", f.module.substr(f.module.rfind('/') + 1), f.module_offset);
 }
 
-std::string SiteKey(const std::vector<Frame>& frames) {
-  if (frames.empty()) return {};
+namespace {
+
+// FNV-1a (64 bits) over the frames' symbolized names: function and file
+// name without its directory, or the module's name where the function is
+// unknown; with lines (and offsets, and the inlined mark) when asked.
+std::string HashFrames(const std::vector<Frame>& frames, bool with_lines) {
   auto base_name = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };
-  uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a, 64 bits
+  uint64_t hash = 0xcbf29ce484222325ull;
   auto mix = [&hash](const std::string& text) {
     for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ull;
     hash = (hash ^ 0xff) * 0x100000001b3ull;  // a separator no text holds
@@ -283,16 +300,24 @@ std::string SiteKey(const std::vector<Frame>& frames) {
   for (const Frame& f : frames) {
     if (f.function.empty()) {
       mix("?" + base_name(f.module));
-      mix(std::to_string(f.module_offset));
+      if (with_lines) mix(std::to_string(f.module_offset));
     } else {
       mix(f.function);
       mix(base_name(f.file));
-      mix(std::to_string(f.line));
+      if (with_lines) mix(std::to_string(f.line));
     }
-    mix(f.inlined ? "i" : "");
+    if (with_lines) mix(f.inlined ? "i" : "");
   }
   return fmt::format("{:016x}", hash);
 }
+
+}  // namespace
+
+std::string SiteKey(const std::vector<Frame>& frames) {
+  return frames.empty() ? std::string() : HashFrames(frames, true);
+}
+
+std::string SiteMatchKey(const std::vector<Frame>& frames) { return HashFrames(frames, false); }
 
 const char* EndReasonName(format::EndReason reason) {
   switch (reason) {

@@ -139,11 +139,21 @@ bool FigureOf(const CallSite& site, const std::string& metric, uint64_t* value);
 // "?? (module+0x1a2b)" where it is unknown.
 std::string FrameName(const Frame& frame);
 
+// The frame a reader is sent to for a site (check's messages, SARIF,
+// annotations, the HTML tables): the innermost with a source file outside
+// the system's libraries (the program's own code), else the innermost with
+// a source file, else the innermost; null for no frames.
+const Frame* SourceFrame(const std::vector<Frame>& frames);
+
 // A call site's name across runs and machines: 16 hex digits hashing its
 // symbolized frames (function, file name without its directory, line,
 // inlined; module name and offset where the function is unknown), never
 // addresses, which move with ASLR. Empty for no frames.
 std::string SiteKey(const std::vector<Frame>& frames);
+// The same without lines, offsets or inlined marks: what matches a site
+// across two builds of a program (pagewaste diff), where every edit moves
+// lines.
+std::string SiteMatchKey(const std::vector<Frame>& frames);
 
 struct ThreadTotals {
   uint32_t tid = 0;
