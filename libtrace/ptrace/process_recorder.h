@@ -1,6 +1,6 @@
-// One traced process image under the ptrace backend: its trace file,
-// writer, stack table and module map, and the events built from the memory
-// system calls its threads make. The tracer loop (tracer.cpp) decides when
+// One traced process image under the ptrace backend: its trace file (the
+// producer library's, as the shim's), its module map, and the memory system
+// calls its threads make, read from their registers. The tracer loop (tracer.cpp) decides when
 // a recorder starts and ends; the recorder only records.
 #pragma once
 
@@ -9,13 +9,12 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "../shim/file_sink.h"
-#include "../shim/stack_table.h"
 #include "format.h"
-#include "record_writer.h"
+#include "producer/trace_file.h"
 #include "remote_unwind.h"
 #include "trace_reader.h"
 #include "usage_estimate.h"
@@ -35,7 +34,7 @@ class ProcessRecorder {
   ProcessRecorder& operator=(const ProcessRecorder&) = delete;
 
   bool ok() const { return ok_; }
-  const char* path() const { return sink_.path(); }
+  const char* path() const { return trace_->path(); }
 
   // At a memory system call's entry: what the exit will need.
   struct Entry {
@@ -59,7 +58,6 @@ class ProcessRecorder {
 
  private:
   bool MeasureUsage(uint64_t start, uint64_t length, UsageEstimate* usage);
-  void Forget(uint64_t start, uint64_t length);
   bool Known(uint64_t ip) const;
   void RefreshModules();
 
@@ -70,13 +68,9 @@ class ProcessRecorder {
   uint64_t break_ = 0;
   uint64_t generation_ = 0;
   int pagemap_ = -1;
-  std::map<uint64_t, uint64_t> live_;  // private anonymous mappings: address -> length
   std::vector<ModuleInfo> modules_;
   std::map<std::string, std::string> build_ids_;  // by path, read once
-  shim::FileSink sink_;
-  std::vector<uint8_t> buffer_;
-  RecordWriter writer_;
-  shim::StackTable stacks_;
+  std::unique_ptr<producer::TraceFile> trace_;  // 400 KiB: on the heap
   RemoteUnwinder unwinder_;
 };
 

@@ -6,7 +6,7 @@
 #include <atomic>
 #include <cstring>
 
-#include "raw_mmap.h"
+#include "producer/raw_mmap.h"
 #include "varint.h"
 
 namespace pagewaste::shim {
@@ -439,7 +439,7 @@ bool StillHolds(const WalkMemo& memo, int from) {
 }  // namespace
 
 bool InitFastUnwind() {
-  g_slots = static_cast<Slot*>(RawReserve(sizeof(Slot) * kSlots));
+  g_slots = static_cast<Slot*>(producer::RawReserve(sizeof(Slot) * kSlots));
   return g_slots != nullptr;
 }
 

@@ -1,5 +1,6 @@
-// The extern "C" wrappers and nothing else: each calls the real function and
-// hands what it learned to the tracker. Untraced calls (tracing off, or made
+// The extern "C" wrappers and nothing else: each calls the real function,
+// and for a traced call tells the tracker (tracker.h) what it saw, through
+// the tracker's entry for that hook. Untraced calls (tracing off, or made
 // from inside the shim) go straight to the real function.
 #include <dlfcn.h>
 #include <signal.h>
@@ -13,9 +14,11 @@
 
 #include "clock.h"
 #include "fast_unwind.h"
-#include "raw_mmap.h"
+#include "lifecycle.h"
+#include "producer/raw_mmap.h"
 #include "real_functions.h"
 #include "syscall_dispatch.h"
+#include "syscall_kind.h"
 #include "tracker.h"
 
 #define PW_EXPORT extern "C" __attribute__((visibility("default")))
@@ -26,41 +29,6 @@ using format::AllocKind;
 using format::SyscallKind;
 
 namespace {
-
-void* TracedAlloc(AllocKind kind, void* result, size_t requested,
-                  size_t alignment, const AllocatorCall& call) {
-  SampleDecision sample = DecideSample(requested, result, call);
-  if (sample == SampleDecision::kSkip) return result;
-  Stack stack;
-  CaptureStack(&stack);
-  // (Counted with none made: so the break did not move either.)
-  if (kind == AllocKind::kMalloc && sample == SampleDecision::kRecord && result &&
-      call.exact_and_none()) {
-    ChunkInfo chunk = InspectChunk(result);
-    if (chunk.known && !chunk.mmapped) {
-      RecordPlainMalloc(stack, reinterpret_cast<uintptr_t>(result), requested, chunk);
-      return result;
-    }
-  }
-  AllocEvent e;
-  if (sample == SampleDecision::kRecordSampled) e.flags = format::kFlagSampled;
-  e.kind = kind;
-  e.address = reinterpret_cast<uintptr_t>(result);
-  e.requested = requested;
-  e.alignment = alignment;
-  RecordAlloc(&e, &stack, call);
-  return result;
-}
-
-void TracedFree(format::FreeKind kind, void* p, const ChunkInfo& chunk,
-                const Stack* stack, const AllocatorCall* call) {
-  FreeEvent e;
-  e.kind = kind;
-  e.address = reinterpret_cast<uintptr_t>(p);
-  e.mapped_bytes = chunk.mapped_bytes;
-  if (chunk.mmapped) e.flags |= format::kFlagMmappedChunk;
-  RecordFree(&e, stack, call);
-}
 
 bool MulOverflows(size_t a, size_t b, size_t* out) {
   return __builtin_mul_overflow(a, b, out);
@@ -81,7 +49,7 @@ template <typename Call>
 auto ShimsOwn(Call call) {
   AllocatorCall counting;
   auto result = Counted(counting, call);
-  CountShimSyscalls(counting.counts());
+  CountShimsOwn(counting);
   return result;
 }
 
@@ -92,7 +60,9 @@ PW_EXPORT void* malloc(size_t size) {
   if (scope.inside_shim() && real.malloc) return ShimsOwn([&] { return real.malloc(size); });
   if (!scope.active()) return real.malloc ? real.malloc(size) : BootstrapAlloc(size);
   AllocatorCall call;
-  return TracedAlloc(AllocKind::kMalloc, Counted(call, [&] { return real.malloc(size); }), size, 0, call);
+  void* p = Counted(call, [&] { return real.malloc(size); });
+  OnAlloc(AllocKind::kMalloc, p, size, 0, call);
+  return p;
 }
 
 PW_EXPORT void* calloc(size_t n, size_t size) {
@@ -106,7 +76,9 @@ PW_EXPORT void* calloc(size_t n, size_t size) {
   size_t total = 0;
   MulOverflows(n, size, &total);
   AllocatorCall call;
-  return TracedAlloc(AllocKind::kCalloc, Counted(call, [&] { return real.calloc(n, size); }), total, 0, call);
+  void* p = Counted(call, [&] { return real.calloc(n, size); });
+  OnAlloc(AllocKind::kCalloc, p, total, 0, call);
+  return p;
 }
 
 PW_EXPORT void free(void* p) {
@@ -120,27 +92,16 @@ PW_EXPORT void free(void* p) {
     return;
   }
   if (!scope.active()) return real.free(p);
-  ChunkInfo chunk = InspectChunk(p);
-  ReleaseOrder order;
+  FreeCall traced(p);
   AllocatorCall call;
   real.free(p);
   call.Stop();
-  if (!chunk.mmapped && call.exact_and_none()) return RecordPlainFree(reinterpret_cast<uintptr_t>(p));
-  // Frees carry a stack only when they cost the kernel something (a mapping
-  // returned, a heap trimmed): that is where a page allocator's cost shows,
-  // and it keeps the common free cheap.
-  bool costly = chunk.mmapped || call.counts().Total() || call.break_moved();
-  Stack stack;
-  if (costly) CaptureStack(&stack);
-  TracedFree(format::FreeKind::kFree, p, chunk, costly ? &stack : nullptr, &call);
+  traced.Done(call);
 }
 
 namespace {
 
-// realloc and reallocarray: the old block's Free and the new block's Alloc,
-// under one stack; the call's system calls go with the new block (or with
-// the Free, when realloc(p, 0) only freed). call(p, a, b) is the real
-// function.
+// realloc and reallocarray; call(p, a, b) is the real function.
 void* Realloc(AllocKind kind, void* p, size_t size,
               void* (*call)(void*, size_t, size_t), size_t a, size_t b) {
   if (p && IsBootstrapPointer(p)) {
@@ -152,25 +113,10 @@ void* Realloc(AllocKind kind, void* p, size_t size,
   Scope scope;
   if (scope.inside_shim()) return ShimsOwn([&] { return call(p, a, b); });
   if (!scope.active()) return call(p, a, b);
-  ChunkInfo old_chunk = InspectChunk(p);
-  Stack stack;
-  CaptureStack(&stack);
-  ReleaseOrder order(p != nullptr);
+  ReallocCall traced(kind, p, size);
   AllocatorCall counted;
   void* result = Counted(counted, [&] { return call(p, a, b); });
-  // glibc: realloc(p, 0) frees p and returns NULL; a failed realloc keeps p.
-  bool allocates = result || size != 0;
-  if (p && (result || size == 0))
-    TracedFree(format::FreeKind::kRealloc, p, old_chunk, &stack, allocates ? nullptr : &counted);
-  SampleDecision sample = allocates ? DecideSample(size, result, counted) : SampleDecision::kSkip;
-  if (sample != SampleDecision::kSkip) {
-    AllocEvent e;
-    e.kind = kind;
-    e.address = reinterpret_cast<uintptr_t>(result);
-    e.requested = size;
-    if (sample == SampleDecision::kRecordSampled) e.flags = format::kFlagSampled;
-    RecordAlloc(&e, &stack, counted, old_chunk);
-  }
+  traced.Done(result, counted);
   return result;
 }
 
@@ -202,7 +148,7 @@ PW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
   if (!scope.active()) return real.posix_memalign(out, alignment, size);
   AllocatorCall call;
   int rc = Counted(call, [&] { return real.posix_memalign(out, alignment, size); });
-  TracedAlloc(AllocKind::kPosixMemalign, rc == 0 ? *out : nullptr, size, alignment, call);
+  OnAlloc(AllocKind::kPosixMemalign, rc == 0 ? *out : nullptr, size, alignment, call);
   return rc;
 }
 
@@ -217,8 +163,9 @@ PW_EXPORT int posix_memalign(void** out, size_t alignment, size_t size) {
     Scope scope;                                                    \
     if (!scope.active()) return real.name args;                     \
     AllocatorCall call;                                             \
-    return TracedAlloc(AllocKind::kind, Counted(call, [&] { return real.name args; }), size, \
-                       alignment, call);                            \
+    void* p = Counted(call, [&] { return real.name args; });        \
+    OnAlloc(AllocKind::kind, p, size, alignment, call);             \
+    return p;                                                       \
   }
 
 PW_ALIGNED_HOOK(aligned_alloc, kAlignedAlloc, (size_t alignment, size_t size),
@@ -245,45 +192,12 @@ auto Timed(uint64_t* ns, Call call) {
   return result;
 }
 
-void* TracedMmap(void* result, uint64_t ns, size_t length, int prot, int flags, int fd,
-                 off_t offset) {
-  Stack stack;
-  CaptureStack(&stack);
-  MmapEvent e;
-  e.address = reinterpret_cast<uintptr_t>(result);
-  e.length = length;
-  e.prot = static_cast<uint32_t>(prot);
-  e.map_flags = static_cast<uint32_t>(flags);
-  e.fd = fd;
-  e.offset = static_cast<uint64_t>(offset);
-  if (result == MAP_FAILED) e.flags |= format::kFlagFailed;
-  if (!(flags & MAP_ANONYMOUS)) e.flags |= format::kFlagFileBacked;
-  e.syscalls.Add(SyscallKind::kMmap);
-  e.syscalls.ns = ns;
-  RecordMmap(&e, &stack);
-  return result;
-}
-
 // mmap before the real one is known: as the C library's would, with errno.
 void* EarlyMmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset) {
   int error = 0;
-  void* p = RawMmap(addr, length, prot, flags, fd, offset, &error);
+  void* p = producer::RawMmap(addr, length, prot, flags, fd, offset, &error);
   if (!p) errno = error;
   return p ? p : MAP_FAILED;
-}
-
-
-// Whether a memory system call is the program's, to be traced. The shim's
-// own (made inside it, or by libunwind from a thread-exit destructor) are
-// only counted, for the End record.
-bool ProgramCall(const Scope& scope, const void* return_address, SyscallKind kind) {
-  bool shims = scope.inside_shim() || CalledByShim(return_address);
-  // Made inside an allocator call that is being counted (an allocator such
-  // as jemalloc calls mmap through the PLT), the system call is trapped and
-  // counted there already: on the allocation's event, or as the shim's own
-  // for the shim's allocations.
-  if (shims && !CountingOnThisThread()) CountShimSyscall(kind);
-  return scope.active() && !shims;
 }
 
 }  // namespace
@@ -291,12 +205,13 @@ bool ProgramCall(const Scope& scope, const void* return_address, SyscallKind kin
 PW_EXPORT void* mmap(void* addr, size_t length, int prot, int flags, int fd,
                      off_t offset) {
   Scope scope;
-  if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMmap))
+  if (!scope.ProgramSyscall(__builtin_return_address(0), SyscallKind::kMmap))
     return real.mmap ? real.mmap(addr, length, prot, flags, fd, offset)
                      : EarlyMmap(addr, length, prot, flags, fd, offset);
   uint64_t ns;
   void* result = Timed(&ns, [&] { return real.mmap(addr, length, prot, flags, fd, offset); });
-  return TracedMmap(result, ns, length, prot, flags, fd, offset);
+  OnMmap(addr, length, prot, flags, fd, offset, result, ns);
+  return result;
 }
 
 PW_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd,
@@ -306,34 +221,21 @@ PW_EXPORT void* mmap64(void* addr, size_t length, int prot, int flags, int fd,
                        : EarlyMmap(addr, length, prot, flags, fd, offset);
   };
   Scope scope;
-  if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMmap)) return call();
+  if (!scope.ProgramSyscall(__builtin_return_address(0), SyscallKind::kMmap)) return call();
   uint64_t ns;
   void* result = Timed(&ns, call);
-  return TracedMmap(result, ns, length, prot, flags, fd, offset);
+  OnMmap(addr, length, prot, flags, fd, offset, result, ns);
+  return result;
 }
 
 PW_EXPORT int munmap(void* addr, size_t length) {
   Scope scope;
-  if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMunmap))
-    return real.munmap ? real.munmap(addr, length)
-                       : RawMunmap(addr, length);
-  // What the mapping was used for can only be seen before it goes.
-  UsageEstimate usage;
-  bool measured = MeasureUsage(addr, length, &usage);
-  Stack stack;
-  CaptureStack(&stack);
-  ReleaseOrder order;
+  if (!scope.ProgramSyscall(__builtin_return_address(0), SyscallKind::kMunmap))
+    return real.munmap ? real.munmap(addr, length) : producer::RawMunmap(addr, length);
+  MunmapCall traced(addr, length);
   uint64_t ns;
   int rc = Timed(&ns, [&] { return real.munmap(addr, length); });
-  MunmapEvent e;
-  e.address = reinterpret_cast<uintptr_t>(addr);
-  e.length = length;
-  if (rc != 0) e.flags |= format::kFlagFailed;
-  if (measured && rc == 0)
-    AttachUsage(usage, &e);
-  e.syscalls.Add(SyscallKind::kMunmap);
-  e.syscalls.ns = ns;
-  RecordMunmap(&e, &stack);
+  traced.Done(rc, ns);
   return rc;
 }
 
@@ -347,25 +249,14 @@ PW_EXPORT void* mremap(void* old_address, size_t old_size, size_t new_size,
     va_end(ap);
   }
   Scope scope;
-  if (!ProgramCall(scope, __builtin_return_address(0), SyscallKind::kMremap))
+  if (!scope.ProgramSyscall(__builtin_return_address(0), SyscallKind::kMremap))
     return real.mremap(old_address, old_size, new_size, flags, new_address);
-  Stack stack;
-  CaptureStack(&stack);
-  ReleaseOrder order;
+  MremapCall traced;
   uint64_t ns;
   void* result = Timed(&ns, [&] {
     return real.mremap(old_address, old_size, new_size, flags, new_address);
   });
-  MremapEvent e;
-  e.old_address = reinterpret_cast<uintptr_t>(old_address);
-  e.old_length = old_size;
-  e.new_length = new_size;
-  e.mremap_flags = static_cast<uint32_t>(flags);
-  e.new_address = reinterpret_cast<uintptr_t>(result);
-  if (result == MAP_FAILED) e.flags |= format::kFlagFailed;
-  e.syscalls.Add(SyscallKind::kMremap);
-  e.syscalls.ns = ns;
-  RecordMremap(&e, &stack);
+  traced.Done(old_address, old_size, new_size, flags, new_address, result, ns);
   return result;
 }
 
@@ -379,17 +270,7 @@ PW_EXPORT int brk(void* addr) {
   uintptr_t before = CurrentBreak();
   uint64_t ns;
   int rc = Timed(&ns, [&] { return real.brk(addr); });
-  Stack stack;
-  CaptureStack(&stack);
-  BrkEvent e;
-  e.kind = format::BrkKind::kBrk;
-  e.old_break = before;
-  e.new_break = CurrentBreak();
-  e.argument = static_cast<int64_t>(reinterpret_cast<uintptr_t>(addr));
-  if (rc != 0) e.flags |= format::kFlagFailed;
-  e.syscalls.Add(SyscallKind::kBrk);
-  e.syscalls.ns = ns;
-  RecordBrk(&e, &stack);
+  OnBrk(addr, before, ns);
   return rc;
 }
 
@@ -402,59 +283,38 @@ PW_EXPORT void* sbrk(intptr_t increment) {
   if (!scope.active() || increment == 0) return real.sbrk(increment);
   uint64_t ns;
   void* result = Timed(&ns, [&] { return real.sbrk(increment); });
-  Stack stack;
-  CaptureStack(&stack);
-  BrkEvent e;
-  e.kind = format::BrkKind::kSbrk;
-  e.old_break = reinterpret_cast<uintptr_t>(result);
-  e.new_break = CurrentBreak();
-  e.argument = increment;
-  if (result == reinterpret_cast<void*>(-1)) e.flags |= format::kFlagFailed;
-  e.syscalls.Add(SyscallKind::kBrk);
-  e.syscalls.ns = ns;
-  RecordBrk(&e, &stack);
+  OnSbrk(increment, result, ns);
   return result;
 }
 
 namespace {
 
 // mprotect and madvise: the range, and the protection or advice.
-int TracedMemoryCall(const void* return_address, SyscallKind kind,
-                     int (*call)(void*, size_t, int), long nr, void* addr, size_t length,
-                     int argument) {
+int TracedMemoryCall(const void* return_address, int (*call)(void*, size_t, int), long nr,
+                     void* addr, size_t length, int argument) {
   auto run = [&] {
     if (call) return call(addr, length, argument);
     long rc = syscall(nr, addr, length, argument);
     return static_cast<int>(rc);
   };
   Scope scope;
-  if (!ProgramCall(scope, return_address, kind)) return run();
+  if (!scope.ProgramSyscall(return_address, SyscallKindOf(nr))) return run();
   uint64_t ns;
   int rc = Timed(&ns, run);
-  Stack stack;
-  CaptureStack(&stack);
-  MemoryCallEvent e;
-  e.kind = kind;
-  e.address = reinterpret_cast<uintptr_t>(addr);
-  e.length = length;
-  e.argument = static_cast<uint64_t>(argument);
-  if (rc != 0) e.flags |= format::kFlagFailed;
-  e.syscalls.Add(kind);
-  e.syscalls.ns = ns;
-  RecordMemoryCall(&e, &stack);
+  OnMemoryCall(nr, addr, length, argument, rc, ns);
   return rc;
 }
 
 }  // namespace
 
 PW_EXPORT int mprotect(void* addr, size_t length, int prot) {
-  return TracedMemoryCall(__builtin_return_address(0), SyscallKind::kMprotect, real.mprotect,
-                          SYS_mprotect, addr, length, prot);
+  return TracedMemoryCall(__builtin_return_address(0), real.mprotect, SYS_mprotect, addr, length,
+                          prot);
 }
 
 PW_EXPORT int madvise(void* addr, size_t length, int advice) {
-  return TracedMemoryCall(__builtin_return_address(0), SyscallKind::kMadvise, real.madvise,
-                          SYS_madvise, addr, length, advice);
+  return TracedMemoryCall(__builtin_return_address(0), real.madvise, SYS_madvise, addr, length,
+                          advice);
 }
 
 // ---- Module map changes ----------------------------------------------------
@@ -464,7 +324,7 @@ PW_EXPORT void* dlopen(const char* file, int mode) {
   // it loads are the program's code, and their allocations are traced.
   void* handle = real.dlopen(file, mode);
   Scope scope;
-  if (scope.active() && handle) RecordModulesChanged();
+  if (scope.active() && handle) OnModulesChanged();
   return handle;
 }
 
@@ -472,7 +332,7 @@ PW_EXPORT int dlclose(void* handle) {
   int rc = real.dlclose(handle);
   Scope scope;
   if (rc == 0) ForgetUnwindRules();  // its code may be gone
-  if (scope.active() && rc == 0) RecordModulesChanged();
+  if (scope.active() && rc == 0) OnModulesChanged();
   return rc;
 }
 
@@ -487,12 +347,10 @@ namespace {
 
 template <typename Exec>
 int TracedExec(Exec exec) {
-  DisableSyscallDispatchForExec();
-  if (IsForeignProcess()) return exec();  // a vfork child: not our trace
-  Finalize(format::EndReason::kExec, format::kUnknownStatus);
+  BeforeExec();
   int rc = exec();
   int saved = errno;
-  ResumeAfterFailedExec();
+  AfterFailedExec();
   errno = saved;
   return rc;
 }
@@ -560,78 +418,29 @@ PW_EXPORT int execle(const char* path, const char* arg, ...) {
 }
 #undef PW_COLLECT_ARGS
 
-// ---- SIGSYS ------------------------------------------------------------------
-// While system calls are counted with Syscall User Dispatch, the SIGSYS
-// handler is ours: the program's is remembered and called for SIGSYS that
-// are not ours, and no handler may block SIGSYS (a blocked SIGSYS forced by
-// dispatch would end the process).
+// ---- Signals ------------------------------------------------------------------
+// While system calls are counted with Syscall User Dispatch, SIGSYS is ours
+// (syscall_dispatch.h).
 
 PW_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
-  if (sig == SIGSYS && SyscallDispatchActive()) return ProgramSigsysAction(act, old);
-  if (!act || !SyscallDispatchActive()) return real.sigaction(sig, act, old);
-  struct sigaction copy = *act;
-  KeepSigsysDeliverable(&copy);
-  return real.sigaction(sig, &copy, old);
+  return ProgramSigaction(sig, act, old);
 }
 
 PW_EXPORT sighandler_t signal(int sig, sighandler_t handler) {
-  if (sig != SIGSYS || !SyscallDispatchActive()) return real.signal(sig, handler);
-  struct sigaction act, old;
-  memset(&act, 0, sizeof act);
-  act.sa_handler = handler;
-  act.sa_flags = SA_RESTART;  // the C library's signal() has BSD semantics
-  ProgramSigsysAction(&act, &old);
-  return old.sa_handler;
+  return ProgramSignal(sig, handler);
 }
-
-// The program's signal masks keep SIGSYS unblocked too, so that an
-// allocator call need not ask the kernel whether SIGSYS is deliverable: the
-// thread's answer is kept until its mask changes (syscall_dispatch.h).
-namespace {
-
-int SetMask(int (*fn)(int, const sigset_t*, sigset_t*), int how, const sigset_t* set,
-            sigset_t* old) {
-  sigset_t copy;
-  if (SyscallDispatchActive() && set && how != SIG_UNBLOCK) {
-    copy = *set;
-    sigdelset(&copy, SIGSYS);
-    set = &copy;
-  }
-  int rc = fn(how, set, old);
-  SignalMaskChanged();
-  return rc;
-}
-
-int RawSigprocmask(int how, const sigset_t* set, sigset_t* old) {
-  long rc = syscall(SYS_rt_sigprocmask, how, set, old, 8);
-  return rc == 0 ? 0 : -1;
-}
-
-}  // namespace
 
 PW_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) {
-  return SetMask(real.sigprocmask ? real.sigprocmask : RawSigprocmask, how, set, old);
+  return ProgramSigprocmask(how, set, old);
 }
 
 PW_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) {
-  if (!real.pthread_sigmask) {
-    int rc = SetMask(RawSigprocmask, how, set, old);
-    return rc == 0 ? 0 : errno;
-  }
-  return SetMask(real.pthread_sigmask, how, set, old);
+  return ProgramPthreadSigmask(how, set, old);
 }
 
-// A handler that runs while sigsuspend waits runs with its mask.
-PW_EXPORT int sigsuspend(const sigset_t* mask) {
-  sigset_t copy;
-  if (SyscallDispatchActive()) {
-    copy = *mask;
-    sigdelset(&copy, SIGSYS);
-    mask = &copy;
-  }
-  if (real.sigsuspend) return real.sigsuspend(mask);
-  return static_cast<int>(syscall(SYS_rt_sigsuspend, mask, 8));
-}
+PW_EXPORT int sigsuspend(const sigset_t* mask) { return ProgramSigsuspend(mask); }
+
+// ---- Exit ---------------------------------------------------------------------
 
 PW_EXPORT void exit(int status) {
   SetExitStatus(status);
@@ -640,13 +449,13 @@ PW_EXPORT void exit(int status) {
 }
 
 PW_EXPORT void _exit(int status) {
-  Finalize(format::EndReason::kUnderscoreExit, status);
+  OnUnderscoreExit(status);
   real._exit(status);
   __builtin_unreachable();
 }
 
 PW_EXPORT void _Exit(int status) {
-  Finalize(format::EndReason::kUnderscoreExit, status);
+  OnUnderscoreExit(status);
   if (real._Exit) real._Exit(status);
   real._exit(status);
   __builtin_unreachable();

@@ -2,6 +2,8 @@
 // on the first hooked call or our constructor (whichever comes first), a new
 // trace in a forked child, an End record before exec, on exit, _exit and
 // fatal signals.
+#include "lifecycle.h"
+
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -12,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -23,16 +26,29 @@
 #include "fast_unwind.h"
 #include "real_functions.h"
 #include "syscall_dispatch.h"
-#include "trace_state.h"
+#include "trace.h"
 #include "tracker.h"
 
 namespace pagewaste::shim {
-
-constinit TraceState g_state;
-
 namespace {
 
 constexpr const char* kDefaultPattern = "pagewaste.%e.%p.trace";
+
+// What exit() or main's return said; the End record's status.
+std::atomic<int64_t> g_exit_status{format::kUnknownStatus};
+
+// True in a vfork()ed child (or a raw clone) that shares our memory: it must
+// not touch the parent's trace.
+bool IsForeignProcess() {
+  TraceMode mode = g_trace.mode();
+  if (mode == TraceMode::kUninitialized || mode == TraceMode::kInitializing) return false;
+  return static_cast<uint32_t>(syscall(SYS_getpid)) != g_trace.info().pid;
+}
+
+void Finalize(format::EndReason reason, int64_t status) {
+  if (IsForeignProcess()) return;
+  g_trace.End(reason, status);
+}
 
 // argv from /proc/self/cmdline: our constructor may run before main has
 // argv, and a lazy start from a library constructor certainly does.
@@ -49,7 +65,7 @@ void Say(const char* a, const char* b = "", const char* c = "") {
   }
 }
 
-void ReadProcessIdentity(TraceState* s) {
+void ReadProcessIdentity(ProcessInfo* s) {
   ssize_t n = readlink("/proc/self/exe", s->exe_path, sizeof s->exe_path - 1);
   s->exe_path[n > 0 ? n : 0] = 0;
   const char* slash = strrchr(s->exe_path, '/');
@@ -70,6 +86,8 @@ void ReadProcessIdentity(TraceState* s) {
     g_argv[g_argc++] = g_cmdline + i;
     i += static_cast<ssize_t>(strlen(g_cmdline + i)) + 1;
   }
+  s->argc = g_argc;
+  s->argv = g_argv;
 }
 
 // The kernel's start_brk (field 47 of /proc/self/stat): where the brk heap
@@ -144,34 +162,12 @@ void InstallFatalSignalHandlers() {
   }
 }
 
-void BeforeFork() {
-  if (g_state.mode.load() == TraceMode::kTracing) g_state.lock.Lock(CurrentTid());
-}
+void BeforeFork() { g_trace.BeforeFork(); }
 
-void AfterForkParent() {
-  if (g_state.mode.load() == TraceMode::kTracing) g_state.lock.Unlock();
-}
+void AfterForkParent() { g_trace.AfterForkParent(); }
 
 void AfterForkChild() {
-  TraceState& s = g_state;
-  if (s.mode.load() != TraceMode::kTracing) return;
-  uint32_t ppid = s.pid;
-  s.pid = static_cast<uint32_t>(getpid());
-  // The parent's unwritten records are the parent's; the child starts a
-  // trace of its own, with the stacks interned so far written again so that
-  // ids stay valid.
-  s.writer.Reset();
-  s.sink.Abandon();
-  for (auto& count : s.shim_syscalls) count.store(0);  // the child's trace starts now
-  if (!s.sink.Open(s.pattern, s.exe_name, s.pid, s.session_id, s.use_mapping)) {
-    Say("cannot create a trace file for forked child; not tracing it");
-    s.mode.store(TraceMode::kDisabled);
-  } else {
-    s.observed = format::ObservedBlock{};
-    MarkForObserver();
-    WriteTracePreamble(ppid);
-  }
-  s.lock.Unlock();
+  if (!g_trace.AfterForkChild()) Say("cannot create a trace file for forked child; not tracing it");
 }
 
 __attribute__((constructor)) void StartEarly() {
@@ -179,172 +175,95 @@ __attribute__((constructor)) void StartEarly() {
 }
 
 __attribute__((destructor)) void StopLate() {
-  Finalize(format::EndReason::kExit, g_state.exit_status.load());
+  Finalize(format::EndReason::kExit, g_exit_status.load());
 }
 
 }  // namespace
 
-void WriteTracePreamble(uint32_t ppid) {
-  TraceState& s = g_state;
-  struct timespec real_time;
-  clock_gettime(CLOCK_REALTIME, &real_time);
-  HeaderInfo h;
-  h.process.page_size = s.page_size;
-  h.process.pid = s.pid;
-  h.process.ppid = ppid;
-  h.process.session_id = s.session_id;
-  h.process.start_realtime_ns = static_cast<uint64_t>(real_time.tv_sec) * 1000000000ull +
-                        static_cast<uint64_t>(real_time.tv_nsec);
-  h.process.start_monotonic_ns = s.start_monotonic_ns;
-  h.process.backend = format::Backend::kPreload;
-  h.process.time_resolution_ns = s.time_resolution_ns;
-  h.process.sample_interval_bytes = s.sample_interval;
-  h.exe = s.exe_path;
-  h.argc = g_argc;
-  h.argv = g_argv;
-  // The header is at most path + argv; the chunk buffer is idle here.
-  size_t n = EncodeHeader(h, s.buffer, sizeof s.buffer);
-  s.sink.WriteRaw(s.buffer, n);
-  WriteModuleMap(&s.writer, ++s.module_generation, s.exe_path);
-  s.stacks.Replay(&s.writer);
-}
-
 void Initialize() {
-  TraceState& s = g_state;
-  TraceMode expected = TraceMode::kUninitialized;
-  if (!s.mode.compare_exchange_strong(expected, TraceMode::kInitializing))
-    return;
+  if (!g_trace.ClaimStart()) return;
   // A set-uid or otherwise privileged exec (AT_SECURE): its environment is
   // the unprivileged caller's, so nothing in it may choose what this process
   // writes, or where. Such a process is not traced (the loader preloads into
   // it only from a system directory anyway); the getenv calls below are
   // secure_getenv for the same reason.
-  if (getauxval(AT_SECURE)) {
-    s.mode.store(TraceMode::kDisabled);
-    return;
-  }
+  if (getauxval(AT_SECURE)) return g_trace.Disable();
   const char* missing = nullptr;
   if (!ResolveRealFunctions(&missing)) {
     Say("cannot find ", missing, "; not tracing");
-    s.mode.store(TraceMode::kDisabled);
-    return;
+    return g_trace.Disable();
   }
-  Dl_info info;
-  s.glibc_malloc = dladdr(reinterpret_cast<void*>(real.malloc), &info) &&
-                   info.dli_fname && strstr(info.dli_fname, "libc.so");
-  s.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
-  s.pid = static_cast<uint32_t>(getpid());
-  s.start_monotonic_ns = CoarseMonotonicNs();
-  s.time_resolution_ns = CoarseResolutionNs();
+  ProcessInfo& info = g_trace.mutable_info();
+  info.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
+  info.pid = static_cast<uint32_t>(getpid());
+  info.start_monotonic_ns = CoarseMonotonicNs();
+  info.time_resolution_ns = CoarseResolutionNs();
   const char* pattern = secure_getenv("PAGEWASTE_OUTPUT");
-  s.pattern = pattern && *pattern ? pattern : kDefaultPattern;
+  info.pattern = pattern && *pattern ? pattern : kDefaultPattern;
   const char* session = secure_getenv("PAGEWASTE_SESSION");
   if (session && *session) {
-    s.session_id = ParseHex(session);
-  } else if (getrandom(&s.session_id, sizeof s.session_id, GRND_NONBLOCK) !=
-             sizeof s.session_id) {
-    s.session_id = s.start_monotonic_ns ^ (uint64_t{s.pid} << 32);
+    info.session_id = ParseHex(session);
+  } else if (getrandom(&info.session_id, sizeof info.session_id, GRND_NONBLOCK) !=
+             sizeof info.session_id) {
+    info.session_id = info.start_monotonic_ns ^ (uint64_t{info.pid} << 32);
   }
-  ReadProcessIdentity(&s);
-  s.heap_start = ReadHeapStart();
-  s.own_code = FindCodeContaining(reinterpret_cast<const void*>(&Initialize));
-  s.unwinder_code = FindCodeContaining(reinterpret_cast<const void*>(&unw_backtrace));
-  // The trace file first: the shim's own system calls are counted from its
-  // creation on (and a strace of the process can find that point).
+  ReadProcessIdentity(&info);
   const char* sink = secure_getenv("PAGEWASTE_SINK");
-  s.use_mapping = !(sink && strcmp(sink, "write") == 0);
-  if (!s.sink.Open(s.pattern, s.exe_name, s.pid, s.session_id, s.use_mapping)) {
-    Say("cannot create the trace file ", s.pattern, "; not tracing");
-    s.mode.store(TraceMode::kDisabled);
-    return;
+  info.use_mapping = !(sink && strcmp(sink, "write") == 0);
+
+  TrackerSetup setup;
+  Dl_info dl;
+  setup.glibc_malloc = dladdr(reinterpret_cast<void*>(real.malloc), &dl) && dl.dli_fname &&
+                       strstr(dl.dli_fname, "libc.so");
+  setup.heap_start = ReadHeapStart();
+  setup.own_code = FindCodeContaining(reinterpret_cast<const void*>(&Initialize));
+  setup.unwinder_code = FindCodeContaining(reinterpret_cast<const void*>(&unw_backtrace));
+  SetUpTracker(setup);
+
+  switch (g_trace.Open()) {
+    case Trace::OpenResult::kOpen:
+      break;
+    case Trace::OpenResult::kNoFile:
+      Say("cannot create the trace file ", info.pattern, "; not tracing");
+      return g_trace.Disable();
+    case Trace::OpenResult::kNoStackTable:
+      Say("cannot reserve memory for the stack table; not tracing");
+      return g_trace.Disable();
   }
-  MarkForObserver();
-  if (!s.stacks.Init()) {
-    Say("cannot reserve memory for the stack table; not tracing");
-    s.sink.Close();
-    s.mode.store(TraceMode::kDisabled);
-    return;
-  }
-  SyscallCounts table;
-  table.Add(format::SyscallKind::kMmap, StackTable::kInitMmaps);
   // The unwind rule cache (one mmap); PAGEWASTE_UNWIND=libunwind leaves it
   // out and every stack to libunwind.
   const char* unwind = secure_getenv("PAGEWASTE_UNWIND");
   if (!(unwind && strcmp(unwind, "libunwind") == 0)) {
     InitFastUnwind();
-    table.Add(format::SyscallKind::kMmap);
+    g_trace.CountOwn(format::SyscallKind::kMmap);
   }
   // pagewaste run --sample BYTES: the sampled blocks' table (one mmap).
   if (const char* sample = secure_getenv("PAGEWASTE_SAMPLE"); sample && *sample) {
     uint64_t interval = strtoull(sample, nullptr, 10);
-    if (interval > 1 && s.sampled.Init()) {
-      s.sample_interval = interval;
-      table.Add(format::SyscallKind::kMmap);
+    if (StartSampling(interval)) {
+      info.sample_interval = interval;
+      g_trace.CountOwn(format::SyscallKind::kMmap);
     }
   }
-  CountShimSyscalls(table);
-  WriteTracePreamble(static_cast<uint32_t>(getppid()));
+  g_trace.Begin(static_cast<uint32_t>(getppid()));
   const char* syscalls = secure_getenv("PAGEWASTE_SYSCALLS");
   InitSyscallDispatch(!(syscalls && strcmp(syscalls, "estimate") == 0));
   pthread_atfork(BeforeFork, AfterForkParent, AfterForkChild);
   InstallFatalSignalHandlers();
-  s.mode.store(TraceMode::kTracing, std::memory_order_release);
+  g_trace.Resume();
 }
 
-void Finalize(format::EndReason reason, int64_t status) {
-  TraceState& s = g_state;
-  if (IsForeignProcess()) return;
-  uint32_t tid = CurrentTid();
-  bool from_signal = reason == format::EndReason::kSignal;
-  bool locked = false;
-  if (from_signal && s.lock.HeldBy(tid)) {
-    // Interrupted inside the shim: every committed record is whole.
-  } else if (from_signal) {
-    locked = s.lock.TryLockFor(tid, 100000);
-    if (!locked) return;  // another thread is stuck mid-write; keep what is on disk
-  } else {
-    s.lock.Lock(tid);
-    locked = true;
-  }
-  TraceMode expected = TraceMode::kTracing;
-  if (s.mode.compare_exchange_strong(expected, TraceMode::kFinished)) {
-    RecordLiveMappingsAtExit();
-    s.writer.Flush();
-    s.sink.StopMapping();
-    if (reason == format::EndReason::kExec)
-      s.exec_end_offset = static_cast<int64_t>(s.sink.Size());
-    MarkForObserver();
-    SyscallCounts observed, before_start;
-    if (s.observed.magic == format::kObservedMagic) {
-      for (int i = 0; i < format::kSyscallKinds; ++i) {
-        observed.count[i] = s.observed.counts[i];
-        before_start.count[i] = s.observed.before_start[i];
-      }
-    }
-    s.writer.End(reason, status, ShimSyscalls(), observed, before_start);
-    s.sink.Close();
-  }
-  if (locked) s.lock.Unlock();
+void BeforeExec() {
+  DisableSyscallDispatchForExec();
+  if (!IsForeignProcess()) Finalize(format::EndReason::kExec, format::kUnknownStatus);
 }
 
-void ResumeAfterFailedExec() {
-  TraceState& s = g_state;
-  s.lock.Lock(CurrentTid());
-  if (s.mode.load() == TraceMode::kFinished && s.exec_end_offset >= 0) {
-    s.sink.TruncateTo(static_cast<uint64_t>(s.exec_end_offset));
-    s.exec_end_offset = -1;
-    s.mode.store(TraceMode::kTracing);
-  }
-  s.lock.Unlock();
+void AfterFailedExec() {
+  if (!IsForeignProcess()) g_trace.ResumeAfterFailedExec();
 }
 
-bool IsForeignProcess() {
-  TraceMode mode = g_state.mode.load(std::memory_order_relaxed);
-  if (mode == TraceMode::kUninitialized || mode == TraceMode::kInitializing)
-    return false;
-  return static_cast<uint32_t>(syscall(SYS_getpid)) != g_state.pid;
-}
+void SetExitStatus(int status) { g_exit_status.store(status); }
 
-void SetExitStatus(int status) { g_state.exit_status.store(status); }
+void OnUnderscoreExit(int status) { Finalize(format::EndReason::kUnderscoreExit, status); }
 
 }  // namespace pagewaste::shim

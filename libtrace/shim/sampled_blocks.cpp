@@ -1,7 +1,7 @@
 #include "sampled_blocks.h"
 
 #include "open_addressing.h"
-#include "raw_mmap.h"
+#include "producer/raw_mmap.h"
 
 namespace pagewaste::shim {
 namespace {
@@ -14,7 +14,7 @@ uint32_t Next(uint32_t i) { return (i + 1) & (SampledBlocks::kSlots - 1); }
 }  // namespace
 
 bool SampledBlocks::Init() {
-  slots_ = static_cast<uint64_t*>(RawReserve(sizeof(uint64_t) * kSlots));
+  slots_ = static_cast<uint64_t*>(producer::RawReserve(sizeof(uint64_t) * kSlots));
   return slots_ != nullptr;
 }
 

@@ -12,7 +12,7 @@
 #include "real_functions.h"
 #include "clock.h"
 #include "syscall_kind.h"
-#include "trace_state.h"
+#include "trace.h"
 
 #ifndef PR_SET_SYSCALL_USER_DISPATCH
 #define PR_SET_SYSCALL_USER_DISPATCH 59
@@ -199,7 +199,7 @@ bool InstallHandler() {
 }
 
 bool EnableOnThisThread() {
-  uint32_t pid = g_state.pid;
+  uint32_t pid = g_trace.info().pid;
   if (t_enabled_pid == pid) return true;
   auto begin = reinterpret_cast<unsigned long>(pw_allowed_begin);
   // Past the last syscall instruction: the kernel checks the address after it.
@@ -216,7 +216,7 @@ bool EnableOnThisThread() {
 // header).
 bool SigsysDeliverable() {
   if (t_in_handler) return false;
-  uint32_t pid = g_state.pid;
+  uint32_t pid = g_trace.info().pid;
   if (t_mask_pid == pid) return t_sigsys_deliverable;
   uint64_t blocked = 0;
   t_sigsys_deliverable =
@@ -237,8 +237,6 @@ bool InitSyscallDispatch(bool allowed) {
   }
   return g_active;
 }
-
-bool SyscallDispatchActive() { return g_active; }
 
 bool CountingOnThisThread() { return t_selector == SYSCALL_DISPATCH_FILTER_BLOCK; }
 
@@ -284,16 +282,78 @@ void DisableSyscallDispatchForExec() {
   t_enabled_pid = 0;
 }
 
+namespace {
+
+// The program's SIGSYS handler, kept apart from ours while dispatch is in
+// use; called for SIGSYS that are not ours.
 int ProgramSigsysAction(const struct sigaction* act, struct sigaction* old) {
   if (old) *old = g_program_sigsys;
   if (act) g_program_sigsys = *act;
   return 0;
 }
 
-void KeepSigsysDeliverable(struct sigaction* act) {
-  if (g_active) sigdelset(&act->sa_mask, SIGSYS);
+int RawSigprocmask(int how, const sigset_t* set, sigset_t* old) {
+  long rc = syscall(SYS_rt_sigprocmask, how, set, old, 8);
+  return rc == 0 ? 0 : -1;
 }
 
-void SignalMaskChanged() { t_mask_pid = 0; }
+// fn(how, set, old) with SIGSYS taken out of a mask that would block it;
+// the thread's mask is asked of the kernel again before its next counted
+// call.
+int SetMask(int (*fn)(int, const sigset_t*, sigset_t*), int how, const sigset_t* set,
+            sigset_t* old) {
+  sigset_t copy;
+  if (g_active && set && how != SIG_UNBLOCK) {
+    copy = *set;
+    sigdelset(&copy, SIGSYS);
+    set = &copy;
+  }
+  int rc = fn(how, set, old);
+  t_mask_pid = 0;
+  return rc;
+}
+
+}  // namespace
+
+int ProgramSigaction(int sig, const struct sigaction* act, struct sigaction* old) {
+  if (sig == SIGSYS && g_active) return ProgramSigsysAction(act, old);
+  if (!act || !g_active) return real.sigaction(sig, act, old);
+  struct sigaction copy = *act;
+  sigdelset(&copy.sa_mask, SIGSYS);
+  return real.sigaction(sig, &copy, old);
+}
+
+sighandler_t ProgramSignal(int sig, sighandler_t handler) {
+  if (sig != SIGSYS || !g_active) return real.signal(sig, handler);
+  struct sigaction act, old;
+  memset(&act, 0, sizeof act);
+  act.sa_handler = handler;
+  act.sa_flags = SA_RESTART;  // the C library's signal() has BSD semantics
+  ProgramSigsysAction(&act, &old);
+  return old.sa_handler;
+}
+
+int ProgramSigprocmask(int how, const sigset_t* set, sigset_t* old) {
+  return SetMask(real.sigprocmask ? real.sigprocmask : RawSigprocmask, how, set, old);
+}
+
+int ProgramPthreadSigmask(int how, const sigset_t* set, sigset_t* old) {
+  if (!real.pthread_sigmask) {
+    int rc = SetMask(RawSigprocmask, how, set, old);
+    return rc == 0 ? 0 : errno;
+  }
+  return SetMask(real.pthread_sigmask, how, set, old);
+}
+
+int ProgramSigsuspend(const sigset_t* mask) {
+  sigset_t copy;
+  if (g_active) {
+    copy = *mask;
+    sigdelset(&copy, SIGSYS);
+    mask = &copy;
+  }
+  if (real.sigsuspend) return real.sigsuspend(mask);
+  return static_cast<int>(syscall(SYS_rt_sigsuspend, mask, 8));
+}
 
 }  // namespace pagewaste::shim

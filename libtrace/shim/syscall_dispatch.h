@@ -45,7 +45,6 @@ namespace pagewaste::shim {
 // Probes for SUD and installs the SIGSYS handler. Returns false (estimates
 // only) if SUD cannot be used.
 bool InitSyscallDispatch(bool allowed);
-bool SyscallDispatchActive();
 
 // Brackets one real allocator call: counts what it makes while alive.
 // Whether an AllocatorCall on this thread is counting exactly right now:
@@ -89,14 +88,18 @@ class AllocatorCall {
 // Before exec: SUD off for this thread. Safe to call in any state.
 void DisableSyscallDispatchForExec();
 
-// The program's sigaction/signal for SIGSYS are routed here while SUD is in
-// use: the program's handler is remembered and called for SIGSYS that are
-// not ours. Returns what sigaction would.
-int ProgramSigsysAction(const struct sigaction* act, struct sigaction* old);
-// Strips SIGSYS from a mask a program handler would run with.
-void KeepSigsysDeliverable(struct sigaction* act);
-// The calling thread's signal mask may have changed: ask the kernel again
-// before its next counted call.
-void SignalMaskChanged();
+// The program's signal calls, with SIGSYS kept for dispatch while it is in
+// use: sigaction and signal for SIGSYS set the program's handler, called for
+// SIGSYS that are not ours; no handler's mask, sigprocmask,
+// pthread_sigmask or sigsuspend mask may block SIGSYS (a blocked SIGSYS
+// forced by dispatch ends the process), so that an allocator call need not
+// ask the kernel whether SIGSYS is deliverable: the thread's answer is kept
+// until its mask changes. Each returns what the C library's call would.
+int ProgramSigaction(int sig, const struct sigaction* act, struct sigaction* old);
+sighandler_t ProgramSignal(int sig, sighandler_t handler);
+int ProgramSigprocmask(int how, const sigset_t* set, sigset_t* old);
+int ProgramPthreadSigmask(int how, const sigset_t* set, sigset_t* old);
+// A handler that runs while sigsuspend waits runs with its mask.
+int ProgramSigsuspend(const sigset_t* mask);
 
 }  // namespace pagewaste::shim

@@ -1,188 +1,48 @@
-// Recording: everything a hook does for a traced call besides calling the
-// real function. The order in each Record* is the same: capture what needs
-// no lock (the stack), then take the writer lock, stamp the time and thread
-// (so that times follow the trace's order), intern the stack, encode,
-// release.
+// Recording: the order in each entry is the same: capture what needs no
+// lock (the stack, the block's header, a mapping's use), then, under the
+// trace's writer lock, stamp the time and thread (so that times follow the
+// trace's order), intern the stack, encode, release.
 #include "tracker.h"
 
 #include <malloc.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
+#include <initializer_list>
 
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-#include "clock.h"
 #include "fast_unwind.h"
-#include "raw_mmap.h"
+#include "lifecycle.h"
 #include "real_functions.h"
-#include "trace_state.h"
+#include "sampled_blocks.h"
+#include "trace.h"
 
 namespace pagewaste::shim {
 
-void Initialize();  // lifecycle.cpp
-
 namespace {
+
+using format::AllocKind;
+using format::SyscallKind;
+using producer::TraceFile;
+
+// Set once before tracing begins (SetUpTracker, StartSampling).
+constinit TrackerSetup g_setup;
+// pagewaste run --sample: bytes per sample on average (0: record all), and
+// the live blocks whose Alloc was recorded (under the writer lock).
+uint64_t g_sample_interval = 0;
+constinit SampledBlocks g_sampled;
 
 // initial-exec: a dynamic TLS access could itself call malloc.
 thread_local int t_depth __attribute__((tls_model("initial-exec"))) = 0;
-thread_local uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
-thread_local uint32_t t_tid_pid __attribute__((tls_model("initial-exec"))) = 0;
 
-// The last stack this thread interned, with the node of each frame:
-// consecutive stacks of a thread share their outer frames (its main loop, an
-// interpreter's evaluation loop), and those need no look-up again. Ids stay
-// valid in a forked child, whose trace starts with every node of its
-// parent's.
-struct LastStack {
-  int depth = 0;
-  uintptr_t ips[Stack::kMaxDepth];
-  uint64_t ids[Stack::kMaxDepth];  // ids[i]: the stack ips[i..depth)
-};
-thread_local LastStack t_last_stack __attribute__((tls_model("initial-exec")));
-
-uint64_t InternStack(TraceState& s, const Stack& stack) {
-  LastStack& last = t_last_stack;
-  // The outer frames both stacks share.
-  int i = stack.depth - 1;
-  int k = last.depth - 1;
-  while (i >= 0 && k >= 0 && stack.ips[i] == last.ips[k]) {
-    --i;
-    --k;
-  }
-  if (i < 0 && k < 0) return stack.depth ? last.ids[0] : 0;  // the same stack
-  uint64_t parent = k + 1 < last.depth ? last.ids[k + 1] : 0;
-  int shared = stack.depth - 1 - i;
-  // Keep the shared outer part where it lies in the new stack.
-  if (shared && i != k) {
-    memmove(&last.ips[i + 1], &last.ips[k + 1], shared * sizeof(uintptr_t));
-    memmove(&last.ids[i + 1], &last.ids[k + 1], shared * sizeof(uint64_t));
-  }
-  memcpy(last.ips, stack.ips, (i + 1) * sizeof(uintptr_t));
-  last.depth = stack.depth;
-  uint64_t id = s.stacks.Intern(stack.ips, i + 1, &s.writer, parent, last.ids);
-  return stack.depth ? id : 0;
-}
-
-// Runs f(state, tid) under the writer lock if the trace is still open:
-// every record goes through here.
-template <typename F>
-void WhileTracing(F f) {
-  TraceState& s = g_state;
-  uint32_t tid = CurrentTid();
-  bool held = s.lock.HeldBy(tid);  // by a ReleaseOrder of this thread
-  if (!held) s.lock.Lock(tid);
-  if (s.mode.load(std::memory_order_relaxed) == TraceMode::kTracing) f(s, tid);
-  if (!held) s.lock.Unlock();
-}
-
-// The event's prefix, stamped under the lock (so that times follow the
-// trace's order), with the stack interned.
-EventPrefix Stamp(TraceState& s, uint32_t tid, const Stack* stack) {
-  return {NowNs(), tid, stack ? InternStack(s, *stack) : 0};
-}
-
-// Runs encode(writer, event) under the lock, with the prefix stamped.
-template <typename Event, typename Encode>
-void Record(Event* e, const Stack* stack, Encode encode) {
-  WhileTracing([&](TraceState& s, uint32_t tid) {
-    e->prefix = Stamp(s, tid, stack);
-    encode(&s.writer, *e);
-  });
-}
-
-// Under sampling, the Free of a block is recorded when its Alloc was (the
-// table of recorded blocks) or when the free itself entered the kernel.
-// Caller holds the lock.
-void NoteRecordedBlock(TraceState& s, uint64_t address) {
-  if (s.sample_interval) s.sampled.Insert(address);
-}
-bool FreeIsRecorded(TraceState& s, uint64_t address, bool entered_kernel) {
-  return !s.sample_interval || s.sampled.Remove(address) || entered_kernel;
-}
-
-}  // namespace
-
-ReleaseOrder::ReleaseOrder(bool needed) {
-  TraceState& s = g_state;
-  if (!needed || s.mode.load(std::memory_order_relaxed) != TraceMode::kTracing) return;
-  tid_ = CurrentTid();
-  s.lock.Lock(tid_);
-}
-
-ReleaseOrder::~ReleaseOrder() {
-  if (tid_) g_state.lock.Unlock();
-}
-
-Scope::Scope() : active_(false), inside_shim_(t_depth > 0) {
-  if (inside_shim_) return;
-  TraceMode mode = g_state.mode.load(std::memory_order_acquire);
-  if (mode == TraceMode::kUninitialized) {
-    ++t_depth;
-    Initialize();
-    --t_depth;
-    mode = g_state.mode.load(std::memory_order_acquire);
-  }
-  if (mode != TraceMode::kTracing) return;
-  active_ = true;
-  ++t_depth;
-}
-
-Scope::~Scope() {
-  if (active_) --t_depth;
-}
-
-uint32_t CurrentTid() {
-  // Cached per thread; the pid check catches a forked child, whose one
-  // thread inherits the forking thread's cache.
-  uint32_t pid = g_state.pid;
-  if (t_tid == 0 || t_tid_pid != pid) {
-    t_tid = static_cast<uint32_t>(syscall(SYS_gettid));
-    t_tid_pid = pid;
-  }
-  return t_tid;
-}
-
-uint64_t NowNs() {
-  uint64_t now = CoarseMonotonicNs();
-  return now > g_state.start_monotonic_ns ? now - g_state.start_monotonic_ns : 0;
-}
-
-void CountShimSyscalls(const SyscallCounts& counts) {
-  for (int i = 0; i < format::kSyscallKinds; ++i)
-    if (counts.count[i]) g_state.shim_syscalls[i].fetch_add(counts.count[i]);
-}
-
-void CountShimSyscall(format::SyscallKind kind) {
-  g_state.shim_syscalls[static_cast<int>(kind)].fetch_add(1);
-}
-
-SyscallCounts ShimSyscalls() {
-  SyscallCounts total = g_state.sink.syscalls();
-  total.Add(format::SyscallKind::kMmap, g_state.live_mappings.mmaps());
-  for (int i = 0; i < format::kSyscallKinds; ++i) total.count[i] += g_state.shim_syscalls[i].load();
-  return total;
-}
-
-void MarkForObserver() {
-  // munmap of length 0 fails with EINVAL and changes nothing; an observer
-  // recognizes it by the length and the address. The marks bound the span
-  // that both the observer's counts and the shim's own cover, and belong to
-  // neither.
-  RawMunmap(&g_state.observed, 0);
-}
-
-bool CalledByShim(const void* return_address) {
-  auto ip = reinterpret_cast<uintptr_t>(return_address);
-  return g_state.unwinder_code.Contains(ip) || g_state.own_code.Contains(ip);
-}
+// ---- Stacks ---------------------------------------------------------------------
 
 void CaptureStack(Stack* stack) {
-  const CodeRange& own = g_state.own_code;
+  const CodeRange& own = g_setup.own_code;
   // The cached-rule walk first (fast_unwind.h); libunwind where it gives up.
   int n = FastBacktrace(stack->ips, Stack::kMaxDepth, own.start, own.end);
   if (n >= 0) {
@@ -201,23 +61,91 @@ void CaptureStack(Stack* stack) {
   stack->depth = depth;
 }
 
-bool MeasureUsage(const void* addr, size_t length, UsageEstimate* usage) {
-  uintptr_t start = reinterpret_cast<uintptr_t>(addr);
-  uint64_t page = g_state.page_size;
-  if (start % page || length == 0) return false;
-  bool ok = true;
-  *usage = EstimateUsage(static_cast<pid_t>(g_state.pid), start, length, page,
-                         [&](uint64_t first, uint64_t count, unsigned char* out) {
-                           ok = mincore(reinterpret_cast<void*>(start + first * page),
-                                        count * page, out) == 0;
-                           return ok;
-                         });
-  return ok;
+// The last stack this thread interned, with the node of each frame:
+// consecutive stacks of a thread share their outer frames (its main loop, an
+// interpreter's evaluation loop), and those need no look-up again. Ids stay
+// valid in a forked child, whose trace starts with every node of its
+// parent's.
+struct LastStack {
+  int depth = 0;
+  uintptr_t ips[Stack::kMaxDepth];
+  uint64_t ids[Stack::kMaxDepth];  // ids[i]: the stack ips[i..depth)
+};
+thread_local LastStack t_last_stack __attribute__((tls_model("initial-exec")));
+
+uint64_t InternStack(TraceFile& file, const Stack& stack) {
+  LastStack& last = t_last_stack;
+  // The outer frames both stacks share.
+  int i = stack.depth - 1;
+  int k = last.depth - 1;
+  while (i >= 0 && k >= 0 && stack.ips[i] == last.ips[k]) {
+    --i;
+    --k;
+  }
+  if (i < 0 && k < 0) return stack.depth ? last.ids[0] : 0;  // the same stack
+  uint64_t parent = k + 1 < last.depth ? last.ids[k + 1] : 0;
+  int shared = stack.depth - 1 - i;
+  // Keep the shared outer part where it lies in the new stack.
+  if (shared && i != k) {
+    memmove(&last.ips[i + 1], &last.ips[k + 1], shared * sizeof(uintptr_t));
+    memmove(&last.ids[i + 1], &last.ids[k + 1], shared * sizeof(uint64_t));
+  }
+  memcpy(last.ips, stack.ips, (i + 1) * sizeof(uintptr_t));
+  last.depth = stack.depth;
+  uint64_t id = file.stacks().Intern(stack.ips, i + 1, &file.writer(), parent, last.ids);
+  return stack.depth ? id : 0;
 }
+
+// ---- Recording --------------------------------------------------------------------
+
+// The event's prefix, stamped under the lock (so that times follow the
+// trace's order), with the stack interned.
+EventPrefix Stamp(TraceFile& file, uint32_t tid, const Stack* stack) {
+  return {g_trace.NowNs(), tid, stack ? InternStack(file, *stack) : 0};
+}
+
+// Runs encode(writer, event) under the lock, with the prefix stamped.
+template <typename Event, typename Encode>
+void Record(Event* e, const Stack* stack, Encode encode) {
+  g_trace.Locked([&](TraceFile& file, uint32_t tid) {
+    e->prefix = Stamp(file, tid, stack);
+    encode(&file.writer(), *e);
+  });
+}
+
+// A memory system call of the program's as the kernel saw it: its number,
+// arguments, result (-errno on failure, errno read here) and time.
+producer::MemorySyscall KernelCall(long nr, std::initializer_list<uint64_t> args, bool failed,
+                                   uint64_t value, uint64_t ns) {
+  producer::MemorySyscall call;
+  call.nr = nr;
+  int i = 0;
+  for (uint64_t a : args) call.args[i++] = a;
+  call.result =
+      failed ? -static_cast<int64_t>(errno ? errno : EINVAL) : static_cast<int64_t>(value);
+  call.ns = ns;
+  return call;
+}
+
+// Records it under `stack`, or one captured here; errno is left as the
+// call left it.
+void RecordSyscall(const producer::MemorySyscall& call, const Stack* stack = nullptr) {
+  int saved_errno = errno;
+  Stack here;
+  if (!stack) {
+    CaptureStack(&here);
+    stack = &here;
+  }
+  g_trace.Locked(
+      [&](TraceFile& file, uint32_t tid) { file.Record(Stamp(file, tid, stack), call); });
+  errno = saved_errno;
+}
+
+// ---- Blocks: glibc's headers, sampling, what a call cost ----------------------------
 
 ChunkInfo InspectChunk(const void* p) {
   ChunkInfo info;
-  if (!p || !g_state.glibc_malloc) return info;
+  if (!p || !g_setup.glibc_malloc) return info;
   // glibc: the word before the block is the chunk's size with flag bits;
   // bit 1 (IS_MMAPPED) marks a chunk with its own mapping. For such a chunk
   // the word before that holds the padding in front of the chunk inside the
@@ -237,32 +165,6 @@ ChunkInfo InspectChunk(const void* p) {
   info.mapped_bytes = (size_field & ~size_t{7}) + words[-2];
   return info;
 }
-
-namespace {
-
-// What an allocator call cost in system calls: counted by dispatch, or,
-// where dispatch could not count it, estimated from glibc's state: a chunk
-// of its own is one mmap to get and one munmap to give back, a realloc from
-// one such chunk to another one mremap, and a break that moved one brk.
-void ChargeSyscalls(const AllocatorCall& call, const ChunkInfo& before,
-                    const ChunkInfo& after, SyscallCounts* out, uint32_t* flags) {
-  if (call.exact()) {
-    *out = call.counts();
-    return;
-  }
-  *flags |= format::kFlagSyscallsEstimated;
-  if (after.mmapped && before.mmapped)
-    out->Add(format::SyscallKind::kMremap);
-  else if (after.mmapped)
-    out->Add(format::SyscallKind::kMmap);
-  else if (before.mmapped)
-    out->Add(format::SyscallKind::kMunmap);
-  if (call.break_moved()) out->Add(format::SyscallKind::kBrk);
-}
-
-}  // namespace
-
-namespace {
 
 // Per thread: bytes left before the next pick, and the generator that
 // draws the gaps (xorshift64*, seeded alike on every thread, so that a
@@ -296,10 +198,15 @@ int64_t NextGap(uint64_t interval) {
   return static_cast<int64_t>(MinusLog(u) * static_cast<double>(interval)) + 1;
 }
 
-}  // namespace
+// What to do with an allocator call's new block: kRecordSampled (picked:
+// each requested byte is picked with probability 1 / interval), kRecord
+// (not sampling, or the call entered the kernel or failed: such calls are
+// always recorded, for themselves), or kSkip. Decided before the stack is
+// captured, which is most of the cost.
+enum class SampleDecision { kRecord, kRecordSampled, kSkip };
 
 SampleDecision DecideSample(uint64_t requested, const void* result, const AllocatorCall& call) {
-  uint64_t interval = g_state.sample_interval;
+  uint64_t interval = g_sample_interval;
   if (!interval) return SampleDecision::kRecord;
   if (t_sample_left < 0) t_sample_left = NextGap(interval);
   // A block with a picked byte is picked (whatever its size, once); the
@@ -316,23 +223,54 @@ SampleDecision DecideSample(uint64_t requested, const void* result, const Alloca
   return picked ? SampleDecision::kRecordSampled : SampleDecision::kSkip;
 }
 
+// Under sampling, the Free of a block is recorded when its Alloc was (the
+// table of recorded blocks) or when the free itself entered the kernel.
+// Caller holds the lock.
+void NoteRecordedBlock(uint64_t address) {
+  if (g_sample_interval) g_sampled.Insert(address);
+}
+bool FreeIsRecorded(uint64_t address, bool entered_kernel) {
+  return !g_sample_interval || g_sampled.Remove(address) || entered_kernel;
+}
+
+// What an allocator call cost in system calls: counted by dispatch, or,
+// where dispatch could not count it, estimated from glibc's state: a chunk
+// of its own is one mmap to get and one munmap to give back, a realloc from
+// one such chunk to another one mremap, and a break that moved one brk.
+void ChargeSyscalls(const AllocatorCall& call, const ChunkInfo& before, const ChunkInfo& after,
+                    SyscallCounts* out, uint32_t* flags) {
+  if (call.exact()) {
+    *out = call.counts();
+    return;
+  }
+  *flags |= format::kFlagSyscallsEstimated;
+  if (after.mmapped && before.mmapped)
+    out->Add(SyscallKind::kMremap);
+  else if (after.mmapped)
+    out->Add(SyscallKind::kMmap);
+  else if (before.mmapped)
+    out->Add(SyscallKind::kMunmap);
+  if (call.break_moved()) out->Add(SyscallKind::kBrk);
+}
+
 // Where an allocator call left the program break: the brk heap's size.
 void RecordAllocatorHeap(const AllocatorCall& call) {
-  if (!call.moved_break() || !g_state.heap_start) return;
+  if (!call.moved_break() || !g_setup.heap_start) return;
   BrkEvent e;
   e.kind = format::BrkKind::kBrk;
-  e.old_break = g_state.heap_start;
+  e.old_break = g_setup.heap_start;
   e.new_break = call.moved_break();
   e.flags = format::kFlagAllocatorHeap;
   Record(&e, nullptr, [](RecordWriter* w, const BrkEvent& ev) { w->Brk(ev); });
 }
 
+// A new block; `replaced` is the block a realloc gave up.
 void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
-                 const ChunkInfo& replaced) {
+                 const ChunkInfo& replaced = {}) {
   ChunkInfo chunk;
   if (e->address) {
     chunk = InspectChunk(reinterpret_cast<void*>(e->address));
-    e->usable = g_state.glibc_malloc ? chunk.usable
+    e->usable = g_setup.glibc_malloc ? chunk.usable
                                      : malloc_usable_size(reinterpret_cast<void*>(e->address));
     e->mapped_bytes = chunk.mapped_bytes;
     if (chunk.mmapped) e->flags |= format::kFlagMmappedChunk;
@@ -341,93 +279,228 @@ void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
   }
   ChargeSyscalls(call, replaced, chunk, &e->syscalls, &e->flags);
   Record(e, stack, [](RecordWriter* w, const AllocEvent& ev) {
-    NoteRecordedBlock(g_state, ev.address);
+    NoteRecordedBlock(ev.address);
     w->Alloc(ev);
   });
   RecordAllocatorHeap(call);
 }
 
-void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call) {
+// A block given back; `call` is null when the call's system calls went
+// with the Alloc of a realloc.
+void RecordFree(format::FreeKind kind, void* p, const ChunkInfo& chunk, const Stack* stack,
+                const AllocatorCall* call) {
+  FreeEvent e;
+  e.kind = kind;
+  e.address = reinterpret_cast<uintptr_t>(p);
+  e.mapped_bytes = chunk.mapped_bytes;
+  if (chunk.mmapped) e.flags |= format::kFlagMmappedChunk;
   if (call) {
-    ChunkInfo freed{e->mapped_bytes, 0, (e->flags & format::kFlagMmappedChunk) != 0, true};
-    ChargeSyscalls(*call, freed, ChunkInfo{}, &e->syscalls, &e->flags);
+    ChunkInfo freed{chunk.mapped_bytes, 0, chunk.mmapped, true};
+    ChargeSyscalls(*call, freed, ChunkInfo{}, &e.syscalls, &e.flags);
   }
-  bool entered_kernel = (e->flags & format::kFlagMmappedChunk) || e->syscalls.Total();
-  Record(e, stack, [entered_kernel](RecordWriter* w, const FreeEvent& ev) {
-    if (FreeIsRecorded(g_state, ev.address, entered_kernel)) w->Free(ev);
+  bool entered_kernel = chunk.mmapped || e.syscalls.Total();
+  Record(&e, stack, [entered_kernel](RecordWriter* w, const FreeEvent& ev) {
+    if (FreeIsRecorded(ev.address, entered_kernel)) w->Free(ev);
   });
   if (call) RecordAllocatorHeap(*call);
 }
 
-void RecordPlainMalloc(const Stack& stack, uint64_t address, uint64_t requested,
-                       const ChunkInfo& chunk) {
-  WhileTracing([&](TraceState& s, uint32_t tid) {
-    NoteRecordedBlock(s, address);
-    s.writer.AllocSmall(Stamp(s, tid, &stack), address, requested, chunk.usable);
-  });
+}  // namespace
+
+// ---- Scope, setup, order --------------------------------------------------------
+
+Scope::Scope() : active_(false), inside_shim_(t_depth > 0) {
+  if (inside_shim_) return;
+  TraceMode mode = g_trace.mode();
+  if (mode == TraceMode::kUninitialized) {
+    ++t_depth;
+    Initialize();
+    --t_depth;
+    mode = g_trace.mode();
+  }
+  if (mode != TraceMode::kTracing) return;
+  active_ = true;
+  ++t_depth;
 }
 
-void RecordPlainFree(uint64_t address) {
-  WhileTracing([&](TraceState& s, uint32_t tid) {
-    if (FreeIsRecorded(s, address, false)) s.writer.FreeSmall(Stamp(s, tid, nullptr), address);
-  });
+Scope::~Scope() {
+  if (active_) --t_depth;
 }
 
-// The three keep the table of live mappings (measured at exit) up to date,
-// under the writer lock like the records themselves.
-void RecordMmap(MmapEvent* e, const Stack* stack) {
-  Record(e, stack, [](RecordWriter* w, const MmapEvent& ev) {
-    w->Mmap(ev);
-    if (!(ev.flags & (format::kFlagFailed | format::kFlagFileBacked)) &&
-        (ev.map_flags & MAP_PRIVATE))
-      g_state.live_mappings.Add(ev.address, ev.length);
-  });
+bool Scope::ProgramSyscall(const void* return_address, SyscallKind kind) const {
+  auto ip = reinterpret_cast<uintptr_t>(return_address);
+  bool shims = inside_shim_ || g_setup.unwinder_code.Contains(ip) || g_setup.own_code.Contains(ip);
+  // Made inside an allocator call that is being counted (an allocator such
+  // as jemalloc calls mmap through the PLT), the system call is trapped and
+  // counted there already: on the allocation's event, or as the shim's own
+  // for the shim's allocations.
+  if (shims && !CountingOnThisThread()) g_trace.CountOwn(kind);
+  return active_ && !shims;
 }
 
-void RecordMunmap(MunmapEvent* e, const Stack* stack) {
-  Record(e, stack, [](RecordWriter* w, const MunmapEvent& ev) {
-    w->Munmap(ev);
-    if (!(ev.flags & format::kFlagFailed)) g_state.live_mappings.Remove(ev.address, ev.length);
-  });
+void SetUpTracker(const TrackerSetup& setup) { g_setup = setup; }
+
+bool StartSampling(uint64_t interval_bytes) {
+  if (interval_bytes <= 1 || !g_sampled.Init()) return false;
+  g_sample_interval = interval_bytes;
+  return true;
 }
 
-void RecordMremap(MremapEvent* e, const Stack* stack) {
-  Record(e, stack, [](RecordWriter* w, const MremapEvent& ev) {
-    w->Mremap(ev);
-    if (!(ev.flags & format::kFlagFailed))
-      g_state.live_mappings.Move(ev.old_address, ev.new_address, ev.new_length);
-  });
+void CountShimsOwn(const AllocatorCall& call) { g_trace.CountOwn(call.counts()); }
+
+void ReleaseOrder::Hold() { tid_ = g_trace.HoldForRelease(); }
+
+ReleaseOrder::~ReleaseOrder() {
+  if (tid_) g_trace.Release();
 }
 
-void RecordLiveMappingsAtExit() {
-  TraceState& s = g_state;
-  uint32_t tid = CurrentTid();
-  uint64_t now = NowNs();
-  s.live_mappings.ForEach([&](uint64_t address, uint64_t length) {
-    MunmapEvent e;
-    e.prefix = {now, tid, 0};
-    e.address = address;
-    e.length = length;
-    e.flags = format::kFlagAtExit;
-    UsageEstimate usage;
-    if (MeasureUsage(reinterpret_cast<const void*>(address), length, &usage))
-      AttachUsage(usage, &e);
-    s.writer.Munmap(e);
-  });
+// ---- The malloc family --------------------------------------------------------------
+
+void OnAlloc(AllocKind kind, void* result, size_t requested, size_t alignment,
+             const AllocatorCall& call) {
+  SampleDecision sample = DecideSample(requested, result, call);
+  if (sample == SampleDecision::kSkip) return;
+  Stack stack;
+  CaptureStack(&stack);
+  auto address = reinterpret_cast<uintptr_t>(result);
+  // The common case, written as the compact record without building an
+  // event: a malloc whose call made no system call (so the break did not
+  // move either) and got a block on shared heap pages.
+  if (kind == AllocKind::kMalloc && sample == SampleDecision::kRecord && result &&
+      call.exact_and_none()) {
+    ChunkInfo chunk = InspectChunk(result);
+    if (chunk.known && !chunk.mmapped) {
+      g_trace.Locked([&](TraceFile& file, uint32_t tid) {
+        NoteRecordedBlock(address);
+        file.writer().AllocSmall(Stamp(file, tid, &stack), address, requested, chunk.usable);
+      });
+      return;
+    }
+  }
+  AllocEvent e;
+  if (sample == SampleDecision::kRecordSampled) e.flags = format::kFlagSampled;
+  e.kind = kind;
+  e.address = address;
+  e.requested = requested;
+  e.alignment = alignment;
+  RecordAlloc(&e, &stack, call);
 }
 
-void RecordBrk(BrkEvent* e, const Stack* stack) {
-  Record(e, stack, [](RecordWriter* w, const BrkEvent& ev) { w->Brk(ev); });
+FreeCall::FreeCall(void* p) : p_(p), chunk_(InspectChunk(p)) { order_.Hold(); }
+
+void FreeCall::Done(const AllocatorCall& call) {
+  auto address = reinterpret_cast<uintptr_t>(p_);
+  if (!chunk_.mmapped && call.exact_and_none()) {
+    // A free of a block on shared heap pages that made no system call: the
+    // compact record, without a stack.
+    g_trace.Locked([&](TraceFile& file, uint32_t tid) {
+      if (FreeIsRecorded(address, false))
+        file.writer().FreeSmall(Stamp(file, tid, nullptr), address);
+    });
+    return;
+  }
+  // Frees carry a stack only when they cost the kernel something (a mapping
+  // returned, a heap trimmed): that is where a page allocator's cost shows,
+  // and it keeps the common free cheap.
+  bool costly = chunk_.mmapped || call.counts().Total() || call.break_moved();
+  Stack stack;
+  if (costly) CaptureStack(&stack);
+  RecordFree(format::FreeKind::kFree, p_, chunk_, costly ? &stack : nullptr, &call);
 }
 
-void RecordMemoryCall(MemoryCallEvent* e, const Stack* stack) {
-  Record(e, stack, [](RecordWriter* w, const MemoryCallEvent& ev) { w->MemoryCall(ev); });
+ReallocCall::ReallocCall(AllocKind kind, void* p, size_t size)
+    : kind_(kind), p_(p), size_(size), old_(InspectChunk(p)) {
+  CaptureStack(&stack_);
+  if (p) order_.Hold();
 }
 
-void RecordModulesChanged() {
-  WhileTracing([](TraceState& s, uint32_t) {
-    WriteModuleMap(&s.writer, ++s.module_generation, s.exe_path);
-  });
+void ReallocCall::Done(void* result, const AllocatorCall& call) {
+  bool allocates = result || size_ != 0;
+  if (p_ && (result || size_ == 0))
+    RecordFree(format::FreeKind::kRealloc, p_, old_, &stack_, allocates ? nullptr : &call);
+  SampleDecision sample = allocates ? DecideSample(size_, result, call) : SampleDecision::kSkip;
+  if (sample != SampleDecision::kSkip) {
+    AllocEvent e;
+    e.kind = kind_;
+    e.address = reinterpret_cast<uintptr_t>(result);
+    e.requested = size_;
+    if (sample == SampleDecision::kRecordSampled) e.flags = format::kFlagSampled;
+    RecordAlloc(&e, &stack_, call, old_);
+  }
+}
+
+// ---- The program's own memory system calls ------------------------------------------
+
+void OnMmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset, void* result,
+            uint64_t ns) {
+  RecordSyscall(KernelCall(
+      SYS_mmap,
+      {reinterpret_cast<uintptr_t>(addr), length, static_cast<uint64_t>(prot),
+       static_cast<uint64_t>(flags), static_cast<uint64_t>(fd), static_cast<uint64_t>(offset)},
+      result == MAP_FAILED, reinterpret_cast<uintptr_t>(result), ns));
+}
+
+MunmapCall::MunmapCall(void* addr, size_t length) : addr_(addr), length_(length) {
+  measured_ = MeasureUsage(reinterpret_cast<uintptr_t>(addr), length, &usage_);
+  CaptureStack(&stack_);
+  order_.Hold();
+}
+
+void MunmapCall::Done(int rc, uint64_t ns) {
+  producer::MemorySyscall call =
+      KernelCall(SYS_munmap, {reinterpret_cast<uintptr_t>(addr_), length_}, rc != 0, 0, ns);
+  call.usage = measured_ ? &usage_ : nullptr;
+  RecordSyscall(call, &stack_);
+}
+
+MremapCall::MremapCall() {
+  CaptureStack(&stack_);
+  order_.Hold();
+}
+
+void MremapCall::Done(void* old_address, size_t old_size, size_t new_size, int flags,
+                      void* new_address, void* result, uint64_t ns) {
+  RecordSyscall(KernelCall(SYS_mremap,
+                           {reinterpret_cast<uintptr_t>(old_address), old_size, new_size,
+                            static_cast<uint64_t>(flags), reinterpret_cast<uintptr_t>(new_address)},
+                           result == MAP_FAILED, reinterpret_cast<uintptr_t>(result), ns),
+                &stack_);
+}
+
+void OnBrk(void* addr, uintptr_t old_break, uint64_t ns) {
+  // As the kernel's brk: the break after the call is its result (the old
+  // one when the call failed, which is how glibc's brk tells a failure).
+  producer::MemorySyscall call =
+      KernelCall(SYS_brk, {reinterpret_cast<uintptr_t>(addr)}, false, CurrentBreak(), ns);
+  call.old_break = old_break;
+  RecordSyscall(call);
+}
+
+void OnSbrk(intptr_t increment, void* result, uint64_t ns) {
+  // sbrk is the C library's, not a system call: a record of its own kind.
+  int saved_errno = errno;
+  Stack stack;
+  CaptureStack(&stack);
+  BrkEvent e;
+  e.kind = format::BrkKind::kSbrk;
+  e.old_break = reinterpret_cast<uintptr_t>(result);
+  e.new_break = CurrentBreak();
+  e.argument = increment;
+  if (result == reinterpret_cast<void*>(-1)) e.flags |= format::kFlagFailed;
+  e.syscalls.Add(SyscallKind::kBrk);
+  e.syscalls.ns = ns;
+  Record(&e, &stack, [](RecordWriter* w, const BrkEvent& ev) { w->Brk(ev); });
+  errno = saved_errno;
+}
+
+void OnMemoryCall(long nr, void* addr, size_t length, int argument, int rc, uint64_t ns) {
+  RecordSyscall(
+      KernelCall(nr, {reinterpret_cast<uintptr_t>(addr), length, static_cast<uint64_t>(argument)},
+                 rc != 0, 0, ns));
+}
+
+void OnModulesChanged() {
+  g_trace.Locked([](TraceFile& file, uint32_t) { g_trace.WriteModules(file); });
 }
 
 }  // namespace pagewaste::shim

@@ -1,16 +1,22 @@
-// The tracker sits between the hook wrappers and the record writer: it owns
-// the recursion guard, the tracing state, stack capture, page-cost
-// accounting and the writer lock. Everything here is allocation-free and
-// constant-initialized, because a library initialized before ours (libstdc++
+// The tracker: what a hook does for a traced call besides calling the real
+// function. One entry per hook (a function called after the real one, or an
+// object alive around it when something must be seen or held before), and
+// the policy behind them: the recursion guard, which calls are the
+// program's, sampling, what a free costs, glibc's realloc semantics, stack
+// capture and the system calls an allocator call is charged. Records go to
+// the trace (trace.h). Everything here is allocation-free and constant-
+// initialized, because a library initialized before ours (libstdc++
 // allocates its emergency exception pool) can call malloc before any of our
 // constructors run.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 
-#include "events.h"
 #include "format.h"
+#include "module_map.h"
 #include "syscall_dispatch.h"
 #include "usage_estimate.h"
 
@@ -19,6 +25,7 @@ namespace pagewaste::shim {
 // Marks the calling thread as inside the shim for its lifetime, if the call
 // is to be traced. A call is traced when tracing is on and the thread is not
 // already inside the shim (the shim's own allocations, dlsym's, libunwind's).
+// The first Scope of the process starts the trace (lifecycle.cpp).
 class Scope {
  public:
   Scope();
@@ -28,11 +35,31 @@ class Scope {
   bool active() const { return active_; }
   // Not traced because the shim itself made the call.
   bool inside_shim() const { return inside_shim_; }
+  // Whether a memory system call made here is the program's, to be traced.
+  // The shim's own (made inside it, or by libunwind from a thread-exit
+  // destructor, seen by the return address) are counted for the End record.
+  bool ProgramSyscall(const void* return_address, format::SyscallKind kind) const;
 
  private:
   bool active_;
   bool inside_shim_;
 };
+
+// What the tracker is told of the process once, before tracing begins.
+struct TrackerSetup {
+  bool glibc_malloc = false;  // glibc's chunk headers can be read
+  uint64_t heap_start = 0;    // the kernel's start_brk: where the brk heap begins
+  CodeRange own_code;         // the shim: its frames are dropped from stacks
+  CodeRange unwinder_code;    // libunwind: its memory calls are the shim's own
+};
+void SetUpTracker(const TrackerSetup& setup);
+// pagewaste run --sample: reserves the table of sampled blocks (one mmap);
+// false if it could not, and nothing is sampled.
+bool StartSampling(uint64_t interval_bytes);
+
+// An allocator call the shim made for itself: not traced, but its system
+// calls are counted for the End record.
+void CountShimsOwn(const AllocatorCall& call);
 
 // Keeps the trace in the order memory changed hands. Held across a call
 // that gives memory back (free, realloc, munmap, mremap) until the call's
@@ -43,25 +70,15 @@ class Scope {
 // that no unwinding happens under it.
 class ReleaseOrder {
  public:
-  explicit ReleaseOrder(bool needed = true);
+  ReleaseOrder() = default;
   ~ReleaseOrder();
   ReleaseOrder(const ReleaseOrder&) = delete;
   ReleaseOrder& operator=(const ReleaseOrder&) = delete;
+  void Hold();
 
  private:
   uint32_t tid_ = 0;  // 0: not held
 };
-
-// True for a memory call made by the shim's own machinery outside the
-// recursion guard: libunwind frees its per-thread caches from a thread-exit
-// destructor. Such calls are passed through, neither traced nor counted.
-bool CalledByShim(const void* return_address);
-// Counts memory system calls of the shim's own, for the End record.
-void CountShimSyscall(format::SyscallKind kind);
-void CountShimSyscalls(const SyscallCounts& counts);
-
-// Nanoseconds since the trace started, on the coarse clock (clock.h).
-uint64_t NowNs();
 
 // A captured call stack, innermost frame first, the shim's own frames
 // already dropped.
@@ -71,7 +88,6 @@ struct Stack {
   uintptr_t ips[kMaxDepth];
   int depth = 0;
 };
-void CaptureStack(Stack* stack);
 
 // What glibc's chunk header says of a heap block: whether malloc served it
 // with its own mapping, and that mapping's size. Zero when the allocator is
@@ -80,50 +96,87 @@ struct ChunkInfo {
   uint64_t mapped_bytes = 0;
   uint64_t usable = 0;  // what malloc_usable_size would say
   bool mmapped = false;
-  bool known = false;   // read from glibc's header (else all of the above is 0)
+  bool known = false;  // read from glibc's header (else all of the above is 0)
 };
-ChunkInfo InspectChunk(const void* p);
 
-// Resident pages and used extent of [addr, addr + length) of this process,
-// before it is unmapped; false if it cannot be told (not mapped).
-bool MeasureUsage(const void* addr, size_t length, UsageEstimate* usage);
+// ---- The malloc family ------------------------------------------------------
 
-// Sampling (pagewaste run --sample). What to do with an allocator call's
-// new block: kRecordSampled (picked: each requested byte is picked with
-// probability 1 / interval), kRecord (not sampling, or the call entered the
-// kernel or failed: such calls are always recorded, for themselves), or
-// kSkip. Decided before the stack is captured, which is most of the cost.
-enum class SampleDecision { kRecord, kRecordSampled, kSkip };
-SampleDecision DecideSample(uint64_t requested, const void* result, const AllocatorCall& call);
+// malloc, calloc, posix_memalign and the aligned allocators: the new block
+// (null if the call failed) and the call that made it.
+void OnAlloc(format::AllocKind kind, void* result, size_t requested, size_t alignment,
+             const AllocatorCall& call);
 
-// Record an event. prefix.time_ns/tid/stack are filled in here; `stack` may
-// be null (no stack recorded). The malloc family's events also get the
-// system calls of `call`, counted or estimated; `replaced` is the block a
-// realloc gave up.
-void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
-                 const ChunkInfo& replaced = {});
-void RecordFree(FreeEvent* e, const Stack* stack, const AllocatorCall* call);
-// The common cases, written as the compact records without building an
-// event: a malloc whose call made no system call and got a block on shared
-// heap pages (glibc's, so its chunk header is read), and a free of such a
-// block that made none either.
-void RecordPlainMalloc(const Stack& stack, uint64_t address, uint64_t requested,
-                       const ChunkInfo& chunk);
-void RecordPlainFree(uint64_t address);
-void RecordMmap(MmapEvent* e, const Stack* stack);
-void RecordMunmap(MunmapEvent* e, const Stack* stack);
-void RecordMremap(MremapEvent* e, const Stack* stack);
-void RecordBrk(BrkEvent* e, const Stack* stack);
-void RecordMemoryCall(MemoryCallEvent* e, const Stack* stack);
-void RecordModulesChanged();
+// free(p), around the real call: the block's header is read before the
+// free can reuse it, and the release order held.
+class FreeCall {
+ public:
+  explicit FreeCall(void* p);
+  void Done(const AllocatorCall& call);
 
-// Lifecycle (lifecycle.cpp).
-void Finalize(format::EndReason reason, int64_t status);
-// Takes back a Finalize(kExec) whose exec failed, and resumes tracing.
-void ResumeAfterFailedExec();
-// True in a vfork()ed child (or a raw clone) that shares our memory: it must
-// not touch the parent's trace.
-bool IsForeignProcess();
-void SetExitStatus(int status);
+ private:
+  void* p_;
+  ChunkInfo chunk_;
+  ReleaseOrder order_;
+};
+
+// realloc and reallocarray, around the real call: the old block's Free and
+// the new block's Alloc, under one stack, with glibc's semantics (realloc(p,
+// 0) frees p and returns null; a failed realloc keeps p).
+class ReallocCall {
+ public:
+  ReallocCall(format::AllocKind kind, void* p, size_t size);
+  void Done(void* result, const AllocatorCall& call);
+
+ private:
+  format::AllocKind kind_;
+  void* p_;
+  size_t size_;
+  ChunkInfo old_;
+  Stack stack_;
+  ReleaseOrder order_;
+};
+
+// ---- The program's own memory system calls ------------------------------------
+// Each with the call's arguments, its result and its time in the kernel,
+// called with errno as the call left it (and leaving it so).
+
+void OnMmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset, void* result,
+            uint64_t ns);
+
+// munmap, around the real call: what the mapping was used for can only be
+// seen before it goes.
+class MunmapCall {
+ public:
+  MunmapCall(void* addr, size_t length);
+  void Done(int rc, uint64_t ns);
+
+ private:
+  void* addr_;
+  size_t length_;
+  bool measured_;
+  UsageEstimate usage_;
+  Stack stack_;
+  ReleaseOrder order_;
+};
+
+class MremapCall {
+ public:
+  MremapCall();
+  void Done(void* old_address, size_t old_size, size_t new_size, int flags, void* new_address,
+            void* result, uint64_t ns);
+
+ private:
+  Stack stack_;
+  ReleaseOrder order_;
+};
+
+// brk: the break before the call (the one after is read here).
+void OnBrk(void* addr, uintptr_t old_break, uint64_t ns);
+void OnSbrk(intptr_t increment, void* result, uint64_t ns);
+// mprotect (nr SYS_mprotect) and madvise (SYS_madvise).
+void OnMemoryCall(long nr, void* addr, size_t length, int argument, int rc, uint64_t ns);
+
+// dlopen, dlclose: the module map changed.
+void OnModulesChanged();
 
 }  // namespace pagewaste::shim

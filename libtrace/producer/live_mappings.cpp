@@ -2,7 +2,7 @@
 
 #include "raw_mmap.h"
 
-namespace pagewaste::shim {
+namespace pagewaste::producer {
 namespace {
 
 uint32_t Hash(uint64_t address) {
@@ -80,4 +80,4 @@ void LiveMappings::Move(uint64_t from, uint64_t to, uint64_t new_length) {
   Add(to, new_length);
 }
 
-}  // namespace pagewaste::shim
+}  // namespace pagewaste::producer

@@ -14,7 +14,7 @@
 #include "little_endian.h"
 #include "raw_mmap.h"
 
-namespace pagewaste::shim {
+namespace pagewaste::producer {
 namespace {
 
 // Appends s to out (capacity cap, NUL-terminated); false if it does not fit.
@@ -272,4 +272,4 @@ void FileSink::Abandon() {
   fd_ = -1;
 }
 
-}  // namespace pagewaste::shim
+}  // namespace pagewaste::producer

@@ -2,7 +2,7 @@
 
 #include "raw_mmap.h"
 
-namespace pagewaste::shim {
+namespace pagewaste::producer {
 namespace {
 
 constexpr uint32_t kSlots = StackTable::kCapacity * 2;  // load factor <= 0.5
@@ -60,4 +60,4 @@ void StackTable::Replay(RecordWriter* writer) const {
     writer->StackNode(nodes_[id].parent, nodes_[id].ip);
 }
 
-}  // namespace pagewaste::shim
+}  // namespace pagewaste::producer

@@ -1,4 +1,5 @@
-// The shim's trace file: naming, opening, keeping every committed record
+// A trace file as the producers write it (the shim inside the program, the
+// ptrace backend beside it): naming, opening, keeping every committed record
 // even when the process dies without warning, and surviving a program that
 // closes or dup2()s over file descriptors it does not own.
 //
@@ -25,7 +26,7 @@
 
 #include "record_writer.h"
 
-namespace pagewaste::shim {
+namespace pagewaste::producer {
 
 class FileSink : public ChunkSink {
  public:
@@ -74,4 +75,4 @@ class FileSink : public ChunkSink {
   char path_[4096] = {};
 };
 
-}  // namespace pagewaste::shim
+}  // namespace pagewaste::producer

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-namespace pagewaste::shim {
+namespace pagewaste::producer {
 
 class LiveMappings {
  public:
@@ -37,4 +37,4 @@ class LiveMappings {
   uint32_t size_ = 0;
 };
 
-}  // namespace pagewaste::shim
+}  // namespace pagewaste::producer

@@ -14,7 +14,7 @@
 
 #include "record_writer.h"
 
-namespace pagewaste::shim {
+namespace pagewaste::producer {
 
 class StackTable {
  public:
@@ -57,4 +57,4 @@ class StackTable {
   uint32_t size_ = 0;          // nodes in use
 };
 
-}  // namespace pagewaste::shim
+}  // namespace pagewaste::producer

@@ -10,7 +10,7 @@
 
 #include <cstddef>
 
-namespace pagewaste::shim {
+namespace pagewaste::producer {
 
 // The mapping, or nullptr with *error (if given) set to the errno value.
 inline void* RawMmap(void* addr, size_t length, int prot, int flags, int fd, off_t offset,
@@ -33,4 +33,4 @@ inline void* RawReserve(size_t length) {
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 }
 
-}  // namespace pagewaste::shim
+}  // namespace pagewaste::producer
