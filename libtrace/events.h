@@ -44,6 +44,9 @@ struct EventPrefix {
   uint64_t time_ns = 0;
   uint32_t tid = 0;
   uint64_t stack = 0;
+  // The event's place in the process's order, in thread chunks (format.h);
+  // 0 in plain chunks, whose order is the file's.
+  uint64_t seq = 0;
 };
 
 struct AllocEvent {

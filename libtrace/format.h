@@ -1,4 +1,4 @@
-// The pagewaste trace format, version 3: the one place that spells it.
+// The pagewaste trace format, version 4: the one place that spells it.
 //
 // A trace is a file header followed by a stream of chunks. Each chunk is an
 // 8-byte header (little-endian u32 payload length, u32 ChunkFlags) followed
@@ -15,6 +15,10 @@
 // changes. With the shim's coarse clock a burst of events shares one Time
 // record, and a repetitive program writes a repetitive byte stream, which
 // is what makes compressed traces small.
+// Version 4 lets each thread of a process write chunks of its own
+// (kChunkThread, below) without a lock between threads: every event in them
+// carries a sequence number from one counter per process, and the reader
+// merges the threads' chunks back into that order.
 // A compressed chunk (kChunkZstd, written by `pagewaste run` once the
 // program has exited) holds a zstd frame that expands to plain chunks.
 // The writer publishes each record by rewriting its chunk's payload length,
@@ -31,9 +35,10 @@ namespace pagewaste::format {
 
 // "PGWASTE" followed by a NUL: the first 8 bytes of every trace.
 inline constexpr uint8_t kMagic[8] = {'P', 'G', 'W', 'A', 'S', 'T', 'E', 0};
-inline constexpr uint16_t kVersion = 3;
-// Version 3 added EndReason::kRawExit and nothing else: version 2 traces are
-// read as they are.
+inline constexpr uint16_t kVersion = 4;
+// Version 3 added EndReason::kRawExit and nothing else; version 4 added
+// thread chunks and the records only they hold (SeqGap, StackNodeAt):
+// version 2 and 3 traces are read as they are.
 inline constexpr uint16_t kOldestReadableVersion = 2;
 
 // Fixed-size part of the header, little-endian, 64 bytes:
@@ -78,7 +83,29 @@ enum ChunkFlags : uint32_t {
   // size, at most kMaxExpandedChunk, then one zstd frame that expands to
   // symbol records (SymbolRecordType). Only such chunks may follow the End.
   kChunkSymbols = 1u << 3,
+  // A thread chunk (version 4): one thread's records, each event numbered
+  // (see kThreadChunkHeader). The payload length is the space the writer
+  // reserved, fixed when it took the chunk; the records fill the first
+  // `used` bytes after the payload header and the rest is unused. Thread
+  // chunks of several threads are in the file in the order they were
+  // reserved, not in the order of their events; an unfinished one is a
+  // thread's last and ends nothing else.
+  kChunkThread = 1u << 4,
 };
+
+// The payload of a thread chunk starts with a header, little-endian:
+//   0 u32 used       bytes of records after this header
+//   4 u32 reserved   0
+//   8 u64 first_seq  the sequence number of the chunk's first event
+//  16 u64 low_seq    no event in this chunk or in any chunk after it in the
+//                    file has a smaller sequence number: a reader merging
+//                    threads may deliver every event below it
+// Each event (and ModuleMap record) of the chunk has the sequence number of
+// the one before it plus one, unless a SeqGap record comes between them; the
+// reader delivers the events of all thread chunks in sequence order. Other
+// records (Time, Thread, Module, StackNodeAt) go with the event after them,
+// Module records with the ModuleMap before them.
+inline constexpr size_t kThreadChunkHeader = 24;
 
 // header_flags (the u16 at offset 10).
 enum HeaderFlags : uint16_t {
@@ -116,6 +143,9 @@ inline constexpr size_t kMaxString = 4096;
 // bound is there so that a crafted chain cannot make a replay's memory and
 // output grow with its length (a report prints every frame of every site).
 inline constexpr int kMaxStackDepth = 256;
+// The largest stack node id a reader accepts (StackNodeAt gives ids
+// explicitly; the producers' tables hold far fewer).
+inline constexpr uint64_t kMaxStackNodeId = 1u << 24;
 
 enum class RecordType : uint8_t {
   // ModuleMap: varint generation. Starts a new snapshot of loaded modules;
@@ -137,6 +167,14 @@ enum class RecordType : uint8_t {
   kTime = 0x04,
   // Thread: varint tid. The thread of the events that follow.
   kThread = 0x05,
+  // SeqGap (thread chunks only): varint n. The next event's sequence number
+  // is the previous one's plus n + 1: events of other threads came between.
+  kSeqGap = 0x06,
+  // StackNodeAt (thread chunks only): varint id, varint parent id, varint
+  // ip. A StackNode with its id given: threads intern stacks in one table
+  // and write its nodes in their own chunks, so the reader may meet them out
+  // of id order (but a parent's id is always below its child's).
+  kStackNodeAt = 0x07,
   // Events share a prefix: varint stack id. Their time and thread are those
   // of the last Time and Thread records of the chunk, which the writer puts
   // before a chunk's first event.

@@ -48,8 +48,8 @@ uint8_t* Syscalls(uint8_t* p, const SyscallCounts& s) {
   return Varint(p, s.ns);
 }
 
-// An event, and the Time and Thread records that may go before it.
-constexpr size_t kEventMax = 3 + 18 * kMaxVarintBytes +
+// An event, and the Time, Thread and SeqGap records that may go before it.
+constexpr size_t kEventMax = 4 + 19 * kMaxVarintBytes +
                              (2 + format::kSyscallKinds) * kMaxVarintBytes;
 
 }  // namespace
@@ -84,8 +84,20 @@ uint8_t* RecordWriter::Reserve(size_t max_size) {
   if (!chunk_) {
     chunk_ = sink_->NextChunk(capacity_);
     if (!chunk_) chunk_ = own_buffer_;
-    used_ = format::kChunkPrefixSize;
-    PutLE(chunk_, 0, 8);  // empty and open
+    used_ = HeaderSize();
+    if (thread_chunks_) {
+      // Its whole size is taken: the length is fixed, the header's `used`
+      // publishes the records.
+      PutLE(chunk_, capacity_ - format::kChunkPrefixSize, 4);
+      PutLE(chunk_ + 4, format::kChunkThread, 4);
+      uint8_t* header = chunk_ + format::kChunkPrefixSize;
+      PutLE(header, 0, 8);
+      PutLE(header + 8, 0, 8);
+      PutLE(header + 16, sink_->LowSeq(), 8);
+      chunk_has_seq_ = false;
+    } else {
+      PutLE(chunk_, 0, 8);  // empty and open
+    }
     chunk_has_event_ = false;
     last_time_ = 0;
     last_tid_ = 0;
@@ -96,7 +108,10 @@ uint8_t* RecordWriter::Reserve(size_t max_size) {
 
 void RecordWriter::Commit(uint8_t* end, bool is_event) {
   used_ = static_cast<size_t>(end - chunk_);
-  PutLE32(chunk_, static_cast<uint32_t>(used_ - format::kChunkPrefixSize));
+  if (thread_chunks_)
+    PutLE32(chunk_ + format::kChunkPrefixSize, static_cast<uint32_t>(used_ - HeaderSize()));
+  else
+    PutLE32(chunk_, static_cast<uint32_t>(used_ - format::kChunkPrefixSize));
   records_ += 1 + pending_records_;
   pending_records_ = 0;
   if (is_event) ++events_;
@@ -106,12 +121,16 @@ void RecordWriter::Flush() { Flush(0); }
 
 void RecordWriter::Flush(uint32_t extra_flags) {
   if (!chunk_) return;
-  if (used_ == format::kChunkPrefixSize) {
+  size_t size = used_;
+  if (thread_chunks_) {
+    extra_flags |= format::kChunkThread;
+    size = capacity_;
+  } else if (used_ == format::kChunkPrefixSize) {
     chunk_ = nullptr;  // nothing in it; a mapped chunk stays unused space
     return;
   }
   PutLE(chunk_ + 4, format::kChunkFinished | extra_flags, 4);
-  if (!sink_->FinishChunk(chunk_, used_)) {
+  if (!sink_->FinishChunk(chunk_, size)) {
     ++chunks_lost_;
     bytes_lost_ += used_;
   }
@@ -136,7 +155,24 @@ uint8_t* RecordWriter::Prefix(uint8_t* p, RecordType type, const EventPrefix& e)
   return Varint(p, e.stack);
 }
 
+// In a thread chunk: the first event's seq goes in the chunk's header, and
+// a SeqGap record before an event whose seq does not follow the last one's.
+uint8_t* RecordWriter::Sequence(uint8_t* p, uint64_t seq) {
+  if (!thread_chunks_) return p;
+  if (!chunk_has_seq_) {
+    PutLE(chunk_ + format::kChunkPrefixSize + 8, seq, 8);
+    chunk_has_seq_ = true;
+  } else if (seq != last_seq_ + 1) {
+    *p++ = static_cast<uint8_t>(RecordType::kSeqGap);
+    p = Varint(p, seq - last_seq_ - 1);
+    ++pending_records_;
+  }
+  last_seq_ = seq;
+  return p;
+}
+
 uint8_t* RecordWriter::TimeAndThread(uint8_t* p, const EventPrefix& e) {
+  p = Sequence(p, e.seq);
   if (!chunk_has_event_ || e.time_ns > last_time_) {
     *p++ = static_cast<uint8_t>(RecordType::kTime);
     p = Varint(p, e.time_ns - last_time_);
@@ -165,8 +201,8 @@ uint8_t* RecordWriter::Address(uint8_t* p, uint64_t address) {
   return p;
 }
 
-void RecordWriter::ModuleMap(uint64_t generation) {
-  uint8_t* p = Reserve(1 + kMaxVarintBytes);
+void RecordWriter::ModuleMap(uint64_t generation, uint64_t seq) {
+  uint8_t* p = Sequence(Reserve(2 + 2 * kMaxVarintBytes), seq);
   *p++ = static_cast<uint8_t>(RecordType::kModuleMap);
   Commit(Varint(p, generation), false);
 }
@@ -193,6 +229,19 @@ uint64_t RecordWriter::StackNode(uint64_t parent, uint64_t ip) {
   p = Varint(p, parent);
   Commit(Varint(p, ip), false);
   return ++stack_nodes_;
+}
+
+void RecordWriter::StackNodeAt(uint64_t id, uint64_t parent, uint64_t ip) {
+  if (!thread_chunks_) {
+    StackNode(parent, ip);
+    return;
+  }
+  uint8_t* p = Reserve(1 + 3 * kMaxVarintBytes);
+  *p++ = static_cast<uint8_t>(RecordType::kStackNodeAt);
+  p = Varint(p, id);
+  p = Varint(p, parent);
+  Commit(Varint(p, ip), false);
+  ++stack_nodes_;
 }
 
 void RecordWriter::AllocSmall(const EventPrefix& prefix, uint64_t address, uint64_t requested,

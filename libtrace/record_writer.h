@@ -28,6 +28,9 @@ class ChunkSink {
   // The chunk at data is complete: size bytes, length prefix included.
   // Returns false if it could not be stored; the writer counts it as lost.
   virtual bool FinishChunk(const uint8_t* data, size_t size) = 0;
+  // For a writer of thread chunks: the low_seq of the chunk NextChunk just
+  // handed out (format.h, kThreadChunkHeader).
+  virtual uint64_t LowSeq() { return 0; }
 
  protected:
   ~ChunkSink() = default;
@@ -53,11 +56,25 @@ class RecordWriter {
   constexpr RecordWriter(uint8_t* buffer, size_t capacity, ChunkSink* sink)
       : own_buffer_(buffer), capacity_(capacity), sink_(sink) {}
 
-  void ModuleMap(uint64_t generation);
+  // Thread chunks (format.h, kChunkThread) instead of plain ones: one
+  // thread's events, each with the seq of its prefix. Call before the first
+  // record. The chunk's size is the buffer's: the writer reserves it whole.
+  void UseThreadChunks() { thread_chunks_ = true; }
+  // The size of the chunks to come; a sink may call it from NextChunk to
+  // size the one it hands out (at most the buffer's size).
+  void SetChunkCapacity(size_t capacity) { capacity_ = capacity; }
+
+  // seq: the record's place in the process's order (thread chunks only).
+  void ModuleMap(uint64_t generation, uint64_t seq = 0);
   void Module(uint64_t load_bias, const ModuleSegment* segments, int count,
               const char* path, const char* build_id);
-  // Returns the new node's id.
+  // Returns the new node's id: nodes are numbered in the order they are
+  // written (plain chunks only).
   uint64_t StackNode(uint64_t parent, uint64_t ip);
+  // A node whose id the caller assigned (a stack table several writers
+  // share): a StackNodeAt record in thread chunks; in plain chunks a
+  // StackNode, and the caller writes ids in order.
+  void StackNodeAt(uint64_t id, uint64_t parent, uint64_t ip);
   void Alloc(const AllocEvent& e);
   void Free(const FreeEvent& e);
   // The compact forms (format.h) for callers that know they apply: a plain
@@ -86,7 +103,30 @@ class RecordWriter {
     stack_nodes_ = stack_nodes;
   }
 
-  // Hands the current chunk to the sink, if it holds any record.
+  // Adds another writer's counts (records, events, nodes, losses) to this
+  // one's, for the End record of a trace that several writers wrote; Mark
+  // and Restore put them back as they were (an End taken back).
+  void AddCounts(const RecordWriter& other) {
+    records_ += other.records_;
+    events_ += other.events_;
+    stack_nodes_ += other.stack_nodes_;
+    chunks_lost_ += other.chunks_lost_;
+    bytes_lost_ += other.bytes_lost_;
+  }
+  struct Counts {
+    uint64_t records, events, stack_nodes, chunks_lost, bytes_lost;
+  };
+  Counts Mark() const { return {records_, events_, stack_nodes_, chunks_lost_, bytes_lost_}; }
+  void Restore(const Counts& c) {
+    records_ = c.records;
+    events_ = c.events;
+    stack_nodes_ = c.stack_nodes;
+    chunks_lost_ = c.chunks_lost;
+    bytes_lost_ = c.bytes_lost;
+  }
+
+  // Hands the current chunk to the sink, if it holds any record (a thread
+  // chunk, reserved whole, always).
   void Flush();
   // Forgets the current chunk without finishing it (a forked child drops
   // its parent's chunk) and restarts the counters.
@@ -107,6 +147,10 @@ class RecordWriter {
   uint8_t* Prefix(uint8_t* p, format::RecordType type, const EventPrefix& e);
   uint8_t* TimeAndThread(uint8_t* p, const EventPrefix& e);
   uint8_t* Address(uint8_t* p, uint64_t address);
+  uint8_t* Sequence(uint8_t* p, uint64_t seq);
+  size_t HeaderSize() const {
+    return format::kChunkPrefixSize + (thread_chunks_ ? format::kThreadChunkHeader : 0);
+  }
 
   uint8_t* own_buffer_;
   size_t capacity_;
@@ -114,6 +158,9 @@ class RecordWriter {
   uint8_t* chunk_ = nullptr;  // the current chunk; null until the next record
   size_t used_ = 0;           // committed bytes, including the 4-byte prefix
   bool chunk_has_event_ = false;
+  bool thread_chunks_ = false;
+  bool chunk_has_seq_ = false;
+  uint64_t last_seq_ = 0;
   uint32_t pending_records_ = 0;  // Time/Thread records before the event
   uint32_t last_tid_ = 0;
   uint64_t last_time_ = 0;

@@ -48,7 +48,9 @@ bool FindLastChunk(int fd, uint64_t offset, uint64_t file_size, uint64_t* last, 
     *last = offset;
     *last_flags = flags;
     offset += sizeof prefix + size;
-    if (!(flags & format::kChunkFinished)) break;  // the writer's last
+    // An unfinished plain chunk is the writer's last; a thread chunk is only
+    // its thread's.
+    if (!(flags & (format::kChunkFinished | format::kChunkThread))) break;
   }
   *end = offset;
   return true;

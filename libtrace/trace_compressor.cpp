@@ -65,6 +65,24 @@ struct Group {
   size_t end;
 };
 
+// A group's chunks as they are to be compressed: thread chunks without the
+// unused space after their records (their payload length cut to match).
+void GroupBytes(const uint8_t* data, const Group& g, std::vector<uint8_t>* out) {
+  out->clear();
+  for (size_t offset = g.begin; offset < g.end;) {
+    uint32_t length = static_cast<uint32_t>(GetLE(data + offset, 4));
+    uint32_t flags = static_cast<uint32_t>(GetLE(data + offset + 4, 4));
+    const uint8_t* payload = data + offset + format::kChunkPrefixSize;
+    uint32_t kept = length;
+    if (flags & format::kChunkThread)
+      kept = static_cast<uint32_t>(format::kThreadChunkHeader + GetLE(payload, 4));
+    size_t at = out->size();
+    out->insert(out->end(), data + offset, payload + kept);
+    PutLE32(out->data() + at, kept);
+    offset += format::kChunkPrefixSize + length;
+  }
+}
+
 // The plain chunks up to and including the one with the End record, in
 // groups; false (with *why) if the trace is not one to rewrite.
 bool PlanGroups(const uint8_t* data, size_t size, size_t offset, std::vector<Group>* groups,
@@ -77,9 +95,13 @@ bool PlanGroups(const uint8_t* data, size_t size, size_t offset, std::vector<Gro
       return false;
     }
     if (length == 0 || length > format::kMaxChunkPayload ||
-        (flags & ~(format::kChunkFinished | format::kChunkEnd)) ||
+        (flags & ~(format::kChunkFinished | format::kChunkEnd | format::kChunkThread)) ||
         !(flags & format::kChunkFinished) ||
-        size - offset - format::kChunkPrefixSize < length) {
+        size - offset - format::kChunkPrefixSize < length ||
+        ((flags & format::kChunkThread) &&
+         (length < format::kThreadChunkHeader ||
+          GetLE(data + offset + format::kChunkPrefixSize, 4) >
+              length - format::kThreadChunkHeader))) {
       break;  // reserved space, a chunk still being written, or damage
     }
     size_t next = offset + format::kChunkPrefixSize + length;
@@ -147,15 +169,16 @@ bool CompressTrace(const std::string& path, CompressResult* result, std::string*
   // 2^27 without being told.)
   ZSTD_CCtx_setParameter(zstd, ZSTD_c_enableLongDistanceMatching, 1);
   ZSTD_CCtx_setParameter(zstd, ZSTD_c_windowLog, 24);
-  std::vector<uint8_t> out;
+  std::vector<uint8_t> out, chunks;
   bool ok = WriteAll(fd, in.data(), header, err);
   uint64_t written = header;
   for (const Group& g : groups) {
     if (!ok) break;
-    size_t plain = g.end - g.begin;
+    GroupBytes(in.data(), g, &chunks);
+    size_t plain = chunks.size();
     out.resize(format::kChunkPrefixSize + 4 + ZSTD_compressBound(plain));
     size_t n = ZSTD_compress2(zstd, out.data() + format::kChunkPrefixSize + 4,
-                              out.size() - format::kChunkPrefixSize - 4, in.data() + g.begin, plain);
+                              out.size() - format::kChunkPrefixSize - 4, chunks.data(), plain);
     if (ZSTD_isError(n)) {
       *err = std::string("zstd: ") + ZSTD_getErrorName(n);
       ok = false;
@@ -163,7 +186,7 @@ bool CompressTrace(const std::string& path, CompressResult* result, std::string*
     }
     if (4 + n > format::kMaxChunkPayload) {
       // Incompressible and as large as a chunk may be: keep it plain.
-      ok = WriteAll(fd, in.data() + g.begin, plain, err);
+      ok = WriteAll(fd, chunks.data(), plain, err);
       written += plain;
       continue;
     }

@@ -337,7 +337,7 @@ TEST(TraceFormat, RejectsWhatIsNotAReadableTrace) {
             std::string::npos);
   std::vector<uint8_t> newer = good;
   newer[8] = format::kVersion + 1;
-  EXPECT_NE(header_error(newer).find("version 4 is not supported (this build reads versions 2 to 3)"),
+  EXPECT_NE(header_error(newer).find("version 5 is not supported (this build reads versions 2 to 4)"),
             std::string::npos);
   EXPECT_NE(header_error(newer).find("upgrade pagewaste"), std::string::npos);
   std::vector<uint8_t> older = good;
@@ -423,6 +423,122 @@ TEST(TraceFormat, AProcessKilledMidRecordLosesNothingCommitted) {
   EXPECT_EQ(r.status, TraceStatus::kTruncated) << r.message;
   EXPECT_EQ(rec.allocs.size(), kWritten);
   EXPECT_EQ(rec.allocs.back().address, 0x1000 + 64 * (kWritten - 1));
+}
+
+// Thread chunks as the shim lays them out: each reserved in the file when
+// its writer starts it (so that the file holds them in the order they were
+// started, not finished), with the low_seq the writer had then. Each
+// thread's writer has a sink of its own over the one layout.
+struct SharedLayout {
+  std::vector<std::vector<uint8_t>> chunks;  // in reservation order
+};
+class LayoutSink : public ChunkSink {
+ public:
+  LayoutSink(SharedLayout* layout, const uint64_t* seq) : layout_(layout), seq_(seq) {}
+  uint8_t* NextChunk(size_t) override {
+    slot_ = layout_->chunks.size();
+    layout_->chunks.emplace_back();
+    return nullptr;
+  }
+  uint64_t LowSeq() override { return *seq_; }
+  bool FinishChunk(const uint8_t* data, size_t size) override {
+    layout_->chunks[slot_].assign(data, data + size);
+    return true;
+  }
+
+ private:
+  SharedLayout* layout_;
+  const uint64_t* seq_;
+  size_t slot_ = 0;
+};
+
+TEST(TraceFormat, ThreadChunksAreMergedBackIntoSequenceOrder) {
+  HeaderInfo h;
+  h.process.page_size = 4096;
+  h.process.pid = 7;
+  uint8_t header[1024];
+  size_t n = EncodeHeader(h, header, sizeof header);
+  MemorySink plain_sink;
+  plain_sink.bytes.assign(header, header + n);
+  static uint8_t plain_buffer[RecordWriter::kMinBuffer];
+  RecordWriter plain(plain_buffer, sizeof plain_buffer, &plain_sink);
+  plain.ModuleMap(1);
+  plain.StackNodeAt(1, 0, 0x1000);  // the preamble: node 1, implicit
+  plain.Flush();
+
+  SharedLayout layout;
+  uint64_t seq = 100;
+  static uint8_t buffer_a[RecordWriter::kMinBuffer], buffer_b[RecordWriter::kMinBuffer];
+  LayoutSink sink_a(&layout, &seq), sink_b(&layout, &seq);
+  RecordWriter a(buffer_a, sizeof buffer_a, &sink_a), b(buffer_b, sizeof buffer_b, &sink_b);
+  a.UseThreadChunks();
+  b.UseThreadChunks();
+  // Thread 20 writes node 3 (under node 2) before thread 10 writes node 2:
+  // the reader holds 3 back until its parent comes.
+  constexpr int kEvents = 3000;
+  for (int i = 0; i < kEvents; ++i, ++seq) {
+    bool on_b = i % 3 == 0;
+    RecordWriter& w = on_b ? b : a;
+    if (i == 0) b.StackNodeAt(3, 2, 0x3000);
+    if (i == 1) a.StackNodeAt(2, 1, 0x2000);
+    AllocEvent e;
+    e.prefix = {static_cast<uint64_t>(i) * 1000, on_b ? 20u : 10u, on_b ? 3u : 2u, seq};
+    e.address = 0x10000 + 16 * static_cast<uint64_t>(i);
+    e.requested = 16;
+    e.usable = 24;
+    w.Alloc(e);
+  }
+  a.Flush();
+  b.Flush();
+  ASSERT_GT(layout.chunks.size(), 4u);  // several chunks of each thread, interleaved
+  std::vector<uint8_t> bytes = plain_sink.bytes;
+  for (const auto& chunk : layout.chunks) bytes.insert(bytes.end(), chunk.begin(), chunk.end());
+  MemorySink end_sink;
+  static uint8_t end_buffer[RecordWriter::kMinBuffer];
+  RecordWriter end(end_buffer, sizeof end_buffer, &end_sink);
+  end.AddCounts(plain);
+  end.AddCounts(a);
+  end.AddCounts(b);
+  end.End(format::EndReason::kExit, 0, {});
+  bytes.insert(bytes.end(), end_sink.bytes.begin(), end_sink.bytes.end());
+
+  Recorder rec;
+  TraceHeader got;
+  std::string err;
+  ReadResult r = Read(bytes, &rec, &got, &err);
+  ASSERT_EQ(r.status, TraceStatus::kComplete) << r.message;
+  ASSERT_EQ(rec.allocs.size(), static_cast<size_t>(kEvents));
+  for (int i = 0; i < kEvents; ++i) {
+    SCOPED_TRACE(i);
+    const AllocEvent& e = rec.allocs[i];
+    EXPECT_EQ(e.address, 0x10000 + 16 * static_cast<uint64_t>(i));
+    EXPECT_EQ(e.prefix.seq, 100 + static_cast<uint64_t>(i));
+    EXPECT_EQ(e.prefix.tid, i % 3 == 0 ? 20u : 10u);
+    EXPECT_EQ(e.prefix.time_ns, static_cast<uint64_t>(i) * 1000);
+  }
+  std::vector<std::string> nodes;
+  for (const std::string& line : rec.log)
+    if (line.rfind("node", 0) == 0) nodes.push_back(line);
+  EXPECT_EQ(nodes, (std::vector<std::string>{"node 1 0 4096", "node 2 1 8192", "node 3 2 12288"}));
+}
+
+TEST(TraceFormat, AThreadChunkRecordInAPlainChunkIsCorrupt) {
+  MemorySink sink;
+  HeaderInfo h;
+  h.process.page_size = 4096;
+  uint8_t header[1024];
+  size_t n = EncodeHeader(h, header, sizeof header);
+  sink.bytes.assign(header, header + n);
+  // A plain chunk holding a SeqGap record.
+  uint8_t chunk[] = {3, 0, 0, 0, format::kChunkFinished, 0, 0, 0,
+                     static_cast<uint8_t>(format::RecordType::kSeqGap), 1, 0};
+  sink.bytes.insert(sink.bytes.end(), chunk, chunk + sizeof chunk);
+  Recorder rec;
+  TraceHeader got;
+  std::string err;
+  ReadResult r = Read(sink.bytes, &rec, &got, &err);
+  EXPECT_EQ(r.status, TraceStatus::kCorrupt);
+  EXPECT_NE(r.message.find("thread chunk's record"), std::string::npos) << r.message;
 }
 
 }  // namespace

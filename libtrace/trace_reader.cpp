@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include <zstd.h>
@@ -14,42 +15,7 @@
 #include "varint.h"
 
 namespace pagewaste {
-namespace {
-
-using format::RecordType;
-
-class FileSource : public ByteSource {
- public:
-  explicit FileSource(int fd) : fd_(fd) {}
-  ~FileSource() override { close(fd_); }
-  ptrdiff_t Read(uint8_t* out, size_t size, std::string* err) override {
-    for (;;) {
-      ssize_t n = read(fd_, out, size);
-      if (n >= 0) return n;
-      if (errno == EINTR) continue;
-      *err = strerror(errno);
-      return -1;
-    }
-  }
-
- private:
-  int fd_;
-};
-
-class BytesSource : public ByteSource {
- public:
-  explicit BytesSource(std::vector<uint8_t> bytes) : bytes_(std::move(bytes)) {}
-  ptrdiff_t Read(uint8_t* out, size_t size, std::string*) override {
-    size_t n = std::min(size, bytes_.size() - pos_);
-    if (n) memcpy(out, bytes_.data() + pos_, n);
-    pos_ += n;
-    return static_cast<ptrdiff_t>(n);
-  }
-
- private:
-  std::vector<uint8_t> bytes_;
-  size_t pos_ = 0;
-};
+namespace trace_reader_internal {
 
 // Cursor over one chunk's payload. Any read past the end sets ok = false and
 // yields zeros, so decoders read straight through and check once.
@@ -85,10 +51,52 @@ struct Cursor {
 struct DeltaState {
   uint64_t time = 0;
   uint32_t tid = 0;
+  uint64_t seq = 0;  // of the event being decoded (thread chunks)
   struct {
     uint32_t tid = 0;
     uint64_t address = 0;
   } addresses[format::kAddressSlots];  // by tid, as the writer keeps them
+};
+
+}  // namespace trace_reader_internal
+
+namespace {
+
+using format::RecordType;
+using trace_reader_internal::Cursor;
+using trace_reader_internal::DeltaState;
+
+class FileSource : public ByteSource {
+ public:
+  explicit FileSource(int fd) : fd_(fd) {}
+  ~FileSource() override { close(fd_); }
+  ptrdiff_t Read(uint8_t* out, size_t size, std::string* err) override {
+    for (;;) {
+      ssize_t n = read(fd_, out, size);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      *err = strerror(errno);
+      return -1;
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+class BytesSource : public ByteSource {
+ public:
+  explicit BytesSource(std::vector<uint8_t> bytes) : bytes_(std::move(bytes)) {}
+  ptrdiff_t Read(uint8_t* out, size_t size, std::string*) override {
+    size_t n = std::min(size, bytes_.size() - pos_);
+    if (n) memcpy(out, bytes_.data() + pos_, n);
+    pos_ += n;
+    return static_cast<ptrdiff_t>(n);
+  }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  size_t pos_ = 0;
 };
 
 EventPrefix ReadPrefix(Cursor* c, DeltaState* d) {
@@ -96,6 +104,7 @@ EventPrefix ReadPrefix(Cursor* c, DeltaState* d) {
   e.time_ns = d->time;
   e.tid = d->tid;
   e.stack = c->U();
+  e.seq = d->seq;
   return e;
 }
 
@@ -132,13 +141,56 @@ void ReadSyscalls(Cursor* c, SyscallCounts* s, bool* dirty) {
 // cannot be a chunk's.
 bool CheckChunkHeader(uint32_t size, uint32_t flags, uint32_t allowed_flags, uint64_t offset,
                       std::string* message) {
-  if (size != 0 && size <= format::kMaxChunkPayload && !(flags & ~allowed_flags)) return true;
+  bool thread = flags & format::kChunkThread;
+  if (size != 0 && size <= format::kMaxChunkPayload && !(flags & ~allowed_flags) &&
+      (!thread || (size >= format::kThreadChunkHeader && !(flags & format::kChunkEnd))))
+    return true;
   *message = "bad chunk header (size " + std::to_string(size) + ", flags " +
              std::to_string(flags) + ") at byte " + std::to_string(offset);
   return false;
 }
 
+// The records that hold a place in a process's order (thread chunks number
+// them): events and ModuleMap.
+bool TakesSeq(uint8_t type) {
+  switch (static_cast<RecordType>(type)) {
+    case RecordType::kModuleMap:
+    case RecordType::kAlloc:
+    case RecordType::kFree:
+    case RecordType::kMmap:
+    case RecordType::kMunmap:
+    case RecordType::kMremap:
+    case RecordType::kBrk:
+    case RecordType::kMemoryCall:
+    case RecordType::kAllocSmall:
+    case RecordType::kFreeSmall:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
+
+// One thread chunk being merged: its records (copied: the chunk buffer is
+// reused), where decoding stands, and the seq of the event it stands at.
+struct TraceReader::ThreadStream {
+  using Cursor = trace_reader_internal::Cursor;
+  using DeltaState = trace_reader_internal::DeltaState;
+  std::vector<uint8_t> bytes;
+  Cursor c{nullptr, nullptr};
+  DeltaState d;
+  uint64_t offset = 0;  // the chunk's, for messages
+  uint64_t first_seq = 0;
+  uint64_t next_seq = 0;
+  bool started = false;  // an event of it was seen
+  bool at_event = false;  // c stands at an event whose seq is next_seq
+};
+
+bool TraceReader::StreamLater::operator()(const std::unique_ptr<ThreadStream>& a,
+                                          const std::unique_ptr<ThreadStream>& b) const {
+  return a->next_seq > b->next_seq;
+}
 
 std::unique_ptr<ByteSource> OpenFileSource(const std::string& path,
                                            std::string* err) {
@@ -285,7 +337,7 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
     if (size == 0 && flags == 0) break;  // reserved space never used: the end
     if (!CheckChunkHeader(size, flags,
                           format::kChunkFinished | format::kChunkZstd | format::kChunkEnd |
-                              format::kChunkSymbols,
+                              format::kChunkSymbols | format::kChunkThread,
                           chunk_offset, &result.message)) {
       result.status = TraceStatus::kCorrupt;
       break;
@@ -300,8 +352,9 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
       break;
     }
     bool more = (flags & format::kChunkSymbols) ? SymbolChunk(chunk_offset, visitor, &result)
-                : (flags & format::kChunkZstd)
-                    ? CompressedChunk(chunk_offset, visitor, &result)
+                : (flags & format::kChunkZstd) ? CompressedChunk(chunk_offset, visitor, &result)
+                : (flags & format::kChunkThread)
+                    ? ThreadChunk(chunk_.data(), size, chunk_offset, visitor, &result)
                     : PlainChunk(chunk_.data(), size, chunk_offset, visitor, &result) &&
                           (flags & format::kChunkFinished);
     if (result.status != TraceStatus::kComplete) break;
@@ -310,7 +363,13 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
     // process was writing when it died, and reserved space.
     if (!more) break;
   }
+  if (result.status == TraceStatus::kComplete || result.status == TraceStatus::kTruncated)
+    Drain(UINT64_MAX, visitor, &result);
   result.bytes = offset_;
+  if (result.status == TraceStatus::kComplete && !orphans_.empty()) {
+    result.status = TraceStatus::kCorrupt;
+    result.message = "a stack node whose parent is not in the trace";
+  }
   if (result.status == TraceStatus::kComplete) {
     if (!result.has_end) {
       result.status = TraceStatus::kTruncated;
@@ -335,6 +394,9 @@ bool TraceReader::PlainChunk(const uint8_t* payload, uint32_t size, uint64_t off
     result->message = "data after the end record at byte " + std::to_string(offset);
     return false;
   }
+  // A plain chunk after thread chunks (the End record's) follows all of
+  // their events.
+  if (!Drain(UINT64_MAX, visitor, result)) return false;
   if (!DecodeChunk(payload, payload + size, visitor, result)) {
     result->status = TraceStatus::kCorrupt;
     result->message += " in the chunk at byte " + std::to_string(offset);
@@ -400,11 +462,17 @@ bool TraceReader::CompressedChunk(uint64_t offset, RecordVisitor* visitor, ReadR
     uint32_t size = static_cast<uint32_t>(GetLE(p, 4));
     uint32_t flags = static_cast<uint32_t>(GetLE(p + 4, 4));
     std::string message;
-    if (!CheckChunkHeader(size, flags, format::kChunkFinished | format::kChunkEnd, offset,
+    if (!CheckChunkHeader(size, flags,
+                          format::kChunkFinished | format::kChunkEnd | format::kChunkThread, offset,
                           &message))
       return corrupt("inner " + message.substr(0, message.find(" at byte")));
     p += format::kChunkPrefixSize;
     if (static_cast<size_t>(end - p) < size) return corrupt("a cut chunk");
+    if (flags & format::kChunkThread) {
+      if (!ThreadChunk(p, size, offset, visitor, result)) return false;
+      p += size;
+      continue;
+    }
     if (!PlainChunk(p, size, offset, visitor, result)) return false;
     p += size;
     if (!(flags & format::kChunkFinished)) return false;
@@ -417,6 +485,135 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
   Cursor c{begin, end};
   DeltaState d;
   while (c.p < end) {
+    if (*c.p == static_cast<uint8_t>(RecordType::kSeqGap) ||
+        *c.p == static_cast<uint8_t>(RecordType::kStackNodeAt)) {
+      result->message = "a thread chunk's record (type " + std::to_string(*c.p) +
+                        ") in a plain chunk";
+      return false;
+    }
+    if (!DecodeRecord(&c, &d, v, result)) return false;
+  }
+  return true;
+}
+
+bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t offset,
+                              RecordVisitor* visitor, ReadResult* result) {
+  auto corrupt = [&](const std::string& why) {
+    result->status = TraceStatus::kCorrupt;
+    result->message = why + " in the thread chunk at byte " + std::to_string(offset);
+    return false;
+  };
+  if (result->has_end) return corrupt("data after the end record");
+  uint64_t used = GetLE(payload, 4);
+  if (used > size - format::kThreadChunkHeader) return corrupt("records past the chunk's end");
+  auto stream = std::make_unique<ThreadStream>();
+  stream->first_seq = GetLE(payload + 8, 8);
+  uint64_t low_seq = GetLE(payload + 16, 8);
+  // Every event below low_seq is in the chunks read so far.
+  if (!Drain(low_seq, visitor, result)) return false;
+  const uint8_t* records = payload + format::kThreadChunkHeader;
+  stream->bytes.assign(records, records + used);
+  stream->c = Cursor{stream->bytes.data(), stream->bytes.data() + used};
+  stream->offset = offset;
+  if (!Advance(stream.get(), visitor, result)) return corrupt(result->message);
+  if (stream->at_event) {
+    pending_.push_back(std::move(stream));
+    std::push_heap(pending_.begin(), pending_.end(), StreamLater());
+  }
+  return true;
+}
+
+// Decodes what comes before the stream's next event (state, stack nodes,
+// the Module records of a ModuleMap) and stands at that event.
+bool TraceReader::Advance(ThreadStream* s, RecordVisitor* v, ReadResult* result) {
+  uint64_t gap = 0;
+  s->at_event = false;
+  while (s->c.p < s->c.end) {
+    uint8_t type = *s->c.p;
+    if (TakesSeq(type)) {
+      s->next_seq = (s->started ? s->d.seq + 1 : s->first_seq) + gap;
+      s->at_event = true;
+      return true;
+    }
+    if (type == static_cast<uint8_t>(RecordType::kSeqGap)) {
+      ++s->c.p;
+      gap += s->c.U();
+      if (!s->c.ok) {
+        result->message = "undecodable record of type " + std::to_string(type);
+        return false;
+      }
+      ++result->records;
+      continue;
+    }
+    if (type == static_cast<uint8_t>(RecordType::kStackNode) ||
+        type == static_cast<uint8_t>(RecordType::kEnd)) {
+      result->message = "a plain chunk's record (type " + std::to_string(type) +
+                        ") in a thread chunk";
+      return false;
+    }
+    if (!DecodeRecord(&s->c, &s->d, v, result)) return false;
+  }
+  return true;
+}
+
+bool TraceReader::Drain(uint64_t below, RecordVisitor* v, ReadResult* result) {
+  while (!pending_.empty() && pending_.front()->next_seq < below) {
+    std::pop_heap(pending_.begin(), pending_.end(), StreamLater());
+    ThreadStream* s = pending_.back().get();
+    s->d.seq = s->next_seq;
+    s->started = true;
+    if (!DecodeRecord(&s->c, &s->d, v, result) || !Advance(s, v, result)) {
+      result->status = TraceStatus::kCorrupt;
+      result->message += " in the thread chunk at byte " + std::to_string(s->offset);
+      return false;
+    }
+    if (s->at_event)
+      std::push_heap(pending_.begin(), pending_.end(), StreamLater());
+    else
+      pending_.pop_back();  // all of it delivered
+  }
+  return true;
+}
+
+bool TraceReader::StackNodeAt(uint64_t id, uint64_t parent, uint64_t ip, RecordVisitor* v,
+                              ReadResult* result) {
+  if (id == 0 || id > format::kMaxStackNodeId || parent >= id ||
+      (id <= stack_depth_.size() && stack_depth_[id - 1])) {
+    result->message = "a stack node with a bad id";
+    return false;
+  }
+  if (parent && (parent > stack_depth_.size() || !stack_depth_[parent - 1])) {
+    orphans_.emplace(parent, std::make_pair(id, ip));  // its parent comes later
+    return true;
+  }
+  // The node, and any that waited for it.
+  std::vector<std::pair<uint64_t, std::pair<uint64_t, uint64_t>>> ready = {{parent, {id, ip}}};
+  while (!ready.empty()) {
+    auto [p, node] = ready.back();
+    ready.pop_back();
+    auto [n, n_ip] = node;
+    uint16_t depth = p ? static_cast<uint16_t>(stack_depth_[p - 1] + 1) : 1;
+    if (depth > format::kMaxStackDepth) {
+      result->message = "a stack deeper than " + std::to_string(format::kMaxStackDepth) +
+                        " frames, the format's limit";
+      return false;
+    }
+    if (stack_depth_.size() < n) stack_depth_.resize(n, 0);
+    stack_depth_[n - 1] = depth;
+    if (n >= next_stack_id_) next_stack_id_ = n + 1;
+    v->OnStackNode(n, p, n_ip);
+    auto [first, last] = orphans_.equal_range(n);
+    for (auto it = first; it != last; ++it) ready.push_back({n, it->second});
+    orphans_.erase(first, last);
+  }
+  return true;
+}
+
+bool TraceReader::DecodeRecord(Cursor* cursor, DeltaState* delta, RecordVisitor* v,
+                               ReadResult* result) {
+  Cursor& c = *cursor;
+  DeltaState& d = *delta;
+  {  // one record
     if (result->has_end) {
       result->message = "data after the end record";
       return false;
@@ -452,17 +649,18 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
         is_event = false;
         uint64_t parent = c.U();
         uint64_t ip = c.U();
-        if (parent >= next_stack_id_) c.ok = false;
         if (!c.ok) break;
-        // stack_depth_[id - 1]: the depth of node id.
-        uint16_t depth = parent ? static_cast<uint16_t>(stack_depth_[parent - 1] + 1) : 1;
-        if (depth > format::kMaxStackDepth) {
-          result->message = "a stack deeper than " + std::to_string(format::kMaxStackDepth) +
-                            " frames, the format's limit";
-          return false;
-        }
-        stack_depth_.push_back(depth);
-        v->OnStackNode(next_stack_id_++, parent, ip);
+        // Its id is its place among the trace's nodes.
+        if (!StackNodeAt(next_stack_id_, parent, ip, v, result)) return false;
+        break;
+      }
+      case RecordType::kStackNodeAt: {
+        is_event = false;
+        uint64_t id = c.U();
+        uint64_t parent = c.U();
+        uint64_t ip = c.U();
+        if (!c.ok) break;
+        if (!StackNodeAt(id, parent, ip, v, result)) return false;
         break;
       }
       case RecordType::kTime:

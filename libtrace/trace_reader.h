@@ -8,8 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "events.h"
@@ -19,6 +21,11 @@
 struct ZSTD_DCtx_s;  // zstd.h
 
 namespace pagewaste {
+
+namespace trace_reader_internal {
+struct Cursor;      // over one chunk's records
+struct DeltaState;  // time, thread, addresses, seq: as the writer keeps them
+}  // namespace trace_reader_internal
 
 class ByteSource {
  public:
@@ -99,7 +106,10 @@ class TraceReader {
   // magic, newer version, short header).
   bool ReadHeader(TraceHeader* header, std::string* err);
 
-  // Delivers every record to visitor, in file order. Call after ReadHeader.
+  // Delivers every record to visitor, in file order, but for the events of
+  // thread chunks (format.h), which come in the order of their sequence
+  // numbers, and their stack nodes, which come with the next event of
+  // their chunk. Call after ReadHeader.
   ReadResult ReadRecords(RecordVisitor* visitor);
 
   // Bytes consumed so far: after ReadHeader, the header's length.
@@ -118,6 +128,24 @@ class TraceReader {
   bool Expand(std::string* why);
   bool DecodeChunk(const uint8_t* p, const uint8_t* end, RecordVisitor* visitor,
                    ReadResult* result);
+  // One record at the cursor; false with result->message if it is bad.
+  bool DecodeRecord(trace_reader_internal::Cursor* c, trace_reader_internal::DeltaState* d,
+                    RecordVisitor* visitor, ReadResult* result);
+  bool StackNodeAt(uint64_t id, uint64_t parent, uint64_t ip, RecordVisitor* visitor,
+                   ReadResult* result);
+
+  // Thread chunks: each is kept, decoded as far as its next event, until
+  // every event before that one has been delivered.
+  struct ThreadStream;
+  struct StreamLater {
+    bool operator()(const std::unique_ptr<ThreadStream>& a,
+                    const std::unique_ptr<ThreadStream>& b) const;
+  };
+  bool ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t offset,
+                   RecordVisitor* visitor, ReadResult* result);
+  bool Advance(ThreadStream* stream, RecordVisitor* visitor, ReadResult* result);
+  // Delivers, in seq order, every pending event whose seq is below `below`.
+  bool Drain(uint64_t below, RecordVisitor* visitor, ReadResult* result);
 
   std::unique_ptr<ByteSource> source_;
   std::vector<uint8_t> chunk_;
@@ -142,7 +170,11 @@ class TraceReader {
   ::ZSTD_DCtx_s* zstd_ = nullptr;
   uint64_t offset_ = 0;
   uint64_t next_stack_id_ = 1;
-  std::vector<uint16_t> stack_depth_;  // of each StackNode so far, by id - 1
+  std::vector<uint16_t> stack_depth_;  // of each StackNode so far, by id - 1 (0: not yet)
+  // StackNodeAt records whose parent has not come yet: parent -> (id, ip).
+  std::multimap<uint64_t, std::pair<uint64_t, uint64_t>> orphans_;
+  // A heap (StreamLater) of the thread chunks with events left.
+  std::vector<std::unique_ptr<ThreadStream>> pending_;
   uint64_t module_generation_ = 0;
   uint16_t version_ = format::kVersion;  // the header's
 };

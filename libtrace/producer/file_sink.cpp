@@ -205,6 +205,55 @@ bool FileSink::MapWindow(uint64_t start, size_t capacity) {
   return true;
 }
 
+namespace {
+
+// A mapping of [start, start + size): from the page below start, whole
+// pages.
+struct PageSpan {
+  uint64_t start;
+  size_t length;
+};
+PageSpan PagesOf(uint64_t start, size_t size) {
+  auto page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  uint64_t first = start & ~(page - 1);
+  uint64_t end = (start + size + page - 1) & ~(page - 1);
+  return {first, static_cast<size_t>(end - first)};
+}
+
+}  // namespace
+
+uint8_t* FileSink::MapRange(uint64_t start, size_t size) {
+  PageSpan span = PagesOf(start, size);
+  if (!EnsureFd()) return nullptr;
+  // Reserved on disk first: a write fault on a hole the disk cannot fill
+  // would be a SIGBUS in the program.
+  if (fallocate(fd_, 0, static_cast<off_t>(span.start), static_cast<off_t>(span.length)) != 0) {
+    if (errno == EOPNOTSUPP || errno == ENOSYS) use_mapping_ = false;
+    return nullptr;
+  }
+  void* addr = RawMmap(nullptr, span.length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                       fd_, static_cast<off_t>(span.start));
+  syscalls_.Add(format::SyscallKind::kMmap);
+  if (!addr) {
+    use_mapping_ = false;
+    return nullptr;
+  }
+  return static_cast<uint8_t*>(addr) + (start - span.start);
+}
+
+uint8_t* FileSink::MapChunk(size_t capacity) {
+  if (!use_mapping_) return nullptr;
+  uint8_t* chunk = MapRange(end_, capacity);
+  if (chunk) end_ += capacity;
+  return chunk;
+}
+
+void FileSink::UnmapChunk(uint8_t* chunk, size_t capacity) {
+  PageSpan span = PagesOf(reinterpret_cast<uintptr_t>(chunk), capacity);
+  RawMunmap(reinterpret_cast<void*>(span.start), span.length);
+  syscalls_.Add(format::SyscallKind::kMunmap);
+}
+
 void FileSink::Unmap() {
   if (window_) {
     RawMunmap(window_, window_size_);

@@ -41,6 +41,14 @@ class FileSink : public ChunkSink {
   bool FinishChunk(const uint8_t* data, size_t size) override;
   // Writes raw bytes (the file header) at the end of the data.
   bool WriteRaw(const uint8_t* data, size_t size);
+
+  // Chunks several writers fill at once (thread chunks, format.h): the
+  // next `capacity` bytes of the file, mapped on their own so that writers
+  // finish theirs in any order, or null when the sink does not map (the
+  // caller then fills a buffer and appends it with WriteRaw when done).
+  // UnmapChunk lets go of one. Callers serialize.
+  uint8_t* MapChunk(size_t capacity);
+  void UnmapChunk(uint8_t* chunk, size_t capacity);
   // Bytes of trace data so far, and cutting back to an earlier size: lets
   // an exec that failed take back the End record written just before it.
   uint64_t Size() const { return end_; }
@@ -61,6 +69,9 @@ class FileSink : public ChunkSink {
   bool EnsureFd();
   bool CreateExclusive(const char* path, uint64_t session_id);
   bool MapWindow(uint64_t start, size_t capacity);
+  // [start, start + size) of the file, reserved on disk and mapped shared;
+  // null if it cannot be.
+  uint8_t* MapRange(uint64_t start, size_t size);
   void Unmap();
 
   int fd_ = -1;

@@ -46,7 +46,7 @@ uint64_t StackTable::Intern(const uintptr_t* ips, int depth, RecordWriter* write
       id = ++size_;
       nodes_[id] = {parent, ip};
       slots_[slot] = id;
-      writer->StackNode(parent, ip);
+      writer->StackNodeAt(id, parent, ip);
     }
     recent = {ip, static_cast<uint32_t>(parent), id};
     parent = id;
@@ -57,7 +57,7 @@ uint64_t StackTable::Intern(const uintptr_t* ips, int depth, RecordWriter* write
 
 void StackTable::Replay(RecordWriter* writer) const {
   for (uint32_t id = 1; id <= size_; ++id)
-    writer->StackNode(nodes_[id].parent, nodes_[id].ip);
+    writer->StackNodeAt(id, nodes_[id].parent, nodes_[id].ip);
 }
 
 }  // namespace pagewaste::producer

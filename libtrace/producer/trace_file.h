@@ -76,6 +76,7 @@ class TraceFile {
   }
 
   RecordWriter& writer() { return writer_; }
+  LiveMappings& live_mappings() { return live_; }
   StackTable& stacks() { return stacks_; }
   FileSink& sink() { return sink_; }
   const char* path() const { return sink_.path(); }

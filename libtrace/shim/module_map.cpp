@@ -81,9 +81,9 @@ int FindContaining(struct dl_phdr_info* info, size_t, void* data) {
 
 }  // namespace
 
-void WriteModuleMap(RecordWriter* writer, uint64_t generation,
+void WriteModuleMap(RecordWriter* writer, uint64_t generation, uint64_t seq,
                     const char* exe_path) {
-  writer->ModuleMap(generation);
+  writer->ModuleMap(generation, seq);
   MapContext ctx{writer, exe_path};
   dl_iterate_phdr(OnModule, &ctx);
 }

@@ -9,8 +9,10 @@
 
 namespace pagewaste::shim {
 
-// exe_path names the main program (dl_iterate_phdr reports it as "").
-void WriteModuleMap(RecordWriter* writer, uint64_t generation,
+// exe_path names the main program (dl_iterate_phdr reports it as "");
+// seq is the ModuleMap record's place in the process's order (thread
+// chunks).
+void WriteModuleMap(RecordWriter* writer, uint64_t generation, uint64_t seq,
                     const char* exe_path);
 
 // The executable segment holding an address.

@@ -27,7 +27,6 @@ namespace {
 
 using format::AllocKind;
 using format::SyscallKind;
-using producer::TraceFile;
 
 // Set once before tracing begins (SetUpTracker, StartSampling).
 constinit TrackerSetup g_setup;
@@ -73,7 +72,7 @@ struct LastStack {
 };
 thread_local LastStack t_last_stack __attribute__((tls_model("initial-exec")));
 
-uint64_t InternStack(TraceFile& file, const Stack& stack) {
+uint64_t InternStack(RecordWriter& writer, const Stack& stack) {
   LastStack& last = t_last_stack;
   // The outer frames both stacks share.
   int i = stack.depth - 1;
@@ -92,25 +91,28 @@ uint64_t InternStack(TraceFile& file, const Stack& stack) {
   }
   memcpy(last.ips, stack.ips, (i + 1) * sizeof(uintptr_t));
   last.depth = stack.depth;
-  uint64_t id = file.stacks().Intern(stack.ips, i + 1, &file.writer(), parent, last.ids);
+  uint64_t id = g_trace.InternStack(&writer, stack.ips, i + 1, parent, last.ids);
   return stack.depth ? id : 0;
 }
 
 // ---- Recording --------------------------------------------------------------------
 
-// The event's prefix, stamped under the lock (so that times follow the
-// trace's order), with the stack interned.
-EventPrefix Stamp(TraceFile& file, uint32_t tid, const Stack* stack) {
-  return {g_trace.NowNs(), tid, stack ? InternStack(file, *stack) : 0};
+// The event's prefix, stamped once it has its seq (so that times follow
+// the trace's order), with the stack interned.
+EventPrefix Stamp(RecordWriter& writer, uint32_t tid, uint64_t seq, const Stack* stack) {
+  return {g_trace.NowNs(), tid, stack ? InternStack(writer, *stack) : 0, seq};
 }
 
-// Runs encode(writer, event) under the lock, with the prefix stamped.
+// Runs encode(writer, event) with the prefix stamped; `held`: the seq a
+// ReleaseOrder took for it.
 template <typename Event, typename Encode>
-void Record(Event* e, const Stack* stack, Encode encode) {
-  g_trace.Locked([&](TraceFile& file, uint32_t tid) {
-    e->prefix = Stamp(file, tid, stack);
-    encode(&file.writer(), *e);
-  });
+void Record(Event* e, const Stack* stack, Encode encode, uint64_t held = kNoSeq) {
+  g_trace.Record(
+      [&](RecordWriter& writer, uint32_t tid, uint64_t seq) {
+        e->prefix = Stamp(writer, tid, seq, stack);
+        encode(&writer, *e);
+      },
+      held);
 }
 
 // A memory system call of the program's as the kernel saw it: its number,
@@ -129,15 +131,19 @@ producer::MemorySyscall KernelCall(long nr, std::initializer_list<uint64_t> args
 
 // Records it under `stack`, or one captured here; errno is left as the
 // call left it.
-void RecordSyscall(const producer::MemorySyscall& call, const Stack* stack = nullptr) {
+void RecordSyscall(const producer::MemorySyscall& call, const Stack* stack = nullptr,
+                   uint64_t held = kNoSeq) {
   int saved_errno = errno;
   Stack here;
   if (!stack) {
     CaptureStack(&here);
     stack = &here;
   }
-  g_trace.Locked(
-      [&](TraceFile& file, uint32_t tid) { file.Record(Stamp(file, tid, stack), call); });
+  g_trace.Record(
+      [&](RecordWriter& writer, uint32_t tid, uint64_t seq) {
+        g_trace.RecordMemorySyscall(&writer, Stamp(writer, tid, seq, stack), call);
+      },
+      held);
   errno = saved_errno;
 }
 
@@ -224,13 +230,21 @@ SampleDecision DecideSample(uint64_t requested, const void* result, const Alloca
 }
 
 // Under sampling, the Free of a block is recorded when its Alloc was (the
-// table of recorded blocks) or when the free itself entered the kernel.
-// Caller holds the lock.
+// table of recorded blocks, which threads share) or when the free itself
+// entered the kernel.
+constinit OwnerLock g_sampled_lock;
 void NoteRecordedBlock(uint64_t address) {
-  if (g_sample_interval) g_sampled.Insert(address);
+  if (!g_sample_interval) return;
+  g_sampled_lock.Lock(g_trace.CurrentTid());
+  g_sampled.Insert(address);
+  g_sampled_lock.Unlock();
 }
 bool FreeIsRecorded(uint64_t address, bool entered_kernel) {
-  return !g_sample_interval || g_sampled.Remove(address) || entered_kernel;
+  if (!g_sample_interval) return true;
+  g_sampled_lock.Lock(g_trace.CurrentTid());
+  bool recorded = g_sampled.Remove(address);
+  g_sampled_lock.Unlock();
+  return recorded || entered_kernel;
 }
 
 // What an allocator call cost in system calls: counted by dispatch, or,
@@ -286,9 +300,9 @@ void RecordAlloc(AllocEvent* e, const Stack* stack, const AllocatorCall& call,
 }
 
 // A block given back; `call` is null when the call's system calls went
-// with the Alloc of a realloc.
+// with the Alloc of a realloc; `held`, the seq taken before the real call.
 void RecordFree(format::FreeKind kind, void* p, const ChunkInfo& chunk, const Stack* stack,
-                const AllocatorCall* call) {
+                const AllocatorCall* call, uint64_t held) {
   FreeEvent e;
   e.kind = kind;
   e.address = reinterpret_cast<uintptr_t>(p);
@@ -299,9 +313,12 @@ void RecordFree(format::FreeKind kind, void* p, const ChunkInfo& chunk, const St
     ChargeSyscalls(*call, freed, ChunkInfo{}, &e.syscalls, &e.flags);
   }
   bool entered_kernel = chunk.mmapped || e.syscalls.Total();
-  Record(&e, stack, [entered_kernel](RecordWriter* w, const FreeEvent& ev) {
-    if (FreeIsRecorded(ev.address, entered_kernel)) w->Free(ev);
-  });
+  Record(
+      &e, stack,
+      [entered_kernel](RecordWriter* w, const FreeEvent& ev) {
+        if (FreeIsRecorded(ev.address, entered_kernel)) w->Free(ev);
+      },
+      held);
   if (call) RecordAllocatorHeap(*call);
 }
 
@@ -348,10 +365,10 @@ bool StartSampling(uint64_t interval_bytes) {
 
 void CountShimsOwn(const AllocatorCall& call) { g_trace.CountOwn(call.counts()); }
 
-void ReleaseOrder::Hold() { tid_ = g_trace.HoldForRelease(); }
+void ReleaseOrder::Hold() { seq_ = g_trace.HoldSeq(); }
 
 ReleaseOrder::~ReleaseOrder() {
-  if (tid_) g_trace.Release();
+  if (seq_ != kNoSeq) g_trace.ReleaseSeq();
 }
 
 // ---- The malloc family --------------------------------------------------------------
@@ -370,9 +387,9 @@ void OnAlloc(AllocKind kind, void* result, size_t requested, size_t alignment,
       call.exact_and_none()) {
     ChunkInfo chunk = InspectChunk(result);
     if (chunk.known && !chunk.mmapped) {
-      g_trace.Locked([&](TraceFile& file, uint32_t tid) {
+      g_trace.Record([&](RecordWriter& writer, uint32_t tid, uint64_t seq) {
         NoteRecordedBlock(address);
-        file.writer().AllocSmall(Stamp(file, tid, &stack), address, requested, chunk.usable);
+        writer.AllocSmall(Stamp(writer, tid, seq, &stack), address, requested, chunk.usable);
       });
       return;
     }
@@ -393,10 +410,12 @@ void FreeCall::Done(const AllocatorCall& call) {
   if (!chunk_.mmapped && call.exact_and_none()) {
     // A free of a block on shared heap pages that made no system call: the
     // compact record, without a stack.
-    g_trace.Locked([&](TraceFile& file, uint32_t tid) {
-      if (FreeIsRecorded(address, false))
-        file.writer().FreeSmall(Stamp(file, tid, nullptr), address);
-    });
+    g_trace.Record(
+        [&](RecordWriter& writer, uint32_t tid, uint64_t seq) {
+          if (FreeIsRecorded(address, false))
+            writer.FreeSmall(Stamp(writer, tid, seq, nullptr), address);
+        },
+        order_.seq());
     return;
   }
   // Frees carry a stack only when they cost the kernel something (a mapping
@@ -405,7 +424,7 @@ void FreeCall::Done(const AllocatorCall& call) {
   bool costly = chunk_.mmapped || call.counts().Total() || call.break_moved();
   Stack stack;
   if (costly) CaptureStack(&stack);
-  RecordFree(format::FreeKind::kFree, p_, chunk_, costly ? &stack : nullptr, &call);
+  RecordFree(format::FreeKind::kFree, p_, chunk_, costly ? &stack : nullptr, &call, order_.seq());
 }
 
 ReallocCall::ReallocCall(AllocKind kind, void* p, size_t size)
@@ -417,7 +436,8 @@ ReallocCall::ReallocCall(AllocKind kind, void* p, size_t size)
 void ReallocCall::Done(void* result, const AllocatorCall& call) {
   bool allocates = result || size_ != 0;
   if (p_ && (result || size_ == 0))
-    RecordFree(format::FreeKind::kRealloc, p_, old_, &stack_, allocates ? nullptr : &call);
+    RecordFree(format::FreeKind::kRealloc, p_, old_, &stack_, allocates ? nullptr : &call,
+               order_.seq());
   SampleDecision sample = allocates ? DecideSample(size_, result, call) : SampleDecision::kSkip;
   if (sample != SampleDecision::kSkip) {
     AllocEvent e;
@@ -450,7 +470,7 @@ void MunmapCall::Done(int rc, uint64_t ns) {
   producer::MemorySyscall call =
       KernelCall(SYS_munmap, {reinterpret_cast<uintptr_t>(addr_), length_}, rc != 0, 0, ns);
   call.usage = measured_ ? &usage_ : nullptr;
-  RecordSyscall(call, &stack_);
+  RecordSyscall(call, &stack_, order_.seq());
 }
 
 MremapCall::MremapCall() {
@@ -464,7 +484,7 @@ void MremapCall::Done(void* old_address, size_t old_size, size_t new_size, int f
                            {reinterpret_cast<uintptr_t>(old_address), old_size, new_size,
                             static_cast<uint64_t>(flags), reinterpret_cast<uintptr_t>(new_address)},
                            result == MAP_FAILED, reinterpret_cast<uintptr_t>(result), ns),
-                &stack_);
+                &stack_, order_.seq());
 }
 
 void OnBrk(void* addr, uintptr_t old_break, uint64_t ns) {
@@ -500,7 +520,8 @@ void OnMemoryCall(long nr, void* addr, size_t length, int argument, int rc, uint
 }
 
 void OnModulesChanged() {
-  g_trace.Locked([](TraceFile& file, uint32_t) { g_trace.WriteModules(file); });
+  g_trace.Record(
+      [](RecordWriter& writer, uint32_t, uint64_t seq) { g_trace.WriteModules(&writer, seq); });
 }
 
 }  // namespace pagewaste::shim

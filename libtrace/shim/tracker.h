@@ -61,13 +61,12 @@ bool StartSampling(uint64_t interval_bytes);
 // calls are counted for the End record.
 void CountShimsOwn(const AllocatorCall& call);
 
-// Keeps the trace in the order memory changed hands. Held across a call
-// that gives memory back (free, realloc, munmap, mremap) until the call's
-// record is written, so that another thread which gets the same addresses
-// next cannot record them first: a 64-thread program's frees were charged
-// to the wrong blocks without it. It is the writer lock (records made while
-// it is held do not take it again); take it after capturing the stack, so
-// that no unwinding happens under it.
+// Keeps the trace in the order memory changed hands. A call that gives
+// memory back (free, realloc, munmap, mremap) takes its record's seq before
+// the real call, so that another thread which gets the same addresses next
+// numbers its record after it: a 64-thread program's frees were charged to
+// the wrong blocks without it. Held until the record is written (a chunk
+// another thread starts meanwhile counts it as still to come).
 class ReleaseOrder {
  public:
   ReleaseOrder() = default;
@@ -75,9 +74,10 @@ class ReleaseOrder {
   ReleaseOrder(const ReleaseOrder&) = delete;
   ReleaseOrder& operator=(const ReleaseOrder&) = delete;
   void Hold();
+  uint64_t seq() const { return seq_; }  // kNoSeq: not held
 
  private:
-  uint32_t tid_ = 0;  // 0: not held
+  uint64_t seq_ = ~uint64_t{0};
 };
 
 // A captured call stack, innermost frame first, the shim's own frames
