@@ -7,9 +7,9 @@
 // length-prefixed strings. Delta state (time, thread, previous address)
 // starts at zero in every chunk, so a chunk decodes on its own: a chunk lost
 // to a failed write costs its own records and nothing after it.
-// Address deltas are per thread: against the previous address of the same
+// Addresses are per thread: against the previous address of the same
 // thread in the chunk (kAddressSlots, below), so that threads interleaved
-// by the writer lock keep the regular address streams of each.
+// in a chunk keep the regular address streams of each (see kAddressBase).
 // Events carry neither a time nor a thread: Time and Thread records set them
 // for the events that follow, and the writer emits one only when the value
 // changes. With the shim's coarse clock a burst of events shares one Time
@@ -136,6 +136,18 @@ inline constexpr uint32_t kMaxExpandedChunk = 64u << 20;
 // that held another thread starts again from 0. Writer and reader follow
 // the same rule.
 inline constexpr uint32_t kAddressSlots = 16;
+
+// An address field (version 4; "address delta" below) is a varint v whose
+// low bit picks what the rest, zigzag, counts from: 0, the thread's previous
+// address in the chunk, used when the zigzag delta is below kNearAddress (a
+// neighbouring block costs one or two bytes); 1, that previous address
+// rounded down to a multiple of kAddressBase: a block far from the last
+// one then has the same bytes each time it comes back, which is what lets
+// zstd find it again (a live set freed in random order: 4.4 bytes per
+// event became 3.4). Versions 2 and 3: a plain zigzag delta against the
+// previous address.
+inline constexpr uint64_t kNearAddress = 1u << 13;
+inline constexpr uint64_t kAddressBase = 1u << 24;
 
 // Longest string the writer emits (paths, argv entries); longer ones are cut.
 inline constexpr size_t kMaxString = 4096;

@@ -190,13 +190,18 @@ uint8_t* RecordWriter::TimeAndThread(uint8_t* p, const EventPrefix& e) {
 }
 
 
-// Addresses are zigzag deltas against the thread's previous address in the
-// chunk (format.h), so neighbouring heap blocks cost one or two bytes
-// instead of six.
+// Addresses against the thread's previous address in the chunk, or against
+// its 16 MiB base when far from it (format.h, kAddressBase).
 uint8_t* RecordWriter::Address(uint8_t* p, uint64_t address) {
   AddressSlot& slot = last_address_[last_tid_ % format::kAddressSlots];
   if (slot.tid != last_tid_) slot = {last_tid_, 0};
-  p = Varint(p, ZigZag(static_cast<int64_t>(address - slot.address)));
+  uint64_t near = ZigZag(static_cast<int64_t>(address - slot.address));
+  if (near < format::kNearAddress) {
+    p = Varint(p, near << 1);
+  } else {
+    uint64_t base = slot.address & ~(format::kAddressBase - 1);
+    p = Varint(p, ZigZag(static_cast<int64_t>(address - base)) << 1 | 1);
+  }
   slot.address = address;
   return p;
 }

@@ -228,9 +228,11 @@ TEST(TraceFormat, EventPrefixMatchesTheDocumentedBytes) {
   // record_writer.cpp: the first event of a chunk, a calloc at 1500 ns on
   // tid 4242 with stack 7, starts 04 dc 0b  05 92 21  10 07. A malloc at the
   // same time on the same thread is an AllocSmall: type and stack, then
-  // address delta, requested and slack. A plain free 10 ns later on tid 5
-  // gets a Time (delta 10) and a Thread record, then a FreeSmall: type and
-  // address delta, against tid 5's previous address (none yet: 0).
+  // address, requested and slack. A plain free 10 ns later on tid 5 gets a
+  // Time (delta 10) and a Thread record, then a FreeSmall: type and
+  // address, against tid 5's previous address (none yet: 0). An address is
+  // near its thread's last one (low bit 0, then the zigzag delta) or counts
+  // from that one's 16 MiB base (low bit 1).
   MemorySink sink;
   uint8_t buffer[RecordWriter::kMinBuffer];
   RecordWriter w(buffer, sizeof buffer, &sink);
@@ -253,17 +255,51 @@ TEST(TraceFormat, EventPrefixMatchesTheDocumentedBytes) {
   ASSERT_EQ(sink.bytes.size(), first + 6 + 7);
   std::vector<uint8_t> prefix(sink.bytes.begin() + 8, sink.bytes.begin() + 16);
   EXPECT_EQ(prefix, (std::vector<uint8_t>{0x04, 0xdc, 0x0b, 0x05, 0x92, 0x21, 0x10, 0x07}));
-  // 0x40 from the calloc's address 0: zigzag 0x80 = 80 01; 24 bytes, none spare.
+  // 0x40 near the calloc's address 0: zigzag 0x80, near: 0x100 = 80 02;
+  // 24 bytes, none spare.
   std::vector<uint8_t> second(sink.bytes.begin() + first, sink.bytes.begin() + first + 6);
-  EXPECT_EQ(second, (std::vector<uint8_t>{0x17, 0x09, 0x80, 0x01, 0x18, 0x00}));
+  EXPECT_EQ(second, (std::vector<uint8_t>{0x17, 0x09, 0x80, 0x02, 0x18, 0x00}));
   std::vector<uint8_t> third(sink.bytes.begin() + first + 6, sink.bytes.end());
-  EXPECT_EQ(third, (std::vector<uint8_t>{0x04, 0x0a, 0x05, 0x05, 0x18, 0x80, 0x01}));
+  EXPECT_EQ(third, (std::vector<uint8_t>{0x04, 0x0a, 0x05, 0x05, 0x18, 0x80, 0x02}));
   EXPECT_EQ(w.records(), 7u);  // 3 events, 2 Time, 2 Thread
   EXPECT_EQ(w.events(), 3u);
   uint32_t chunk_size = sink.bytes[0] | sink.bytes[1] << 8 | sink.bytes[2] << 16 |
                         static_cast<uint32_t>(sink.bytes[3]) << 24;
   EXPECT_EQ(chunk_size, sink.bytes.size() - 8);
   EXPECT_EQ(sink.bytes[4], format::kChunkFinished);
+}
+
+TEST(TraceFormat, AFarAddressCountsFromItsBaseAndReadsBack) {
+  // 0x1000040 after 0x40 on the same thread: 16 MiB + 0x40 from base 0,
+  // zigzag 0x2000080, far: 0x4000101 = 81 82 80 20.
+  MemorySink sink;
+  uint8_t buffer[RecordWriter::kMinBuffer];
+  RecordWriter w(buffer, sizeof buffer, &sink);
+  for (uint64_t address : {0x40ull, 0x1000040ull, 0x40ull, 0x7fff12345678ull}) {
+    FreeEvent f;
+    f.prefix = {0, 9, 0};
+    f.address = address;
+    w.Free(f);
+  }
+  w.Flush();
+  // Chunk header, Time, Thread, FreeSmall 80 02; then the far one.
+  std::vector<uint8_t> far(sink.bytes.begin() + 8 + 2 + 2 + 3, sink.bytes.begin() + 8 + 2 + 2 + 3 + 5);
+  EXPECT_EQ(far, (std::vector<uint8_t>{0x18, 0x81, 0x82, 0x80, 0x20}));
+  Recorder rec;
+  TraceHeader h;
+  std::string err;
+  HeaderInfo info;
+  info.process.page_size = 4096;
+  uint8_t header[1024];
+  size_t n = EncodeHeader(info, header, sizeof header);
+  std::vector<uint8_t> bytes(header, header + n);
+  bytes.insert(bytes.end(), sink.bytes.begin(), sink.bytes.end());
+  Read(bytes, &rec, &h, &err);
+  ASSERT_EQ(rec.frees.size(), 4u);
+  EXPECT_EQ(rec.frees[0].address, 0x40u);
+  EXPECT_EQ(rec.frees[1].address, 0x1000040u);
+  EXPECT_EQ(rec.frees[2].address, 0x40u);
+  EXPECT_EQ(rec.frees[3].address, 0x7fff12345678u);
 }
 
 TEST(TraceFormat, EveryTruncationIsDetectedAndKeepsWhatCameBefore) {

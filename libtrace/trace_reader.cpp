@@ -52,6 +52,7 @@ struct DeltaState {
   uint64_t time = 0;
   uint32_t tid = 0;
   uint64_t seq = 0;  // of the event being decoded (thread chunks)
+  bool address_bases = true;  // format.h kAddressBase (version 4 on)
   struct {
     uint32_t tid = 0;
     uint64_t address = 0;
@@ -111,7 +112,13 @@ EventPrefix ReadPrefix(Cursor* c, DeltaState* d) {
 uint64_t ReadAddress(Cursor* c, DeltaState* d) {
   auto& slot = d->addresses[d->tid % format::kAddressSlots];
   if (slot.tid != d->tid) slot = {d->tid, 0};
-  slot.address += static_cast<uint64_t>(c->S());
+  if (!d->address_bases) {  // versions 2 and 3
+    slot.address += static_cast<uint64_t>(c->S());
+    return slot.address;
+  }
+  uint64_t v = c->U();
+  uint64_t from = (v & 1) ? slot.address & ~(format::kAddressBase - 1) : slot.address;
+  slot.address = from + static_cast<uint64_t>(UnZigZag(v >> 1));
   return slot.address;
 }
 
@@ -484,6 +491,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
                               RecordVisitor* v, ReadResult* result) {
   Cursor c{begin, end};
   DeltaState d;
+  d.address_bases = version_ >= 4;
   while (c.p < end) {
     if (*c.p == static_cast<uint8_t>(RecordType::kSeqGap) ||
         *c.p == static_cast<uint8_t>(RecordType::kStackNodeAt)) {
