@@ -566,15 +566,23 @@ bool TraceReader::Advance(ThreadStream* s, RecordVisitor* v, ReadResult* result)
 
 bool TraceReader::Drain(uint64_t below, RecordVisitor* v, ReadResult* result) {
   while (!pending_.empty() && pending_.front()->next_seq < below) {
+    ThreadStream* s = pending_.front().get();
+    // The first stream goes on alone while its events come before every
+    // other stream's next one (a heap's second smallest is a child of its
+    // root): a thread's run of events costs no heap operation.
+    uint64_t limit = below;
+    for (size_t child = 1; child <= 2 && child < pending_.size(); ++child)
+      limit = std::min(limit, pending_[child]->next_seq);
+    do {
+      s->d.seq = s->next_seq;
+      s->started = true;
+      if (!DecodeRecord(&s->c, &s->d, v, result) || !Advance(s, v, result)) {
+        result->status = TraceStatus::kCorrupt;
+        result->message += " in the thread chunk at byte " + std::to_string(s->offset);
+        return false;
+      }
+    } while (s->at_event && s->next_seq < limit);
     std::pop_heap(pending_.begin(), pending_.end(), StreamLater());
-    ThreadStream* s = pending_.back().get();
-    s->d.seq = s->next_seq;
-    s->started = true;
-    if (!DecodeRecord(&s->c, &s->d, v, result) || !Advance(s, v, result)) {
-      result->status = TraceStatus::kCorrupt;
-      result->message += " in the thread chunk at byte " + std::to_string(s->offset);
-      return false;
-    }
     if (s->at_event)
       std::push_heap(pending_.begin(), pending_.end(), StreamLater());
     else
