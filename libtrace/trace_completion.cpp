@@ -17,6 +17,7 @@ namespace {
 class CountStackNodes : public RecordVisitor {
  public:
   void OnStackNode(uint64_t, uint64_t, uint64_t) override { ++nodes; }
+  bool WantsEvents() const override { return false; }
   uint64_t nodes = 0;
 };
 

@@ -177,6 +177,49 @@ bool TakesSeq(uint8_t type) {
   }
 }
 
+// Steps over one varint (not past end).
+inline void SkipVarint(Cursor* c) {
+  while (c->p < c->end && (*c->p & 0x80)) ++c->p;
+  if (c->p < c->end)
+    ++c->p;
+  else
+    c->ok = false;
+}
+
+void SkipVarints(Cursor* c, int n) {
+  for (int i = 0; i < n; ++i) SkipVarint(c);
+}
+
+// The syscalls field: a mask, a count per set bit, and the time if any.
+void SkipSyscalls(Cursor* c) {
+  uint64_t mask = c->U();
+  if (!mask) return;
+  SkipVarints(c, __builtin_popcountll(mask) + 1);
+}
+
+// Steps over an event's fields (the type byte read); false if `type` is
+// not an event's.
+bool SkipEvent(RecordType type, Cursor* c) {
+  // Fields before the syscalls, by type (format.h); -1: no syscalls field.
+  int fields;
+  bool syscalls = true;
+  switch (type) {
+    case RecordType::kAlloc: fields = 8; break;
+    case RecordType::kFree: fields = 5; break;
+    case RecordType::kMmap: fields = 8; break;
+    case RecordType::kMunmap: fields = 6; break;
+    case RecordType::kMremap: fields = 7; break;
+    case RecordType::kBrk: fields = 6; break;
+    case RecordType::kMemoryCall: fields = 6; break;
+    case RecordType::kAllocSmall: fields = 4, syscalls = false; break;
+    case RecordType::kFreeSmall: fields = 1, syscalls = false; break;
+    default: return false;
+  }
+  SkipVarints(c, fields);
+  if (syscalls) SkipSyscalls(c);
+  return true;
+}
+
 }  // namespace
 
 // One thread chunk being merged: its records (copied: the chunk buffer is
@@ -326,6 +369,7 @@ bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
 
 ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
   ReadResult result;
+  wants_events_ = visitor->WantsEvents();
   for (;;) {
     uint8_t prefix[format::kChunkPrefixSize];
     std::string io_err;
@@ -520,6 +564,11 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
   // Every event below low_seq is in the chunks read so far.
   if (!Drain(low_seq, visitor, result)) return false;
   const uint8_t* records = payload + format::kThreadChunkHeader;
+  if (!wants_events_) {
+    if (!ThreadChunkStructure(records, records + used, visitor, result))
+      return corrupt(result->message);
+    return true;
+  }
   stream->bytes.assign(records, records + used);
   stream->c = Cursor{stream->bytes.data(), stream->bytes.data() + used};
   stream->offset = offset;
@@ -527,6 +576,33 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
   if (stream->at_event) {
     pending_.push_back(std::move(stream));
     std::push_heap(pending_.begin(), pending_.end(), StreamLater());
+  }
+  return true;
+}
+
+bool TraceReader::ThreadChunkStructure(const uint8_t* records, const uint8_t* end,
+                                       RecordVisitor* v, ReadResult* result) {
+  Cursor c{records, end};
+  DeltaState d;
+  while (c.p < end) {
+    uint8_t type = *c.p;
+    if (type == static_cast<uint8_t>(RecordType::kSeqGap)) {
+      ++c.p;
+      SkipVarint(&c);
+      if (!c.ok) {
+        result->message = "undecodable record of type " + std::to_string(type);
+        return false;
+      }
+      ++result->records;
+      continue;
+    }
+    if (type == static_cast<uint8_t>(RecordType::kStackNode) ||
+        type == static_cast<uint8_t>(RecordType::kEnd)) {
+      result->message = "a plain chunk's record (type " + std::to_string(type) +
+                        ") in a thread chunk";
+      return false;
+    }
+    if (!DecodeRecord(&c, &d, v, result)) return false;
   }
   return true;
 }
@@ -636,6 +712,15 @@ bool TraceReader::DecodeRecord(Cursor* cursor, DeltaState* delta, RecordVisitor*
     }
     const uint8_t* record_start = c.p;
     auto type = static_cast<RecordType>(*c.p++);
+    if (!wants_events_ && SkipEvent(type, &c)) {
+      if (!c.ok) {
+        result->message = "undecodable record of type " + std::to_string(*record_start);
+        return false;
+      }
+      ++result->records;
+      ++result->events;
+      return true;
+    }
     bool is_event = true;
     switch (type) {
       case RecordType::kModuleMap:

@@ -26,6 +26,7 @@ class Addresses : public RecordVisitor {
   void OnStackNode(uint64_t, uint64_t, uint64_t ip) override {
     if (ip) ips.insert(ip);
   }
+  bool WantsEvents() const override { return false; }
   std::vector<ModuleInfo> modules;
   std::set<uint64_t> ips;
 };
