@@ -579,3 +579,40 @@ TEST(TraceFormat, AThreadChunkRecordInAPlainChunkIsCorrupt) {
 
 }  // namespace
 }  // namespace pagewaste
+
+namespace pagewaste {
+namespace {
+
+// Modules and nodes only: events skipped over, not decoded.
+class StructureOnly : public Recorder {
+ public:
+  bool WantsEvents() const override { return false; }
+};
+
+TEST(TraceFormat, AStructureOnlyReadCountsWhatAFullReadDecodes) {
+  MemorySink sink;
+  std::vector<uint8_t> bytes = SampleTrace(&sink);
+  Recorder full;
+  StructureOnly structure;
+  TraceHeader h;
+  std::string err;
+  ReadResult a = Read(bytes, &full, &h, &err);
+  ReadResult b = Read(bytes, &structure, &h, &err);
+  ASSERT_EQ(a.status, TraceStatus::kComplete) << a.message;
+  EXPECT_EQ(b.status, TraceStatus::kComplete) << b.message;
+  EXPECT_EQ(b.records, a.records);
+  EXPECT_EQ(b.events, a.events);
+  EXPECT_TRUE(structure.allocs.empty());
+  std::vector<std::string> full_structure;
+  for (const std::string& line : full.log)
+    if (line.rfind("node", 0) == 0 || line.rfind("module", 0) == 0 || line == "end")
+      full_structure.push_back(line);
+  EXPECT_EQ(structure.log, full_structure);
+  // Damage is still told apart from the end of the data.
+  std::vector<uint8_t> cut(bytes.begin(), bytes.end() - 3);
+  StructureOnly damaged;
+  EXPECT_NE(Read(cut, &damaged, &h, &err).status, TraceStatus::kComplete);
+}
+
+}  // namespace
+}  // namespace pagewaste
