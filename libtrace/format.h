@@ -95,16 +95,23 @@ enum ChunkFlags : uint32_t {
 
 // The payload of a thread chunk starts with a header, little-endian:
 //   0 u32 used       bytes of records after this header
-//   4 u32 reserved   0
+//   4 u32 gap_bytes  bytes of the gap area at the payload's end
 //   8 u64 first_seq  the sequence number of the chunk's first event
 //  16 u64 low_seq    no event in this chunk or in any chunk after it in the
 //                    file has a smaller sequence number: a reader merging
 //                    threads may deliver every event below it
 // Each event (and ModuleMap record) of the chunk has the sequence number of
-// the one before it plus one, unless a SeqGap record comes between them; the
+// the one before it plus one, unless the gap area says otherwise; the
 // reader delivers the events of all thread chunks in sequence order. Other
 // records (Time, Thread, Module, StackNodeAt) go with the event after them,
 // Module records with the ModuleMap before them.
+// The gap area holds varint pairs (skip, gap), read from the payload's end
+// backwards (each byte before the one read last): after `skip` more events
+// numbered one after the other, the next event's number is the last one's
+// plus gap + 1. Kept apart from the records, so that a thread's repetitive
+// records stay repetitive when other threads' events come between them (4
+// threads at once: 3.2 MB of trace with the gaps among the records, 0.36
+// MB apart).
 inline constexpr size_t kThreadChunkHeader = 24;
 
 // header_flags (the u16 at offset 10).
@@ -179,9 +186,6 @@ enum class RecordType : uint8_t {
   kTime = 0x04,
   // Thread: varint tid. The thread of the events that follow.
   kThread = 0x05,
-  // SeqGap (thread chunks only): varint n. The next event's sequence number
-  // is the previous one's plus n + 1: events of other threads came between.
-  kSeqGap = 0x06,
   // StackNodeAt (thread chunks only): varint id, varint parent id, varint
   // ip. A StackNode with its id given: threads intern stacks in one table
   // and write its nodes in their own chunks, so the reader may meet them out

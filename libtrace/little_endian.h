@@ -24,4 +24,10 @@ inline void PutLE32(uint8_t* out, uint32_t v) {
   memcpy(out, &v, sizeof v);
 }
 
+// One 64-bit store: a thread chunk's record and gap byte counts together.
+inline void PutLE64(uint8_t* out, uint64_t v) {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the format is little-endian");
+  memcpy(out, &v, sizeof v);
+}
+
 }  // namespace pagewaste

@@ -48,8 +48,8 @@ uint8_t* Syscalls(uint8_t* p, const SyscallCounts& s) {
   return Varint(p, s.ns);
 }
 
-// An event, and the Time, Thread and SeqGap records that may go before it.
-constexpr size_t kEventMax = 4 + 19 * kMaxVarintBytes +
+// An event, and the Time and Thread records that may go before it.
+constexpr size_t kEventMax = 3 + 18 * kMaxVarintBytes +
                              (2 + format::kSyscallKinds) * kMaxVarintBytes;
 
 }  // namespace
@@ -79,8 +79,12 @@ size_t EncodeHeader(const HeaderInfo& info, uint8_t* out, size_t cap) {
   return static_cast<size_t>(p - out);
 }
 
+// A gap pair: two varints.
+constexpr size_t kMaxGapPair = 2 * kMaxVarintBytes;
+
 uint8_t* RecordWriter::Reserve(size_t max_size) {
-  if (chunk_ && used_ + max_size > capacity_) Flush();
+  if (chunk_ && used_ + max_size + gap_bytes_ + (thread_chunks_ ? kMaxGapPair : 0) > capacity_)
+    Flush();
   if (!chunk_) {
     chunk_ = sink_->NextChunk(capacity_);
     if (!chunk_) chunk_ = own_buffer_;
@@ -95,6 +99,8 @@ uint8_t* RecordWriter::Reserve(size_t max_size) {
       PutLE(header + 8, 0, 8);
       PutLE(header + 16, sink_->LowSeq(), 8);
       chunk_has_seq_ = false;
+      gap_bytes_ = 0;
+      events_since_gap_ = 0;
     } else {
       PutLE(chunk_, 0, 8);  // empty and open
     }
@@ -108,8 +114,9 @@ uint8_t* RecordWriter::Reserve(size_t max_size) {
 
 void RecordWriter::Commit(uint8_t* end, bool is_event) {
   used_ = static_cast<size_t>(end - chunk_);
-  if (thread_chunks_)
-    PutLE32(chunk_ + format::kChunkPrefixSize, static_cast<uint32_t>(used_ - HeaderSize()));
+  if (thread_chunks_)  // records and gaps published together, in one store
+    PutLE64(chunk_ + format::kChunkPrefixSize,
+            (uint64_t{gap_bytes_} << 32) | static_cast<uint32_t>(used_ - HeaderSize()));
   else
     PutLE32(chunk_, static_cast<uint32_t>(used_ - format::kChunkPrefixSize));
   records_ += 1 + pending_records_;
@@ -156,19 +163,32 @@ uint8_t* RecordWriter::Prefix(uint8_t* p, RecordType type, const EventPrefix& e)
 }
 
 // In a thread chunk: the first event's seq goes in the chunk's header, and
-// a SeqGap record before an event whose seq does not follow the last one's.
+// a gap pair in the gap area for an event whose seq does not follow the
+// last one's (format.h). Nothing among the records.
 uint8_t* RecordWriter::Sequence(uint8_t* p, uint64_t seq) {
   if (!thread_chunks_) return p;
   if (!chunk_has_seq_) {
     PutLE(chunk_ + format::kChunkPrefixSize + 8, seq, 8);
     chunk_has_seq_ = true;
-  } else if (seq != last_seq_ + 1) {
-    *p++ = static_cast<uint8_t>(RecordType::kSeqGap);
-    p = Varint(p, seq - last_seq_ - 1);
-    ++pending_records_;
+  } else if (seq == last_seq_ + 1) {
+    ++events_since_gap_;
+  } else {
+    PushGap(events_since_gap_, seq - last_seq_ - 1);
+    events_since_gap_ = 0;
   }
   last_seq_ = seq;
   return p;
+}
+
+// The pair goes before the ones already in the gap area, its bytes last to
+// first, so that a reader going backwards from the chunk's end reads each
+// varint in its own order. Published by the record's Commit.
+void RecordWriter::PushGap(uint64_t skip, uint64_t gap) {
+  uint8_t pair[kMaxGapPair];
+  uint8_t* end = Varint(Varint(pair, skip), gap);
+  uint8_t* at = chunk_ + capacity_ - gap_bytes_;
+  for (const uint8_t* b = pair; b < end; ++b) *--at = *b;
+  gap_bytes_ += static_cast<size_t>(end - pair);
 }
 
 uint8_t* RecordWriter::TimeAndThread(uint8_t* p, const EventPrefix& e) {

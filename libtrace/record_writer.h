@@ -148,6 +148,7 @@ class RecordWriter {
   uint8_t* TimeAndThread(uint8_t* p, const EventPrefix& e);
   uint8_t* Address(uint8_t* p, uint64_t address);
   uint8_t* Sequence(uint8_t* p, uint64_t seq);
+  void PushGap(uint64_t skip, uint64_t gap);
   size_t HeaderSize() const {
     return format::kChunkPrefixSize + (thread_chunks_ ? format::kThreadChunkHeader : 0);
   }
@@ -161,6 +162,8 @@ class RecordWriter {
   bool thread_chunks_ = false;
   bool chunk_has_seq_ = false;
   uint64_t last_seq_ = 0;
+  size_t gap_bytes_ = 0;            // the thread chunk's gap area (format.h)
+  uint64_t events_since_gap_ = 0;  // events numbered one after the other since
   uint32_t pending_records_ = 0;  // Time/Thread records before the event
   uint32_t last_tid_ = 0;
   uint64_t last_time_ = 0;

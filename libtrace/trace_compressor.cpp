@@ -73,12 +73,18 @@ void GroupBytes(const uint8_t* data, const Group& g, std::vector<uint8_t>* out) 
     uint32_t length = static_cast<uint32_t>(GetLE(data + offset, 4));
     uint32_t flags = static_cast<uint32_t>(GetLE(data + offset + 4, 4));
     const uint8_t* payload = data + offset + format::kChunkPrefixSize;
-    uint32_t kept = length;
-    if (flags & format::kChunkThread)
-      kept = static_cast<uint32_t>(format::kThreadChunkHeader + GetLE(payload, 4));
     size_t at = out->size();
-    out->insert(out->end(), data + offset, payload + kept);
-    PutLE32(out->data() + at, kept);
+    if (flags & format::kChunkThread) {
+      // The header and records, then the gap area that ended the payload.
+      uint32_t used = static_cast<uint32_t>(GetLE(payload, 4));
+      uint32_t gaps = static_cast<uint32_t>(GetLE(payload + 4, 4));
+      out->insert(out->end(), data + offset, payload + format::kThreadChunkHeader + used);
+      out->insert(out->end(), payload + length - gaps, payload + length);
+      PutLE32(out->data() + at,
+              static_cast<uint32_t>(format::kThreadChunkHeader + used + gaps));
+    } else {
+      out->insert(out->end(), data + offset, payload + length);
+    }
     offset += format::kChunkPrefixSize + length;
   }
 }
@@ -100,7 +106,8 @@ bool PlanGroups(const uint8_t* data, size_t size, size_t offset, std::vector<Gro
         size - offset - format::kChunkPrefixSize < length ||
         ((flags & format::kChunkThread) &&
          (length < format::kThreadChunkHeader ||
-          GetLE(data + offset + format::kChunkPrefixSize, 4) >
+          GetLE(data + offset + format::kChunkPrefixSize, 4) +
+                  GetLE(data + offset + format::kChunkPrefixSize + 4, 4) >
               length - format::kThreadChunkHeader))) {
       break;  // reserved space, a chunk still being written, or damage
     }

@@ -565,9 +565,9 @@ TEST(TraceFormat, AThreadChunkRecordInAPlainChunkIsCorrupt) {
   uint8_t header[1024];
   size_t n = EncodeHeader(h, header, sizeof header);
   sink.bytes.assign(header, header + n);
-  // A plain chunk holding a SeqGap record.
-  uint8_t chunk[] = {3, 0, 0, 0, format::kChunkFinished, 0, 0, 0,
-                     static_cast<uint8_t>(format::RecordType::kSeqGap), 1, 0};
+  // A plain chunk holding a StackNodeAt record.
+  uint8_t chunk[] = {4, 0, 0, 0, format::kChunkFinished, 0, 0, 0,
+                     static_cast<uint8_t>(format::RecordType::kStackNodeAt), 1, 0, 7};
   sink.bytes.insert(sink.bytes.end(), chunk, chunk + sizeof chunk);
   Recorder rec;
   TraceHeader got;

@@ -235,6 +235,38 @@ struct TraceReader::ThreadStream {
   uint64_t next_seq = 0;
   bool started = false;  // an event of it was seen
   bool at_event = false;  // c stands at an event whose seq is next_seq
+  // The gap area (format.h), read backwards from gaps.end(): the next pair.
+  std::vector<uint8_t> gaps;
+  size_t gaps_left = 0;
+  bool have_pair = false;
+  uint64_t skip = 0;
+  uint64_t gap = 0;
+
+  // Reads one varint of the gap area going backwards; false if it is cut.
+  bool GapVarint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && gaps_left; shift += 7) {
+      uint8_t b = gaps[--gaps_left];
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  }
+  // The next (skip, gap) pair, if any; false if the area is damaged.
+  bool NextPair() {
+    have_pair = gaps_left != 0;
+    return !have_pair || (GapVarint(&skip) && GapVarint(&gap));
+  }
+  // The seq of the event after the one numbered `last`.
+  bool Following(uint64_t last, uint64_t* seq) {
+    if (have_pair && skip == 0) {
+      *seq = last + 1 + gap;
+      return NextPair();
+    }
+    if (have_pair) --skip;
+    *seq = last + 1;
+    return true;
+  }
 };
 
 bool TraceReader::StreamLater::operator()(const std::unique_ptr<ThreadStream>& a,
@@ -537,8 +569,7 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end,
   DeltaState d;
   d.address_bases = version_ >= 4;
   while (c.p < end) {
-    if (*c.p == static_cast<uint8_t>(RecordType::kSeqGap) ||
-        *c.p == static_cast<uint8_t>(RecordType::kStackNodeAt)) {
+    if (*c.p == static_cast<uint8_t>(RecordType::kStackNodeAt)) {
       result->message = "a thread chunk's record (type " + std::to_string(*c.p) +
                         ") in a plain chunk";
       return false;
@@ -557,7 +588,9 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
   };
   if (result->has_end) return corrupt("data after the end record");
   uint64_t used = GetLE(payload, 4);
-  if (used > size - format::kThreadChunkHeader) return corrupt("records past the chunk's end");
+  uint64_t gap_bytes = GetLE(payload + 4, 4);
+  if (used + gap_bytes > size - format::kThreadChunkHeader)
+    return corrupt("records past the chunk's end");
   auto stream = std::make_unique<ThreadStream>();
   stream->first_seq = GetLE(payload + 8, 8);
   uint64_t low_seq = GetLE(payload + 16, 8);
@@ -572,6 +605,9 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
   stream->bytes.assign(records, records + used);
   stream->c = Cursor{stream->bytes.data(), stream->bytes.data() + used};
   stream->offset = offset;
+  stream->gaps.assign(payload + size - gap_bytes, payload + size);
+  stream->gaps_left = stream->gaps.size();
+  if (!stream->NextPair()) return corrupt("a cut gap area");
   if (!Advance(stream.get(), visitor, result)) return corrupt(result->message);
   if (stream->at_event) {
     pending_.push_back(std::move(stream));
@@ -586,16 +622,6 @@ bool TraceReader::ThreadChunkStructure(const uint8_t* records, const uint8_t* en
   DeltaState d;
   while (c.p < end) {
     uint8_t type = *c.p;
-    if (type == static_cast<uint8_t>(RecordType::kSeqGap)) {
-      ++c.p;
-      SkipVarint(&c);
-      if (!c.ok) {
-        result->message = "undecodable record of type " + std::to_string(type);
-        return false;
-      }
-      ++result->records;
-      continue;
-    }
     if (type == static_cast<uint8_t>(RecordType::kStackNode) ||
         type == static_cast<uint8_t>(RecordType::kEnd)) {
       result->message = "a plain chunk's record (type " + std::to_string(type) +
@@ -610,24 +636,18 @@ bool TraceReader::ThreadChunkStructure(const uint8_t* records, const uint8_t* en
 // Decodes what comes before the stream's next event (state, stack nodes,
 // the Module records of a ModuleMap) and stands at that event.
 bool TraceReader::Advance(ThreadStream* s, RecordVisitor* v, ReadResult* result) {
-  uint64_t gap = 0;
   s->at_event = false;
   while (s->c.p < s->c.end) {
     uint8_t type = *s->c.p;
     if (TakesSeq(type)) {
-      s->next_seq = (s->started ? s->d.seq + 1 : s->first_seq) + gap;
-      s->at_event = true;
-      return true;
-    }
-    if (type == static_cast<uint8_t>(RecordType::kSeqGap)) {
-      ++s->c.p;
-      gap += s->c.U();
-      if (!s->c.ok) {
-        result->message = "undecodable record of type " + std::to_string(type);
+      if (!s->started) {
+        s->next_seq = s->first_seq;
+      } else if (!s->Following(s->d.seq, &s->next_seq)) {
+        result->message = "a cut gap area";
         return false;
       }
-      ++result->records;
-      continue;
+      s->at_event = true;
+      return true;
     }
     if (type == static_cast<uint8_t>(RecordType::kStackNode) ||
         type == static_cast<uint8_t>(RecordType::kEnd)) {
