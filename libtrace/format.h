@@ -37,7 +37,8 @@ namespace pagewaste::format {
 inline constexpr uint8_t kMagic[8] = {'P', 'G', 'W', 'A', 'S', 'T', 'E', 0};
 inline constexpr uint16_t kVersion = 4;
 // Version 3 added EndReason::kRawExit and nothing else; version 4 added
-// thread chunks and the records only they hold (SeqGap, StackNodeAt):
+// thread chunks (with their gap areas and StackNodeAt records) and near or
+// far address bases:
 // version 2 and 3 traces are read as they are.
 inline constexpr uint16_t kOldestReadableVersion = 2;
 

@@ -10,12 +10,23 @@ uint32_t Home(uint64_t address) {
   return static_cast<uint32_t>((address * 0x9E3779B97F4A7C15ull) >> 40) & (SampledBlocks::kSlots - 1);
 }
 uint32_t Next(uint32_t i) { return (i + 1) & (SampledBlocks::kSlots - 1); }
+uint32_t Bucket(uint64_t address, uint32_t buckets) {
+  return static_cast<uint32_t>((address * 0xC2B2AE3D27D4EB4Full) >> 44) & (buckets - 1);
+}
 
 }  // namespace
 
 bool SampledBlocks::Init() {
-  slots_ = static_cast<uint64_t*>(producer::RawReserve(sizeof(uint64_t) * kSlots));
-  return slots_ != nullptr;
+  // One reservation for both: one mmap.
+  void* memory = producer::RawReserve(sizeof(uint64_t) * kSlots + sizeof(uint16_t) * kBuckets);
+  if (!memory) return false;
+  slots_ = static_cast<uint64_t*>(memory);
+  buckets_ = reinterpret_cast<uint16_t*>(slots_ + kSlots);
+  return true;
+}
+
+bool SampledBlocks::MaybeHolds(uint64_t address) const {
+  return buckets_ && __atomic_load_n(&buckets_[Bucket(address, kBuckets)], __ATOMIC_ACQUIRE) != 0;
 }
 
 bool SampledBlocks::Insert(uint64_t address) {
@@ -25,6 +36,8 @@ bool SampledBlocks::Insert(uint64_t address) {
     if (!slots_[i]) {
       slots_[i] = address;
       ++size_;
+      uint16_t* count = &buckets_[Bucket(address, kBuckets)];
+      if (*count != UINT16_MAX) __atomic_store_n(count, *count + 1, __ATOMIC_RELEASE);
       return true;
     }
   }
@@ -42,6 +55,9 @@ bool SampledBlocks::Remove(uint64_t address) {
       [&](size_t i) { return Home(slots_[i]); },
       [&](size_t from, size_t to) { slots_[to] = slots_[from]; }, [&](size_t i) { slots_[i] = 0; });
   --size_;
+  // A saturated count stays: the bucket is then always looked up.
+  uint16_t* count = &buckets_[Bucket(address, kBuckets)];
+  if (*count != UINT16_MAX) __atomic_store_n(count, *count - 1, __ATOMIC_RELEASE);
   return true;
 }
 

@@ -241,6 +241,7 @@ void NoteRecordedBlock(uint64_t address) {
 }
 bool FreeIsRecorded(uint64_t address, bool entered_kernel) {
   if (!g_sample_interval) return true;
+  if (!g_sampled.MaybeHolds(address)) return entered_kernel;  // never picked: no lock
   g_sampled_lock.Lock(g_trace.CurrentTid());
   bool recorded = g_sampled.Remove(address);
   g_sampled_lock.Unlock();
