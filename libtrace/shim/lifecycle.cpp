@@ -162,11 +162,20 @@ void InstallFatalSignalHandlers() {
   }
 }
 
-void BeforeFork() { g_trace.BeforeFork(); }
+// Every lock of the shim is held across fork(), so that the child's copies
+// of what they guard are whole (the trace's, then the tracker's).
+void BeforeFork() {
+  g_trace.BeforeFork();
+  HoldTrackerTables();
+}
 
-void AfterForkParent() { g_trace.AfterForkParent(); }
+void AfterForkParent() {
+  ReleaseTrackerTables();
+  g_trace.AfterForkParent();
+}
 
 void AfterForkChild() {
+  ReleaseTrackerTables();
   if (!g_trace.AfterForkChild()) Say("cannot create a trace file for forked child; not tracing it");
 }
 

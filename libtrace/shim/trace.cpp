@@ -31,14 +31,6 @@ std::atomic<uint8_t> g_slot_ready[Trace::kSlots] = {};
 // written over by whoever lands there, never to the file, counted as lost.
 uint8_t g_lost_chunk[ThreadSlot::kFirstChunkBytes];
 
-void UnmapChunk(uint8_t* chunk, size_t size) {
-  long page = sysconf(_SC_PAGESIZE);
-  auto start = reinterpret_cast<uintptr_t>(chunk) & ~static_cast<uintptr_t>(page - 1);
-  size_t length = reinterpret_cast<uintptr_t>(chunk) - start + size;
-  length = (length + static_cast<size_t>(page) - 1) & ~static_cast<size_t>(page - 1);
-  producer::RawMunmap(reinterpret_cast<void*>(start), length);
-}
-
 }  // namespace
 
 // ---- Thread slots ----------------------------------------------------------------
@@ -93,7 +85,9 @@ bool ThreadSlot::FinishChunk(const uint8_t* data, size_t size) {
 }
 
 void ThreadSlot::Abandon() {
-  if (mapped_) UnmapChunk(mapped_, mapped_size_);
+  // (The forking thread holds the sink's lock; the child's file starts
+  // its counts afresh.)
+  if (mapped_) g_trace.file_.sink().UnmapChunk(mapped_, mapped_size_);
   mapped_ = nullptr;
   buffered_first.store(kNoSeq);
   writer.Reset();
@@ -233,6 +227,7 @@ void Trace::BeforeFork() {
   if (!tracing()) return;
   uint32_t tid = CurrentTid();
   lock_.Lock(tid);
+  overflow_lock_.Lock(tid);
   stack_lock_.Lock(tid);
   mappings_lock_.Lock(tid);
   sink_lock_.Lock(tid);
@@ -243,6 +238,7 @@ void Trace::AfterForkParent() {
   sink_lock_.Unlock();
   mappings_lock_.Unlock();
   stack_lock_.Unlock();
+  overflow_lock_.Unlock();
   lock_.Unlock();
 }
 
@@ -272,6 +268,7 @@ bool Trace::AfterForkChild() {
   sink_lock_.Unlock();
   mappings_lock_.Unlock();
   stack_lock_.Unlock();
+  overflow_lock_.Unlock();
   lock_.Unlock();
   return ok;
 }

@@ -364,6 +364,14 @@ bool StartSampling(uint64_t interval_bytes) {
   return true;
 }
 
+void HoldTrackerTables() {
+  if (g_sample_interval) g_sampled_lock.Lock(g_trace.CurrentTid());
+}
+
+void ReleaseTrackerTables() {
+  if (g_sample_interval) g_sampled_lock.Unlock();
+}
+
 void CountShimsOwn(const AllocatorCall& call) { g_trace.CountOwn(call.counts()); }
 
 void ReleaseOrder::Hold() { seq_ = g_trace.HoldSeq(); }

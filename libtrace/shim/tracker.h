@@ -57,6 +57,11 @@ void SetUpTracker(const TrackerSetup& setup);
 // false if it could not, and nothing is sampled.
 bool StartSampling(uint64_t interval_bytes);
 
+// fork(): the tracker's own table (the sampled blocks) is held across it,
+// after the trace's locks.
+void HoldTrackerTables();
+void ReleaseTrackerTables();
+
 // An allocator call the shim made for itself: not traced, but its system
 // calls are counted for the End record.
 void CountShimsOwn(const AllocatorCall& call);
