@@ -125,5 +125,32 @@ TEST(Hostile, AFullDiskCostsTheTraceNotTheProgram) {
   EXPECT_EQ(j["process"]["exit"]["status"], 0);
 }
 
+// fork() while four other threads write their own chunks: every child's
+// trace is whole and holds its own 7 allocations only (the threads'
+// chunks it inherited are its parent's), and the parent's trace counts
+// exactly what the threads say they made.
+TEST(Hostile, ForkWhileThreadsRecordGivesWholeTraces) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"fork_threads"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  ASSERT_EQ(p.reports.size(), 21u);
+  uint64_t made = std::stoull(p.run.out);
+  int churn = SiteLine("fork_threads.c", "churn"), child = SiteLine("fork_threads.c", "child");
+  int children = 0;
+  for (const json& r : p.reports) {
+    EXPECT_EQ(r["trace"]["status"], "complete");
+    if (SumAtSite(r, "fork_threads.c", child, "allocations") == 0) {
+      EXPECT_EQ(SumAtSite(r, "fork_threads.c", churn, "allocations"), made);
+      EXPECT_EQ(SumAtSite(r, "fork_threads.c", churn, "frees"), made);
+      continue;
+    }
+    ++children;
+    EXPECT_EQ(SumAtSite(r, "fork_threads.c", child, "allocations"), 7u);
+    EXPECT_EQ(SumAtSite(r, "fork_threads.c", child, "frees"), 7u);
+    EXPECT_EQ(SumAtSite(r, "fork_threads.c", churn, "allocations"), 0u);
+  }
+  EXPECT_EQ(children, 20);
+}
+
 }  // namespace
 }  // namespace pagewaste::e2e
