@@ -38,6 +38,11 @@ class StackWindow {
   uint64_t words_[512];  // 4 KiB
 };
 
+// How far above rsp a frame may be: a saved rbp beyond it (or below rsp) is
+// not a frame but whatever code built without frame pointers keeps in rbp,
+// and reading it would cost a system call that fails.
+constexpr uint64_t kMaxStackSpan = 64 << 20;
+
 // The frame-pointer walk. Frame 0 is rip. A system call wrapper usually
 // sets up no frame, so the word at rsp is its return address when it points
 // into code; after that, each frame's saved rbp links to its caller's, with
@@ -50,7 +55,8 @@ int UnwindFramePointers(pid_t pid, const user_regs_struct& regs, uintptr_t* ips,
   uint64_t top = 0;
   if (depth < max_depth && stack.Read(regs.rsp, &top) && is_code(top)) ips[depth++] = top;
   uint64_t frame = regs.rbp;
-  while (depth < max_depth && frame && frame % 8 == 0) {
+  while (depth < max_depth && frame % 8 == 0 && frame >= regs.rsp &&
+         frame - regs.rsp < kMaxStackSpan) {
     uint64_t saved = 0;
     uint64_t ret = 0;
     if (!stack.Read(frame, &saved) || !stack.Read(frame + 8, &ret) || !is_code(ret)) break;
