@@ -46,8 +46,19 @@ uint8_t* ThreadSlot::NextChunk(size_t capacity) {
   if (next_size_ < kChunkBytes) next_size_ *= 2;
   mapped_ = t.file_.sink().MapChunk(capacity);
   mapped_size_ = capacity;
-  // Inside a record: its pending seq bounds every event the chunk will hold.
-  if (!mapped_) buffered_first.store(pending.load(std::memory_order_relaxed));
+  if (mapped_) {
+    // Its headers before the lock goes (the writer writes the same again):
+    // a chunk started after this one never follows an all-zero header,
+    // which a reader takes for the end of the data.
+    memset(mapped_, 0, format::kChunkPrefixSize + format::kThreadChunkHeader);
+    PutLE(mapped_, capacity - format::kChunkPrefixSize, 4);
+    PutLE(mapped_ + 4, format::kChunkThread, 4);
+    PutLE(mapped_ + format::kChunkPrefixSize + 16, low_seq_, 8);
+  } else {
+    // Inside a record: its pending seq bounds every event the chunk will
+    // hold, until the chunk is appended.
+    buffered_first.store(pending.load(std::memory_order_relaxed));
+  }
   if (locked) t.sink_lock_.Unlock();
   if (mapped_) return mapped_;
   if (!buffer_) buffer_ = static_cast<uint8_t*>(producer::RawReserve(kChunkBytes));
