@@ -160,6 +160,18 @@ TEST(BadInput, KillNineLeavesAReadableTruncatedTrace) {
   EXPECT_NE(report["trace"]["message"].get<std::string>().find("no end record"), std::string::npos);
 }
 
+TEST(BadInput, KillNineWithThreadsAliveLosesNoCommittedRecord) {
+  // Four threads' chunks, none finished: the reader merges them all.
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"killed_threads"});
+  EXPECT_EQ(p.run.exit_code, 128 + 9);
+  ASSERT_EQ(p.reports.size(), 1u);
+  EXPECT_EQ(p.reports[0]["trace"]["status"], "truncated");
+  int line = SiteLine("killed_threads.c", "leak");
+  EXPECT_EQ(SumAtSite(p.reports[0], "killed_threads.c", line, "allocations"), 100000u);
+  EXPECT_EQ(SumAtSite(p.reports[0], "killed_threads.c", line, "leaked_allocations"), 100000u);
+}
+
 TEST(BadInput, KillNineWithTheWriteSinkKeepsTheFinishedChunks) {
   // PAGEWASTE_SINK=write is the fallback for file systems without
   // fallocate: whole chunks go out with write(2), and SIGKILL costs only the
