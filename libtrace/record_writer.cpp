@@ -82,6 +82,16 @@ size_t EncodeHeader(const HeaderInfo& info, uint8_t* out, size_t cap) {
 // A gap pair: two varints.
 constexpr size_t kMaxGapPair = 2 * kMaxVarintBytes;
 
+size_t CompactThreadChunk(uint8_t* chunk, size_t size) {
+  uint8_t* header = chunk + format::kChunkPrefixSize;
+  size_t used = GetLE(header, 4);
+  size_t gaps = GetLE(header + 4, 4);
+  uint8_t* records_end = header + format::kThreadChunkHeader + used;
+  memmove(records_end, chunk + size - gaps, gaps);
+  PutLE32(chunk, static_cast<uint32_t>(format::kThreadChunkHeader + used + gaps));
+  return static_cast<size_t>(records_end + gaps - chunk);
+}
+
 uint8_t* RecordWriter::Reserve(size_t max_size) {
   if (chunk_ && used_ + max_size + gap_bytes_ + (thread_chunks_ ? kMaxGapPair : 0) > capacity_)
     Flush();
@@ -165,8 +175,8 @@ uint8_t* RecordWriter::Prefix(uint8_t* p, RecordType type, const EventPrefix& e)
 // In a thread chunk: the first event's seq goes in the chunk's header, and
 // a gap pair in the gap area for an event whose seq does not follow the
 // last one's (format.h). Nothing among the records.
-uint8_t* RecordWriter::Sequence(uint8_t* p, uint64_t seq) {
-  if (!thread_chunks_) return p;
+void RecordWriter::Sequence(uint64_t seq) {
+  if (!thread_chunks_) return;
   if (!chunk_has_seq_) {
     PutLE(chunk_ + format::kChunkPrefixSize + 8, seq, 8);
     chunk_has_seq_ = true;
@@ -177,7 +187,6 @@ uint8_t* RecordWriter::Sequence(uint8_t* p, uint64_t seq) {
     events_since_gap_ = 0;
   }
   last_seq_ = seq;
-  return p;
 }
 
 // The pair goes before the ones already in the gap area, its bytes last to
@@ -192,7 +201,7 @@ void RecordWriter::PushGap(uint64_t skip, uint64_t gap) {
 }
 
 uint8_t* RecordWriter::TimeAndThread(uint8_t* p, const EventPrefix& e) {
-  p = Sequence(p, e.seq);
+  Sequence(e.seq);
   if (!chunk_has_event_ || e.time_ns > last_time_) {
     *p++ = static_cast<uint8_t>(RecordType::kTime);
     p = Varint(p, e.time_ns - last_time_);
@@ -227,7 +236,8 @@ uint8_t* RecordWriter::Address(uint8_t* p, uint64_t address) {
 }
 
 void RecordWriter::ModuleMap(uint64_t generation, uint64_t seq) {
-  uint8_t* p = Sequence(Reserve(2 + 2 * kMaxVarintBytes), seq);
+  uint8_t* p = Reserve(1 + kMaxVarintBytes);
+  Sequence(seq);
   *p++ = static_cast<uint8_t>(RecordType::kModuleMap);
   Commit(Varint(p, generation), false);
 }

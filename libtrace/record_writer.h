@@ -47,6 +47,12 @@ struct HeaderInfo {
 // it does not fit. Strings longer than format::kMaxString are cut.
 size_t EncodeHeader(const HeaderInfo& info, uint8_t* out, size_t cap);
 
+// A whole thread chunk (prefix included, `size` bytes) without the unused
+// space between its records and its gap area (format.h): the gap area moved
+// up to follow the records and the payload length cut to match, in place.
+// Returns the chunk's new size.
+size_t CompactThreadChunk(uint8_t* chunk, size_t size);
+
 class RecordWriter {
  public:
   // The buffer must hold at least kMinBuffer bytes; its size is the chunk
@@ -147,7 +153,8 @@ class RecordWriter {
   uint8_t* Prefix(uint8_t* p, format::RecordType type, const EventPrefix& e);
   uint8_t* TimeAndThread(uint8_t* p, const EventPrefix& e);
   uint8_t* Address(uint8_t* p, uint64_t address);
-  uint8_t* Sequence(uint8_t* p, uint64_t seq);
+  // Numbers the record about to be written (thread chunks; format.h).
+  void Sequence(uint64_t seq);
   void PushGap(uint64_t skip, uint64_t gap);
   size_t HeaderSize() const {
     return format::kChunkPrefixSize + (thread_chunks_ ? format::kThreadChunkHeader : 0);

@@ -14,6 +14,19 @@ namespace pagewaste {
 
 using namespace trace_reader_internal;
 
+namespace {
+
+// Implicit-id stack nodes and the End record belong to plain chunks.
+bool AllowedInThreadChunk(uint8_t type, ReadResult* result) {
+  if (type != static_cast<uint8_t>(RecordType::kStackNode) &&
+      type != static_cast<uint8_t>(RecordType::kEnd))
+    return true;
+  result->message = "a plain chunk's record (type " + std::to_string(type) + ") in a thread chunk";
+  return false;
+}
+
+}  // namespace
+
 bool TraceReader::StreamLater::operator()(const std::unique_ptr<ThreadStream>& a,
                                           const std::unique_ptr<ThreadStream>& b) const {
   return a->next_seq > b->next_seq;
@@ -62,12 +75,7 @@ bool TraceReader::ThreadChunkStructure(const uint8_t* records, const uint8_t* en
   DeltaState d;
   while (c.p < end) {
     uint8_t type = *c.p;
-    if (type == static_cast<uint8_t>(RecordType::kStackNode) ||
-        type == static_cast<uint8_t>(RecordType::kEnd)) {
-      result->message =
-          "a plain chunk's record (type " + std::to_string(type) + ") in a thread chunk";
-      return false;
-    }
+    if (!AllowedInThreadChunk(type, result)) return false;
     if (!DecodeRecord(&c, &d, v, result)) return false;
   }
   return true;
@@ -89,12 +97,7 @@ bool TraceReader::Advance(ThreadStream* s, RecordVisitor* v, ReadResult* result)
       s->at_event = true;
       return true;
     }
-    if (type == static_cast<uint8_t>(RecordType::kStackNode) ||
-        type == static_cast<uint8_t>(RecordType::kEnd)) {
-      result->message =
-          "a plain chunk's record (type " + std::to_string(type) + ") in a thread chunk";
-      return false;
-    }
+    if (!AllowedInThreadChunk(type, result)) return false;
     if (!DecodeRecord(&s->c, &s->d, v, result)) return false;
   }
   return true;

@@ -12,6 +12,7 @@
 
 #include "format.h"
 #include "little_endian.h"
+#include "record_writer.h"
 #include "trace_reader.h"
 
 namespace pagewaste {
@@ -72,20 +73,11 @@ void GroupBytes(const uint8_t* data, const Group& g, std::vector<uint8_t>* out) 
   for (size_t offset = g.begin; offset < g.end;) {
     uint32_t length = static_cast<uint32_t>(GetLE(data + offset, 4));
     uint32_t flags = static_cast<uint32_t>(GetLE(data + offset + 4, 4));
-    const uint8_t* payload = data + offset + format::kChunkPrefixSize;
     size_t at = out->size();
-    if (flags & format::kChunkThread) {
-      // The header and records, then the gap area that ended the payload.
-      uint32_t used = static_cast<uint32_t>(GetLE(payload, 4));
-      uint32_t gaps = static_cast<uint32_t>(GetLE(payload + 4, 4));
-      out->insert(out->end(), data + offset, payload + format::kThreadChunkHeader + used);
-      out->insert(out->end(), payload + length - gaps, payload + length);
-      PutLE32(out->data() + at,
-              static_cast<uint32_t>(format::kThreadChunkHeader + used + gaps));
-    } else {
-      out->insert(out->end(), data + offset, payload + length);
-    }
-    offset += format::kChunkPrefixSize + length;
+    size_t whole = format::kChunkPrefixSize + length;
+    out->insert(out->end(), data + offset, data + offset + whole);
+    if (flags & format::kChunkThread) out->resize(at + CompactThreadChunk(out->data() + at, whole));
+    offset += whole;
   }
 }
 

@@ -179,32 +179,6 @@ bool FileSink::EnsureFd() {
   return true;
 }
 
-bool FileSink::MapWindow(uint64_t start, size_t capacity) {
-  long page = sysconf(_SC_PAGESIZE);
-  uint64_t map_start = start & ~static_cast<uint64_t>(page - 1);
-  size_t size = static_cast<size_t>(start - map_start) + capacity + kWindowSlack;
-  size = (size + static_cast<size_t>(page) - 1) & ~static_cast<size_t>(page - 1);
-  if (!EnsureFd()) return false;
-  // Reserve the blocks first: a write fault on a hole the disk cannot fill
-  // would be a SIGBUS in the program.
-  int rc = fallocate(fd_, 0, static_cast<off_t>(map_start), static_cast<off_t>(size));
-  if (rc != 0) {
-    if (errno == EOPNOTSUPP || errno == ENOSYS) use_mapping_ = false;
-    return false;
-  }
-  void* addr = RawMmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_,
-                       static_cast<off_t>(map_start));
-  syscalls_.Add(format::SyscallKind::kMmap);
-  if (!addr) {
-    use_mapping_ = false;
-    return false;
-  }
-  window_ = static_cast<uint8_t*>(addr);
-  window_start_ = map_start;
-  window_size_ = size;
-  return true;
-}
-
 namespace {
 
 // A mapping of [start, start + size): from the page below start, whole
@@ -221,6 +195,16 @@ PageSpan PagesOf(uint64_t start, size_t size) {
 }
 
 }  // namespace
+
+bool FileSink::MapWindow(uint64_t start, size_t capacity) {
+  PageSpan span = PagesOf(start, capacity + kWindowSlack);
+  uint8_t* window = MapRange(span.start, span.length);
+  if (!window) return false;
+  window_ = window;
+  window_start_ = span.start;
+  window_size_ = span.length;
+  return true;
+}
 
 uint8_t* FileSink::MapRange(uint64_t start, size_t size) {
   PageSpan span = PagesOf(start, size);

@@ -79,15 +79,9 @@ bool ThreadSlot::FinishChunk(const uint8_t* data, size_t size) {
     ok = false;  // the lost chunk
   } else {
     // Appended now: its low_seq is that of now, and only its records and
-    // gap area go, the gap area moved up to follow the records.
-    uint8_t* header = buffer_ + format::kChunkPrefixSize;
-    uint32_t used = static_cast<uint32_t>(GetLE(header, 4));
-    uint32_t gaps = static_cast<uint32_t>(GetLE(header + 4, 4));
-    uint8_t* records_end = header + format::kThreadChunkHeader + used;
-    memmove(records_end, buffer_ + size - gaps, gaps);
-    PutLE(buffer_, format::kThreadChunkHeader + used + gaps, 4);
-    PutLE(header + 16, t.LowSeq(), 8);
-    ok = t.file_.sink().WriteRaw(buffer_, static_cast<size_t>(records_end + gaps - buffer_));
+    // gap area go.
+    PutLE(buffer_ + format::kChunkPrefixSize + 16, t.LowSeq(), 8);
+    ok = t.file_.sink().WriteRaw(buffer_, CompactThreadChunk(buffer_, size));
   }
   buffered_first.store(kNoSeq);
   if (locked) t.sink_lock_.Unlock();

@@ -18,6 +18,7 @@
 #include "format.h"
 #include "module_map.h"
 #include "syscall_dispatch.h"
+#include "trace.h"
 #include "usage_estimate.h"
 
 namespace pagewaste::shim {
@@ -82,7 +83,7 @@ class ReleaseOrder {
   uint64_t seq() const { return seq_; }  // kNoSeq: not held
 
  private:
-  uint64_t seq_ = ~uint64_t{0};
+  uint64_t seq_ = kNoSeq;
 };
 
 // A captured call stack, innermost frame first, the shim's own frames
