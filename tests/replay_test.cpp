@@ -47,7 +47,7 @@ TEST(WhatIf, ASiteOfTinyMappingsGetsTheSentenceToActOn) {
   // 1000 one-page mappings, all live at once, mapped and unmapped: 2000
   // syscalls; two-byte objects, 256 to a 16-byte-class slab: 4 pages, 8.
   EXPECT_EQ((*site)["advice"],
-            "these 1000 requests of 2 bytes on average held up to 1000 pages at once and cost 2000 "
+            "these 1,000 requests of 2 bytes on average held up to 1,000 pages at once and cost 2,000 "
             "syscalls; a size-class allocator would have held 4 pages and made 8 syscalls: put a "
             "general purpose or arena allocator in front of the page allocator, or batch the requests");
 }

@@ -19,7 +19,7 @@ std::string SiteAdvice::For(const CallSite& site) {
   const CostTotals& c = site.cost;
   auto it = models_.find(site.stack_id);
   if (it == models_.end() || c.own_mappings < 2) return "";
-  uint64_t average = c.requested_bytes / std::max<uint64_t>(1, c.allocations + c.mappings);
+  uint64_t average = c.own_requested_bytes / c.own_mappings;
   if (average > page_size_ / 2) return "";  // large requests: whole pages suit them
   it->second.Finish();
   std::vector<AllocatorResult> models = it->second.allocators();  // page, size-class
@@ -27,8 +27,9 @@ std::string SiteAdvice::For(const CallSite& site) {
       "these {} requests of {} bytes on average held up to {} pages at once and cost {} "
       "syscalls; a size-class allocator would have held {} pages and made {} syscalls: put a "
       "general purpose or arena allocator in front of the page allocator, or batch the requests",
-      c.own_mappings, average, models[0].peak_page_bytes / page_size_, models[0].syscalls,
-      models[1].peak_page_bytes / page_size_, models[1].syscalls);
+      GroupDigits(c.own_mappings), GroupDigits(average),
+      GroupDigits(models[0].peak_page_bytes / page_size_), GroupDigits(models[0].syscalls),
+      GroupDigits(models[1].peak_page_bytes / page_size_), GroupDigits(models[1].syscalls));
 }
 
 }  // namespace pagewaste

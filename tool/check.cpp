@@ -232,7 +232,22 @@ bool ParseBudget(const std::string& text, Budget* budget, std::string* err) {
     return false;
   }
   BudgetReader read(err);
-  if (!read.OnlyFields(j, "budget", {"limits", "suppressions"})) return false;
+  if (!read.OnlyFields(j, "budget", {"limits", "suppressions", "code"})) return false;
+  if (j.contains("code")) {
+    const json& code = j["code"];
+    if (!read.OnlyFields(code, "code", {"own", "library"})) return false;
+    for (auto [field, into] : {std::pair{"own", &budget->code.own},
+                               std::pair{"library", &budget->code.library}}) {
+      if (!code.contains(field)) continue;
+      std::string path = std::string("code.") + field;
+      if (!code[field].is_array()) return read.Fail(path, "expected an array of patterns");
+      for (size_t i = 0; i < code[field].size(); ++i) {
+        std::string pattern;
+        if (!read.String(code[field][i], fmt::format("{}[{}]", path, i), &pattern)) return false;
+        into->push_back(pattern);
+      }
+    }
+  }
   if (j.contains("limits")) {
     if (!j["limits"].is_array()) return read.Fail("limits", "expected an array");
     for (size_t i = 0; i < j["limits"].size(); ++i) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "program_code.h"
 #include "report_document.h"
 
 namespace pagewaste {
@@ -43,6 +44,9 @@ struct Suppression {
 struct Budget {
   std::vector<Limit> limits;
   std::vector<Suppression> suppressions;
+  // "code": {"own": [...], "library": [...]}: patterns that say which
+  // frames are the program's (program_code.h); its source_root is unused.
+  CodeRules code;
 };
 
 // A budget file (JSON). False with *err naming the field at fault, e.g.

@@ -16,12 +16,9 @@
 namespace pagewaste {
 namespace {
 
-CiOptions OptionsOf(const CiArgs& ci) {
+CiOptions OptionsOf(const CodeRules& code) {
   CiOptions options;
-  char cwd[4096];
-  options.source_root = !ci.source_root.empty()              ? ci.source_root
-                        : getcwd(cwd, sizeof cwd) != nullptr ? std::string(cwd)
-                                                             : std::string();
+  options.source_root = code.source_root;
   return options;
 }
 
@@ -48,6 +45,24 @@ bool WriteCiOutputs(const CiArgs& ci, const std::string& junit_text, const std::
 }
 
 }  // namespace
+
+CodeRules CodeRulesOf(const CodeArgs& args, const CodeRules* budget) {
+  CodeRules rules;
+  char cwd[4096];
+  rules.source_root = !args.source_root.empty()              ? args.source_root
+                      : getcwd(cwd, sizeof cwd) != nullptr ? std::string(cwd)
+                                                           : std::string();
+  if (!rules.source_root.empty() && rules.source_root[0] != '/' &&
+      getcwd(cwd, sizeof cwd) != nullptr)
+    rules.source_root = std::string(cwd) + "/" + rules.source_root;
+  rules.own = args.own;
+  rules.library = args.library;
+  if (budget) {
+    rules.own.insert(rules.own.end(), budget->own.begin(), budget->own.end());
+    rules.library.insert(rules.library.end(), budget->library.begin(), budget->library.end());
+  }
+  return rules;
+}
 
 bool WriteOutput(const std::string& path, const std::string& text) {
   if (path.empty() || path == "-") {
@@ -99,7 +114,9 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
     limit.max = max;
     budget.limits.push_back(limit);
   }
+  CodeRules code = CodeRulesOf(args.ci.code, &budget.code);
   ReportDocument baseline;
+  baseline.SetCodeRules(code);
   std::string err;
   if (!args.baseline.empty()) {
     if (!baseline.Load({args.baseline}, &err)) return input_error("baseline " + err);
@@ -126,13 +143,14 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
   if (budget.limits.empty())
     return input_error("nothing to check: give --budget FILE, --baseline BASE or a --max-* limit");
   ReportDocument report;
+  report.SetCodeRules(code);
   if (!report.Load(args.inputs, &err)) return input_error(err);
   CheckResult result;
   if (!EvaluateBudget(report, args.baseline.empty() ? nullptr : &baseline, budget, &result, &err))
     return input_error(err);
   fmt::print(text_out, "{}", RenderCheckText(result));
   fflush(text_out);
-  CiOptions options = OptionsOf(args.ci);
+  CiOptions options = OptionsOf(code);
   if (!WriteCiOutputs(args.ci, CheckJunit(result), CheckSarif(result, options),
                       CheckMarkdown(result), CheckGithub(result, options)))
     return exit_code::kUsage;
@@ -140,7 +158,10 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
 }
 
 int DiffCommand(const DiffArgs& args) {
+  CodeRules code = CodeRulesOf(args.ci.code);
   ReportDocument base, now;
+  base.SetCodeRules(code);
+  now.SetCodeRules(code);
   std::string err;
   if (!base.Load({args.base}, &err) || !now.Load({args.now}, &err)) {
     fmt::print(stderr, "pagewaste diff: {}\n", err);
@@ -149,7 +170,7 @@ int DiffCommand(const DiffArgs& args) {
   DiffResult diff = Diff(base, now, args.fail_on_regression);
   std::string text = args.format == "json" ? RenderDiffJson(diff) : RenderDiffText(diff);
   if (!WriteOutput(args.output, text)) return exit_code::kUsage;
-  CiOptions options = OptionsOf(args.ci);
+  CiOptions options = OptionsOf(code);
   if (!WriteCiOutputs(args.ci, DiffJunit(diff), DiffSarif(diff, options), DiffMarkdown(diff),
                       DiffGithub(diff, options)))
     return exit_code::kUsage;

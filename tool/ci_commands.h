@@ -7,11 +7,23 @@
 #include <string>
 #include <vector>
 
+#include "program_code.h"
+
 namespace pagewaste {
 
 // Writes text to path ("" or "-": stdout); false, with a message, when it
 // cannot.
 bool WriteOutput(const std::string& path, const std::string& text);
+
+// Which frames are the program's own code (program_code.h), as report,
+// check and diff take it.
+struct CodeArgs {
+  std::string source_root;  // default: the current directory
+  std::vector<std::string> own;
+  std::vector<std::string> library;
+};
+// The rules, with the budget's patterns added (check).
+CodeRules CodeRulesOf(const CodeArgs& args, const CodeRules* budget = nullptr);
 
 // Where check and diff send what CI systems read.
 struct CiArgs {
@@ -19,7 +31,7 @@ struct CiArgs {
   std::string sarif;
   std::string markdown;
   bool github = false;
-  std::string source_root;
+  CodeArgs code;
 };
 
 struct CheckArgs {

@@ -27,6 +27,7 @@ struct ReportArgs {
   std::string metric;
   std::string output;
   std::vector<std::string> traces;
+  CodeArgs code;
 };
 
 int ReportCommand(const ReportArgs& args) {
@@ -68,6 +69,7 @@ int ReportCommand(const ReportArgs& args) {
     return exit_code::kUsage;
   }
   options.timeline_samples = args.timeline_samples;
+  options.code = CodeRulesOf(args.code);
   // Progress for large traces, where someone is watching.
   if (isatty(STDERR_FILENO)) options.progress_from_bytes = 64 << 20;
   for (const std::string& w : args.what_if) {
@@ -112,6 +114,19 @@ int ReportCommand(const ReportArgs& args) {
   return code;
 }
 
+// Which frames are the program's: report, check and diff take the same.
+void AddCodeOptions(CLI::App* cmd, CodeArgs* code) {
+  cmd->add_option("--source-root", code->source_root,
+                  "Source files under DIR are the program's and are shown relative to it "
+                  "(default: the current directory)");
+  cmd->add_option("--own-code", code->own,
+                  "Frames whose function, source file or module matches the glob PATTERN are "
+                  "the program's own code, whatever else says; repeatable");
+  cmd->add_option("--library-code", code->library,
+                  "Frames matching PATTERN are a library's: a call site is named by its first "
+                  "frame outside them; repeatable");
+}
+
 // The options check and diff share.
 void AddCiOptions(CLI::App* cmd, CiArgs* ci) {
   cmd->add_option("--junit", ci->junit, "Also write JUnit XML to FILE");
@@ -120,9 +135,7 @@ void AddCiOptions(CLI::App* cmd, CiArgs* ci) {
   cmd->add_flag("--github", ci->github,
                 "Print GitHub workflow-command annotations, and append the Markdown summary "
                 "to $GITHUB_STEP_SUMMARY when it is set");
-  cmd->add_option("--source-root", ci->source_root,
-                  "Write source paths relative to DIR in SARIF and annotations (default: the "
-                  "current directory)");
+  AddCodeOptions(cmd, &ci->code);
 }
 
 }  // namespace
@@ -188,6 +201,7 @@ int RunCli(int argc, char** argv) {
   report_cmd->add_option("--what-if", report.what_if,
                          "page-size=SIZE (bytes, or with K/M/G) or allocator=page|size-class|arena; "
                          "repeatable (default: 4K,16K,64K,2M and every model)");
+  AddCodeOptions(report_cmd, &report.code);
   report_cmd->add_option("traces", report.traces, "TRACE...")->required();
 
   CheckArgs check;

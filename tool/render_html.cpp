@@ -94,13 +94,6 @@ class Flame {
   std::map<std::string, size_t> name_index_;
 };
 
-std::string Where(const CallSite& site) {
-  const Frame* f = SourceFrame(site.frames);
-  if (!f) return "(no stack)";
-  return f->file.empty() ? FrameName(*f)
-                         : fmt::format("{} ({}:{})", FrameName(*f), f->file, f->line);
-}
-
 json Card(const char* label, uint64_t value, bool bytes, bool hot = false, std::string note = "") {
   return {{"label", label}, {"value", value}, {"bytes", bytes}, {"hot", hot}, {"note", note}};
 }
@@ -184,7 +177,7 @@ std::string RenderHtml(const std::vector<Report>& reports) {
   d["flame"] = flame.Json();
   json sites = json::array();
   for (const CallSite& site : ShownSites(c.call_sites, 100).sites)
-    sites.push_back({{"where", Where(site)},
+    sites.push_back({{"where", site.label},
                      {"waste", site.cost.waste_bytes()},
                      {"page_bytes", site.cost.page_bytes},
                      {"requested", site.cost.requested_bytes},

@@ -1,4 +1,4 @@
-// JSON output, schema_version 2, described by docs/report.schema.json.
+// JSON output, schema_version 3 (kSchemaVersion), described by docs/report.schema.json.
 //
 // One shape whatever the number of traces: `processes` (one report per
 // trace) and `combined` (their sum, call sites merged by key). Frames are
@@ -18,13 +18,13 @@
 #include <tuple>
 
 #include "render.h"
+#include "report_document.h"
 
 namespace pagewaste {
 namespace {
 
 using json = nlohmann::ordered_json;
 
-constexpr int kSchemaVersion = 2;
 
 json Syscalls(const SyscallTotals& s) {
   json j = json::object();
@@ -50,6 +50,7 @@ void Cost(const CostTotals& c, json* j) {
   (*j)["requested_bytes"] = c.requested_bytes;
   (*j)["usable_bytes"] = c.usable_bytes;
   (*j)["own_mappings"] = c.own_mappings;
+  (*j)["own_requested_bytes"] = c.own_requested_bytes;
   (*j)["page_bytes"] = c.page_bytes;
   (*j)["page_waste_bytes"] = c.page_waste_bytes;
   (*j)["waste_bytes"] = c.waste_bytes();
@@ -85,10 +86,10 @@ class StackTables {
   json TakeStacks() { return std::move(stacks_); }
 
  private:
-  using FrameKey = std::tuple<std::string, std::string, int, std::string, uint64_t, bool>;
+  using FrameKey = std::tuple<std::string, std::string, int, std::string, uint64_t, bool, bool>;
 
   int64_t FrameIndex(const Frame& f) {
-    FrameKey key{f.function, f.file, f.line, f.module, f.module_offset, f.inlined};
+    FrameKey key{f.function, f.file, f.line, f.module, f.module_offset, f.inlined, f.library};
     auto [it, fresh] = frame_index_.emplace(std::move(key), frames_.size());
     if (fresh)
       frames_.push_back({{"function", f.function},
@@ -96,7 +97,8 @@ class StackTables {
                          {"line", f.line},
                          {"module", f.module},
                          {"module_offset", f.module_offset},
-                         {"inlined", f.inlined}});
+                         {"inlined", f.inlined},
+                         {"library", f.library}});
     return static_cast<int64_t>(it->second);
   }
 
@@ -126,6 +128,7 @@ void CallSites(const std::vector<CallSite>& all, size_t top, bool combined, Stac
 json CallSiteJson(const CallSite& site, bool combined, StackTables* tables) {
   json s;
   s["key"] = site.key;
+  s["label"] = site.label;
   s["stack"] = tables->Stack(site.frames);
   if (combined) s["processes"] = site.processes;
   Cost(site.cost, &s);
@@ -144,6 +147,7 @@ json KernelSites(const std::vector<CallSite>& sites, StackTables* tables) {
   json out = json::array();
   for (const CallSite& site : sites)
     out.push_back({{"key", site.key},
+                   {"label", site.label},
                    {"stack", tables->Stack(site.frames)},
                    {"calls", site.cost.calls()},
                    {"syscalls", Syscalls(site.cost.syscalls)},
@@ -157,6 +161,7 @@ json LeakSites(const std::vector<CallSite>& sites, StackTables* tables) {
   json out = json::array();
   for (const CallSite& site : sites)
     out.push_back({{"key", site.key},
+                   {"label", site.label},
                    {"stack", tables->Stack(site.frames)},
                    {"leaked_allocations", site.leaked_allocations},
                    {"leaked_bytes", site.leaked_bytes}});
@@ -238,6 +243,7 @@ json ReportJson(const Report& r, size_t top, StackTables* tables) {
   json peak_sites = json::array();
   for (const CallSite& site : r.peak.sites)
     peak_sites.push_back({{"key", site.key},
+                          {"label", site.label},
                           {"stack", tables->Stack(site.frames)},
                           {"page_bytes", site.cost.page_bytes}});
   j["peak"] = {{"page_bytes", r.peak.page_bytes},

@@ -4,6 +4,7 @@
 #include <regex>
 #include <sstream>
 
+#include "program_code.h"
 #include "render.h"
 
 namespace pagewaste {
@@ -52,16 +53,12 @@ std::string Percent(uint64_t part, uint64_t whole) {
 }
 
 std::string Location(const Frame& f) {
-  std::string where;
-  if (!f.file.empty()) {
-    where = f.file + ":" + std::to_string(f.line);
-  } else if (!f.module.empty()) {
-    where = fmt::format("{}+{:#x}", f.module, f.module_offset);
-  } else {
-    where = fmt::format("{:#x}", f.address);
-  }
-  std::string function = f.function.empty() ? "??" : f.function;
-  return fmt::format("{}{} ({})", f.inlined ? "[inlined] " : "", function, where);
+  return (f.inlined ? "[inlined] " : "") + FrameText(f);
+}
+
+// "1 request", "2 requests": a count and its noun, grouped in thousands.
+std::string Count(uint64_t n, const char* singular, const char* plural) {
+  return Num(n) + " " + (n == 1 ? singular : plural);
 }
 
 // Lines that say what a site did, in the terms of the problem: requests
@@ -70,48 +67,86 @@ std::string Location(const Frame& f) {
 std::vector<std::string> SiteLines(const CostTotals& c) {
   std::vector<std::string> lines;
   if (c.own_mappings) {
-    uint64_t avg = c.requested_bytes / c.own_mappings;
+    uint64_t chunks = c.own_mappings - c.mappings;
     lines.push_back(fmt::format(
-        "{} requests got pages of their own ({} direct mmap, {} malloc'd "
-        "mapped chunks): {} B requested on average, {} in pages",
-        Num(c.own_mappings), Num(c.mappings), Num(c.own_mappings - c.mappings), Num(avg),
-        Bytes(c.page_bytes)));
+        "{} got pages of their own ({} direct mmap, {} malloc'd mapped {}): {} requested on "
+        "average, {} in pages",
+        Count(c.own_mappings, "request", "requests"), Num(c.mappings), Num(chunks),
+        chunks == 1 ? "chunk" : "chunks", Bytes(c.own_requested_bytes / c.own_mappings),
+        Bytes(c.page_bytes - c.made_accessible_bytes)));
   }
-  uint64_t heap = c.allocations - (c.own_mappings - c.mappings);
-  if (heap)
-    lines.push_back(fmt::format("{} allocations from shared heap pages ({} usable)",
-                                Num(heap), Bytes(c.usable_bytes)));
+  if (uint64_t heap = c.heap_allocations())
+    lines.push_back(fmt::format("{} from shared heap pages: {} requested on average, {} usable",
+                                Count(heap, "allocation", "allocations"),
+                                Bytes(c.heap_requested_bytes() / heap), Bytes(c.usable_bytes)));
   if (c.usage_measured)
     lines.push_back(fmt::format(
-        "measured at unmap or exit (estimate): {} mappings made {} pages resident and used {}; "
+        "measured at unmap or exit (estimate): {} made {} resident and used {}; "
         "estimated waste {}",
-        Num(c.usage_measured), Num(c.resident_pages), Bytes(c.used_bytes),
-        Bytes(c.estimated_waste_bytes)));
+        Count(c.usage_measured, "mapping", "mappings"), Count(c.resident_pages, "page", "pages"),
+        Bytes(c.used_bytes), Bytes(c.estimated_waste_bytes)));
   std::vector<std::string> parts;
-  if (c.frees) parts.push_back(Num(c.frees) + " frees");
+  if (c.frees) parts.push_back(Count(c.frees, "free", "frees"));
   if (c.unmappings) parts.push_back(Num(c.unmappings) + " munmap");
   if (c.remappings) parts.push_back(Num(c.remappings) + " mremap");
-  if (c.file_mappings) parts.push_back(Num(c.file_mappings) + " file mappings");
+  if (c.file_mappings) parts.push_back(Count(c.file_mappings, "file mapping", "file mappings"));
   if (c.brk_calls) parts.push_back(Num(c.brk_calls) + " brk/sbrk");
   if (c.memory_calls) parts.push_back(Num(c.memory_calls) + " madvise/mprotect");
   if (c.reservations)
-    parts.push_back(Num(c.reservations) + " PROT_NONE reservations of " + Bytes(c.reserved_bytes));
+    parts.push_back(Count(c.reservations, "PROT_NONE reservation", "PROT_NONE reservations") +
+                    " of " + Bytes(c.reserved_bytes));
   if (c.made_accessible_bytes)
     parts.push_back(Bytes(c.made_accessible_bytes) + " of reservations made accessible");
-  if (c.failed_calls) parts.push_back(Num(c.failed_calls) + " failed calls");
+  if (c.failed_calls) parts.push_back(Count(c.failed_calls, "failed call", "failed calls"));
   std::string other;
   for (size_t i = 0; i < parts.size(); ++i) other += (i ? ", " : "") + parts[i];
   if (!other.empty()) lines.push_back(other);
   return lines;
 }
 
-void Frames(const CallSite& site, const RenderOptions& options, std::string* out,
-            size_t limit = 0) {
-  size_t shown = std::min(limit ? limit : options.frames, site.frames.size());
-  for (size_t i = 0; i < shown; ++i) *out += fmt::format("       {}\n", Location(site.frames[i]));
-  if (site.frames.size() > shown)
-    *out += fmt::format("       ... {} more frames\n", site.frames.size() - shown);
-  if (site.frames.empty()) *out += "       (no stack recorded)\n";
+// A site's stack, innermost first, with the library frames folded around
+// the program's own: a run of more than two library frames before the
+// site's location shows its first and last (where the kernel was entered,
+// and what the program called), one after it a count. At most `limit`
+// lines; from_location starts at the location's caller (the short lists,
+// whose "at" line names the location).
+void Frames(const CallSite& site, size_t limit, bool from_location, std::string* out) {
+  const std::vector<Frame>& frames = site.frames;
+  if (frames.empty()) return;  // the "at" line says so
+  size_t location = LocationIndex(frames);
+  std::vector<bool> own = OwnFrames(frames);
+  struct Line {
+    std::string text;
+    size_t frames;  // how many frames it stands for
+  };
+  std::vector<Line> lines;
+  for (size_t i = from_location ? location + 1 : 0; i < frames.size();) {
+    if (own[i] || i == location) {
+      lines.push_back({Location(frames[i]), 1});
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < frames.size() && !own[end] && end != location) ++end;
+    size_t run = end - i;
+    if (run <= 2) {
+      for (; i < end; ++i) lines.push_back({Location(frames[i]), 1});
+    } else if (i < location) {
+      lines.push_back({Location(frames[i]), 1});
+      lines.push_back({fmt::format("... {} library frames", Num(run - 2)), run - 2});
+      lines.push_back({Location(frames[end - 1]), 1});
+    } else {
+      lines.push_back({fmt::format("... {} library frames", Num(run)), run});
+    }
+    i = end;
+  }
+  size_t shown = 0, covered = from_location ? location + 1 : 0;
+  for (; shown < lines.size() && shown < limit; ++shown) {
+    *out += fmt::format("       {}\n", lines[shown].text);
+    covered += lines[shown].frames;
+  }
+  if (shown < lines.size())
+    *out += fmt::format("       ... {} more\n", Count(frames.size() - covered, "frame", "frames"));
 }
 
 // The two lists of sites every report leads with: by page waste, and by
@@ -131,13 +166,14 @@ void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<Call
                         waste, Bytes(c.page_bytes), Bytes(c.requested_bytes),
                         error ? " +/- " + Bytes(error) : "", Syscalls(c.syscalls),
                         SyscallDetail(c));
+    *out += fmt::format("     at {}\n", site.label);
     if (combined && site.processes > 1)
       *out += fmt::format("     in {} processes\n", Num(site.processes));
     for (const std::string& line : SiteLines(c)) *out += fmt::format("     {}\n", line);
     if (!site.advice.empty()) *out += fmt::format("     => {}\n", site.advice);
     if (site.leaked_allocations)
       *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
-                          Num(site.leaked_allocations));
+                          Count(site.leaked_allocations, "block or mapping", "blocks and mappings"));
     uint64_t freed = 0;
     for (uint64_t n : site.lifetimes) freed += n;
     if (freed) {
@@ -147,7 +183,7 @@ void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<Call
       *out += fmt::format("     lifetimes:{}; {} temporary (freed before any other allocation)\n",
                           spread, Num(site.temporary_allocations));
     }
-    Frames(site, options, out);
+    Frames(site, options.frames, false, out);
   }
   if (!rank) *out += "  (none)\n";
 
@@ -156,10 +192,12 @@ void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<Call
   for (const CallSite& site : kernel) {
     if (options.top && rank == options.top) break;
     const CostTotals& c = site.cost;
-    *out += fmt::format("#{:<3} {} syscalls for {} calls{}\n", ++rank, Num(SumSyscalls(c.syscalls)),
-                        Num(c.calls()), SyscallDetail(c));
+    *out += fmt::format("#{:<3} {} for {}{}\n", ++rank,
+                        Count(SumSyscalls(c.syscalls), "syscall", "syscalls"),
+                        Count(c.calls(), "call", "calls"), SyscallDetail(c));
+    *out += fmt::format("     at {}\n", site.label);
     *out += fmt::format("     {}\n", SyscallPattern(c));
-    Frames(site, options, out, 3);
+    Frames(site, 3, true, out);
   }
   if (!rank) *out += "  (none)\n";
 }
@@ -186,8 +224,9 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     if (p.end->status != format::kUnknownStatus)
       ending += fmt::format(" {}", p.end->status);
   }
-  *out += fmt::format("  trace     {}, {}, {} events, {} threads, {:.3f} s, {}\n",
-                      TraceStatusName(p.status), ending, Num(p.events), r.threads,
+  *out += fmt::format("  trace     {}, {}, {}, {}, {:.3f} s, {}\n",
+                      TraceStatusName(p.status), ending, Count(p.events, "event", "events"),
+                      Count(r.threads, "thread", "threads"),
                       static_cast<double>(p.duration_ns) / 1e9, Bytes(p.trace_bytes));
   if (p.status != TraceStatus::kComplete)
     *out += fmt::format("  WARNING   the trace is {}: {}; figures cover what it holds\n",
@@ -261,9 +300,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   int rank = 0;
   for (const CallSite& site : r.leak_sites) {
     if (options.top && static_cast<size_t>(rank) == options.top) break;
-    *out += fmt::format("#{:<3} {} in {} blocks and mappings\n", ++rank, Bytes(site.leaked_bytes),
-                        Num(site.leaked_allocations));
-    Frames(site, options, out, 3);
+    *out += fmt::format("#{:<3} {} in {}\n", ++rank, Bytes(site.leaked_bytes),
+                        Count(site.leaked_allocations, "block or mapping", "blocks and mappings"));
+    *out += fmt::format("     at {}\n", site.label);
+    Frames(site, 3, true, out);
   }
   if (!rank) *out += "  (nothing)\n";
 
@@ -290,9 +330,9 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     size_t shown = 0;
     for (const CallSite& site : r.peak.sites) {
       if (options.top && shown++ == options.top) break;
-      *out += fmt::format("  {} ({})\n", Bytes(site.cost.page_bytes),
-                          Percent(site.cost.page_bytes, r.peak.page_bytes));
-      Frames(site, options, out, 3);
+      *out += fmt::format("  {} ({}) at {}\n", Bytes(site.cost.page_bytes),
+                          Percent(site.cost.page_bytes, r.peak.page_bytes), site.label);
+      Frames(site, 3, true, out);
     }
     if (r.peak.max_map_count)
       *out += fmt::format("  live mappings at most {} of vm.max_map_count {} ({}): a page-per-object\n"

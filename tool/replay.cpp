@@ -23,6 +23,7 @@
 #include "advice.h"
 #include "page_cost.h"
 #include "reconciliation.h"
+#include "program_code.h"
 #include "symbolizer.h"
 
 namespace pagewaste {
@@ -81,9 +82,17 @@ class Replayer : public RecordVisitor {
   void OnSymbolizedAddress(const SymbolizedAddress& a) override {
     std::vector<Frame>& frames = embedded_[a.address];
     frames.clear();
-    for (const SymbolFrame& f : a.frames)
-      frames.push_back(Frame{a.address, f.function, f.file, static_cast<int>(f.line), f.module,
-                             f.module_offset, f.inlined});
+    for (const SymbolFrame& f : a.frames) {
+      Frame frame;
+      frame.address = a.address;
+      frame.function = f.function;
+      frame.file = f.file;
+      frame.line = static_cast<int>(f.line);
+      frame.module = f.module;
+      frame.module_offset = f.module_offset;
+      frame.inlined = f.inlined;
+      frames.push_back(std::move(frame));
+    }
   }
   // The trace carries its symbols (format::kHeaderHasSymbols): no debug
   // information to load.
@@ -113,6 +122,7 @@ class Replayer : public RecordVisitor {
       c->usable_bytes += weight * e.usable;
       if (e.mapped_bytes) {
         ++c->own_mappings;
+        c->own_requested_bytes += e.requested;
         c->page_bytes += e.mapped_bytes;
         c->page_waste_bytes += waste;
       }
@@ -172,6 +182,7 @@ class Replayer : public RecordVisitor {
       } else {
         ++c->mappings;
         ++c->own_mappings;
+        c->own_requested_bytes += e.length;
         c->requested_bytes += e.length;
         c->page_bytes += pages;
         c->page_waste_bytes += pages - e.length;
@@ -382,11 +393,19 @@ class Replayer : public RecordVisitor {
         for (CallSite& site : *sites) Symbolize(frames_of, &site);
       r.symbol_warnings = symbolizer.warnings();
     }
+    CodeOrigin origin(options.code);
     for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites})
+      for (CallSite& site : *sites) origin.Learn(site.frames);
+    for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites}) {
       for (CallSite& site : *sites) {
         site.key = SiteKey(site.frames);
         site.sampling_error_bytes = SamplingErrorBytes(sample_interval_, site.cost.sampled_bytes);
+        origin.Classify(&site.frames);
       }
+      // Two stacks that symbolize alike (two calls on one line) are one
+      // site to whoever reads the report.
+      MergeSameKey(sites);
+    }
     // Ties in the ranking go by key, not by stack id: the same order in every
     // run of a deterministic program.
     std::stable_sort(r.call_sites.begin(), r.call_sites.end(), ByWaste);
@@ -398,6 +417,7 @@ class Replayer : public RecordVisitor {
                          return a.cost.page_bytes > b.cost.page_bytes;
                        return a.key < b.key;
                      });
+    LabelSites({&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites});
     r.page_steps = std::move(page_steps_);
     for (const ModuleInfo& m : modules_)
       if (!m.build_id.empty()) r.module_build_ids[m.path] = m.build_id;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "program_code.h"
 #include "report_model.h"
 #include "trace_reader.h"
 #include "what_if.h"
@@ -25,6 +26,8 @@ struct ReplayOptions {
   size_t timeline_samples = 60;  // about this many (at most twice as many)
   // Show progress on stderr for traces of at least this many bytes (0: never).
   uint64_t progress_from_bytes = 0;
+  // Which frames are the program's own code (program_code.h).
+  CodeRules code;
 };
 
 // "4096", "64K", "2M", "1G" -> bytes (K = 1024, B and KiB also taken).

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -96,8 +97,37 @@ uint64_t MetricValue(const json& object, const std::string& metric) {
 }
 
 std::string SiteLocation::Text() const {
+  if (!label.empty()) return label;
   std::string where = file.empty() ? module : fmt::format("{}:{}", file, line);
   return fmt::format("{} ({})", function.empty() ? "??" : function, where);
+}
+
+void ReportDocument::SetCodeRules(const CodeRules& rules) { rules_ = rules; }
+
+void ReportDocument::NameSites() {
+  origin_ = CodeOrigin(rules_);
+  std::vector<Frame> all;
+  for (const json& f : doc_["frames"]) {
+    Frame frame;
+    frame.file = f["file"].get<std::string>();
+    all.push_back(std::move(frame));
+  }
+  origin_.Learn(all);
+  std::vector<std::vector<Frame>> stacks;
+  std::vector<std::string> keys;
+  auto add = [&](const json& site) {
+    std::string key = site["key"].get<std::string>();
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) return;
+    keys.push_back(key);
+    stacks.push_back(Frames(site));
+  };
+  for (const json& site : call_sites()) add(site);
+  for (const json* site : PeakSites()) add(*site);
+  std::vector<const std::vector<Frame>*> pointers;
+  for (const std::vector<Frame>& stack : stacks) pointers.push_back(&stack);
+  std::vector<std::string> labels = SiteLabels(pointers);
+  labels_.clear();
+  for (size_t i = 0; i < keys.size(); ++i) labels_[keys[i]] = labels[i];
 }
 
 bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* err) {
@@ -115,6 +145,7 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
     }
     Report report;
     ReplayOptions options;
+    options.code = rules_;
     if (!ReplayTrace(path, options, &report, err)) return false;
     if (report.process.status != TraceStatus::kComplete)
       fmt::print(stderr, "pagewaste: {}: trace is {} ({}); using what it holds\n", path,
@@ -123,6 +154,7 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
   }
   // Every site: site limits and suppressions must see them all.
   doc_ = json::parse(RenderJson(reports, {}));
+  NameSites();
   return true;
 }
 
@@ -138,6 +170,7 @@ bool ReportDocument::Parse(const std::string& text, const std::string& name, std
     *err = fmt::format("{}: {}", name, why);
     return false;
   }
+  NameSites();
   return true;
 }
 
@@ -146,10 +179,13 @@ bool ReportDocument::Validate(std::string* err) const {
     *err = Expected("the top", "an object");
     return false;
   }
-  if (!doc_.contains("schema_version") || doc_["schema_version"] != 2) {
-    *err =
-        "schema_version: expected 2 (made by `pagewaste report --format json` of this "
-        "version)";
+  // Version 3 added labels and library frames, which are made again here
+  // by this run's rules: a version 2 report reads the same.
+  if (!doc_.contains("schema_version") ||
+      (doc_["schema_version"] != 2 && doc_["schema_version"] != kSchemaVersion)) {
+    *err = fmt::format(
+        "schema_version: expected 2 or {} (made by `pagewaste report --format json` of this "
+        "version)", kSchemaVersion);
     return false;
   }
   const json& frames = doc_.value("frames", json());
@@ -239,6 +275,7 @@ std::vector<Frame> ReportDocument::Frames(const json& site) const {
     frame.inlined = f.value("inlined", false);
     out.push_back(std::move(frame));
   }
+  origin_.Classify(&out);
   return out;
 }
 
@@ -278,11 +315,14 @@ std::vector<const json*> ReportDocument::PeakSites() const {
 
 SiteLocation ReportDocument::Location(const json& site) const {
   std::vector<Frame> frames = Frames(site);
-  const Frame* pick = SourceFrame(frames);
-  if (!pick) return {};
-  std::string module = pick->module.substr(pick->module.rfind('/') + 1);
-  if (pick->file.empty() && !module.empty()) module += fmt::format("+{:#x}", pick->module_offset);
-  return {pick->function, pick->file, pick->line, module};
+  size_t at = LocationIndex(frames);
+  if (at == SIZE_MAX) return {};
+  const Frame& pick = frames[at];
+  std::string module = pick.module.substr(pick.module.rfind('/') + 1);
+  if (pick.file.empty() && !module.empty()) module += fmt::format("+{:#x}", pick.module_offset);
+  auto label = labels_.find(site["key"].get<std::string>());
+  return {pick.function, pick.short_file, pick.line, module,
+          label == labels_.end() ? FrameText(pick) : label->second};
 }
 
 }  // namespace pagewaste

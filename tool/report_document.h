@@ -7,9 +7,11 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "program_code.h"
 #include "report_model.h"
 
 namespace pagewaste {
@@ -26,14 +28,21 @@ struct Metric {
 const std::vector<Metric>& Metrics();
 const Metric* FindMetric(const std::string& name);
 
-// Where a site is, for messages and CI formats: its SourceFrame
-// (report_model.h).
+// The schema_version of the JSON reports this build writes.
+inline constexpr int kSchemaVersion = 3;
+
+// Where a site is, for messages and CI formats: its first frame in the
+// program's own code (LocationIndex, program_code.h), with the file as
+// reports show it, and the label that tells it from the report's other
+// sites.
 struct SiteLocation {
   std::string function;
   std::string file;
   int line = 0;
   std::string module;
-  std::string Text() const;  // "page_alloc (examples/page_per_object.c:14)"
+  std::string label;
+  // The label, or "page_alloc (examples/page_per_object.c:14)".
+  std::string Text() const;
 };
 
 class ReportDocument {
@@ -42,6 +51,8 @@ class ReportDocument {
   // combined). False with *err naming the file and, for a malformed
   // report, the field.
   bool Load(const std::vector<std::string>& paths, std::string* err);
+  // Which frames are the program's (before Load or Parse).
+  void SetCodeRules(const CodeRules& rules);
   // A JSON report from memory; name stands for its path in messages.
   bool Parse(const std::string& text, const std::string& name, std::string* err);
 
@@ -49,7 +60,8 @@ class ReportDocument {
   const nlohmann::json& combined() const { return doc_["combined"]; }
   const nlohmann::json& summary() const { return doc_["combined"]["summary"]; }
   const nlohmann::json& call_sites() const { return doc_["combined"]["call_sites"]; }
-  // Innermost first; validated, so any site's stack can be asked for.
+  // Innermost first, classified; validated, so any site's stack can be
+  // asked for.
   std::vector<Frame> Frames(const nlohmann::json& site) const;
   SiteLocation Location(const nlohmann::json& site) const;
   // The sites that held the most pages at the peak, in the process that
@@ -59,8 +71,13 @@ class ReportDocument {
 
  private:
   bool Validate(std::string* err) const;
+  // Labels the sites (SiteLabels) by this document's code rules.
+  void NameSites();
   std::string name_;
   nlohmann::json doc_;
+  CodeRules rules_;
+  CodeOrigin origin_{CodeRules{}};
+  std::map<std::string, std::string> labels_;  // by site key
 };
 
 // A metric of a summary or a call site (validated by Load).

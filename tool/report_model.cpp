@@ -2,6 +2,8 @@
 // and the sentence that explains why a call site enters the kernel.
 #include "report_model.h"
 
+#include "program_code.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -36,6 +38,7 @@ void CostTotals::Add(const CostTotals& o) {
   requested_bytes += o.requested_bytes;
   usable_bytes += o.usable_bytes;
   own_mappings += o.own_mappings;
+  own_requested_bytes += o.own_requested_bytes;
   page_bytes += o.page_bytes;
   page_waste_bytes += o.page_waste_bytes;
   for (int i = 0; i < format::kSyscallKinds; ++i) syscalls[i] += o.syscalls[i];
@@ -175,6 +178,46 @@ SitesShown ShownSites(const std::vector<CallSite>& all, size_t n) {
   return shown;
 }
 
+void MergeSite(CallSite* into, const CallSite& site) {
+  // The frames and advice stay those of the larger part.
+  if (ByWaste(site, *into)) {
+    into->frames = site.frames;
+    into->advice = site.advice;
+  }
+  into->cost.Add(site.cost);
+  into->leaked_allocations += site.leaked_allocations;
+  into->leaked_bytes += site.leaked_bytes;
+  into->temporary_allocations += site.temporary_allocations;
+  for (int b = 0; b < kLifetimeBuckets; ++b) into->lifetimes[b] += site.lifetimes[b];
+  // Independent estimates: their errors add in quadrature.
+  into->sampling_error_bytes = static_cast<uint64_t>(
+      std::llround(std::hypot(static_cast<double>(into->sampling_error_bytes),
+                              static_cast<double>(site.sampling_error_bytes))));
+}
+
+void MergeSameKey(std::vector<CallSite>* sites) {
+  std::map<std::string, size_t> by_key;
+  std::vector<CallSite> out;
+  out.reserve(sites->size());
+  for (CallSite& site : *sites) {
+    // A frame without module or function has only its address, which the
+    // key leaves out: such stacks stay apart.
+    bool resolved = std::all_of(site.frames.begin(), site.frames.end(), [](const Frame& f) {
+      return !f.function.empty() || !f.module.empty();
+    });
+    if (!resolved) {
+      out.push_back(std::move(site));
+      continue;
+    }
+    auto [it, fresh] = by_key.emplace(site.key, out.size());
+    if (fresh)
+      out.push_back(std::move(site));
+    else
+      MergeSite(&out[it->second], site);
+  }
+  *sites = std::move(out);
+}
+
 CombinedReport Combine(const std::vector<Report>& reports) {
   CombinedReport c;
   std::map<std::string, size_t> by_key;
@@ -199,20 +242,7 @@ CombinedReport Combine(const std::vector<Report>& reports) {
         ++into.processes;
         last_process[it->second] = c.processes;
       }
-      // The frames and advice stay those of the larger part.
-      if (ByWaste(site, into)) {
-        into.frames = site.frames;
-        into.advice = site.advice;
-      }
-      into.cost.Add(site.cost);
-      into.leaked_allocations += site.leaked_allocations;
-      into.leaked_bytes += site.leaked_bytes;
-      into.temporary_allocations += site.temporary_allocations;
-      for (int b = 0; b < kLifetimeBuckets; ++b) into.lifetimes[b] += site.lifetimes[b];
-      // Independent estimates: their errors add in quadrature.
-      into.sampling_error_bytes = static_cast<uint64_t>(std::llround(
-          std::hypot(static_cast<double>(into.sampling_error_bytes),
-                     static_cast<double>(site.sampling_error_bytes))));
+      MergeSite(&into, site);
     }
   }
   std::sort(c.call_sites.begin(), c.call_sites.end(), ByWaste);
@@ -221,6 +251,7 @@ CombinedReport Combine(const std::vector<Report>& reports) {
   c.leak_sites = FirstOf(c.call_sites, 10, ByLeaked,
                          [](const CallSite& s) { return s.leaked_allocations > 0; });
   c.peak = CombinedPeakOf(reports);
+  LabelSites({&c.call_sites, &c.kernel_sites, &c.leak_sites});
   return c;
 }
 
@@ -264,19 +295,6 @@ bool FigureOf(const CallSite& site, const std::string& metric, uint64_t* value) 
       return true;
     }
   return false;
-}
-
-const Frame* SourceFrame(const std::vector<Frame>& frames) {
-  auto system = [](const std::string& module) {
-    for (const char* dir : {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/", "/usr/libexec/"})
-      if (module.rfind(dir, 0) == 0) return true;
-    return false;
-  };
-  for (const Frame& f : frames)
-    if (!f.file.empty() && !system(f.module)) return &f;
-  for (const Frame& f : frames)
-    if (!f.file.empty()) return &f;
-  return frames.empty() ? nullptr : &frames[0];
 }
 
 std::string FrameName(const Frame& f) {

@@ -33,6 +33,11 @@ struct Frame {
   std::string module;    // path of the module, or empty
   uint64_t module_offset = 0;
   bool inlined = false;  // inlined into the next frame
+  // Set by CodeOrigin (program_code.h): a library's frame on the way to
+  // the system call, not the program's own code; and the file as reports
+  // show it (relative to the source root, std/os/linux.zig, ...).
+  bool library = false;
+  std::string short_file;
 };
 
 // Figures of one kind of cost, kept the same way for the whole process and
@@ -56,6 +61,7 @@ struct CostTotals {
   uint64_t requested_bytes = 0;
   uint64_t usable_bytes = 0;       // malloc_usable_size, malloc family
   uint64_t own_mappings = 0;       // allocations served by their own mapping
+  uint64_t own_requested_bytes = 0;  // what those allocations requested
   uint64_t page_bytes = 0;         // bytes of whole pages of own mappings
   uint64_t page_waste_bytes = 0;   // page_bytes - requested, own mappings
   SyscallTotals syscalls{};
@@ -88,6 +94,14 @@ struct CostTotals {
     return page_bytes ? 100.0 * static_cast<double>(page_waste_bytes) /
                             static_cast<double>(page_bytes)
                       : 0.0;
+  }
+
+  // Requested bytes of the malloc family's blocks from shared heap pages:
+  // what is neither an own mapping nor a reservation made accessible.
+  uint64_t heap_allocations() const { return allocations - (own_mappings - mappings); }
+  uint64_t heap_requested_bytes() const {
+    uint64_t other = own_requested_bytes + made_accessible_bytes;
+    return requested_bytes > other ? requested_bytes - other : 0;
   }
 
   // Calls made at the site, of any kind: what syscalls are set against.
@@ -124,6 +138,10 @@ struct CallSite {
   std::string advice;  // what to do about it, where the pattern is clear
   std::vector<Frame> frames;  // innermost first
   std::string key;  // SiteKey(frames): the same site in another run has the same
+  // What reports call it, unique among the sites of one report: its first
+  // frame in the program's own code, and the callers where two sites part
+  // (SiteLabels, program_code.h).
+  std::string label;
   // Under sampling, one standard error of its estimated bytes (0 otherwise).
   uint64_t sampling_error_bytes = 0;
   // In the combined view: the processes whose sites merged into this one.
@@ -138,12 +156,6 @@ bool FigureOf(const CallSite& site, const std::string& metric, uint64_t* value);
 // How flame graphs and profiles name a frame: the function, or
 // "?? (module+0x1a2b)" where it is unknown.
 std::string FrameName(const Frame& frame);
-
-// The frame a reader is sent to for a site (check's messages, SARIF,
-// annotations, the HTML tables): the innermost with a source file outside
-// the system's libraries (the program's own code), else the innermost with
-// a source file, else the innermost; null for no frames.
-const Frame* SourceFrame(const std::vector<Frame>& frames);
 
 // A call site's name across runs and machines: 16 hex digits hashing its
 // symbolized frames (function, file name without its directory, line,
@@ -289,6 +301,11 @@ struct CombinedReport {
   CombinedPeak peak;
 };
 CombinedReport Combine(const std::vector<Report>& reports);
+
+// Adds site's figures to into's (the frames kept are the larger part's).
+void MergeSite(CallSite* into, const CallSite& site);
+// Merges the sites that share a key, keeping the first one's place.
+void MergeSameKey(std::vector<CallSite>* sites);
 
 // The call sites a report lists, and the rest summed: sites, not frames,
 // are what makes a large program's report large (cc1plus: 120,000 sites).
