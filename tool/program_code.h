@@ -74,8 +74,10 @@ std::string FrameText(const Frame& frame);
 // A label for each stack that tells it apart from the others: its location
 // frame ("page_alloc (objs.c:6)"), and where two stacks share that, the
 // callers where they part ("page_alloc ← make_tag (objs.c:12)", or
-// "page_alloc ← … ← run (t.c:40)" when the frames between are the same).
-// Stacks with the same frames get the same label.
+// "page_alloc ← … ← run (t.c:40)" when the frames between are the same),
+// or where they differ only inside it, the first frame inward where they
+// part ("main.fill (fill.go:8) via runtime.(*mheap).grow"). Stacks with
+// the same frames get the same label.
 std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>& stacks);
 
 // Sets the label of each site in the lists, unique across all of them

@@ -78,7 +78,8 @@ std::vector<std::string> SiteLines(const CostTotals& c) {
   if (uint64_t heap = c.heap_allocations())
     lines.push_back(fmt::format("{} from shared heap pages: {} requested on average, {} usable",
                                 Count(heap, "allocation", "allocations"),
-                                Bytes(c.heap_requested_bytes() / heap), Bytes(c.usable_bytes)));
+                                Bytes(c.heap_requested_bytes() / heap),
+                                Bytes(c.usable_bytes - std::min(c.usable_bytes, c.own_usable_bytes))));
   if (c.usage_measured)
     lines.push_back(fmt::format(
         "measured at unmap or exit (estimate): {} made {} resident and used {}; "
@@ -253,9 +254,12 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         Bytes(s.used_bytes), Num(s.resident_pages), Num(s.usage_measured),
                         Bytes(s.estimated_waste_bytes));
   *out += fmt::format("  syscalls             {}{}\n", Syscalls(s.syscalls), SyscallDetail(s));
-  if (r.outside_syscalls)
-    *out += fmt::format("  outside allocations  {} (the loader, thread stacks, C library internals;\n"
-                        "                       counted by the ptrace observer)\n",
+  if (p.header.process.backend == format::Backend::kPtrace)
+    *out += "  outside allocations  none: the ptrace backend records every memory system call\n"
+            "                       of the process, the loader's and the runtime's included\n";
+  else if (r.outside_syscalls)
+    *out += fmt::format("  outside allocations  {} after the shim started (thread stacks, C library\n"
+                        "                       internals; counted by the ptrace observer)\n",
                         Syscalls(*r.outside_syscalls));
   else
     *out += "  outside allocations  not observed: run with --observe-syscalls to count them\n";
@@ -334,7 +338,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                           Percent(site.cost.page_bytes, r.peak.page_bytes), site.label);
       Frames(site, 3, true, out);
     }
-    if (r.peak.max_map_count)
+    // Worth a word once the mappings come within reach of the limit.
+    if (r.peak.max_map_count && r.peak.live_mappings * 10 >= r.peak.max_map_count)
       *out += fmt::format("  live mappings at most {} of vm.max_map_count {} ({}): a page-per-object\n"
                           "  allocator runs out of mappings long before it runs out of memory\n",
                           Num(r.peak.live_mappings), Num(r.peak.max_map_count),
@@ -378,6 +383,32 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
 }
 
 
+// How a process image came to be and ended, beside the others of a run:
+// " (child of 4242; exec'd in place of zig)": a fork and its exec, which
+// share a pid and often a name, are told apart.
+std::string ProcessImage(const Report& r, const std::vector<Report>& reports) {
+  const auto& me = r.process.header;
+  std::vector<std::string> notes;
+  for (const Report& other : reports) {
+    const auto& them = other.process.header;
+    if (&other == &r || them.process.start_monotonic_ns > me.process.start_monotonic_ns) continue;
+    if (them.process.pid == me.process.pid && other.process.end &&
+        other.process.end->reason == format::EndReason::kExec)
+      notes.push_back("exec'd in place of " + them.exe.substr(them.exe.rfind('/') + 1));
+  }
+  if (notes.empty())
+    for (const Report& other : reports)
+      if (&other != &r && other.process.header.process.pid == me.process.ppid) {
+        notes.push_back(fmt::format("child of {}", me.process.ppid));
+        break;
+      }
+  if (r.process.end && r.process.end->reason == format::EndReason::kExec)
+    notes.push_back("until its exec");
+  std::string out;
+  for (const std::string& n : notes) out += (out.empty() ? " (" : "; ") + n;
+  return out.empty() ? out : out + ")";
+}
+
 // Several processes: their sum leads, with their call sites merged by key
 // and the peak they reached together; one line per process follows, then
 // each process's own report.
@@ -414,9 +445,10 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
   *out += fmt::format("  {:>8}  {:>12}  {:>28}  {:>10}  {}\n", "pid", "allocations",
                       "page-rounding waste", "syscalls", "executable");
   for (const Report& r : reports)
-    *out += fmt::format("  {:>8}  {:>12}  {:>28}  {:>10}  {}\n", r.process.header.process.pid,
+    *out += fmt::format("  {:>8}  {:>12}  {:>28}  {:>10}  {}{}\n", r.process.header.process.pid,
                         Num(r.summary.allocations), Bytes(r.summary.page_waste_bytes),
-                        Num(SumSyscalls(r.summary.syscalls)), r.process.header.exe);
+                        Num(SumSyscalls(r.summary.syscalls)), r.process.header.exe,
+                        ProcessImage(r, reports));
 }
 
 // Colour for a terminal (options.colour): headings bold, waste red,

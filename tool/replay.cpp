@@ -123,6 +123,7 @@ class Replayer : public RecordVisitor {
       if (e.mapped_bytes) {
         ++c->own_mappings;
         c->own_requested_bytes += e.requested;
+        c->own_usable_bytes += e.usable;
         c->page_bytes += e.mapped_bytes;
         c->page_waste_bytes += waste;
       }

@@ -37,6 +37,7 @@ void CostTotals::Add(const CostTotals& o) {
   failed_calls += o.failed_calls;
   requested_bytes += o.requested_bytes;
   usable_bytes += o.usable_bytes;
+  own_usable_bytes += o.own_usable_bytes;
   own_mappings += o.own_mappings;
   own_requested_bytes += o.own_requested_bytes;
   page_bytes += o.page_bytes;

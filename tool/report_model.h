@@ -60,6 +60,7 @@ struct CostTotals {
   uint64_t failed_calls = 0;
   uint64_t requested_bytes = 0;
   uint64_t usable_bytes = 0;       // malloc_usable_size, malloc family
+  uint64_t own_usable_bytes = 0;   // that of the blocks with their own mapping
   uint64_t own_mappings = 0;       // allocations served by their own mapping
   uint64_t own_requested_bytes = 0;  // what those allocations requested
   uint64_t page_bytes = 0;         // bytes of whole pages of own mappings

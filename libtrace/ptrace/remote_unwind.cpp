@@ -55,13 +55,23 @@ int UnwindFramePointers(pid_t pid, const user_regs_struct& regs, uintptr_t* ips,
   uint64_t top = 0;
   if (depth < max_depth && stack.Read(regs.rsp, &top) && is_code(top)) ips[depth++] = top;
   uint64_t frame = regs.rbp;
-  while (depth < max_depth && frame % 8 == 0 && frame >= regs.rsp &&
-         frame - regs.rsp < kMaxStackSpan) {
+  uint64_t base = regs.rsp;  // the bottom of the stack the walk is on
+  bool switched = false;
+  while (depth < max_depth && frame % 8 == 0 && frame >= base && frame - base < kMaxStackSpan) {
     uint64_t saved = 0;
     uint64_t ret = 0;
     if (!stack.Read(frame, &saved) || !stack.Read(frame + 8, &ret) || !is_code(ret)) break;
     if (ret != ips[depth - 1]) ips[depth++] = ret;
-    if (saved <= frame) break;  // stacks grow down: the caller's frame is above
+    if (saved <= frame || saved - frame >= kMaxStackSpan) {
+      // Stacks grow down: the caller's frame is above, unless the caller
+      // ran on another stack. Go's runtime calls the code that maps memory
+      // on the thread's own stack (systemstack) with the goroutine's frame
+      // pointer kept, so its frames go on in the goroutine's stack: one
+      // such switch is followed, if the frame there returns into code.
+      if (switched || saved == 0 || saved % 8) break;
+      switched = true;
+      base = saved;
+    }
     frame = saved;
   }
   return depth;

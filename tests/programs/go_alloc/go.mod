@@ -1,0 +1,3 @@
+module pagewaste/go_alloc
+
+go 1.19
