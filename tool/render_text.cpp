@@ -270,7 +270,9 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   if (p.end && p.end->shim_syscalls.Total())
     *out += fmt::format("  pagewaste's own      {} memory syscalls, in no figure above\n",
                         Num(p.end->shim_syscalls.Total()));
-  if (s.syscall_ns && p.duration_ns)
+  // Under ptrace the run is slowed by the tracer's stops, which the
+  // calls' own time leaves out: no share of it would be true.
+  if (s.syscall_ns && p.duration_ns && p.header.process.backend != format::Backend::kPtrace)
     *out += fmt::format("  time in syscalls     {:.2f}% of the traced run\n",
                         100.0 * r.syscall_time_share());
   *out += fmt::format("  peak live bytes      {}\n", Bytes(r.peak_live_bytes));

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@ class ProcessRecorder {
     uint64_t args[6] = {};
     uint64_t stack = 0;
     uint64_t start_ns = 0;
+    uint64_t start_cpu_ns = 0;  // the thread's CPU time so far; 0: unknown
     bool measured = false;  // munmap: usage of the range, taken before it goes
     UsageEstimate usage;
   };
@@ -58,6 +60,9 @@ class ProcessRecorder {
 
  private:
   bool MeasureUsage(uint64_t start, uint64_t length, UsageEstimate* usage);
+  // The CPU time thread tid has run (ns), from its schedstat; 0 where the
+  // kernel keeps none.
+  uint64_t ThreadCpuNs(pid_t tid);
   bool Known(uint64_t ip) const;
   void RefreshModules();
 
@@ -68,6 +73,7 @@ class ProcessRecorder {
   uint64_t break_ = 0;
   uint64_t generation_ = 0;
   int pagemap_ = -1;
+  std::unordered_map<pid_t, int> schedstat_;  // by thread: /proc/PID/task/TID/schedstat
   std::vector<ModuleInfo> modules_;
   std::map<std::string, std::string> build_ids_;  // by path, read once
   std::unique_ptr<producer::TraceFile> trace_;  // 400 KiB: on the heap
