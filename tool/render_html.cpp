@@ -161,7 +161,7 @@ std::string RenderHtml(const std::vector<Report>& reports) {
         json::array({json::array({"requested from malloc and co", m.requested_bytes}),
                      json::array({"allocator slack", m.allocator_slack_bytes}),
                      json::array({"page rounding of malloc's own mappings", m.page_rounding_bytes}),
-                     json::array({"direct mappings, in whole pages", m.direct_mapping_bytes}),
+                     json::array({"direct mappings and reservations made accessible, in whole pages", m.direct_mapping_bytes}),
                      json::array({"held by the program", m.total_bytes})});
     if (m.kept_known)
       went.push_back(

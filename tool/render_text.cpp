@@ -61,6 +61,13 @@ std::string Count(uint64_t n, const char* singular, const char* plural) {
   return Num(n) + " " + (n == 1 ? singular : plural);
 }
 
+// Bytes in pages also count reservations the program made accessible,
+// which are no request of their own: said where there are any.
+std::string MadeAccessible(const CostTotals& c) {
+  if (!c.made_accessible_bytes) return "";
+  return fmt::format(" and {} of reservations made accessible", Bytes(c.made_accessible_bytes));
+}
+
 // Lines that say what a site did, in the terms of the problem: requests
 // that got whole pages of their own, and requests served from shared heap
 // pages.
@@ -244,8 +251,9 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   *out += fmt::format("  direct mappings      {:>14}   unmappings  {}   file mappings {}\n",
                       Num(s.mappings), Num(s.unmappings), Num(s.file_mappings));
   *out += fmt::format("  requested bytes      {}\n", Bytes(s.requested_bytes));
-  *out += fmt::format("  bytes in pages       {}  in {} own mappings\n", Bytes(s.page_bytes),
-                      Num(s.own_mappings));
+  *out += fmt::format("  bytes in pages       {}  in {}{}\n", Bytes(s.page_bytes),
+                      Count(s.own_mappings, "own mapping", "own mappings"),
+                      MadeAccessible(s));
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
                       Bytes(s.page_waste_bytes), fmt::format("{:.2f}%", s.page_waste_percent()));
   if (s.usage_measured)
@@ -283,8 +291,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         "                       made accessible ({} so far)\n",
                         Bytes(s.reserved_bytes), Num(s.reservations), Bytes(r.peak_reserved_bytes),
                         Bytes(r.reserved_at_exit_bytes), Bytes(s.made_accessible_bytes));
-  *out += fmt::format("  live at exit         {} in {} blocks and mappings\n\n",
-                      Bytes(r.leaked_bytes), Num(r.leaked_allocations));
+  *out += fmt::format("  live at exit         {} in {}\n\n", Bytes(r.leaked_bytes),
+                      Count(r.leaked_allocations, "block or mapping", "blocks and mappings"));
 
   CallSiteSections(r.call_sites, r.kernel_sites, options, false, out);
 
@@ -320,7 +328,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     *out += fmt::format("    {:>28}  requested from malloc and co\n", Bytes(m.requested_bytes));
     *out += fmt::format("  + {:>28}  allocator slack (usable beyond requested)\n", Bytes(m.allocator_slack_bytes));
     *out += fmt::format("  + {:>28}  page rounding of malloc's own mappings\n", Bytes(m.page_rounding_bytes));
-    *out += fmt::format("  + {:>28}  direct mappings, in whole pages\n", Bytes(m.direct_mapping_bytes));
+    *out += fmt::format("  + {:>28}  direct mappings and reservations made accessible, in whole pages\n",
+                        Bytes(m.direct_mapping_bytes));
     *out += fmt::format("  = {:>28}  held by the program\n", Bytes(m.total_bytes));
     if (m.kept_known)
       *out += fmt::format("  + {:>28}  kept by the allocator's brk heap beyond its live blocks\n"
@@ -424,8 +433,9 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
   *out += fmt::format("  direct mappings      {:>14}   unmappings  {}   file mappings {}\n",
                       Num(c.mappings), Num(c.unmappings), Num(c.file_mappings));
   *out += fmt::format("  requested bytes      {}\n", Bytes(c.requested_bytes));
-  *out += fmt::format("  bytes in pages       {}  in {} own mappings\n", Bytes(c.page_bytes),
-                      Num(c.own_mappings));
+  *out += fmt::format("  bytes in pages       {}  in {}{}\n", Bytes(c.page_bytes),
+                      Count(c.own_mappings, "own mapping", "own mappings"),
+                      MadeAccessible(c));
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
                       Bytes(c.page_waste_bytes), fmt::format("{:.2f}%", c.page_waste_percent()));
   if (c.usage_measured)
@@ -439,8 +449,8 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
     *out += fmt::format("                       {} by pid {} ({})\n", Bytes(share.page_bytes),
                         p.header.process.pid, p.header.exe);
   }
-  *out += fmt::format("  live at exit         {} in {} blocks and mappings\n\n", Bytes(t.leaked_bytes),
-                      Num(t.leaked_allocations));
+  *out += fmt::format("  live at exit         {} in {}\n\n", Bytes(t.leaked_bytes),
+                      Count(t.leaked_allocations, "block or mapping", "blocks and mappings"));
   CallSiteSections(t.call_sites, t.kernel_sites, options, true, out);
 
   *out += "\nProcesses\n";
