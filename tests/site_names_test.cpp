@@ -193,6 +193,17 @@ TEST(TwoCallers, HaveTwoLabelsEverywhereAndADiffNamesTheNewCaller) {
   EXPECT_NE(Read(html).find("\"where\":\"" + obj + "\""), std::string::npos);
   EXPECT_NE(Read(html).find("\"where\":\"" + tag + "\""), std::string::npos);
 
+  // pprof: each sample carries its site's label (go tool pprof -tags).
+  std::string profile = dir.path() + "/r.pb.gz";
+  report({"--format", "pprof", "-o", profile, two.traces[0]});
+  CommandResult tags = RunCapture({"go", "tool", "pprof", "-tags", "-sample_index=page_waste", profile});
+  if (tags.exit_code == 0) {
+    EXPECT_NE(tags.out.find("): " + obj + "\n"), std::string::npos) << tags.out;
+    EXPECT_NE(tags.out.find("): " + tag + "\n"), std::string::npos) << tags.out;
+  } else {
+    ADD_FAILURE() << "go tool pprof: " << tags.err;
+  }
+
   // SARIF: one finding at the allocator's line, which both callers reach,
   // naming each.
   std::string sarif = dir.path() + "/r.sarif";

@@ -175,6 +175,10 @@ std::string RenderPprof(const std::vector<Report>& reports, const std::string& d
       FigureOf(site, t.metric, &value);
       sample->add_value(static_cast<int64_t>(value));
     }
+    // The site's name in every other output, for -tagfocus and -tags.
+    pb::Label* label = sample->add_label();
+    label->set_key(b.String("site"));
+    label->set_str(b.String(site.label));
   }
   for (const Report& r : reports) {
     const ProcessInfo& info = r.process;

@@ -56,9 +56,8 @@ std::string Location(const Frame& f) {
   return (f.inlined ? "[inlined] " : "") + FrameText(f);
 }
 
-// "1 request", "2 requests": a count and its noun, grouped in thousands.
 std::string Count(uint64_t n, const char* singular, const char* plural) {
-  return Num(n) + " " + (n == 1 ? singular : plural);
+  return Counted(n, singular, plural);
 }
 
 // Bytes in pages also count reservations the program made accessible,

@@ -265,6 +265,10 @@ std::string GroupDigits(uint64_t v) {
   return out;
 }
 
+std::string Counted(uint64_t n, const char* singular, const char* plural) {
+  return GroupDigits(n) + " " + (n == 1 ? singular : plural);
+}
+
 std::string SyscallName(int kind) { return format::kSyscallNames[kind]; }
 
 bool FigureOf(const CallSite& site, const std::string& metric, uint64_t* value) {

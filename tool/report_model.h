@@ -330,6 +330,8 @@ bool ByLeaked(const CallSite& a, const CallSite& b);
 
 // 4094000 -> "4,094,000": how the reports write counts and sizes.
 std::string GroupDigits(uint64_t v);
+// (1, "request", "requests") -> "1 request"; (1000, ...) -> "1,000 requests".
+std::string Counted(uint64_t n, const char* singular, const char* plural);
 
 std::string SyscallName(int kind);
 const char* EndReasonName(format::EndReason reason);

@@ -90,8 +90,9 @@ void PrintTraceHeader(const std::string& path, uint64_t plain_bytes, uint64_t by
     return;
   }
   fmt::print(stderr, "  {}  ({}, pid {}): {} B of trace{}\n", path,
-             fs::path(header.exe).filename().string(), header.process.pid, bytes,
-             plain_bytes != bytes ? fmt::format(" (zstd, from {} B)", plain_bytes) : "");
+             fs::path(header.exe).filename().string(), header.process.pid, GroupDigits(bytes),
+             plain_bytes != bytes ? fmt::format(" (zstd, from {} B)", GroupDigits(plain_bytes))
+                                  : "");
 }
 
 // Compresses each closed trace and adds its symbols (the program has
@@ -131,11 +132,14 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
     }
     const CostTotals& s = report.summary;
     fmt::print(stderr,
-               "  {}  ({}, pid {}): {} allocations, {} mappings, {} B in pages, "
-               "{} B page-rounding waste, {} syscalls; {} B of trace{}\n",
+               "  {}  ({}, pid {}): {}, {}, {} B in pages, "
+               "{} B page-rounding waste, {}; {} B of trace{}\n",
                path, fs::path(report.process.header.exe).filename().string(),
-               report.process.header.process.pid, s.allocations, s.mappings, s.page_bytes,
-               s.page_waste_bytes, SumSyscalls(s.syscalls), bytes,
+               report.process.header.process.pid,
+               Counted(s.allocations, "allocation", "allocations"),
+               Counted(s.mappings, "mapping", "mappings"), GroupDigits(s.page_bytes),
+               GroupDigits(s.page_waste_bytes),
+               Counted(SumSyscalls(s.syscalls), "syscall", "syscalls"), GroupDigits(bytes),
                report.process.status == TraceStatus::kComplete
                    ? ""
                    : std::string(" [") + TraceStatusName(report.process.status) + "]");
