@@ -1,5 +1,6 @@
 // The rules that tell the program's frames from the libraries' and the
-// labels that tell sites apart, on frames written here.
+// labels that tell sites apart, on frames written here; and how the
+// processes tables tell images apart.
 #include "program_code.h"
 
 #include <gtest/gtest.h>
@@ -177,6 +178,29 @@ TEST(SiteLabels, AreUniqueAmongManySitesOfOneLine) {
   std::set<std::string> distinct(labels.begin(), labels.end());
   EXPECT_EQ(distinct.size(), 300u);
   EXPECT_EQ(labels[7], "page_alloc ← caller (c.c:107)");
+}
+
+// A fork and an exec in one run: the processes tables tell the images
+// apart, though two share a pid and the first two a name.
+TEST(ProcessImageNote, TellsAForkFromAnExec) {
+  auto image = [](uint32_t pid, uint32_t ppid, const char* exe, uint64_t start, bool exec) {
+    Report r;
+    r.process.header.process.pid = pid;
+    r.process.header.process.ppid = ppid;
+    r.process.header.process.start_monotonic_ns = start;
+    r.process.header.exe = exe;
+    EndEvent end;
+    end.reason = exec ? format::EndReason::kExec : format::EndReason::kExit;
+    r.process.end = end;
+    return r;
+  };
+  std::vector<Report> run = {image(100, 1, "/usr/bin/zig", 10, true),
+                             image(101, 100, "/usr/bin/zig", 20, false),
+                             image(100, 1, "/usr/bin/zig", 30, false)};
+  EXPECT_EQ(ProcessImageNote(run[0], run), " (until its exec)");
+  EXPECT_EQ(ProcessImageNote(run[1], run), " (child of 100)");
+  EXPECT_EQ(ProcessImageNote(run[2], run), " (exec'd in place of zig)");
+  EXPECT_EQ(ProcessImageNote(run[1], {run[1]}), "");
 }
 
 }  // namespace

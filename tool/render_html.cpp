@@ -127,13 +127,14 @@ std::string RenderHtml(const std::vector<Report>& reports) {
             fmt::format("{:.3g} per call", s.syscalls_per_call())),
        Card("peak in pages", c.peak.page_bytes, true),
        Card("live at exit", c.leaked_bytes, true, false,
-            fmt::format("in {} blocks and mappings", GroupDigits(c.leaked_allocations))),
+            "in " + Counted(c.leaked_allocations, "block or mapping", "blocks and mappings")),
        Card("processes", c.processes, false)});
   json processes = json::array();
   for (const Report& r : reports) {
     std::string command;
     for (const std::string& a : r.process.header.argv) command += (command.empty() ? "" : " ") + a;
-    processes.push_back({{"pid", r.process.header.process.pid}, {"command", command}});
+    processes.push_back({{"pid", r.process.header.process.pid},
+                         {"command", command + ProcessImageNote(r, reports)}});
   }
   d["processes"] = processes;
   // The timeline, what-if and memory tables of the process that held the

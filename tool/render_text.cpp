@@ -393,32 +393,6 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
 }
 
 
-// How a process image came to be and ended, beside the others of a run:
-// " (child of 4242; exec'd in place of zig)": a fork and its exec, which
-// share a pid and often a name, are told apart.
-std::string ProcessImage(const Report& r, const std::vector<Report>& reports) {
-  const auto& me = r.process.header;
-  std::vector<std::string> notes;
-  for (const Report& other : reports) {
-    const auto& them = other.process.header;
-    if (&other == &r || them.process.start_monotonic_ns > me.process.start_monotonic_ns) continue;
-    if (them.process.pid == me.process.pid && other.process.end &&
-        other.process.end->reason == format::EndReason::kExec)
-      notes.push_back("exec'd in place of " + them.exe.substr(them.exe.rfind('/') + 1));
-  }
-  if (notes.empty())
-    for (const Report& other : reports)
-      if (&other != &r && other.process.header.process.pid == me.process.ppid) {
-        notes.push_back(fmt::format("child of {}", me.process.ppid));
-        break;
-      }
-  if (r.process.end && r.process.end->reason == format::EndReason::kExec)
-    notes.push_back("until its exec");
-  std::string out;
-  for (const std::string& n : notes) out += (out.empty() ? " (" : "; ") + n;
-  return out.empty() ? out : out + ")";
-}
-
 // Several processes: their sum leads, with their call sites merged by key
 // and the peak they reached together; one line per process follows, then
 // each process's own report.
@@ -459,7 +433,7 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
     *out += fmt::format("  {:>8}  {:>12}  {:>28}  {:>10}  {}{}\n", r.process.header.process.pid,
                         Num(r.summary.allocations), Bytes(r.summary.page_waste_bytes),
                         Num(SumSyscalls(r.summary.syscalls)), r.process.header.exe,
-                        ProcessImage(r, reports));
+                        ProcessImageNote(r, reports));
 }
 
 // Colour for a terminal (options.colour): headings bold, waste red,

@@ -265,6 +265,32 @@ std::string GroupDigits(uint64_t v) {
   return out;
 }
 
+// How a process image came to be and ended, beside the others of a run:
+// " (child of 4242; exec'd in place of zig)": a fork and its exec, which
+// share a pid and often a name, are told apart.
+std::string ProcessImageNote(const Report& r, const std::vector<Report>& reports) {
+  const auto& me = r.process.header;
+  std::vector<std::string> notes;
+  for (const Report& other : reports) {
+    const auto& them = other.process.header;
+    if (&other == &r || them.process.start_monotonic_ns > me.process.start_monotonic_ns) continue;
+    if (them.process.pid == me.process.pid && other.process.end &&
+        other.process.end->reason == format::EndReason::kExec)
+      notes.push_back("exec'd in place of " + them.exe.substr(them.exe.rfind('/') + 1));
+  }
+  if (notes.empty())
+    for (const Report& other : reports)
+      if (&other != &r && other.process.header.process.pid == me.process.ppid) {
+        notes.push_back(fmt::format("child of {}", me.process.ppid));
+        break;
+      }
+  if (r.process.end && r.process.end->reason == format::EndReason::kExec)
+    notes.push_back("until its exec");
+  std::string out;
+  for (const std::string& n : notes) out += (out.empty() ? " (" : "; ") + n;
+  return out.empty() ? out : out + ")";
+}
+
 std::string Counted(uint64_t n, const char* singular, const char* plural) {
   return GroupDigits(n) + " " + (n == 1 ? singular : plural);
 }

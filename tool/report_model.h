@@ -303,6 +303,12 @@ struct CombinedReport {
 };
 CombinedReport Combine(const std::vector<Report>& reports);
 
+// How a process image came to be and ended, beside the others of a run,
+// for the processes tables: " (child of 4242; exec'd in place of zig)", so
+// that a fork and its exec, which share a pid and often a name, are told
+// apart. Empty where there is nothing to say.
+std::string ProcessImageNote(const Report& r, const std::vector<Report>& reports);
+
 // Adds site's figures to into's (the frames kept are the larger part's).
 void MergeSite(CallSite* into, const CallSite& site);
 // Merges the sites that share a key, keeping the first one's place.
