@@ -565,7 +565,7 @@ TEST(RunCheck, ChecksTheTracesOfTheRunAndTheProgramsFailureWins) {
   CommandResult r = RunCapture({PagewastePath(), "run", "-o", dir.path() + "/%p.trace", "--check",
                                 budget, "--", ProgramPath("budget")});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("pagewaste check: FAIL: 1 of 1 limits exceeded"), std::string::npos)
+  EXPECT_NE(r.err.find("pagewaste check: FAIL: 1 of 1 limit exceeded"), std::string::npos)
       << r.err;
   std::string loose =
       WriteBudget(dir, {{"limits", {{{"metric", "page_waste_bytes"}, {"max", "1M"}}}}});

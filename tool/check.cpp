@@ -336,8 +336,9 @@ std::string FigureText(uint64_t value, bool bytes) {
 std::string RenderCheckText(const CheckResult& result) {
   std::string out;
   size_t failed = result.failed();
-  out += fmt::format("pagewaste check: {}: {} of {} limits exceeded ({})\n", failed ? "FAIL" : "ok",
-                     failed, result.limits.size(), result.input);
+  out += fmt::format("pagewaste check: {}: {} of {} exceeded ({})\n", failed ? "FAIL" : "ok",
+                     GroupDigits(failed), Counted(result.limits.size(), "limit", "limits"),
+                     result.input);
   for (const LimitResult& l : result.limits) {
     std::string against =
         l.baseline ? fmt::format(" (baseline {})", FigureText(*l.baseline, l.bytes)) : "";
@@ -348,7 +349,7 @@ std::string RenderCheckText(const CheckResult& result) {
     size_t shown = 0;
     for (const SiteFigure& s : l.sites) {
       if (++shown > 5) {
-        out += fmt::format("         ... {} more sites\n", l.sites.size() - 5);
+        out += fmt::format("         ... {} more\n", Counted(l.sites.size() - 5, "site", "sites"));
         break;
       }
       out += fmt::format("       {:>16}  {}  [{}]\n", FigureText(s.value, l.bytes), s.where.Text(),
@@ -356,8 +357,8 @@ std::string RenderCheckText(const CheckResult& result) {
     }
   }
   for (const SuppressionResult& s : result.suppressions)
-    out += fmt::format("  suppressed {}: {} site{} ({})\n", s.pattern, s.sites.size(),
-                       s.sites.size() == 1 ? "" : "s", s.reason);
+    out += fmt::format("  suppressed {}: {} ({})\n", s.pattern,
+                       Counted(s.sites.size(), "site", "sites"), s.reason);
   return out;
 }
 

@@ -276,7 +276,7 @@ std::string CheckGithub(const CheckResult& check, const CiOptions& options) {
   for (const SuppressionResult& s : check.suppressions)
     out +=
         Annotation("notice", {}, "pagewaste: suppressed",
-                   fmt::format("{} ({} sites): {}", s.pattern, s.sites.size(), s.reason), options);
+                   fmt::format("{} ({}): {}", s.pattern, Counted(s.sites.size(), "site", "sites"), s.reason), options);
   return out;
 }
 
@@ -298,7 +298,7 @@ std::string CheckMarkdown(const CheckResult& check) {
   }
   if (!check.suppressions.empty()) out += "\nSuppressed:\n\n";
   for (const SuppressionResult& s : check.suppressions)
-    out += fmt::format("- {} ({} sites): {}\n", Markdown(s.pattern), s.sites.size(),
+    out += fmt::format("- {} ({}): {}\n", Markdown(s.pattern), Counted(s.sites.size(), "site", "sites"),
                        Markdown(s.reason));
   return out;
 }
@@ -373,7 +373,7 @@ std::string DiffMarkdown(const DiffResult& diff) {
     out += fmt::format("| {} | {} | {} | {} |\n", f.metric,
                        FigureText(f.base, FindMetric(f.metric)->bytes),
                        FigureText(f.now, FindMetric(f.metric)->bytes), ChangeText(f));
-  out += fmt::format("\n{} call sites changed.\n", diff.sites.size());
+  out += fmt::format("\n{} changed.\n", Counted(diff.sites.size(), "call site", "call sites"));
   for (const DiffSite& s : diff.sites)
     out += fmt::format("- {} {}: {}\n", s.status, Markdown(s.where.Text()), SiteChange(s));
   if (diff.fail_percent)

@@ -137,7 +137,7 @@ std::string RenderDiffText(const DiffResult& d) {
     out += fmt::format("  {:<22} {:>18} {:>18}  {}\n", FindMetric(f.metric)->name,
                        FigureText(f.base, IsBytes(f.metric)), FigureText(f.now, IsBytes(f.metric)),
                        ChangeText(f));
-  out += fmt::format("\nCall sites that changed: {}\n", d.sites.size());
+  out += fmt::format("\nCall sites that changed: {}\n", GroupDigits(d.sites.size()));
   for (const DiffSite& s : d.sites) {
     out += fmt::format("  {:<8} {}  [{}]\n", s.status, s.where.Text(), s.key);
     std::string figures;

@@ -103,7 +103,7 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
     fmt::print(stderr, "pagewaste: no trace was written\n");
     return;
   }
-  fmt::print(stderr, "pagewaste: {} trace{}:\n", traces.size(), traces.size() == 1 ? "" : "s");
+  fmt::print(stderr, "pagewaste: {}:\n", Counted(traces.size(), "trace", "traces"));
   SymbolCache symbols;  // shared by the run's traces
   for (const std::string& path : traces) {
     CompressResult compressed;
