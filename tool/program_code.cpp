@@ -44,9 +44,11 @@ bool MatchesAny(const std::vector<std::string>& patterns, const Frame& f) {
 // caches, and the system's headers (the C++ library's templates inlined
 // into the program).
 constexpr const char* kToolchainParts[] = {
-    "/lib/std/",    "/lib/zig/std/", "/lib/compiler_rt/", "/lib/libc/", "/pkg/mod/",
-    "/.cargo/registry/", "/rustc/",
+    "/lib/libc/musl/", "/lib/libc/glibc/", "/pkg/mod/", "/.cargo/registry/", "/rustc/",
 };
+// Zig's, for its own source files only: a project may have a lib/std/ of
+// its own in C.
+constexpr const char* kZigParts[] = {"/lib/std/", "/lib/zig/std/", "/lib/compiler_rt/"};
 constexpr const char* kSystemHeaders[] = {"/usr/include/", "/usr/local/include/"};
 constexpr const char* kSystemLibraryDirs[] = {"/lib/", "/lib64/", "/lib32/", "/usr/lib/",
                                               "/usr/lib64/", "/usr/lib32/", "/usr/local/lib/",
@@ -116,7 +118,9 @@ void CodeOrigin::Learn(const std::vector<Frame>& frames) {
   // its standard library.
   for (const Frame& f : frames) {
     size_t at = f.file.rfind("/src/runtime/");
-    if (at == std::string::npos || f.file.find('/', at + 13) != std::string::npos) continue;
+    if (at == std::string::npos || f.file.find('/', at + 13) != std::string::npos ||
+        !StartsWith(f.function, "runtime."))
+      continue;
     std::string root = f.file.substr(0, at + 5);
     if (std::find(toolchain_roots_.begin(), toolchain_roots_.end(), root) == toolchain_roots_.end())
       toolchain_roots_.push_back(root);
@@ -126,6 +130,9 @@ void CodeOrigin::Learn(const std::vector<Frame>& frames) {
 bool CodeOrigin::InToolchain(const std::string& file) const {
   for (const char* part : kToolchainParts)
     if (file.find(part) != std::string::npos) return true;
+  if (EndsWith(file, ".zig"))
+    for (const char* part : kZigParts)
+      if (file.find(part) != std::string::npos) return true;
   for (const char* dir : kSystemHeaders)
     if (StartsWith(file, dir)) return true;
   for (const std::string& root : toolchain_roots_)
@@ -191,7 +198,11 @@ size_t LocationIndex(const std::vector<Frame>& frames) {
   return 0;
 }
 
-std::string FrameText(const Frame& f) { return fmt::format("{} ({})", FrameName(f), WhereOf(f)); }
+std::string FrameText(const Frame& f) {
+  // An unknown function's name is already where it is: "?? (libx.so+0x1a2b)".
+  if (f.function.empty()) return FrameName(f);
+  return fmt::format("{} ({})", FrameName(f), WhereOf(f));
+}
 
 std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>& stacks) {
   const size_t n = stacks.size();

@@ -40,7 +40,8 @@ class CodeOrigin {
   explicit CodeOrigin(CodeRules rules);
 
   // Learns the toolchains' roots from the source files the frames name
-  // (Go's GOROOT from its runtime's files): call with every frame first.
+  // (Go's GOROOT: the directory above src/runtime/ of a runtime.* function's
+  // file): call with every frame first.
   void Learn(const std::vector<Frame>& frames);
   // Sets each frame's library flag and its short file name.
   void Classify(std::vector<Frame>* frames) const;

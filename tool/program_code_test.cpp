@@ -38,6 +38,11 @@ TEST(CodeOrigin, ToolchainsSystemLibrariesAndTheShimAreLibraries) {
   EXPECT_FALSE(origin.IsLibrary(F("new_arena", "Objects/obmalloc.c", 1900, "/usr/bin/python3.11")));
   EXPECT_FALSE(origin.IsLibrary(F("chunk", "", 0, "/usr/lib/chromium/chromium")));
   EXPECT_FALSE(origin.IsLibrary(F("pool_get", "src/pool.c", 40, "/home/u/app/libpool.so")));
+  // A project's own lib/std/ in C, or its own runtime package, is its own.
+  EXPECT_FALSE(origin.IsLibrary(F("vec_push", "/home/u/app/lib/std/vec.c", 3)));
+  CodeOrigin learned(CodeRules{});
+  learned.Learn({F("proj.Exec", "/home/u/proj/src/runtime/exec.go", 3)});
+  EXPECT_FALSE(learned.IsLibrary(F("proj.Run", "/home/u/proj/src/run.go", 3)));
   // An address in no module is nobody's line.
   EXPECT_TRUE(origin.IsLibrary(F("", "", 0, "")));
 }
@@ -118,6 +123,9 @@ TEST(LocationIndex, IsTheFirstOwnFrameWithASourceFile) {
   std::vector<Frame> bare = Stack({kMmap, F("page_alloc", "", 0), F("main", "", 0)});
   EXPECT_EQ(LocationIndex(bare), 1u);
   EXPECT_EQ(FrameText(bare[1]), "page_alloc (app+0x0)");
+  Frame unknown = F("", "", 0, "/usr/bin/python3.11");
+  unknown.module_offset = 0x510a2b;
+  EXPECT_EQ(FrameText(unknown), "?? (python3.11+0x510a2b)");
   // Only libraries (the loader's own mappings): the innermost with a file.
   std::vector<Frame> loader = Stack({F("", "", 0, "/lib64/ld-linux-x86-64.so.2"), kMmap});
   EXPECT_EQ(LocationIndex(loader), 1u);

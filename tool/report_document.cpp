@@ -109,6 +109,7 @@ void ReportDocument::NameSites() {
   std::vector<Frame> all;
   for (const json& f : doc_["frames"]) {
     Frame frame;
+    frame.function = f["function"].get<std::string>();
     frame.file = f["file"].get<std::string>();
     all.push_back(std::move(frame));
   }
