@@ -219,7 +219,10 @@ std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>
     const std::vector<Frame>& frames = *stacks[i];
     return at < 0 || at >= static_cast<ptrdiff_t>(frames.size()) ? nullptr : &frames[at];
   };
-  for (auto& [base, members] : groups) {
+  for (auto& group : groups) {
+    // Named, not bound: the lambdas below capture them.
+    const std::string& base = group.first;
+    const std::vector<size_t>& members = group.second;
     if (members.size() < 2 || loc[members[0]] == SIZE_MAX) continue;
     // Widen the window of frames around the location, outward (callers)
     // first, then inward, until each member's window is its own; a

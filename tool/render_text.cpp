@@ -256,9 +256,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
                       Bytes(s.page_waste_bytes), fmt::format("{:.2f}%", s.page_waste_percent()));
   if (s.usage_measured)
-    *out += fmt::format("  used (measured)      {} in {} resident pages of {} mappings, at unmap or exit (estimate);\n"
+    *out += fmt::format("  used (measured)      {} in {} of {}, at unmap or exit (estimate);\n"
                         "                       estimated waste {}\n",
-                        Bytes(s.used_bytes), Num(s.resident_pages), Num(s.usage_measured),
+                        Bytes(s.used_bytes), Count(s.resident_pages, "resident page", "resident pages"),
+                        Count(s.usage_measured, "mapping", "mappings"),
                         Bytes(s.estimated_waste_bytes));
   *out += fmt::format("  syscalls             {}{}\n", Syscalls(s.syscalls), SyscallDetail(s));
   if (p.header.process.backend == format::Backend::kPtrace)

@@ -389,30 +389,33 @@ std::string SyscallPattern(const CostTotals& c) {
   std::vector<std::string> parts;
   uint64_t requests = c.allocations + c.mappings;
   uint64_t releases = c.frees + c.unmappings;
+  std::string calls = Counted(c.calls(), "call", "calls");
   if (uint64_t n = Of(c, K::kMmap); n && c.own_mappings)
-    parts.push_back(fmt::format("{} maps its own pages: {} mmap for {} allocations",
-                                c.own_mappings == requests ? "each allocation"
-                                                           : GroupDigits(c.own_mappings) + " allocations",
-                                GroupDigits(n), GroupDigits(requests)));
+    parts.push_back(fmt::format("{} maps its own pages: {} mmap for {}",
+                                c.own_mappings == requests
+                                    ? "each allocation"
+                                    : Counted(c.own_mappings, "allocation", "allocations"),
+                                GroupDigits(n), Counted(requests, "allocation", "allocations")));
   else if (n)
-    parts.push_back(fmt::format("the allocator maps more memory: {} mmap for {} calls", GroupDigits(n),
-                                GroupDigits(c.calls())));
+    parts.push_back(
+        fmt::format("the allocator maps more memory: {} mmap for {}", GroupDigits(n), calls));
   if (uint64_t n = Of(c, K::kMunmap); n && releases)
-    parts.push_back(fmt::format("{} unmaps its pages: {} munmap for {} frees",
-                                n >= releases ? "each free" : "frees", GroupDigits(n), GroupDigits(releases)));
+    parts.push_back(fmt::format("{} unmaps its pages: {} munmap for {}",
+                                n >= releases ? "each free" : "frees", GroupDigits(n),
+                                Counted(releases, "free", "frees")));
   else if (n)
-    parts.push_back(fmt::format("{} munmap for {} calls", GroupDigits(n), GroupDigits(c.calls())));
+    parts.push_back(fmt::format("{} munmap for {}", GroupDigits(n), calls));
   if (uint64_t n = Of(c, K::kMremap))
     parts.push_back(fmt::format("blocks are resized in the kernel: {} mremap", GroupDigits(n)));
   if (uint64_t n = Of(c, K::kBrk))
-    parts.push_back(fmt::format("the heap moves its break: {} brk for {} calls", GroupDigits(n),
-                                GroupDigits(c.calls())));
+    parts.push_back(fmt::format("the heap moves its break: {} brk for {}", GroupDigits(n), calls));
   if (uint64_t n = Of(c, K::kMadvise))
     parts.push_back(fmt::format("freed memory goes back to the kernel: {} madvise", GroupDigits(n)));
   if (uint64_t n = Of(c, K::kMprotect))
     parts.push_back(fmt::format("new arena memory is made usable: {} mprotect", GroupDigits(n)));
   if (uint64_t n = Of(c, K::kOther))
-    parts.push_back(fmt::format("{} other system calls (lock waits and the like)", GroupDigits(n)));
+    parts.push_back(fmt::format("{} (lock waits and the like)",
+                                Counted(n, "other system call", "other system calls")));
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? "; " : "") + parts[i];
   return out;
