@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -34,13 +35,19 @@ bool HasInterpreter(const std::string& path) {
   return false;
 }
 
-std::string ReadBuildId(const std::string& path) {
+namespace {
+
+// The description of the first note of the given name and type in the ELF
+// file's PT_NOTE segments; false when it has none or cannot be read.
+bool FindNote(const std::string& path, const char* name, uint32_t type, std::vector<uint8_t>* desc) {
   ElfHeaders elf;
-  if (!ReadElfHeaders(path, &elf)) return {};
+  if (!ReadElfHeaders(path, &elf)) return false;
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  std::string id;
+  if (fd < 0) return false;
+  const size_t name_size = strlen(name) + 1;
+  bool found = false;
   for (const Elf64_Phdr& ph : elf.program) {
+    if (found) break;
     if (ph.p_type != PT_NOTE || ph.p_filesz > (1u << 20)) continue;
     std::vector<uint8_t> notes(ph.p_filesz);
     if (pread(fd, notes.data(), notes.size(), static_cast<off_t>(ph.p_offset)) !=
@@ -48,27 +55,46 @@ std::string ReadBuildId(const std::string& path) {
       continue;
     // Each note: namesz, descsz, type, then name and desc, each 4-aligned.
     size_t at = 0;
-    while (id.empty() && at + sizeof(Elf64_Nhdr) <= notes.size()) {
+    while (!found && at + sizeof(Elf64_Nhdr) <= notes.size()) {
       Elf64_Nhdr note;
       memcpy(&note, notes.data() + at, sizeof note);
       size_t name_at = at + sizeof note;
       size_t desc_at = name_at + ((note.n_namesz + 3) & ~size_t{3});
       size_t next = desc_at + ((note.n_descsz + 3) & ~size_t{3});
       if (next > notes.size()) break;
-      if (note.n_type == NT_GNU_BUILD_ID && note.n_namesz == 4 &&
-          memcmp(notes.data() + name_at, "GNU", 4) == 0) {
-        static const char kHex[] = "0123456789abcdef";
-        for (size_t i = 0; i < note.n_descsz; ++i) {
-          id += kHex[notes[desc_at + i] >> 4];
-          id += kHex[notes[desc_at + i] & 15];
-        }
+      // The name is NUL-terminated and may be padded with more NULs (Go
+      // writes "Go\0\0" with a size of 4).
+      if (note.n_type == type && note.n_namesz >= name_size &&
+          memcmp(notes.data() + name_at, name, name_size) == 0) {
+        desc->assign(notes.begin() + static_cast<ptrdiff_t>(desc_at),
+                     notes.begin() + static_cast<ptrdiff_t>(desc_at + note.n_descsz));
+        found = true;
       }
       at = next;
     }
-    if (!id.empty()) break;
   }
   close(fd);
+  return found;
+}
+
+}  // namespace
+
+std::string ReadBuildId(const std::string& path) {
+  std::vector<uint8_t> desc;
+  if (!FindNote(path, "GNU", NT_GNU_BUILD_ID, &desc)) return {};
+  static const char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (uint8_t byte : desc) {
+    id += kHex[byte >> 4];
+    id += kHex[byte & 15];
+  }
   return id;
+}
+
+bool IsGoProgram(const std::string& path) {
+  // The Go linker's build id note: name "Go", type 4 (NT_GO_BUILD_ID).
+  std::vector<uint8_t> desc;
+  return FindNote(path, "Go", 4, &desc);
 }
 
 }  // namespace pagewaste::ptrace

@@ -29,4 +29,8 @@ bool HasInterpreter(const std::string& path);
 // hex; empty when it has none or cannot be read.
 std::string ReadBuildId(const std::string& path);
 
+// Whether the ELF file at path was linked by Go (it has Go's build id note):
+// its runtime runs code on other stacks than the goroutine's.
+bool IsGoProgram(const std::string& path);
+
 }  // namespace pagewaste::ptrace

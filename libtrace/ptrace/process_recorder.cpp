@@ -32,7 +32,8 @@ bool IsFixedAddressExecutable(const std::string& path) {
 ProcessRecorder::ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& options)
     : pid_(pid),
       trace_(std::make_unique<producer::TraceFile>()),
-      unwinder_(IsFixedAddressExecutable("/proc/" + std::to_string(pid) + "/exe")) {
+      unwinder_(IsFixedAddressExecutable("/proc/" + std::to_string(pid) + "/exe"),
+                IsGoProgram("/proc/" + std::to_string(pid) + "/exe")) {
   std::string exe = ExecutablePath(pid);
   std::string name = exe.substr(exe.rfind('/') + 1);
   ok_ = trace_->stacks().Init() &&

@@ -48,7 +48,7 @@ constexpr uint64_t kMaxStackSpan = 64 << 20;
 // into code; after that, each frame's saved rbp links to its caller's, with
 // the return address just above it.
 int UnwindFramePointers(pid_t pid, const user_regs_struct& regs, uintptr_t* ips, int max_depth,
-                        const std::function<bool(uint64_t)>& is_code) {
+                        bool stack_switch, const std::function<bool(uint64_t)>& is_code) {
   StackWindow stack(pid, regs.rsp);
   int depth = 0;
   ips[depth++] = regs.rip;
@@ -66,9 +66,13 @@ int UnwindFramePointers(pid_t pid, const user_regs_struct& regs, uintptr_t* ips,
       // Stacks grow down: the caller's frame is above, unless the caller
       // ran on another stack. Go's runtime calls the code that maps memory
       // on the thread's own stack (systemstack) with the goroutine's frame
-      // pointer kept, so its frames go on in the goroutine's stack: one
-      // such switch is followed, if the frame there returns into code.
-      if (switched || saved == 0 || saved % 8) break;
+      // pointer kept, so its frames go on in the goroutine's stack: in a Go
+      // program one such switch is followed, if the frame there returns
+      // into code. Elsewhere a saved rbp below the frame is what code
+      // without frame pointers kept in it (static glibc's start: a pointer
+      // into its data), and reading there would cost two system calls a
+      // stack.
+      if (!stack_switch || switched || saved == 0 || saved % 8) break;
       switched = true;
       base = saved;
     }
@@ -79,8 +83,9 @@ int UnwindFramePointers(pid_t pid, const user_regs_struct& regs, uintptr_t* ips,
 
 }  // namespace
 
-RemoteUnwinder::RemoteUnwinder(bool frame_pointers)
+RemoteUnwinder::RemoteUnwinder(bool frame_pointers, bool stack_switch)
     : frame_pointers_(frame_pointers),
+      stack_switch_(stack_switch),
       address_space_(frame_pointers ? nullptr : unw_create_addr_space(&_UPT_accessors, 0)) {}
 
 RemoteUnwinder::~RemoteUnwinder() {
@@ -114,7 +119,7 @@ int RemoteUnwinder::Unwind(pid_t tid, const user_regs_struct& regs, uintptr_t* i
     int depth = UnwindWithLibunwind(tid, ips, max_depth);
     if (depth > 1) return depth;
   }
-  return UnwindFramePointers(tid, regs, ips, max_depth, is_code);
+  return UnwindFramePointers(tid, regs, ips, max_depth, stack_switch_, is_code);
 }
 
 }  // namespace pagewaste::ptrace

@@ -16,7 +16,9 @@ namespace pagewaste::ptrace {
 
 class RemoteUnwinder {
  public:
-  explicit RemoteUnwinder(bool frame_pointers);
+  // frame_pointers: walk frame pointers instead of libunwind's CFI;
+  // stack_switch: that walk follows one switch of stacks (Go's systemstack).
+  RemoteUnwinder(bool frame_pointers, bool stack_switch);
   ~RemoteUnwinder();
   RemoteUnwinder(const RemoteUnwinder&) = delete;
   RemoteUnwinder& operator=(const RemoteUnwinder&) = delete;
@@ -32,6 +34,7 @@ class RemoteUnwinder {
  private:
   int UnwindWithLibunwind(pid_t tid, uintptr_t* ips, int max_depth);
   bool frame_pointers_;
+  bool stack_switch_;
   void* address_space_;
 };
 
