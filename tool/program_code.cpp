@@ -84,26 +84,26 @@ bool SameFrame(const Frame& a, const Frame& b) {
 }
 
 std::string WhereOf(const Frame& f) {
-  const std::string& file = f.short_file.empty() ? f.file : f.short_file;
+  std::string_view file = f.shown_file();
   if (!file.empty()) return fmt::format("{}:{}", file, f.line);
   if (!f.module.empty()) return fmt::format("{}+{:#x}", BaseName(f.module), f.module_offset);
   return fmt::format("{:#x}", f.address);
 }
 
+uint32_t NameHash(const Frame& f) {
+  uint64_t h = std::hash<std::string>()(f.function);
+  h = h * 0x9e3779b97f4a7c15ull ^ std::hash<std::string>()(f.file);
+  h = h * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(f.line);
+  if (f.function.empty()) h = h * 0x9e3779b97f4a7c15ull ^ f.module_offset;
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+// Extends a hash of the frames so far with one more (null: past the end of
+// the stack), by the frame's name hash: deep stacks are hashed frame by
+// frame for every site that shares a location.
 uint64_t Mix(uint64_t hash, const Frame* f) {
-  auto mix = [&hash](const std::string& text) {
-    for (unsigned char c : text) hash = (hash ^ c) * 0x100000001b3ull;
-    hash = (hash ^ 0xff) * 0x100000001b3ull;
-  };
-  if (!f) {
-    mix("\x01end");
-    return hash;
-  }
-  mix(f->function);
-  mix(f->file);
-  mix(std::to_string(f->line));
-  if (f->function.empty()) mix(std::to_string(f->module_offset));
-  return hash;
+  uint64_t v = f ? f->name_hash : 0x100000000ull;
+  return (hash ^ v) * 0x9e3779b97f4a7c15ull + (hash >> 29);
 }
 
 }  // namespace
@@ -174,7 +174,8 @@ std::string CodeOrigin::ShortPath(const std::string& file) const {
 void CodeOrigin::Classify(std::vector<Frame>* frames) const {
   for (Frame& f : *frames) {
     f.library = IsLibrary(f);
-    f.short_file = ShortPath(f.file);
+    f.shown_from = static_cast<uint32_t>(f.file.size() - ShortPath(f.file).size());
+    f.name_hash = NameHash(f);
   }
 }
 
@@ -208,7 +209,7 @@ std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>
   const size_t n = stacks.size();
   std::vector<std::string> labels(n);
   std::vector<size_t> loc(n);
-  std::map<std::string, std::vector<size_t>> groups;
+  std::unordered_map<std::string, std::vector<size_t>> groups;
   for (size_t i = 0; i < n; ++i) {
     loc[i] = LocationIndex(*stacks[i]);
     labels[i] = loc[i] == SIZE_MAX ? "(no stack recorded)" : FrameText((*stacks[i])[loc[i]]);
@@ -231,15 +232,20 @@ std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>
     std::vector<bool> done(members.size(), false);
     size_t longest = 0;
     for (size_t i : members) longest = std::max(longest, stacks[i]->size());
+    // A member settled at one depth stays apart from the rest at every
+    // depth after it: only the others are hashed on.
+    size_t open = members.size();
     auto settle = [&](ptrdiff_t offset, bool outward) {
       std::unordered_map<uint64_t, size_t> count;
       for (size_t m = 0; m < members.size(); ++m) {
+        if (done[m]) continue;
         hash[m] = Mix(hash[m], frame_at(members[m], offset));
         ++count[hash[m]];
       }
       for (size_t m = 0; m < members.size(); ++m) {
         if (done[m] || count[hash[m]] != 1) continue;
         done[m] = true;
+        --open;
         const Frame* f = frame_at(members[m], offset);
         const Frame& at = (*stacks[members[m]])[loc[members[m]]];
         std::string gap = (offset > 1 || offset < -1) ? " ← …" : "";
@@ -253,12 +259,12 @@ std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>
         }
       }
     };
-    for (ptrdiff_t k = 1; k <= static_cast<ptrdiff_t>(longest); ++k) settle(k, true);
-    for (ptrdiff_t k = 1; k <= static_cast<ptrdiff_t>(longest); ++k) settle(-k, false);
+    for (ptrdiff_t k = 1; open && k <= static_cast<ptrdiff_t>(longest); ++k) settle(k, true);
+    for (ptrdiff_t k = 1; open && k <= static_cast<ptrdiff_t>(longest); ++k) settle(-k, false);
   }
   // Labels that still coincide (windows that name the same frames in a
   // different order of depth) are numbered, unless their stacks are the same.
-  std::map<std::string, std::vector<size_t>> by_label;
+  std::unordered_map<std::string, std::vector<size_t>> by_label;
   for (size_t i = 0; i < n; ++i) by_label[labels[i]].push_back(i);
   for (auto& [label, members] : by_label) {
     std::vector<size_t> firsts;  // the first of each distinct stack
@@ -282,7 +288,7 @@ std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>
 }
 
 void LabelSites(const std::vector<std::vector<CallSite>*>& lists) {
-  std::map<std::string, size_t> index;  // key -> stack
+  std::unordered_map<std::string, size_t> index;  // key -> stack
   std::vector<const std::vector<Frame>*> stacks;
   for (std::vector<CallSite>* list : lists)
     for (const CallSite& site : *list)

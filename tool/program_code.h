@@ -43,13 +43,14 @@ class CodeOrigin {
   // (Go's GOROOT: the directory above src/runtime/ of a runtime.* function's
   // file): call with every frame first.
   void Learn(const std::vector<Frame>& frames);
-  // Sets each frame's library flag and its short file name.
+  // Sets each frame's library flag and where its shown path begins.
   void Classify(std::vector<Frame>* frames) const;
 
   bool IsLibrary(const Frame& frame) const;
   // The path a report shows: relative to the source root; from the
   // library's root for a toolchain's file (std/os/linux.zig,
   // runtime/malloc.go); otherwise as the debug information gives it.
+  // Always an ending of file.
   std::string ShortPath(const std::string& file) const;
 
  private:
@@ -78,7 +79,8 @@ std::string FrameText(const Frame& frame);
 // "page_alloc ← … ← run (t.c:40)" when the frames between are the same),
 // or where they differ only inside it, the first frame inward where they
 // part ("main.fill (fill.go:8) via runtime.(*mheap).grow"). Stacks with
-// the same frames get the same label.
+// the same frames get the same label. The frames must have been
+// classified (CodeOrigin::Classify sets what they are compared by).
 std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>& stacks);
 
 // Sets the label of each site in the lists, unique across all of them

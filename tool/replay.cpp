@@ -371,37 +371,29 @@ class Replayer : public RecordVisitor {
       peak_site.cost.page_bytes = bytes;
       r.peak.sites.push_back(peak_site);
     }
+    auto lists = {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites};
     if (options.symbolize && embedded_symbols_) {
       // The trace's own symbol section: no binary is read.
-      auto frames_of = [this](uint64_t ip) -> const std::vector<Frame>& {
+      SymbolizeSites(lists, options.code, [this](uint64_t ip) {
         auto it = embedded_.find(ip);
         if (it != embedded_.end()) return it->second;
-        unknown_ = {Frame{}};
-        unknown_[0].address = ip;
-        return unknown_;
-      };
-      for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites})
-        for (CallSite& site : *sites) Symbolize(frames_of, &site);
+        std::vector<Frame> unknown(1);
+        unknown[0].address = ip;
+        return unknown;
+      });
     } else if (options.symbolize) {
       if (warming_.joinable()) warming_.join();
       // The warmed symbolizer knows every module unless some came later.
       if (!warm_ || warm_modules_ != modules_.size()) warm_ = std::make_unique<Symbolizer>(modules_);
       Symbolizer& symbolizer = *warm_;
-      auto frames_of = [&symbolizer](uint64_t ip) -> const std::vector<Frame>& {
-        return symbolizer.Symbolize(ip);
-      };
-      for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites})
-        for (CallSite& site : *sites) Symbolize(frames_of, &site);
+      SymbolizeSites(lists, options.code,
+                     [&symbolizer](uint64_t ip) { return symbolizer.Symbolize(ip); });
       r.symbol_warnings = symbolizer.warnings();
     }
-    CodeOrigin origin(options.code);
-    for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites})
-      for (CallSite& site : *sites) origin.Learn(site.frames);
-    for (auto* sites : {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites}) {
+    for (auto* sites : lists) {
       for (CallSite& site : *sites) {
         site.key = SiteKey(site.frames);
         site.sampling_error_bytes = SamplingErrorBytes(sample_interval_, site.cost.sampled_bytes);
-        origin.Classify(&site.frames);
       }
       // Two stacks that symbolize alike (two calls on one line) are one
       // site to whoever reads the report.
@@ -643,24 +635,57 @@ class Replayer : public RecordVisitor {
     report_->leaked_bytes += requested;
   }
 
-  // The `limit` sites (0: all) with the largest key, ties by stack id.
+  // The `limit` sites (0: all) with the largest key, ties by stack id:
+  // ordered by pointer, so that only the sites kept are copied.
   template <typename Key>
   static std::vector<CallSite> Top(const std::vector<CallSite>& sites, size_t limit, Key key) {
-    std::vector<CallSite> out = sites;
-    std::sort(out.begin(), out.end(), [&](const CallSite& a, const CallSite& b) {
-      if (key(a) != key(b)) return key(a) > key(b);
-      return a.stack_id < b.stack_id;
-    });
-    if (limit && out.size() > limit) out.resize(limit);
+    std::vector<const CallSite*> order;
+    order.reserve(sites.size());
+    for (const CallSite& s : sites) order.push_back(&s);
+    auto first = [&](const CallSite* a, const CallSite* b) {
+      if (key(*a) != key(*b)) return key(*a) > key(*b);
+      return a->stack_id < b->stack_id;
+    };
+    if (limit && limit < order.size()) {
+      std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(limit), order.end(),
+                        first);
+      order.resize(limit);
+    } else {
+      std::sort(order.begin(), order.end(), first);
+    }
+    std::vector<CallSite> out;
+    out.reserve(order.size());
+    for (const CallSite* s : order) out.push_back(*s);
     return out;
   }
 
+  // Gives each site its frames, innermost first: each return address is
+  // symbolized and its frames classified (program_code.h) once, however
+  // many stacks hold it.
   template <typename FramesOf>
-  void Symbolize(FramesOf frames_of, CallSite* site) {
-    for (uint64_t id = site->stack_id; id && id < nodes_.size(); id = nodes_[id].first) {
-      const auto& frames = frames_of(nodes_[id].second);
-      site->frames.insert(site->frames.end(), frames.begin(), frames.end());
-    }
+  void SymbolizeSites(std::initializer_list<std::vector<CallSite>*> lists, const CodeRules& rules,
+                      FramesOf frames_of) {
+    // Stack node -> 1 + index into unique's frames (0: not seen yet).
+    std::vector<uint32_t> slot(nodes_.size(), 0);
+    std::unordered_map<uint64_t, uint32_t> by_ip;
+    std::vector<std::vector<Frame>> unique;
+    for (auto* sites : lists)
+      for (const CallSite& site : *sites)
+        for (uint64_t id = site.stack_id; id && id < nodes_.size() && !slot[id];
+             id = nodes_[id].first) {
+          auto [it, fresh] = by_ip.emplace(nodes_[id].second, unique.size() + 1);
+          if (fresh) unique.push_back(frames_of(nodes_[id].second));
+          slot[id] = it->second;
+        }
+    CodeOrigin origin(rules);
+    for (const std::vector<Frame>& frames : unique) origin.Learn(frames);
+    for (std::vector<Frame>& frames : unique) origin.Classify(&frames);
+    for (auto* sites : lists)
+      for (CallSite& site : *sites)
+        for (uint64_t id = site.stack_id; id && id < nodes_.size(); id = nodes_[id].first) {
+          const std::vector<Frame>& frames = unique[slot[id] - 1];
+          site.frames.insert(site.frames.end(), frames.begin(), frames.end());
+        }
   }
 
   static WhatIf MakeWhatIf(uint64_t page_size, const ReplayOptions& options) {
@@ -697,7 +722,6 @@ class Replayer : public RecordVisitor {
   bool symbolize_ = true;
   bool embedded_symbols_ = false;
   std::unordered_map<uint64_t, std::vector<Frame>> embedded_;
-  std::vector<Frame> unknown_;  // an address the section does not hold
   std::thread warming_;
   std::unique_ptr<Symbolizer> warm_;  // written by warming_ until joined
   size_t warm_modules_ = 0;

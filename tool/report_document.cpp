@@ -322,7 +322,7 @@ SiteLocation ReportDocument::Location(const json& site) const {
   std::string module = pick.module.substr(pick.module.rfind('/') + 1);
   if (pick.file.empty() && !module.empty()) module += fmt::format("+{:#x}", pick.module_offset);
   auto label = labels_.find(site["key"].get<std::string>());
-  return {pick.function, pick.short_file, pick.line, module,
+  return {pick.function, std::string(pick.shown_file()), pick.line, module,
           label == labels_.end() ? FrameText(pick) : label->second};
 }
 

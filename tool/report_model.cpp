@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <tuple>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -197,7 +198,7 @@ void MergeSite(CallSite* into, const CallSite& site) {
 }
 
 void MergeSameKey(std::vector<CallSite>* sites) {
-  std::map<std::string, size_t> by_key;
+  std::unordered_map<std::string, size_t> by_key;
   std::vector<CallSite> out;
   out.reserve(sites->size());
   for (CallSite& site : *sites) {
@@ -252,7 +253,8 @@ CombinedReport Combine(const std::vector<Report>& reports) {
   c.leak_sites = FirstOf(c.call_sites, 10, ByLeaked,
                          [](const CallSite& s) { return s.leaked_allocations > 0; });
   c.peak = CombinedPeakOf(reports);
-  LabelSites({&c.call_sites, &c.kernel_sites, &c.leak_sites});
+  // One process's sites are labelled already, among the same sites.
+  if (reports.size() > 1) LabelSites({&c.call_sites, &c.kernel_sites, &c.leak_sites});
   return c;
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "format.h"
@@ -30,14 +31,23 @@ struct Frame {
   std::string function;  // demangled; empty when unknown
   std::string file;      // empty when unknown
   int line = 0;
+  // Set by CodeOrigin (program_code.h): where in file the path a report
+  // shows begins (relative to the source root, std/os/linux.zig, ...): it
+  // is always the end of the path, so an offset holds it.
+  uint32_t shown_from = 0;
   std::string module;    // path of the module, or empty
   uint64_t module_offset = 0;
   bool inlined = false;  // inlined into the next frame
-  // Set by CodeOrigin (program_code.h): a library's frame on the way to
-  // the system call, not the program's own code; and the file as reports
-  // show it (relative to the source root, std/os/linux.zig, ...).
+  // Set by CodeOrigin: a library's frame on the way to the system call,
+  // not the program's own code; and a hash of what names the frame
+  // (function, file, line; module offset where the function is unknown),
+  // which site labels compare frames by before they compare the names.
   bool library = false;
-  std::string short_file;
+  uint32_t name_hash = 0;
+
+  std::string_view shown_file() const {
+    return std::string_view(file).substr(std::min<size_t>(shown_from, file.size()));
+  }
 };
 
 // Figures of one kind of cost, kept the same way for the whole process and
