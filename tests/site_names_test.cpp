@@ -222,6 +222,22 @@ TEST(TwoCallers, HaveTwoLabelsEverywhereAndADiffNamesTheNewCaller) {
             std::string::npos)
       << message;
 
+  // Marked as a library's (a budget's "code", or --library-code), the
+  // allocator gives way to its callers: two lines, two findings.
+  std::string budget = dir.path() + "/budget.json";
+  Write(budget, R"({"code": {"library": ["page_alloc"]},
+                    "limits": [{"metric": "page_waste_bytes", "max": 1}]})");
+  std::string obj_line = "programs/objs.c:" + std::to_string(SiteLine("objs.c", "make_obj"));
+  std::string tag_line = "programs/objs.c:" + std::to_string(SiteLine("objs.c", "make_tag"));
+  check = RunCapture({PagewastePath(), "check", "--budget", budget, "--source-root", SourceRoot(),
+                      "--sarif", sarif, two.traces[0]});
+  ASSERT_EQ(check.exit_code, 1) << check.err;
+  EXPECT_NE(check.out.find("  make_obj (" + obj_line + ")  ["), std::string::npos) << check.out;
+  EXPECT_NE(check.out.find("  make_tag (" + tag_line + ")  ["), std::string::npos) << check.out;
+  EXPECT_EQ(json::parse(Read(sarif))["runs"][0]["results"].size(), 2u);
+  text = report({"--library-code", "page_alloc", two.traces[0]});
+  EXPECT_NE(text.find("     at make_obj (" + obj_line + ")\n"), std::string::npos) << text;
+
   // The diff names the new caller, not the allocator both share.
   std::vector<std::string> argv = {PagewastePath(), "diff", "--format", "json"};
   argv.insert(argv.end(), root.begin(), root.end());

@@ -56,10 +56,6 @@ std::string Location(const Frame& f) {
   return (f.inlined ? "[inlined] " : "") + FrameText(f);
 }
 
-std::string Count(uint64_t n, const char* singular, const char* plural) {
-  return Counted(n, singular, plural);
-}
-
 // Bytes in pages also count reservations the program made accessible,
 // which are no request of their own: said where there are any.
 std::string MadeAccessible(const CostTotals& c) {
@@ -77,34 +73,34 @@ std::vector<std::string> SiteLines(const CostTotals& c) {
     lines.push_back(fmt::format(
         "{} got pages of their own ({} direct mmap, {} malloc'd mapped {}): {} requested on "
         "average, {} in pages",
-        Count(c.own_mappings, "request", "requests"), Num(c.mappings), Num(chunks),
+        Counted(c.own_mappings, "request", "requests"), Num(c.mappings), Num(chunks),
         chunks == 1 ? "chunk" : "chunks", Bytes(c.own_requested_bytes / c.own_mappings),
         Bytes(c.page_bytes - c.made_accessible_bytes)));
   }
   if (uint64_t heap = c.heap_allocations())
     lines.push_back(fmt::format("{} from shared heap pages: {} requested on average, {} usable",
-                                Count(heap, "allocation", "allocations"),
+                                Counted(heap, "allocation", "allocations"),
                                 Bytes(c.heap_requested_bytes() / heap),
                                 Bytes(c.usable_bytes - std::min(c.usable_bytes, c.own_usable_bytes))));
   if (c.usage_measured)
     lines.push_back(fmt::format(
         "measured at unmap or exit (estimate): {} made {} resident and used {}; "
         "estimated waste {}",
-        Count(c.usage_measured, "mapping", "mappings"), Count(c.resident_pages, "page", "pages"),
+        Counted(c.usage_measured, "mapping", "mappings"), Counted(c.resident_pages, "page", "pages"),
         Bytes(c.used_bytes), Bytes(c.estimated_waste_bytes)));
   std::vector<std::string> parts;
-  if (c.frees) parts.push_back(Count(c.frees, "free", "frees"));
+  if (c.frees) parts.push_back(Counted(c.frees, "free", "frees"));
   if (c.unmappings) parts.push_back(Num(c.unmappings) + " munmap");
   if (c.remappings) parts.push_back(Num(c.remappings) + " mremap");
-  if (c.file_mappings) parts.push_back(Count(c.file_mappings, "file mapping", "file mappings"));
+  if (c.file_mappings) parts.push_back(Counted(c.file_mappings, "file mapping", "file mappings"));
   if (c.brk_calls) parts.push_back(Num(c.brk_calls) + " brk/sbrk");
   if (c.memory_calls) parts.push_back(Num(c.memory_calls) + " madvise/mprotect");
   if (c.reservations)
-    parts.push_back(Count(c.reservations, "PROT_NONE reservation", "PROT_NONE reservations") +
+    parts.push_back(Counted(c.reservations, "PROT_NONE reservation", "PROT_NONE reservations") +
                     " of " + Bytes(c.reserved_bytes));
   if (c.made_accessible_bytes)
     parts.push_back(Bytes(c.made_accessible_bytes) + " of reservations made accessible");
-  if (c.failed_calls) parts.push_back(Count(c.failed_calls, "failed call", "failed calls"));
+  if (c.failed_calls) parts.push_back(Counted(c.failed_calls, "failed call", "failed calls"));
   std::string other;
   for (size_t i = 0; i < parts.size(); ++i) other += (i ? ", " : "") + parts[i];
   if (!other.empty()) lines.push_back(other);
@@ -153,7 +149,7 @@ void Frames(const CallSite& site, size_t limit, bool from_location, std::string*
     covered += lines[shown].frames;
   }
   if (shown < lines.size())
-    *out += fmt::format("       ... {} more\n", Count(frames.size() - covered, "frame", "frames"));
+    *out += fmt::format("       ... {} more\n", Counted(frames.size() - covered, "frame", "frames"));
 }
 
 // The two lists of sites every report leads with: by page waste, and by
@@ -180,7 +176,7 @@ void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<Call
     if (!site.advice.empty()) *out += fmt::format("     => {}\n", site.advice);
     if (site.leaked_allocations)
       *out += fmt::format("     live at exit: {} in {}\n", Bytes(site.leaked_bytes),
-                          Count(site.leaked_allocations, "block or mapping", "blocks and mappings"));
+                          Counted(site.leaked_allocations, "block or mapping", "blocks and mappings"));
     uint64_t freed = 0;
     for (uint64_t n : site.lifetimes) freed += n;
     if (freed) {
@@ -200,8 +196,8 @@ void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<Call
     if (options.top && rank == options.top) break;
     const CostTotals& c = site.cost;
     *out += fmt::format("#{:<3} {} for {}{}\n", ++rank,
-                        Count(SumSyscalls(c.syscalls), "syscall", "syscalls"),
-                        Count(c.calls(), "call", "calls"), SyscallDetail(c));
+                        Counted(SumSyscalls(c.syscalls), "syscall", "syscalls"),
+                        Counted(c.calls(), "call", "calls"), SyscallDetail(c));
     *out += fmt::format("     at {}\n", site.label);
     *out += fmt::format("     {}\n", SyscallPattern(c));
     Frames(site, 3, true, out);
@@ -232,8 +228,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
       ending += fmt::format(" {}", p.end->status);
   }
   *out += fmt::format("  trace     {}, {}, {}, {}, {:.3f} s, {}\n",
-                      TraceStatusName(p.status), ending, Count(p.events, "event", "events"),
-                      Count(r.threads, "thread", "threads"),
+                      TraceStatusName(p.status), ending, Counted(p.events, "event", "events"),
+                      Counted(r.threads, "thread", "threads"),
                       static_cast<double>(p.duration_ns) / 1e9, Bytes(p.trace_bytes));
   if (p.status != TraceStatus::kComplete)
     *out += fmt::format("  WARNING   the trace is {}: {}; figures cover what it holds\n",
@@ -251,15 +247,15 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                       Num(s.mappings), Num(s.unmappings), Num(s.file_mappings));
   *out += fmt::format("  requested bytes      {}\n", Bytes(s.requested_bytes));
   *out += fmt::format("  bytes in pages       {}  in {}{}\n", Bytes(s.page_bytes),
-                      Count(s.own_mappings, "own mapping", "own mappings"),
+                      Counted(s.own_mappings, "own mapping", "own mappings"),
                       MadeAccessible(s));
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
                       Bytes(s.page_waste_bytes), fmt::format("{:.2f}%", s.page_waste_percent()));
   if (s.usage_measured)
     *out += fmt::format("  used (measured)      {} in {} of {}, at unmap or exit (estimate);\n"
                         "                       estimated waste {}\n",
-                        Bytes(s.used_bytes), Count(s.resident_pages, "resident page", "resident pages"),
-                        Count(s.usage_measured, "mapping", "mappings"),
+                        Bytes(s.used_bytes), Counted(s.resident_pages, "resident page", "resident pages"),
+                        Counted(s.usage_measured, "mapping", "mappings"),
                         Bytes(s.estimated_waste_bytes));
   *out += fmt::format("  syscalls             {}{}\n", Syscalls(s.syscalls), SyscallDetail(s));
   if (p.header.process.backend == format::Backend::kPtrace)
@@ -292,7 +288,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         Bytes(s.reserved_bytes), Num(s.reservations), Bytes(r.peak_reserved_bytes),
                         Bytes(r.reserved_at_exit_bytes), Bytes(s.made_accessible_bytes));
   *out += fmt::format("  live at exit         {} in {}\n\n", Bytes(r.leaked_bytes),
-                      Count(r.leaked_allocations, "block or mapping", "blocks and mappings"));
+                      Counted(r.leaked_allocations, "block or mapping", "blocks and mappings"));
 
   CallSiteSections(r.call_sites, r.kernel_sites, options, false, out);
 
@@ -315,7 +311,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   for (const CallSite& site : r.leak_sites) {
     if (options.top && static_cast<size_t>(rank) == options.top) break;
     *out += fmt::format("#{:<3} {} in {}\n", ++rank, Bytes(site.leaked_bytes),
-                        Count(site.leaked_allocations, "block or mapping", "blocks and mappings"));
+                        Counted(site.leaked_allocations, "block or mapping", "blocks and mappings"));
     *out += fmt::format("     at {}\n", site.label);
     Frames(site, 3, true, out);
   }
@@ -408,7 +404,7 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
                       Num(c.mappings), Num(c.unmappings), Num(c.file_mappings));
   *out += fmt::format("  requested bytes      {}\n", Bytes(c.requested_bytes));
   *out += fmt::format("  bytes in pages       {}  in {}{}\n", Bytes(c.page_bytes),
-                      Count(c.own_mappings, "own mapping", "own mappings"),
+                      Counted(c.own_mappings, "own mapping", "own mappings"),
                       MadeAccessible(c));
   *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
                       Bytes(c.page_waste_bytes), fmt::format("{:.2f}%", c.page_waste_percent()));
@@ -424,7 +420,7 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
                         p.header.process.pid, p.header.exe);
   }
   *out += fmt::format("  live at exit         {} in {}\n\n", Bytes(t.leaked_bytes),
-                      Count(t.leaked_allocations, "block or mapping", "blocks and mappings"));
+                      Counted(t.leaked_allocations, "block or mapping", "blocks and mappings"));
   CallSiteSections(t.call_sites, t.kernel_sites, options, true, out);
 
   *out += "\nProcesses\n";
