@@ -2,9 +2,9 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 #include "render.h"
 #include "replay.h"
@@ -116,9 +116,10 @@ void ReportDocument::NameSites() {
   origin_.Learn(all);
   std::vector<std::vector<Frame>> stacks;
   std::vector<std::string> keys;
+  std::unordered_set<std::string> seen;
   auto add = [&](const json& site) {
     std::string key = site["key"].get<std::string>();
-    if (std::find(keys.begin(), keys.end(), key) != keys.end()) return;
+    if (!seen.insert(key).second) return;
     keys.push_back(key);
     stacks.push_back(Frames(site));
   };
