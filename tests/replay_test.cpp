@@ -128,9 +128,18 @@ TEST(WhatIf, TheOptionNamesWhatToCompare) {
   // 1000 two-byte objects: class 16, 256 to a slab: 4 slabs, 4 mmap + 4 munmap.
   EXPECT_EQ(j["what_if"]["allocators"][0]["peak_page_bytes"], 4 * 4096);
   EXPECT_EQ(j["what_if"]["allocators"][0]["syscalls"], 8);
-  CommandResult bad = RunCapture({PagewastePath(), "report", "--what-if", "page-size=3000", p.traces[0]});
-  EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_NE(bad.err.find("power of two"), std::string::npos) << bad.err;
+  // Not a power of two, too small for a page, and 2^63 (whose waste would
+  // wrap): each refused, with the range.
+  for (const char* size : {"page-size=3000", "page-size=16", "page-size=9223372036854775808"}) {
+    CommandResult bad = RunCapture({PagewastePath(), "report", "--what-if", size, p.traces[0]});
+    EXPECT_EQ(bad.exit_code, 2) << size;
+    EXPECT_NE(bad.err.find("a power of two from 4K to 1G"), std::string::npos) << bad.err;
+  }
+  for (const char* top : {"-1", "0", "99999999999999999999"}) {
+    CommandResult bad = RunCapture({PagewastePath(), "report", "--top", top, p.traces[0]});
+    EXPECT_EQ(bad.exit_code, 2) << top;
+    EXPECT_NE(bad.err.find("--top: Value"), std::string::npos) << bad.err;
+  }
 }
 
 TEST(Peak, IsTheMomentOfMostPagesWithTheSitesThatHeldThemThen) {

@@ -139,5 +139,27 @@ TEST(SiteKeys, AreTheSameAcrossRunsAndCopiesAndTellSitesApart) {
   }
 }
 
+// C functions named like C++ type encodings keep their names, in the
+// symbols run embeds and in a report made from the binary.
+TEST(Symbols, CFunctionsNamedLikeTypeEncodingsKeepTheirNames) {
+  TempDir dir;
+  for (bool embedded : {true, false}) {
+    SCOPED_TRACE(embedded ? "embedded symbols" : "from the binary");
+    Profile p = ProfileProgram(dir, {"c_names"},
+                               embedded ? std::vector<std::string>{}
+                                        : std::vector<std::string>{"--no-symbolize"});
+    const json& r = OnlyReport(p);
+    const json* site = FindSite(r, "c_names.c", SiteLine("c_names.c", "Pc"));
+    ASSERT_NE(site, nullptr);
+    std::vector<std::string> names;
+    for (const json& f : (*site)["frames"]) names.push_back(f["function"]);
+    ASSERT_GE(names.size(), 4u);
+    EXPECT_EQ(std::vector<std::string>(names.begin(), names.begin() + 4),
+              (std::vector<std::string>{"Pc", "f", "i", "main"}));
+    EXPECT_EQ((*site)["mappings"], 1u);
+    std::filesystem::remove(p.traces[0]);
+  }
+}
+
 }  // namespace
 }  // namespace pagewaste::e2e

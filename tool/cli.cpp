@@ -77,13 +77,13 @@ int ReportCommand(const ReportArgs& args) {
     std::string value = w.find('=') == std::string::npos ? "" : w.substr(w.find('=') + 1);
     uint64_t size;
     AllocatorModel model;
-    if (key == "page-size" && ParseSize(value, &size)) {
+    if (key == "page-size" && ParsePageSize(value, &size)) {
       options.what_if_page_sizes.push_back(size);
     } else if (key == "allocator" && ParseAllocatorModel(value, &model)) {
       options.what_if_models.push_back(model);
     } else {
-      fmt::print(stderr, "pagewaste: --what-if {}: expected page-size=SIZE (a power of two) or "
-                         "allocator=page|size-class|arena\n", w);
+      fmt::print(stderr, "pagewaste: --what-if {}: expected page-size=SIZE (a power of two from "
+                         "4K to 1G) or allocator=page|size-class|arena\n", w);
       return exit_code::kUsage;
     }
   }
@@ -193,7 +193,8 @@ int RunCli(int argc, char** argv) {
                        "JSON: list every call site (by default the first 500 by each ranking, "
                        "the rest summed in other_sites)");
   report_cmd->add_option("--top", report.top,
-                         "Call sites to show (default 10 for text, 500 for json)");
+                         "Call sites to show (default 10 for text, 500 for json)")
+      ->check(CLI::Range(size_t{1}, size_t{1000000000}));
   report_cmd->add_option("-o,--output", report.output, "Write the report to FILE");
   report_cmd->add_option("--timeline-samples", report.timeline_samples,
                          "About how many timeline samples (default 60)")

@@ -812,8 +812,9 @@ bool ParseByteCount(const std::string& text, uint64_t* bytes) {
   return true;
 }
 
-bool ParseSize(const std::string& text, uint64_t* bytes) {
-  return ParseByteCount(text, bytes) && IsPowerOfTwo(*bytes);
+bool ParsePageSize(const std::string& text, uint64_t* bytes) {
+  return ParseByteCount(text, bytes) && IsPowerOfTwo(*bytes) && *bytes >= kMinPageSize &&
+         *bytes <= kMaxPageSize;
 }
 
 }  // namespace pagewaste

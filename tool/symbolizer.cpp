@@ -58,6 +58,10 @@ std::pair<std::string, int> CallSiteOf(Dwarf_Die* inlined, Dwarf_Die* cu) {
 }  // namespace
 
 std::string Demangle(const std::string& name) {
+  // Only a mangled name is one: __cxa_demangle also reads a bare type
+  // encoding, and a C function named i, f or Pc would come back as int,
+  // float or char*.
+  if (name.compare(0, 2, "_Z") != 0) return name;
   int status = 0;
   char* out = abi::__cxa_demangle(name.c_str(), nullptr, nullptr, &status);
   if (status != 0 || !out) return name;
