@@ -179,6 +179,68 @@ TEST(TraceFiles, ALinkPlantedAtTheOutputPathIsNotFollowed) {
   }
 }
 
+std::string Contents(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// report, check and diff write their outputs as run writes traces: never
+// through a link, never over an input, a file replaced by a new private one.
+TEST(OutputFiles, NeverThroughALinkNorOverAnInputAndPrivate) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"mmap_two_bytes"});
+  ASSERT_EQ(p.traces.size(), 1u);
+  const std::string trace = p.traces[0];
+  const std::string before = Contents(trace);
+  std::string victim = dir.path() + "/victim", link = dir.path() + "/link";
+  { std::ofstream(victim) << "precious\n"; }
+  fs::create_symlink(victim, link);
+  std::string relative_trace = dir.path() + "/./" + fs::path(trace).filename().string();
+  struct Case {
+    std::vector<std::string> argv;
+    const char* says;
+  };
+  std::vector<Case> refused = {
+      {{"report", "-o", link, trace}, "a symbolic link"},
+      {{"report", "--format", "json", "-o", link, trace}, "a symbolic link"},
+      {{"report", "--format", "html", "-o", trace, trace}, "is an input"},
+      {{"report", "--format", "pprof", "-o", relative_trace, trace}, "is the input"},
+      {{"report", "-o", dir.path() + "/no/such/dir/r.txt", trace}, "cannot create a file in"},
+      {{"check", "--max-syscalls", "1", "--sarif", link, trace}, "a symbolic link"},
+      {{"check", "--max-syscalls", "1", "--junit", trace, trace}, "is an input"},
+      {{"diff", "-o", trace, trace, trace}, "is an input"},
+      {{"diff", "--markdown", link, trace, trace}, "a symbolic link"},
+  };
+  for (const Case& c : refused) {
+    std::vector<std::string> argv = {PagewastePath()};
+    argv.insert(argv.end(), c.argv.begin(), c.argv.end());
+    CommandResult r = RunCapture(argv);
+    EXPECT_EQ(r.exit_code, 2) << c.argv[0] << " " << c.argv[1] << ": " << r.err;
+    EXPECT_EQ(Lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(Contents(victim), "precious\n");
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(Contents(trace), before);
+  // An existing report is replaced whole, by a file of the user's alone,
+  // and nothing is left beside it.
+  std::string out = dir.path() + "/report.txt";
+  { std::ofstream(out) << "an older report\n"; }
+  fs::permissions(out, fs::perms(0644));
+  CommandResult r = RunCapture({PagewastePath(), "report", "-o", out, trace});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Contents(out).rfind("pagewaste report: ", 0), 0u);
+  struct stat st;
+  ASSERT_EQ(stat(out.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  size_t files = 0;
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    (void)entry;
+    ++files;
+  }
+  EXPECT_EQ(files, 4u);  // the trace, victim, link and report.txt
+}
+
 TEST(Options, ASizeTooLargeForAnyIntegerIsOneLineAndExit2) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"mmap_two_bytes"});

@@ -1,16 +1,19 @@
 #include "ci_commands.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 
 #include "check.h"
 #include "ci_formats.h"
 #include "diff.h"
 #include "exit_codes.h"
+#include "output_file.h"
 #include "replay.h"
 
 namespace pagewaste {
@@ -33,10 +36,14 @@ bool WriteCiOutputs(const CiArgs& ci, const std::string& junit_text, const std::
   if (ci.github) {
     ok = WriteOutput("", github_text) && ok;
     if (const char* summary = getenv("GITHUB_STEP_SUMMARY"); summary && *summary) {
-      std::ofstream out(summary, std::ios::app);
-      out << markdown_text << "\n";
-      if (!out) {
-        fmt::print(stderr, "pagewaste: cannot append to {}\n", summary);
+      // Appended to, as the runner expects; never through a link.
+      std::string text = markdown_text + "\n";
+      int fd = open(summary, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+      bool written = fd >= 0 && write(fd, text.data(), text.size()) ==
+                                    static_cast<ssize_t>(text.size());
+      if (fd >= 0) written = close(fd) == 0 && written;
+      if (!written) {
+        fmt::print(stderr, "pagewaste: cannot append to {}: {}\n", summary, strerror(errno));
         ok = false;
       }
     }
@@ -65,16 +72,19 @@ CodeRules CodeRulesOf(const CodeArgs& args, const CodeRules* budget) {
 }
 
 bool WriteOutput(const std::string& path, const std::string& text) {
-  if (path.empty() || path == "-") {
-    fwrite(text.data(), 1, text.size(), stdout);
-    return fflush(stdout) == 0;
-  }
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) {
-    fmt::print(stderr, "pagewaste: cannot write {}\n", path);
-    return false;
+  std::string err;
+  if (WriteOutputFile(path, text, &err)) return true;
+  fmt::print(stderr, "pagewaste: {}\n", err);
+  return false;
+}
+
+bool CheckOutputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs) {
+  for (const std::string& output : outputs) {
+    std::string err;
+    if (!CheckOutputPath(output, inputs, &err)) {
+      fmt::print(stderr, "pagewaste: {}\n", err);
+      return false;
+    }
   }
   return true;
 }
@@ -142,6 +152,11 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
   }
   if (budget.limits.empty())
     return input_error("nothing to check: give --budget FILE, --baseline BASE or a --max-* limit");
+  std::vector<std::string> read = args.inputs;
+  for (const std::string& path : {args.budget, args.baseline})
+    if (!path.empty()) read.push_back(path);
+  if (!CheckOutputs({args.ci.junit, args.ci.sarif, args.ci.markdown}, read))
+    return exit_code::kUsage;
   ReportDocument report;
   report.SetCodeRules(code);
   if (!report.Load(args.inputs, &err)) return input_error(err);
@@ -158,6 +173,9 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
 }
 
 int DiffCommand(const DiffArgs& args) {
+  if (!CheckOutputs({args.output, args.ci.junit, args.ci.sarif, args.ci.markdown},
+                    {args.base, args.now}))
+    return exit_code::kUsage;
   CodeRules code = CodeRulesOf(args.ci.code);
   ReportDocument base, now;
   base.SetCodeRules(code);

@@ -11,9 +11,12 @@
 
 namespace pagewaste {
 
-// Writes text to path ("" or "-": stdout); false, with a message, when it
-// cannot.
+// Writes text to path ("" or "-": stdout), safely (output_file.h); false,
+// with a message, when it cannot.
 bool WriteOutput(const std::string& path, const std::string& text);
+// Whether every output path may be written (CheckOutputPath) beside the
+// command's inputs; false, with a message naming the first that may not.
+bool CheckOutputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs);
 
 // Which frames are the program's own code (program_code.h), as report,
 // check and diff take it.

@@ -63,6 +63,7 @@ int ReportCommand(const ReportArgs& args) {
                        "leaked_bytes\n", metric);
     return exit_code::kUsage;
   }
+  if (!CheckOutputs({args.output}, args.traces)) return exit_code::kUsage;
   if ((args.format == "pprof" || args.format == "html") && args.output.empty()) {
     fmt::print(stderr, "pagewaste: --format {} writes a file: give -o FILE (- for stdout)\n",
                args.format);
