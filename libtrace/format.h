@@ -46,7 +46,8 @@ inline constexpr uint16_t kOldestReadableVersion = 2;
 //   0  magic[8]
 //   8  u16 version          10 u16 header_flags (HeaderFlags)
 //  12  u32 page_size        16 u32 pid          20 u32 ppid
-//  24  u64 session_id       (random per `pagewaste run`; tells runs apart)
+//  24  u64 session_id       (per `pagewaste run`, shared by its processes:
+//      the run's pid in the high 32 bits, random low bits; see SessionPid)
 //  32  u64 start_realtime_ns (CLOCK_REALTIME at start)
 //  40  u64 start_monotonic_ns (CLOCK_MONOTONIC origin of record timestamps)
 //  48  u32 backend (Backend)
@@ -58,6 +59,13 @@ inline constexpr uint16_t kOldestReadableVersion = 2;
 // followed by varint-prefixed strings: executable path, then varint argc and
 // argc strings.
 inline constexpr size_t kFixedHeaderSize = 64;
+// The pid of the `pagewaste run` a session id belongs to: a trace at a path
+// another run wants is replaced only once that run is gone. (Sessions made
+// without run, and older traces, hold other bits there: their file is at
+// worst left alone, and the new trace takes a suffix.)
+inline constexpr uint32_t SessionPid(uint64_t session_id) {
+  return static_cast<uint32_t>(session_id >> 32);
+}
 // The page sizes a reader accepts in a header: powers of two in this range.
 inline constexpr uint32_t kMinPageSize = 4096;
 inline constexpr uint32_t kMaxPageSize = 1u << 30;

@@ -7,6 +7,8 @@
 // exit system call of its own still gets a complete trace.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "e2e_support.h"
 
 #include <fcntl.h>
@@ -169,6 +171,38 @@ TEST(ProcessTree, SigtermEndsAProgramThatDoesNotHandleIt) {
   json r = ParseReport(report.out);
   EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
   EXPECT_EQ(r["summary"]["mappings"], 1);
+}
+
+// Two runs with one -o path: the second, finding the first's trace in use,
+// takes its own name; a third, after both have ended, replaces the first's.
+TEST(TraceFiles, TwoRunsAtOnceWithOnePathKeepTwoTraces) {
+  TempDir dir;
+  std::string trace = dir.path() + "/same.trace";
+  auto [tracer, program] = StartTraced(trace, "sleeper_static");
+  ASSERT_NE(program, 0) << "the program never started";
+  CommandResult second =
+      RunCapture({PagewastePath(), "run", "-o", trace, "--", ProgramPath("mmap_two_bytes")});
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.err.find(dir.path() + "/same.1.trace"), std::string::npos) << second.err;
+  kill(tracer, SIGTERM);
+  int status = 0;
+  ASSERT_EQ(waitpid(tracer, &status, 0), tracer);
+  auto report = [](const std::string& path) {
+    CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", path});
+    EXPECT_EQ(r.exit_code, 0) << path << ": " << r.err;
+    return r.exit_code == 0 ? ParseReport(r.out) : json::object();
+  };
+  json first = report(trace), other = report(dir.path() + "/same.1.trace");
+  EXPECT_EQ(first["trace"]["status"], "complete");
+  EXPECT_EQ(first["summary"]["mappings"], 1);  // the sleeper's page
+  EXPECT_EQ(other["trace"]["status"], "complete");
+  EXPECT_EQ(other["summary"]["mappings"], 1000);
+  // Both runs have ended: the next one replaces the file at the path.
+  CommandResult third =
+      RunCapture({PagewastePath(), "run", "-o", trace, "--", ProgramPath("mmap_two_bytes")});
+  EXPECT_EQ(third.exit_code, 0) << third.err;
+  EXPECT_EQ(report(trace)["summary"]["mappings"], 1000);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/same.2.trace"));
 }
 
 const json* ReportOf(const Profile& p, const std::string& exe_name) {

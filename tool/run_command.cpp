@@ -46,11 +46,14 @@ std::string SelfDirectory() {
   return ec ? std::string() : self.parent_path().string();
 }
 
-uint64_t RandomSession() {
-  uint64_t v = 0;
-  if (getrandom(&v, sizeof v, 0) != sizeof v)
-    v = static_cast<uint64_t>(getpid()) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(time(nullptr));
-  return v;
+// This run's session id: its pid in the high 32 bits (format::SessionPid),
+// so that another run finding one of its traces at a path it wants can
+// tell that this run is still using it, and random low bits.
+uint64_t NewSession() {
+  uint32_t random = 0;
+  if (getrandom(&random, sizeof random, 0) != sizeof random)
+    random = static_cast<uint32_t>(time(nullptr) ^ (static_cast<uint64_t>(getpid()) << 7));
+  return (static_cast<uint64_t>(getpid()) << 32) | random;
 }
 
 // The traces of this session under the pattern's directory, oldest first.
@@ -304,7 +307,7 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
   std::string pattern = fs::absolute(options.output_pattern.empty() ? kDefaultPattern
                                                                     : options.output_pattern)
                             .string();
-  uint64_t session = RandomSession();
+  uint64_t session = NewSession();
   Backend backend = options.backend;
   if (backend == Backend::kAuto) {
     std::string why;

@@ -1,6 +1,7 @@
 #include "file_sink.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -119,6 +120,15 @@ bool ReadSession(const char* path, uint64_t* session) {
   return true;
 }
 
+// Whether the `pagewaste run` whose session this is may still be running:
+// a process with its pid exists (a pid reused since counts too, and only
+// costs the new trace a suffix).
+bool SessionAlive(uint64_t session) {
+  uint32_t pid = format::SessionPid(session);
+  if (pid == 0 || pid > 0x3fffffff) return false;  // above any pid_max
+  return kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
 }  // namespace
 
 bool FileSink::CreateExclusive(const char* path, uint64_t session_id) {
@@ -130,8 +140,11 @@ bool FileSink::CreateExclusive(const char* path, uint64_t session_id) {
     }
     if (errno != EEXIST) return false;
     uint64_t existing;
-    // A whole header of another session: a stale file from an earlier run.
-    if (!ReadSession(path, &existing) || existing == session_id) return false;
+    // A whole header of another session: a file from an earlier run, to
+    // replace, unless that run is still going (writing it, or finishing it
+    // after its program's exit), which the session's pid tells.
+    if (!ReadSession(path, &existing) || existing == session_id || SessionAlive(existing))
+      return false;
     unlink(path);
   }
   return false;
