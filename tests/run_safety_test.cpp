@@ -241,6 +241,33 @@ TEST(OutputFiles, NeverThroughALinkNorOverAnInputAndPrivate) {
   EXPECT_EQ(files, 4u);  // the trace, victim, link and report.txt
 }
 
+// What would make the whole run worthless fails before the program
+// starts: traces with nowhere to go, a budget that cannot be used.
+TEST(RunInputs, AreCheckedBeforeTheProgramStarts) {
+  TempDir dir;
+  std::string budget = dir.path() + "/budget.json";
+  { std::ofstream(budget) << R"({"limits": [{"metric": "page_wast_bytes", "max": 1}]})"; }
+  struct Case {
+    std::vector<std::string> options;
+    const char* says;
+  };
+  for (const Case& c :
+       {Case{{"-o", dir.path() + "/no/such/dir/t.trace"}, "cannot write traces in"},
+        Case{{"-o", dir.path() + "/t.trace", "--check", budget}, "limits[0].metric: unknown metric"},
+        Case{{"-o", dir.path() + "/t.trace", "--check", dir.path() + "/missing.json"},
+             "cannot read the budget"}}) {
+    std::vector<std::string> argv = {PagewastePath(), "run"};
+    argv.insert(argv.end(), c.options.begin(), c.options.end());
+    argv.insert(argv.end(), {"--", "/bin/echo", "the program ran"});
+    CommandResult r = RunCapture(argv);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.out, "") << "the program ran";
+    EXPECT_EQ(Lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(dir.Files(), (std::vector<std::string>{budget}));
+}
+
 TEST(Options, ASizeTooLargeForAnyIntegerIsOneLineAndExit2) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"mmap_two_bytes"});

@@ -53,6 +53,22 @@ bool WriteCiOutputs(const CiArgs& ci, const std::string& junit_text, const std::
 
 }  // namespace
 
+bool ReadBudgetFile(const std::string& path, Budget* budget, std::string* err) {
+  std::ifstream in(path);
+  if (!in) {
+    *err = fmt::format("cannot read the budget {}", path);
+    return false;
+  }
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Budget parsed;
+  std::string why;
+  if (!ParseBudget(text, budget ? budget : &parsed, &why)) {
+    *err = fmt::format("budget {}: {}", path, why);
+    return false;
+  }
+  return true;
+}
+
 CodeRules CodeRulesOf(const CodeArgs& args, const CodeRules* budget) {
   CodeRules rules;
   char cwd[4096];
@@ -96,12 +112,8 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
   };
   Budget budget;
   if (!args.budget.empty()) {
-    std::ifstream in(args.budget);
-    if (!in) return input_error(fmt::format("cannot read the budget {}", args.budget));
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     std::string err;
-    if (!ParseBudget(text, &budget, &err))
-      return input_error(fmt::format("budget {}: {}", args.budget, err));
+    if (!ReadBudgetFile(args.budget, &budget, &err)) return input_error(err);
   }
   struct Flag {
     const std::string& value;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "check.h"
 #include "program_code.h"
 
 namespace pagewaste {
@@ -46,6 +47,10 @@ struct CheckArgs {
   std::vector<std::string> inputs;
   CiArgs ci;
 };
+
+// Reads and parses a budget file into *budget (null: only checks it);
+// false with *err, one line naming the file and the field at fault.
+bool ReadBudgetFile(const std::string& path, Budget* budget, std::string* err);
 
 // 0 every limit holds, 1 one is exceeded, 2 a usage or input error. The
 // check's text goes to text_out (run --check sends it to stderr).

@@ -267,6 +267,12 @@ int RunCli(int argc, char** argv) {
       run.compress = !no_compress;
       run.symbolize = !no_symbolize;
       if (run_check.empty()) return RunCommand(run);
+      // A budget that cannot be used fails now, not after the whole suite.
+      std::string budget_err;
+      if (!ReadBudgetFile(run_check, nullptr, &budget_err)) {
+        fmt::print(stderr, "pagewaste check: {}\n", budget_err);
+        return exit_code::kUsage;
+      }
       std::vector<std::string> traces;
       int code = RunCommand(run, &traces);
       if (traces.empty()) {

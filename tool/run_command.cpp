@@ -307,6 +307,13 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
   std::string pattern = fs::absolute(options.output_pattern.empty() ? kDefaultPattern
                                                                     : options.output_pattern)
                             .string();
+  // Where the traces go must take them before the program starts: found
+  // afterwards, the whole run would have been untraced.
+  std::string dir = fs::path(pattern).parent_path().string();
+  if (dir.find('%') == std::string::npos && access(dir.c_str(), W_OK | X_OK) != 0) {
+    fmt::print(stderr, "pagewaste: cannot write traces in {}: {}\n", dir, strerror(errno));
+    return exit_code::kUsage;
+  }
   uint64_t session = NewSession();
   Backend backend = options.backend;
   if (backend == Backend::kAuto) {
