@@ -103,6 +103,38 @@ ReportRun ReportWithUsage(const TempDir& dir, const std::string& path) {
   return run;
 }
 
+// `pagewaste dump` of the same trace, its output counted as it goes:
+// streamed, so its memory does not grow with the 10 million lines.
+TEST(LargeTrace, TenMillionEventsDumpInBoundedMemory) {
+  TempDir dir;
+  std::string path = dir.path() + "/synthetic.trace";
+  WriteSyntheticTrace(path);
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipe_fds[1], 1);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+    execl(PagewastePath().c_str(), "pagewaste", "dump", path.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(pipe_fds[1]);
+  uint64_t lines = 0;
+  char buf[1 << 16];
+  for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof buf)) > 0;)
+    lines += static_cast<uint64_t>(std::count(buf, buf + n, '\n'));
+  close(pipe_fds[0]);
+  int status = 0;
+  struct rusage usage;
+  ASSERT_EQ(wait4(pid, &status, 0, &usage), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  // A line for the header, each of the 20 stack nodes, each of the
+  // kEvents - kLive events and the End record.
+  EXPECT_EQ(lines, 1 + 20 + (kEvents - kLive) + 1);
+  EXPECT_LT(usage.ru_maxrss, 64 * 1024) << "peak RSS " << usage.ru_maxrss << " KiB";
+}
+
 TEST(LargeTrace, TenMillionEventsReplayInBoundedMemory) {
   TempDir dir;
   std::string path = dir.path() + "/synthetic.trace";

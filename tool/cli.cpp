@@ -289,9 +289,8 @@ int RunCli(int argc, char** argv) {
     if (*check_cmd) return CheckCommand(check);
     if (*diff_cmd) return DiffCommand(diff);
     if (*dump_cmd) {
-      std::string out, err;
-      int code = DumpTrace(dump_path, &out, &err);
-      WriteOutput("", out);
+      std::string err;
+      int code = DumpTrace(dump_path, stdout, &err);
       if (code != exit_code::kOk) fmt::print(stderr, "pagewaste: {}\n", err);
       return code;
     }

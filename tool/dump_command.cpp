@@ -21,7 +21,8 @@ std::string Prefix(const char* name, const EventPrefix& p) {
 
 class Dumper : public RecordVisitor {
  public:
-  explicit Dumper(std::string* out) : out_(out) {}
+  explicit Dumper(FILE* out) : out_(out) {}
+  ~Dumper() { Flush(); }
   void OnModuleMap(uint64_t generation) override {
     Line(fmt::format("module_map generation={}", generation));
   }
@@ -87,14 +88,28 @@ class Dumper : public RecordVisitor {
     Line(fmt::format("symbol addr=0x{:x}{}", a.address, frames));
   }
 
+ public:
+  // Streamed in pieces of about 64 KiB: a dump is many times its trace's
+  // size (2 million events from a 2.8 KB churn trace), and none of it is
+  // held.
+  void Line(const std::string& s) {
+    pending_ += s;
+    pending_ += '\n';
+    if (pending_.size() >= (64 << 10)) Flush();
+  }
+  void Flush() {
+    fwrite(pending_.data(), 1, pending_.size(), out_);
+    pending_.clear();
+  }
+
  private:
-  void Line(const std::string& s) { *out_ += s + "\n"; }
-  std::string* out_;
+  FILE* out_;
+  std::string pending_;
 };
 
 }  // namespace
 
-int DumpTrace(const std::string& path, std::string* out, std::string* err) {
+int DumpTrace(const std::string& path, FILE* out, std::string* err) {
   auto source = OpenFileSource(path, err);
   if (!source) return exit_code::kUnreadableTrace;
   TraceReader reader(std::move(source));
@@ -103,12 +118,15 @@ int DumpTrace(const std::string& path, std::string* out, std::string* err) {
     *err = path + ": " + *err;
     return exit_code::kUnreadableTrace;
   }
-  *out += fmt::format("header version={} page_size={} pid={} ppid={} session={:016x} backend={} exe={}\n",
-                      h.version, h.process.page_size, h.process.pid, h.process.ppid, h.process.session_id,
-                      static_cast<int>(h.process.backend), h.exe);
-  for (const auto& a : h.argv) *out += fmt::format("argv {}\n", a);
   Dumper dumper(out);
+  dumper.Line(fmt::format(
+      "header version={} page_size={} pid={} ppid={} session={:016x} backend={} exe={}",
+      h.version, h.process.page_size, h.process.pid, h.process.ppid, h.process.session_id,
+      static_cast<int>(h.process.backend), h.exe));
+  for (const auto& a : h.argv) dumper.Line(fmt::format("argv {}", a));
   ReadResult result = reader.ReadRecords(&dumper);
+  dumper.Flush();
+  fflush(out);
   if (result.status != TraceStatus::kComplete) {
     *err = fmt::format("{}: trace is {}: {}", path, TraceStatusName(result.status), result.message);
     return exit_code::kIncompleteTrace;
