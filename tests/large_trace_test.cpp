@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <chrono>
 #include <algorithm>
 #include <cstdio>
@@ -133,6 +135,40 @@ TEST(LargeTrace, TenMillionEventsDumpInBoundedMemory) {
   // kEvents - kLive events and the End record.
   EXPECT_EQ(lines, 1 + 20 + (kEvents - kLive) + 1);
   EXPECT_LT(usage.ru_maxrss, 64 * 1024) << "peak RSS " << usage.ru_maxrss << " KiB";
+}
+
+// A trace may name any path as a module: a FIFO (whose open would block
+// for ever) and /dev/zero (whose read would never end) are not read, and
+// the report says so.
+TEST(CraftedTraces, ModulesThatAreNotRegularFilesAreNotRead) {
+  TempDir dir;
+  std::string fifo = dir.path() + "/module.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::string path = dir.path() + "/modules.trace";
+  {
+    FILE* f = CreateTrace(path, "/crafted");
+    ASSERT_NE(f, nullptr);
+    FileChunks sink(f);
+    std::vector<uint8_t> buffer(64 << 10);
+    RecordWriter w(buffer.data(), buffer.size(), &sink);
+    w.ModuleMap(1);
+    ModuleSegment fifo_code{0x400000, 0x1000}, zero_code{0x500000, 0x1000};
+    w.Module(0, &fifo_code, 1, fifo.c_str(), "");
+    w.Module(0, &zero_code, 1, "/dev/zero", "");
+    MmapEvent m;
+    m.prefix = {1, 7, w.StackNode(w.StackNode(0, 0x400100), 0x500100)};
+    m.address = 0x7f0000000000;
+    m.length = 2;
+    m.prot = 3;
+    w.Mmap(m);
+    w.End(format::EndReason::kExit, 0, SyscallCounts());
+    fclose(f);
+  }
+  CommandResult r = RunCapture({"timeout", "-s", "KILL", "60", PagewastePath(), "report", path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("WARNING   " + fifo + ": not a regular file"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("WARNING   /dev/zero: not a regular file"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("?? (module.fifo+0x4000ff)"), std::string::npos) << r.out;
 }
 
 TEST(LargeTrace, TenMillionEventsReplayInBoundedMemory) {

@@ -1,17 +1,20 @@
 #include "symbolizer.h"
 
-#include "ptrace/elf_headers.h"
-
 #include <cxxabi.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <set>
 #include <utility>
+
+#include "ptrace/elf_headers.h"
 
 namespace pagewaste {
 namespace {
@@ -263,21 +266,39 @@ Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules)
   std::map<std::string, bool> same_file;  // by path: its build id is the traced one
   for (const ModuleInfo& m : modules) {
     if (!seen.insert({m.path, m.load_bias}).second) continue;
+    // A trace names its modules' paths, and a crafted or outdated one may
+    // name anything: only a regular file is read, opened without blocking
+    // (a FIFO would hang the report; /dev/zero would never end).
+    int fd = open(m.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      if (fd >= 0) {
+        close(fd);
+        warnings_.push_back(m.path + ": not a regular file; its frames are module+offset");
+      }
+      continue;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    std::string opened = "/proc/self/fd/" + std::to_string(fd);
     if (!m.build_id.empty()) {
       auto known = same_file.find(m.path);
       if (known == same_file.end()) {
-        std::string on_disk = ptrace::ReadBuildId(m.path);
+        std::string on_disk = ptrace::ReadBuildId(opened);
         known = same_file.emplace(m.path, on_disk.empty() || on_disk == m.build_id).first;
         if (!known->second)
           warnings_.push_back(m.path + ": build id " + on_disk + " is not the traced module's (" +
                               m.build_id + "); its names are not used");
       }
-      if (!known->second) continue;
+      if (!known->second) {
+        close(fd);
+        continue;
+      }
     }
     // add_p_vaddr: the module starts at the bias plus its first segment's
-    // address, and addresses in it are offset by the bias.
-    dwfl_report_elf(impl_->dwfl, m.path.c_str(), m.path.c_str(), -1,
-                    m.load_bias, true);
+    // address, and addresses in it are offset by the bias. The file is the
+    // one checked above; libdw keeps the descriptor when it takes it.
+    if (!dwfl_report_elf(impl_->dwfl, m.path.c_str(), m.path.c_str(), fd, m.load_bias, true))
+      close(fd);
   }
   dwfl_report_end(impl_->dwfl, nullptr, nullptr);
 }
