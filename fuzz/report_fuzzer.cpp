@@ -34,17 +34,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!report.Parse(input, "fuzz.json", &err)) return 0;
   CheckResult result;
   if (EvaluateBudget(report, &report, budget, &result, &err)) {
-    CiOptions options;
     RenderCheckText(result);
     CheckJunit(result);
-    CheckSarif(result, options);
-    CheckGithub(result, options);
+    CheckSarif(result);
+    CheckGithub(result);
     CheckMarkdown(result);
   }
   DiffResult diff = Diff(report, report, 1.0);
   RenderDiffText(diff);
   RenderDiffJson(diff);
-  DiffSarif(diff, {});
+  DiffSarif(diff);
   DiffJunit(diff);
   return 0;
 }

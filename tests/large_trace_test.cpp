@@ -48,12 +48,44 @@ FILE* CreateTrace(const std::string& path, const char* exe) {
   return f;
 }
 
+// A trace written by a test, record by record: its file, header written,
+// and the writer; the file is closed when it goes.
+class HandWrittenTrace {
+ public:
+  HandWrittenTrace(const std::string& path, const char* exe)
+      : file_(CreateTrace(path, exe)),
+        sink_(file_),
+        buffer_(256 << 10),
+        writer_(buffer_.data(), buffer_.size(), &sink_) {}
+  ~HandWrittenTrace() {
+    if (file_) fclose(file_);
+  }
+  bool ok() const { return file_ != nullptr; }
+  RecordWriter& writer() { return writer_; }
+
+ private:
+  FILE* file_;
+  FileChunks sink_;
+  std::vector<uint8_t> buffer_;
+  RecordWriter writer_;
+};
+
+// A two-byte anonymous mapping at stack, as a program's mmap would record it.
+MmapEvent TwoByteMapping(uint64_t stack) {
+  MmapEvent m;
+  m.prefix = {1, 7, stack};
+  m.address = 0x7f0000000000;
+  m.length = 2;
+  m.prot = 3;
+  m.map_flags = 0x22;
+  m.fd = -1;
+  return m;
+}
+
 void WriteSyntheticTrace(const std::string& path) {
-  FILE* f = CreateTrace(path, "/synthetic");
-  ASSERT_NE(f, nullptr);
-  FileChunks sink(f);
-  std::vector<uint8_t> buffer(256 << 10);
-  RecordWriter w(buffer.data(), buffer.size(), &sink);
+  HandWrittenTrace trace(path, "/synthetic");
+  ASSERT_TRUE(trace.ok());
+  RecordWriter& w = trace.writer();
   // Ten call sites, each a two-frame stack.
   uint64_t stacks[10];
   for (int i = 0; i < 10; ++i) stacks[i] = w.StackNode(w.StackNode(0, 0x1000 + i), 0x2000 + i);
@@ -73,7 +105,6 @@ void WriteSyntheticTrace(const std::string& path) {
     w.Alloc(a);
   }
   w.End(format::EndReason::kExit, 0, SyscallCounts());
-  fclose(f);
 }
 
 struct ReportRun {
@@ -152,23 +183,15 @@ TEST(CraftedTraces, ModulesThatAreNotRegularFilesAreNotRead) {
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   std::string path = dir.path() + "/modules.trace";
   {
-    FILE* f = CreateTrace(path, "/crafted");
-    ASSERT_NE(f, nullptr);
-    FileChunks sink(f);
-    std::vector<uint8_t> buffer(64 << 10);
-    RecordWriter w(buffer.data(), buffer.size(), &sink);
+    HandWrittenTrace trace(path, "/crafted");
+    ASSERT_TRUE(trace.ok());
+    RecordWriter& w = trace.writer();
     w.ModuleMap(1);
     ModuleSegment fifo_code{0x400000, 0x1000}, zero_code{0x500000, 0x1000};
     w.Module(0, &fifo_code, 1, fifo.c_str(), "");
     w.Module(0, &zero_code, 1, "/dev/zero", "");
-    MmapEvent m;
-    m.prefix = {1, 7, w.StackNode(w.StackNode(0, 0x400100), 0x500100)};
-    m.address = 0x7f0000000000;
-    m.length = 2;
-    m.prot = 3;
-    w.Mmap(m);
+    w.Mmap(TwoByteMapping(w.StackNode(w.StackNode(0, 0x400100), 0x500100)));
     w.End(format::EndReason::kExit, 0, SyscallCounts());
-    fclose(f);
   }
   CommandResult r = RunCapture({"timeout", "-s", "KILL", "60", PagewastePath(), "report", path});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -203,25 +226,15 @@ TEST(LargeTrace, TenMillionEventsReplayInBoundedMemory) {
 TEST(LargeTrace, AStackChainDeeperThanTheFormatAllowsIsRefusedInBoundedMemory) {
   TempDir dir;
   std::string path = dir.path() + "/deep.trace";
-  FILE* f = CreateTrace(path, "/deep");
-  ASSERT_NE(f, nullptr);
   {
-    FileChunks sink(f);
-    std::vector<uint8_t> buffer(256 << 10);
-    RecordWriter w(buffer.data(), buffer.size(), &sink);
+    HandWrittenTrace trace(path, "/deep");
+    ASSERT_TRUE(trace.ok());
+    RecordWriter& w = trace.writer();
     uint64_t leaf = 0;
     for (int i = 0; i < 300000; ++i) leaf = w.StackNode(leaf, 0x400000 + 16 * i);
-    MmapEvent m;
-    m.prefix = {1, 7, leaf};
-    m.address = 0x7f0000000000;
-    m.length = 2;
-    m.prot = 3;
-    m.map_flags = 0x22;
-    m.fd = -1;
-    w.Mmap(m);
+    w.Mmap(TwoByteMapping(leaf));
     w.End(format::EndReason::kExit, 0, SyscallCounts());
   }
-  fclose(f);
   ReportRun run = ReportWithUsage(dir, path);
   ASSERT_TRUE(WIFEXITED(run.status)) << run.err;
   EXPECT_EQ(WEXITSTATUS(run.status), 4) << run.err;  // written, from a corrupt trace

@@ -1,4 +1,4 @@
-// Issue 4: static programs, traced by the ptrace backend into the same
+// Static programs, traced by the ptrace backend into the same
 // format as the shim.
 #include <gtest/gtest.h>
 

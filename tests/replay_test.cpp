@@ -1,4 +1,4 @@
-// Issue 5: the replay's answers, against figures worked out by hand.
+// The replay's answers, against figures worked out by hand.
 #include <gtest/gtest.h>
 
 #include <cmath>

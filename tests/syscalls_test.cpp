@@ -1,4 +1,4 @@
-// Issue 3: exact system call accounting per allocation, with Syscall User
+// Exact system call accounting per allocation, with Syscall User
 // Dispatch, and the estimate where it is not available.
 #include <gtest/gtest.h>
 

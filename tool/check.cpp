@@ -7,7 +7,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "replay.h"
+#include "byte_sizes.h"
 
 namespace pagewaste {
 namespace {

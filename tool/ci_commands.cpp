@@ -14,16 +14,10 @@
 #include "diff.h"
 #include "exit_codes.h"
 #include "output_file.h"
-#include "replay.h"
+#include "byte_sizes.h"
 
 namespace pagewaste {
 namespace {
-
-CiOptions OptionsOf(const CodeRules& code) {
-  CiOptions options;
-  options.source_root = code.source_root;
-  return options;
-}
 
 // Writes the outputs asked for (all are rendered: each is small beside the
 // report they come from); false when one cannot be written.
@@ -177,9 +171,8 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
     return input_error(err);
   fmt::print(text_out, "{}", RenderCheckText(result));
   fflush(text_out);
-  CiOptions options = OptionsOf(code);
-  if (!WriteCiOutputs(args.ci, CheckJunit(result), CheckSarif(result, options),
-                      CheckMarkdown(result), CheckGithub(result, options)))
+  if (!WriteCiOutputs(args.ci, CheckJunit(result), CheckSarif(result),
+                      CheckMarkdown(result), CheckGithub(result)))
     return exit_code::kUsage;
   return result.failed() ? exit_code::kLimitExceeded : exit_code::kOk;
 }
@@ -200,9 +193,8 @@ int DiffCommand(const DiffArgs& args) {
   DiffResult diff = Diff(base, now, args.fail_on_regression);
   std::string text = args.format == "json" ? RenderDiffJson(diff) : RenderDiffText(diff);
   if (!WriteOutput(args.output, text)) return exit_code::kUsage;
-  CiOptions options = OptionsOf(code);
-  if (!WriteCiOutputs(args.ci, DiffJunit(diff), DiffSarif(diff, options), DiffMarkdown(diff),
-                      DiffGithub(diff, options)))
+  if (!WriteCiOutputs(args.ci, DiffJunit(diff), DiffSarif(diff), DiffMarkdown(diff),
+                      DiffGithub(diff)))
     return exit_code::kUsage;
   return diff.regressions.empty() ? exit_code::kOk : exit_code::kLimitExceeded;
 }

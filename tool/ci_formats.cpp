@@ -61,17 +61,6 @@ std::string Markdown(const std::string& text) {
   return out;
 }
 
-// A source path as the repository knows it.
-std::string RepoPath(const std::string& file, const CiOptions& options) {
-  std::string root = options.source_root;
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
-  if (!root.empty() && file.size() > root.size() + 1 && file.compare(0, root.size(), root) == 0 &&
-      file[root.size()] == '/')
-    return file.substr(root.size() + 1);
-  if (file.rfind("./", 0) == 0) return file.substr(2);
-  return file;
-}
-
 std::string LimitLine(const LimitResult& l) {
   return fmt::format("{}: {} {} limit {}{}", l.name, FigureText(l.value, l.bytes),
                      l.passed ? "<=" : ">", FigureText(l.threshold, l.bytes),
@@ -103,12 +92,11 @@ json Rule(const std::string& id, const std::string& name, const std::string& tex
 }
 
 json SarifResult(const std::string& rule_id, size_t rule_index, const std::string& message,
-                 const SiteLocation& where, const std::string& fingerprint,
-                 const CiOptions& options) {
+                 const SiteLocation& where, const std::string& fingerprint) {
   json location;
   if (!where.file.empty()) {
     location = {{"physicalLocation",
-                 {{"artifactLocation", {{"uri", RepoPath(where.file, options)}}},
+                 {{"artifactLocation", {{"uri", where.file}}},
                   {"region", {{"startLine", where.line > 0 ? where.line : 1}}}}}};
   } else {
     // No source line (no debug information): the module stands for it.
@@ -139,10 +127,10 @@ json SarifLog(json rules, json results) {
 }
 
 std::string Annotation(const char* level, const SiteLocation& where, const std::string& title,
-                       const std::string& message, const CiOptions& options) {
+                       const std::string& message) {
   std::string props;
   if (!where.file.empty())
-    props = fmt::format(" file={},line={},", EscapeGithubProperty(RepoPath(where.file, options)),
+    props = fmt::format(" file={},line={},", EscapeGithubProperty(where.file),
                         where.line > 0 ? where.line : 1);
   else
     props = " ";
@@ -243,7 +231,7 @@ std::string GroupText(const LineGroup& g, bool bytes) {
 
 }  // namespace
 
-std::string CheckSarif(const CheckResult& check, const CiOptions& options) {
+std::string CheckSarif(const CheckResult& check) {
   json rules = json::array(), results = json::array();
   std::vector<std::string> rule_ids;
   for (const LimitResult& l : check.limits) {
@@ -258,25 +246,25 @@ std::string CheckSarif(const CheckResult& check, const CiOptions& options) {
     for (const LineGroup& g : ByLine(l.sites))
       results.push_back(SarifResult(id, index,
                                     fmt::format("{}. {}.", LimitLine(l), GroupText(g, l.bytes)),
-                                    g.where, g.sites[0]->key + "/" + l.metric, options));
+                                    g.where, g.sites[0]->key + "/" + l.metric));
   }
   return Dump(SarifLog(rules, results));
 }
 
-std::string CheckGithub(const CheckResult& check, const CiOptions& options) {
+std::string CheckGithub(const CheckResult& check) {
   std::string out;
   for (const LimitResult& l : check.limits) {
     if (l.passed) continue;
     if (l.sites.empty())
-      out += Annotation("error", {}, "pagewaste: " + l.name, LimitLine(l), options);
+      out += Annotation("error", {}, "pagewaste: " + l.name, LimitLine(l));
     for (const LineGroup& g : ByLine(l.sites))
       out += Annotation("error", g.where, "pagewaste: " + l.name,
-                        fmt::format("{}. {}.", LimitLine(l), GroupText(g, l.bytes)), options);
+                        fmt::format("{}. {}.", LimitLine(l), GroupText(g, l.bytes)));
   }
   for (const SuppressionResult& s : check.suppressions)
     out +=
         Annotation("notice", {}, "pagewaste: suppressed",
-                   fmt::format("{} ({}): {}", s.pattern, Counted(s.sites.size(), "site", "sites"), s.reason), options);
+                   fmt::format("{} ({}): {}", s.pattern, Counted(s.sites.size(), "site", "sites"), s.reason));
   return out;
 }
 
@@ -338,7 +326,7 @@ std::string SiteChange(const DiffSite& s) {
 
 }  // namespace
 
-std::string DiffSarif(const DiffResult& diff, const CiOptions& options) {
+std::string DiffSarif(const DiffResult& diff) {
   json rules = json::array({Rule("pagewaste/diff/added-site", "added-site",
                                  "A call site that wastes pages or enters the kernel is new"),
                             Rule("pagewaste/diff/grown-site", "grown-site",
@@ -349,19 +337,18 @@ std::string DiffSarif(const DiffResult& diff, const CiOptions& options) {
     bool added = s.status == "added";
     results.push_back(SarifResult(
         added ? "pagewaste/diff/added-site" : "pagewaste/diff/grown-site", added ? 0 : 1,
-        fmt::format("{} call site: {}", added ? "New" : "Grown", SiteChange(s)), s.where, s.key,
-        options));
+        fmt::format("{} call site: {}", added ? "New" : "Grown", SiteChange(s)), s.where, s.key));
   }
   return Dump(SarifLog(rules, results));
 }
 
-std::string DiffGithub(const DiffResult& diff, const CiOptions& options) {
+std::string DiffGithub(const DiffResult& diff) {
   std::string out;
   bool failing = !diff.regressions.empty();
   for (const DiffSite& s : diff.sites)
     if (Grew(s))
       out += Annotation(failing ? "error" : "warning", s.where,
-                        fmt::format("pagewaste: {} call site", s.status), SiteChange(s), options);
+                        fmt::format("pagewaste: {} call site", s.status), SiteChange(s));
   return out;
 }
 

@@ -1,6 +1,7 @@
 // What CI systems read, from `check` and `diff` (docs/ci.md): JUnit XML,
 // SARIF 2.1.0, GitHub workflow commands, Markdown. Renderers only: every
-// figure comes from the CheckResult or DiffResult.
+// figure comes from the CheckResult or DiffResult, and every path from a
+// site's location, already relative to the source root (SiteLocation).
 #pragma once
 
 #include <string>
@@ -10,20 +11,14 @@
 
 namespace pagewaste {
 
-struct CiOptions {
-  // Absolute source paths under this directory are written relative to it
-  // (SARIF and annotations want paths from the repository's root).
-  std::string source_root;
-};
-
 std::string CheckJunit(const CheckResult& check);
-std::string CheckSarif(const CheckResult& check, const CiOptions& options);
-std::string CheckGithub(const CheckResult& check, const CiOptions& options);
+std::string CheckSarif(const CheckResult& check);
+std::string CheckGithub(const CheckResult& check);
 std::string CheckMarkdown(const CheckResult& check);
 
 std::string DiffJunit(const DiffResult& diff);
-std::string DiffSarif(const DiffResult& diff, const CiOptions& options);
-std::string DiffGithub(const DiffResult& diff, const CiOptions& options);
+std::string DiffSarif(const DiffResult& diff);
+std::string DiffGithub(const DiffResult& diff);
 std::string DiffMarkdown(const DiffResult& diff);
 
 // Workflow-command escaping: of a message (%, CR, LF), and of a property

@@ -12,6 +12,7 @@
 #include "dump_command.h"
 #include "exit_codes.h"
 #include "render.h"
+#include "byte_sizes.h"
 #include "replay.h"
 #include "run_command.h"
 

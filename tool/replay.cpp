@@ -4,8 +4,6 @@
 // there, and the sites sum to the process totals.
 #include "replay.h"
 
-#include <charconv>
-
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,7 +14,6 @@
 #include <iterator>
 #include <map>
 #include <memory>
-#include <thread>
 #include <unordered_map>
 
 #include "address_map.h"
@@ -24,7 +21,7 @@
 #include "page_cost.h"
 #include "reconciliation.h"
 #include "program_code.h"
-#include "symbolizer.h"
+#include "site_frames.h"
 
 namespace pagewaste {
 namespace {
@@ -70,34 +67,16 @@ class Replayer : public RecordVisitor {
       : report_(report),
         page_size_(page_size),
         sample_interval_(sample_interval),
-        what_if_(MakeWhatIf(page_size, options)),
+        what_if_(StandardWhatIf(page_size, options.what_if_page_sizes, options.what_if_models)),
         timeline_(options.timeline_samples),
         advice_(page_size),
         symbolize_(options.symbolize) {}
-  ~Replayer() override {
-    if (warming_.joinable()) warming_.join();
-  }
-
   void OnModule(const ModuleInfo& m) override { modules_.push_back(m); }
-  void OnSymbolizedAddress(const SymbolizedAddress& a) override {
-    std::vector<Frame>& frames = embedded_[a.address];
-    frames.clear();
-    for (const SymbolFrame& f : a.frames) {
-      Frame frame;
-      frame.address = a.address;
-      frame.function = f.function;
-      frame.file = f.file;
-      frame.line = static_cast<int>(f.line);
-      frame.module = f.module;
-      frame.module_offset = f.module_offset;
-      frame.inlined = f.inlined;
-      frames.push_back(std::move(frame));
-    }
-  }
+  void OnSymbolizedAddress(const SymbolizedAddress& a) override { frames_.AddEmbedded(a); }
   // The trace carries its symbols (format::kHeaderHasSymbols): no debug
   // information to load.
   void UseEmbeddedSymbols() {
-    embedded_symbols_ = true;
+    frames_.UseEmbedded();
     symbolize_ = false;
   }
   void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
@@ -343,17 +322,17 @@ class Replayer : public RecordVisitor {
                               std::make_move_iterator(sites_.end()));
     // Waste as measured where the request itself was not visible (a page
     // allocator that rounds up before mmap) ranks the same as page waste.
-    r.call_sites = Top(all, options.top, [](const CallSite& s) {
+    r.call_sites = TopSites(all, options.top, [](const CallSite& s) {
       return std::make_tuple(s.cost.waste_bytes(), SumSyscalls(s.cost.syscalls),
                              s.cost.requested_bytes, s.cost.allocations);
     });
-    r.kernel_sites = Top(all, options.top ? options.top : 10, [](const CallSite& s) {
+    r.kernel_sites = TopSites(all, options.top ? options.top : 10, [](const CallSite& s) {
       return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.calls(), uint64_t{0},
                              uint64_t{0});
     });
     for (CallSite& site : r.call_sites) site.advice = advice_.For(site);
     r.memory_went = held_.highest();
-    r.leak_sites = Top(all, options.top ? options.top : 10, [](const CallSite& s) {
+    r.leak_sites = TopSites(all, options.top ? options.top : 10, [](const CallSite& s) {
       return std::make_tuple(s.leaked_bytes, s.leaked_allocations, uint64_t{0}, uint64_t{0});
     });
     while (!r.leak_sites.empty() && r.leak_sites.back().leaked_allocations == 0) r.leak_sites.pop_back();
@@ -372,24 +351,8 @@ class Replayer : public RecordVisitor {
       r.peak.sites.push_back(peak_site);
     }
     auto lists = {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites};
-    if (options.symbolize && embedded_symbols_) {
-      // The trace's own symbol section: no binary is read.
-      SymbolizeSites(lists, options.code, [this](uint64_t ip) {
-        auto it = embedded_.find(ip);
-        if (it != embedded_.end()) return it->second;
-        std::vector<Frame> unknown(1);
-        unknown[0].address = ip;
-        return unknown;
-      });
-    } else if (options.symbolize) {
-      if (warming_.joinable()) warming_.join();
-      // The warmed symbolizer knows every module unless some came later.
-      if (!warm_ || warm_modules_ != modules_.size()) warm_ = std::make_unique<Symbolizer>(modules_);
-      Symbolizer& symbolizer = *warm_;
-      SymbolizeSites(lists, options.code,
-                     [&symbolizer](uint64_t ip) { return symbolizer.Symbolize(ip); });
-      r.symbol_warnings = symbolizer.warnings();
-    }
+    if (options.symbolize)
+      frames_.Give(lists, nodes_, modules_, options.code, &r.symbol_warnings);
     for (auto* sites : lists) {
       for (CallSite& site : *sites) {
         site.key = SiteKey(site.frames);
@@ -459,20 +422,12 @@ class Replayer : public RecordVisitor {
   }
   CostTotals& Site(uint64_t stack) { return SiteOf(stack).cost; }
 
-  // Loading debug information (libc's comes zlib-compressed) is most of a
-  // small report's time. At the first event, with the modules and the stack
-  // nodes known so far, a second thread loads it by symbolizing those
-  // addresses, while this one replays the events; Finish takes the result.
+  // At the first event, with the modules and the stack nodes known so far.
   void WarmSymbolizer() {
-    std::vector<ModuleInfo> modules = modules_;
     std::vector<uint64_t> ips;
     for (const auto& [parent, ip] : nodes_)
       if (ip) ips.push_back(ip);
-    warm_modules_ = modules.size();
-    warming_ = std::thread([this, modules = std::move(modules), ips = std::move(ips)] {
-      warm_ = std::make_unique<Symbolizer>(modules);
-      for (uint64_t ip : ips) warm_->Symbolize(ip);
-    });
+    frames_.Warm(modules_, std::move(ips));
   }
 
   // A call that is counted and charged but holds no memory of its own
@@ -635,71 +590,6 @@ class Replayer : public RecordVisitor {
     report_->leaked_bytes += requested;
   }
 
-  // The `limit` sites (0: all) with the largest key, ties by stack id:
-  // ordered by pointer, so that only the sites kept are copied.
-  template <typename Key>
-  static std::vector<CallSite> Top(const std::vector<CallSite>& sites, size_t limit, Key key) {
-    std::vector<const CallSite*> order;
-    order.reserve(sites.size());
-    for (const CallSite& s : sites) order.push_back(&s);
-    auto first = [&](const CallSite* a, const CallSite* b) {
-      if (key(*a) != key(*b)) return key(*a) > key(*b);
-      return a->stack_id < b->stack_id;
-    };
-    if (limit && limit < order.size()) {
-      std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(limit), order.end(),
-                        first);
-      order.resize(limit);
-    } else {
-      std::sort(order.begin(), order.end(), first);
-    }
-    std::vector<CallSite> out;
-    out.reserve(order.size());
-    for (const CallSite* s : order) out.push_back(*s);
-    return out;
-  }
-
-  // Gives each site its frames, innermost first: each return address is
-  // symbolized and its frames classified (program_code.h) once, however
-  // many stacks hold it.
-  template <typename FramesOf>
-  void SymbolizeSites(std::initializer_list<std::vector<CallSite>*> lists, const CodeRules& rules,
-                      FramesOf frames_of) {
-    // Stack node -> 1 + index into unique's frames (0: not seen yet).
-    std::vector<uint32_t> slot(nodes_.size(), 0);
-    std::unordered_map<uint64_t, uint32_t> by_ip;
-    std::vector<std::vector<Frame>> unique;
-    for (auto* sites : lists)
-      for (const CallSite& site : *sites)
-        for (uint64_t id = site.stack_id; id && id < nodes_.size() && !slot[id];
-             id = nodes_[id].first) {
-          auto [it, fresh] = by_ip.emplace(nodes_[id].second, unique.size() + 1);
-          if (fresh) unique.push_back(frames_of(nodes_[id].second));
-          slot[id] = it->second;
-        }
-    CodeOrigin origin(rules);
-    for (const std::vector<Frame>& frames : unique) origin.Learn(frames);
-    for (std::vector<Frame>& frames : unique) origin.Classify(&frames);
-    for (auto* sites : lists)
-      for (CallSite& site : *sites)
-        for (uint64_t id = site.stack_id; id && id < nodes_.size(); id = nodes_[id].first) {
-          const std::vector<Frame>& frames = unique[slot[id] - 1];
-          site.frames.insert(site.frames.end(), frames.begin(), frames.end());
-        }
-  }
-
-  static WhatIf MakeWhatIf(uint64_t page_size, const ReplayOptions& options) {
-    std::vector<uint64_t> sizes = options.what_if_page_sizes;
-    std::vector<AllocatorModel> models = options.what_if_models;
-    if (sizes.empty() && models.empty()) {
-      sizes = {4 << 10, 16 << 10, 64 << 10, 2 << 20};
-      if (std::find(sizes.begin(), sizes.end(), page_size) == sizes.end()) sizes.push_back(page_size);
-      std::sort(sizes.begin(), sizes.end());
-      models = {AllocatorModel::kPage, AllocatorModel::kSizeClass, AllocatorModel::kArena};
-    }
-    return WhatIf(page_size, sizes, models);
-  }
-
   Report* report_;
   uint64_t page_size_ = 4096;
   uint64_t sample_interval_ = 0;  // bytes per sample; 0: not sampled
@@ -719,13 +609,9 @@ class Replayer : public RecordVisitor {
   uint64_t live_mappings_ = 0;
   uint64_t peak_mappings_ = 0;
   std::vector<ModuleInfo> modules_;
-  bool symbolize_ = true;
-  bool embedded_symbols_ = false;
-  std::unordered_map<uint64_t, std::vector<Frame>> embedded_;
-  std::thread warming_;
-  std::unique_ptr<Symbolizer> warm_;  // written by warming_ until joined
-  size_t warm_modules_ = 0;
-  std::vector<std::pair<uint64_t, uint64_t>> nodes_;  // id -> (parent, ip)
+  bool symbolize_ = true;  // warm a symbolizer at the first event
+  SiteFrames frames_;
+  StackNodes nodes_;
   AddressMap<LiveBlock> live_blocks_;
   std::map<uint64_t, LiveMapping> mappings_;
   std::deque<CallSite> sites_;          // in order of first use; never moved
@@ -792,29 +678,6 @@ bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, u
     report->before_start_syscalls = before;
   }
   return true;
-}
-
-bool ParseByteCount(const std::string& text, uint64_t* bytes) {
-  size_t digits = 0;
-  while (digits < text.size() && isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0) return false;
-  uint64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + digits, value);
-  if (error != std::errc() || end != text.data() + digits) return false;  // too large
-  std::string unit = text.substr(digits);
-  int shift = 0;
-  if (unit == "K" || unit == "KiB" || unit == "k") shift = 10;
-  else if (unit == "M" || unit == "MiB") shift = 20;
-  else if (unit == "G" || unit == "GiB") shift = 30;
-  else if (!unit.empty() && unit != "B") return false;
-  if (value > (UINT64_MAX >> shift)) return false;
-  *bytes = value << shift;
-  return true;
-}
-
-bool ParsePageSize(const std::string& text, uint64_t* bytes) {
-  return ParseByteCount(text, bytes) && IsPowerOfTwo(*bytes) && *bytes >= kMinPageSize &&
-         *bytes <= kMaxPageSize;
 }
 
 }  // namespace pagewaste

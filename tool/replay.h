@@ -30,14 +30,6 @@ struct ReplayOptions {
   CodeRules code;
 };
 
-// "4096", "64K", "2M", "1G" -> bytes (K = 1024, B and KiB also taken).
-bool ParseByteCount(const std::string& text, uint64_t* bytes);
-// The same, and false unless a page size a machine could have: a power of
-// two from 4 KiB to 1 GiB (x86-64's largest huge page).
-inline constexpr uint64_t kMinPageSize = 4 << 10;
-inline constexpr uint64_t kMaxPageSize = 1 << 30;
-bool ParsePageSize(const std::string& text, uint64_t* bytes);
-
 // False with *err when the trace cannot be read at all (missing, empty, not
 // a trace, newer version). A truncated or partly corrupt trace replays what
 // it holds; report->process.status says so.

@@ -338,6 +338,30 @@ struct SitesShown {
 // ByWaste order.
 SitesShown ShownSites(const std::vector<CallSite>& all, size_t n);
 
+// The `limit` sites (0: all) with the largest key(site), ties by stack id:
+// ordered by pointer, so that only the sites kept are copied.
+template <typename Key>
+std::vector<CallSite> TopSites(const std::vector<CallSite>& sites, size_t limit, Key key) {
+  std::vector<const CallSite*> order;
+  order.reserve(sites.size());
+  for (const CallSite& s : sites) order.push_back(&s);
+  auto first = [&](const CallSite* a, const CallSite* b) {
+    if (key(*a) != key(*b)) return key(*a) > key(*b);
+    return a->stack_id < b->stack_id;
+  };
+  if (limit && limit < order.size()) {
+    std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(limit), order.end(),
+                      first);
+    order.resize(limit);
+  } else {
+    std::sort(order.begin(), order.end(), first);
+  }
+  std::vector<CallSite> out;
+  out.reserve(order.size());
+  for (const CallSite* s : order) out.push_back(*s);
+  return out;
+}
+
 // The orders every list of sites follows, the same in every run of a
 // deterministic program: by the figure the list is about, ties by key.
 bool ByWaste(const CallSite& a, const CallSite& b);

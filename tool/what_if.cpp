@@ -164,4 +164,15 @@ std::vector<AllocatorResult> WhatIf::allocators() const {
   return out;
 }
 
+WhatIf StandardWhatIf(uint64_t page_size, std::vector<uint64_t> sizes,
+                      std::vector<AllocatorModel> models) {
+  if (sizes.empty() && models.empty()) {
+    sizes = {4 << 10, 16 << 10, 64 << 10, 2 << 20};
+    if (std::find(sizes.begin(), sizes.end(), page_size) == sizes.end()) sizes.push_back(page_size);
+    std::sort(sizes.begin(), sizes.end());
+    models = {AllocatorModel::kPage, AllocatorModel::kSizeClass, AllocatorModel::kArena};
+  }
+  return WhatIf(page_size, std::move(sizes), std::move(models));
+}
+
 }  // namespace pagewaste

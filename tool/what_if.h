@@ -78,4 +78,10 @@ class WhatIf {
   AllocatorResult arena_;
 };
 
+// The what-if a report makes: of the page sizes and models given, or, both
+// empty, the standard set (4 KiB, 16 KiB, 64 KiB, 2 MiB and the traced
+// machine's page size; every model).
+WhatIf StandardWhatIf(uint64_t page_size, std::vector<uint64_t> page_sizes,
+                      std::vector<AllocatorModel> models);
+
 }  // namespace pagewaste

@@ -1,5 +1,5 @@
 // Allocation churn: 2 million malloc/free pairs of 16 to 1040 bytes through
-// two call levels (issue 6's reference workload). argv[1] scales the count.
+// two call levels (the harness's reference workload). argv[1] scales the count.
 #include <stdlib.h>
 
 static void* __attribute__((noinline)) make(size_t size) { return malloc(size); }

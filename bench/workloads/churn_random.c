@@ -1,6 +1,6 @@
 // A churn that looks like a program's: 1,024 blocks of 16 to 1,040 bytes
 // stay live, and each step frees one picked at random and allocates its
-// replacement (issue 13). Random addresses are what per-thread address
+// replacement. Random addresses are what per-thread address
 // deltas and zstd cannot shrink. argv[1] is the number of replacements
 // (each an allocation and a free: 2 events).
 #include <stdint.h>
