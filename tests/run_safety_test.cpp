@@ -42,6 +42,16 @@ class SetUidSetup {
     fs::copy_file(ProgramPath("print_euid"), dir_ + "/print_euid");
     chown((dir_ + "/print_euid").c_str(), 0, 0);
     chmod((dir_ + "/print_euid").c_str(), 04755);
+    fs::copy_file(ProgramPath("secure_exec"), dir_ + "/secure_exec");
+    chown((dir_ + "/secure_exec").c_str(), 0, 0);
+    chmod((dir_ + "/secure_exec").c_str(), 04755);
+    // Set-uid nobody, for root to run: it loses privileges by its bit.
+    for (const char* program : {"print_euid", "print_euid_static"}) {
+      std::string copy = dir_ + "/" + program + "_nobody";
+      fs::copy_file(ProgramPath(program), copy);
+      chown(copy.c_str(), 65534, 65534);
+      chmod(copy.c_str(), 04755);
+    }
   }
   ~SetUidSetup() {
     std::error_code ec;
@@ -78,32 +88,84 @@ TEST(SetUid, AProgramNobodyMayTraceRunsWithItsPrivilegesAndRunSaysWhy) {
   EXPECT_EQ(traces, 0);
 }
 
-TEST(SetUid, ForcedPtraceSaysTheProgramRunsWithoutItsPrivileges) {
+// Asked for the ptrace backend, which would run it without its privileges,
+// run refuses the program and says so.
+TEST(SetUid, ForcedPtraceRefusesAProgramItWouldRunWithoutItsPrivileges) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a set-uid root program";
   SetUidSetup setup;
   if (setup.dir().empty()) GTEST_SKIP() << "/tmp is mounted nosuid";
   CommandResult r = setup.RunAsNobody({"--backend", "ptrace"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "euid=65534\n");
-  EXPECT_NE(r.err.find("under ptrace it runs without those privileges, as uid 65534"),
+  EXPECT_EQ(r.exit_code, 126) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("print_euid is set-uid (uid 0), which a traced program gets only when "
+                       "pagewaste runs as root: not run"),
             std::string::npos)
       << r.err;
+  EXPECT_EQ(Lines(r.err), 1) << r.err;
 }
 
-// Exec'd inside a traced tree, a set-uid program runs without its
-// privileges when pagewaste may not trace it with them (the kernel's rule
-// for any traced process): run names it.
-TEST(SetUid, OneExecdInsideTheTreeIsNamed) {
+// Exec'd inside a tree traced by a user who may not trace it with its
+// privileges (the kernel's rule for any traced process), a set-uid program
+// would run as that user: it is killed at its exec, before it runs, and
+// named. Under both backends: the ptrace backend's filter needs
+// PR_SET_NO_NEW_PRIVS from such a user, which withholds the same.
+TEST(SetUid, OneExecdInsideATreeNobodyTracesIsRefusedAndNamed) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a set-uid root program";
   SetUidSetup setup;
   if (setup.dir().empty()) GTEST_SKIP() << "/tmp is mounted nosuid";
-  CommandResult r = RunCapture({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                setup.dir() + "/pagewaste", "run", "-o", setup.dir() + "/t.%p.trace",
-                                "--", "sh", "-c", setup.dir() + "/print_euid"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "euid=65534\n");
-  EXPECT_NE(r.err.find("print_euid, which is set-uid, without those privileges"), std::string::npos)
-      << r.err;
+  for (const char* backend : {"auto", "ptrace"}) {
+    SCOPED_TRACE(backend);
+    CommandResult r = RunCapture({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                  setup.dir() + "/pagewaste", "run", "--backend", backend, "-o",
+                                  setup.dir() + "/t.%p.trace", "--", "sh", "-c",
+                                  setup.dir() + "/print_euid; echo status $?"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "status 137\n");  // never ran as nobody
+    EXPECT_NE(r.err.find(setup.dir() + "/print_euid is set-uid (uid 0), which a traced process "
+                         "gets only when pagewaste runs as root: killed before it ran"),
+              std::string::npos)
+        << r.err;
+  }
+}
+
+// Root may trace a program with its privileges: one that is set-uid nobody
+// runs as nobody, as it does without pagewaste, and is traced, static (the
+// ptrace backend's filter goes in without PR_SET_NO_NEW_PRIVS) or dynamic
+// inside a tree (its loader ignores LD_PRELOAD in secure mode, so the
+// tracer records it).
+TEST(SetUid, RootTracesASetUidNobodyProgramAsNobody) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a set-uid program";
+  SetUidSetup setup;
+  if (setup.dir().empty()) GTEST_SKIP() << "/tmp is mounted nosuid";
+  TempDir dir;
+  std::string program = setup.dir() + "/print_euid_static_nobody";
+  CommandResult plain = RunCapture({program});
+  EXPECT_EQ(plain.out, "euid=65534\n");
+  Profile p = ProfileProgram(dir, {program});
+  EXPECT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "euid=65534\n");
+  EXPECT_NE(p.run.err.find(program + " is set-uid (uid 65534): the loader ignores LD_PRELOAD; "
+                           "tracing it with ptrace"),
+            std::string::npos)
+      << p.run.err;
+  const nlohmann::json& r = OnlyReport(p);
+  EXPECT_EQ(r["process"]["backend"], "ptrace");
+  EXPECT_EQ(r["trace"]["status"], "complete");
+
+  TempDir tree;
+  Profile q = ProfileProgram(tree, {"sh", "-c", setup.dir() + "/print_euid_nobody; true"});
+  EXPECT_EQ(q.run.exit_code, 0) << q.run.err;
+  EXPECT_EQ(q.run.out, "euid=65534\n");
+  ASSERT_EQ(q.reports.size(), 2u) << q.run.err;
+  int by_ptrace = 0;
+  for (const nlohmann::json& report : q.reports) {
+    if (report["process"]["backend"] == "ptrace") {
+      ++by_ptrace;
+      EXPECT_NE(report["process"].dump().find("print_euid_nobody"), std::string::npos);
+      EXPECT_EQ(report["trace"]["status"], "complete");
+    }
+  }
+  EXPECT_EQ(by_ptrace, 1);
 }
 
 // The loader preloads into a set-uid program (secure mode, AT_SECURE) only
@@ -134,7 +196,46 @@ TEST(SetUid, TheShimInASecureProcessTakesNothingFromTheEnvironment) {
   EXPECT_EQ(traces, 0);
 }
 
-TEST(SetUid, RootTracesItWithItsPrivileges) {
+// The same shim in a set-uid program that works the C library hard, becomes
+// root for good and execs: the program behaves exactly as without the shim,
+// and the root child sees none of the caller's tracing variables.
+TEST(SetUid, AProgramWithTheShimInSecureModeBehavesAsWithout) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a library in a system directory";
+  SetUidSetup setup;
+  if (setup.dir().empty()) GTEST_SKIP() << "/tmp is mounted nosuid";
+  std::string name = "libpagewaste_secure_test_" + std::to_string(getpid()) + ".so";
+  std::string system_copy = "/usr/lib/x86_64-linux-gnu/" + name;
+  fs::copy_file(setup.dir() + "/libpagewaste_preload.so", system_copy,
+                fs::copy_options::overwrite_existing);
+  chmod(system_copy.c_str(), 04755);
+  std::vector<std::string> as_nobody = {"setpriv", "--reuid=65534", "--regid=65534",
+                                        "--clear-groups", "env"};
+  std::vector<std::string> preloaded = as_nobody;
+  for (const std::string& v : std::vector<std::string>{"LD_PRELOAD=" + name, "PAGEWASTE_OUTPUT=" + setup.dir() + "/p.%p.trace",
+                        "PAGEWASTE_SESSION=1234abcd", "PAGEWASTE_SAMPLE=4096"})
+    preloaded.push_back(v);
+  as_nobody.push_back(setup.dir() + "/secure_exec");
+  preloaded.push_back(setup.dir() + "/secure_exec");
+  CommandResult plain = RunCapture(as_nobody);
+  CommandResult traced = RunCapture(preloaded);
+  fs::remove(system_copy);
+  const std::string expected =
+      "euid=0 mallocs=20000 signals=2 dlopen=ok\n"
+      "child euid=0\n";
+  EXPECT_EQ(plain.out, expected);
+  EXPECT_EQ(plain.exit_code, 7) << plain.err;
+  EXPECT_EQ(traced.out, expected);
+  EXPECT_EQ(traced.exit_code, 7) << traced.err;
+  EXPECT_EQ(traced.err, "");
+  int traces = 0;
+  for (const auto& entry : fs::directory_iterator(setup.dir()))
+    traces += entry.path().extension() == ".trace";
+  EXPECT_EQ(traces, 0);
+}
+
+// Root running a set-uid root program gains nothing by it: the loader is not
+// in secure mode, and the shim traces it.
+TEST(SetUid, RootsOwnSetUidProgramIsTracedByTheShim) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   SetUidSetup setup;
   if (setup.dir().empty()) GTEST_SKIP() << "/tmp is mounted nosuid";
@@ -142,8 +243,9 @@ TEST(SetUid, RootTracesItWithItsPrivileges) {
   Profile p = ProfileProgram(dir, {setup.dir() + "/print_euid"});
   EXPECT_EQ(p.run.exit_code, 0) << p.run.err;
   EXPECT_EQ(p.run.out, "euid=0\n");
+  EXPECT_EQ(p.run.err.find("set-uid"), std::string::npos) << p.run.err;
   const nlohmann::json& r = OnlyReport(p);
-  EXPECT_EQ(r["process"]["backend"], "ptrace");
+  EXPECT_EQ(r["process"]["backend"], "preload");
 }
 
 TEST(TraceFiles, ArePrivateToTheirOwner) {

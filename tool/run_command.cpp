@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,9 +184,11 @@ bool MayTracePrivileged() {
 
 // The set-uid or set-gid identity that exec would give the program, when it
 // differs from ours; empty otherwise.
-std::string PrivilegeGained(const struct stat& st) {
+std::string PrivilegeGained(const std::string& path, const struct stat& st) {
   if ((st.st_mode & S_ISUID) && st.st_uid != geteuid()) return fmt::format("set-uid (uid {})", st.st_uid);
-  if ((st.st_mode & S_ISGID) && st.st_gid != getegid()) return fmt::format("set-gid (gid {})", st.st_gid);
+  if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) && st.st_gid != getegid())
+    return fmt::format("set-gid (gid {})", st.st_gid);
+  if (getxattr(path.c_str(), "security.capability", nullptr, 0) > 0) return "given file capabilities";
   return {};
 }
 
@@ -195,14 +198,14 @@ Backend ChooseBackend(const std::string& program, std::string* why) {
   std::string path = ResolveProgram(program);
   struct stat st;
   if (stat(path.c_str(), &st) == 0) {
-    std::string gained = PrivilegeGained(st);
+    std::string gained = PrivilegeGained(path, st);
     if (!gained.empty() && !MayTracePrivileged()) {
       *why = gained + ", and you may not trace it with its privileges: the loader ignores "
              "LD_PRELOAD for it, and under ptrace the kernel would run it as you";
       return Backend::kUntraced;
     }
-    if (st.st_mode & (S_ISUID | S_ISGID)) {
-      *why = "set-uid/set-gid: the loader ignores LD_PRELOAD";
+    if (!gained.empty()) {
+      *why = gained + ": the loader ignores LD_PRELOAD";
       return Backend::kPtrace;
     }
   }
@@ -323,15 +326,18 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
       fmt::print(stderr, "pagewaste: {} is {}; tracing it with ptrace\n", options.command[0], why);
     if (backend == Backend::kUntraced)
       fmt::print(stderr, "pagewaste: {} is {}; it runs untraced, with its privileges, and leaves "
-                 "no trace (run pagewaste as root to trace it, or --backend ptrace to trace it "
-                 "without its privileges)\n", options.command[0], why);
+                 "no trace (run pagewaste as root to trace it)\n", options.command[0], why);
   } else if (backend == Backend::kPtrace) {
     struct stat st;
     std::string gained;
-    if (stat(ResolveProgram(options.command[0]).c_str(), &st) == 0) gained = PrivilegeGained(st);
-    if (!gained.empty() && !MayTracePrivileged())
-      fmt::print(stderr, "pagewaste: {} is {}; under ptrace it runs without those privileges, "
-                 "as uid {} gid {}\n", options.command[0], gained, geteuid(), getegid());
+    std::string path = ResolveProgram(options.command[0]);
+    if (stat(path.c_str(), &st) == 0) gained = PrivilegeGained(path, st);
+    if (!gained.empty() && !MayTracePrivileged()) {
+      fmt::print(stderr, "pagewaste: {} is {}, which a traced program gets only when pagewaste "
+                 "runs as root: not run (without --backend ptrace it runs untraced)\n",
+                 options.command[0], gained);
+      return exit_code::kCannotExecute;
+    }
   }
   if (backend == Backend::kUntraced) return SpawnAndWait(options);
   if (backend == Backend::kPtrace) {

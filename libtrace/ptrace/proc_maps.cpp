@@ -7,7 +7,9 @@
 #include <dirent.h>
 #include <elf.h>
 #include <fcntl.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -60,6 +62,52 @@ pid_t ThreadGroupOf(pid_t tid) { return static_cast<pid_t>(StatusField(tid, "Tgi
 pid_t ParentOf(pid_t pid) { return static_cast<pid_t>(StatusField(pid, "PPid", 0)); }
 uid_t EffectiveUidOf(pid_t pid) { return static_cast<uid_t>(StatusField(pid, "Uid", -1, 1)); }
 gid_t EffectiveGidOf(pid_t pid) { return static_cast<gid_t>(StatusField(pid, "Gid", -1, 1)); }
+
+bool RunsInSecureMode(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/auxv", std::ios::binary);
+  uint64_t entry[2];
+  while (in.read(reinterpret_cast<char*>(entry), sizeof entry) && entry[0] != AT_NULL)
+    if (entry[0] == AT_SECURE) return entry[1] != 0;
+  return false;
+}
+
+namespace {
+
+// The permitted capabilities a file's security.capability attribute grants
+// (VFS_CAP_REVISION_2 and 3 keep them in two 32-bit halves), 0 if none.
+uint64_t FilePermittedCapabilities(const std::string& path) {
+  uint32_t data[6] = {};  // magic_etc, {permitted, inheritable} x 2[, rootid]
+  ssize_t n = getxattr(path.c_str(), "security.capability", data, sizeof data);
+  if (n < static_cast<ssize_t>(sizeof(uint32_t) * 3)) return 0;
+  uint64_t permitted = data[1];
+  if (n >= static_cast<ssize_t>(sizeof(uint32_t) * 5)) permitted |= uint64_t{data[3]} << 32;
+  return permitted;
+}
+
+uint64_t PermittedCapabilitiesOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("CapPrm:", 0) == 0) return strtoull(line.c_str() + 7, nullptr, 16);
+  return 0;
+}
+
+}  // namespace
+
+std::string PrivilegesWithheld(pid_t pid) {
+  std::string exe = "/proc/" + std::to_string(pid) + "/exe";
+  struct stat st;
+  if (stat(exe.c_str(), &st) != 0) return {};
+  if ((st.st_mode & S_ISUID) && st.st_uid != EffectiveUidOf(pid))
+    return "set-uid (uid " + std::to_string(st.st_uid) + ")";
+  // A set-gid bit without group execute marks mandatory locking, not an
+  // identity.
+  if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) && st.st_gid != EffectiveGidOf(pid))
+    return "set-gid (gid " + std::to_string(st.st_gid) + ")";
+  uint64_t granted = FilePermittedCapabilities(exe);
+  if (granted & ~PermittedCapabilitiesOf(pid)) return "file capabilities";
+  return {};
+}
 
 bool PreloadsShim(pid_t pid, const std::string& shim_path) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);

@@ -25,6 +25,18 @@ pid_t ParentOf(pid_t pid);                             // 0 if unknown
 uid_t EffectiveUidOf(pid_t pid);                       // -1 if unknown
 gid_t EffectiveGidOf(pid_t pid);                       // -1 if unknown
 
+// Whether pid's image was exec'd in secure mode (AT_SECURE in its auxiliary
+// vector: set-uid, set-gid or file capabilities): its loader then ignores
+// LD_PRELOAD as the shim is given it.
+bool RunsInSecureMode(pid_t pid);
+
+// What pid's executable would have given it at exec and it did not get
+// (the kernel withholds it from a traced process whose tracer may not
+// trace it so, or under PR_SET_NO_NEW_PRIVS): "set-uid (uid 0)",
+// "set-gid (gid 42)" or "file capabilities". Empty when it got all of it.
+// Read at the exec stop, before the new image has run.
+std::string PrivilegesWithheld(pid_t pid);
+
 // Whether pid's environment has LD_PRELOAD naming the file at shim_path.
 bool PreloadsShim(pid_t pid, const std::string& shim_path);
 

@@ -43,7 +43,13 @@ bool InstallMemorySyscallFilter(std::string* err) {
   program[n++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   program[n++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
   struct sock_fprog fprog = {static_cast<unsigned short>(n), program};
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+  // With CAP_SYS_ADMIN (root) the filter goes in as it is, and a set-uid
+  // program the tree execs gains its identity as it would untraced (a tracer
+  // with CAP_SYS_PTRACE may trace it so). Anyone else must first give up
+  // gaining privileges (PR_SET_NO_NEW_PRIVS); the tracer then refuses such a
+  // program at its exec.
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) == 0) return true;
+  if (errno != EACCES || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
       syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0) {
     *err = std::string("cannot install the seccomp filter: ") + strerror(errno);
     return false;

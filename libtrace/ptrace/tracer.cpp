@@ -396,7 +396,9 @@ class Tracer {
     if (before == Recording::kSeccomp || before == Recording::kNone) return before;
     if (stopped_by_) return Recording::kNone;
     std::string exe = "/proc/" + std::to_string(pid) + "/exe";
-    if (HasInterpreter(exe) && PreloadsShim(pid, options_.shim_path)) return Recording::kShim;
+    // In secure mode the loader ignores LD_PRELOAD as run sets it.
+    if (HasInterpreter(exe) && PreloadsShim(pid, options_.shim_path) && !RunsInSecureMode(pid))
+      return Recording::kShim;
     return Recording::kSyscallStops;
   }
 
@@ -418,26 +420,29 @@ class Tracer {
     p.shim_trace.clear();
     started_ = true;
     observations_.erase(tgid);  // the new image's shim marks its own start
+    if (RefusedForPrivileges(tgid)) {
+      p.recording = Recording::kNone;
+      return;
+    }
     p.recording = RecordingForImage(tgid, p.recording);
     if (Records(p.recording)) StartRecorder(tgid, &p);
-    if (options_.supervise_preload) WarnIfPrivilegesDropped(tgid);
   }
 
-  // A set-uid program exec'd inside a traced tree runs without its
-  // privileges unless we may trace it with them (the kernel's rule for any
-  // ptrace): say so, once per program.
-  void WarnIfPrivilegesDropped(pid_t pid) {
-    std::string exe = ExecutablePath(pid);
-    struct stat st;
-    if (exe.empty() || stat(exe.c_str(), &st) != 0) return;
-    bool uid_dropped = (st.st_mode & S_ISUID) && st.st_uid != EffectiveUidOf(pid);
-    bool gid_dropped = (st.st_mode & S_ISGID) && st.st_gid != EffectiveGidOf(pid);
-    if (!uid_dropped && !gid_dropped) return;
-    if (!warned_.insert(exe).second) return;
+  // A set-uid, set-gid or capability-granting program exec'd inside the
+  // traced tree gets its privileges only when we may trace it with them (the
+  // kernel's rule for any traced process, and no filter installed under
+  // PR_SET_NO_NEW_PRIVS). Without them it would run as someone it is not
+  // meant to: it is killed here, at its exec stop, before its first
+  // instruction, and named.
+  bool RefusedForPrivileges(pid_t pid) {
+    std::string withheld = PrivilegesWithheld(pid);
+    if (withheld.empty()) return false;
+    kill(pid, SIGKILL);
     fprintf(stderr,
-            "pagewaste: pid %d runs %s, which is set-%s, without those privileges: a traced "
-            "process cannot gain them unless pagewaste runs as root\n",
-            pid, exe.c_str(), uid_dropped ? "uid" : "gid");
+            "pagewaste: pid %d: %s is %s, which a traced process gets only when pagewaste runs "
+            "as root: killed before it ran\n",
+            pid, ExecutablePath(pid).c_str(), withheld.c_str());
+    return true;
   }
 
   // The process's main thread is exiting, its memory and files still there.
@@ -537,7 +542,6 @@ class Tracer {
   bool started_ = false;  // the program's first exec happened
   int stopped_by_ = 0;    // the signal that ended recording
   std::vector<std::pair<std::string, int>> shim_exits_;  // trace, exit status
-  std::set<std::string> warned_;
   struct Observation {
     bool counting = false;
     format::ObservedBlock block = {};

@@ -179,6 +179,67 @@ void AfterForkChild() {
   if (!g_trace.AfterForkChild()) Say("cannot create a trace file for forked child; not tracing it");
 }
 
+// The file name this shim was loaded from, or null.
+const char* ShimFile() {
+  Dl_info dl;
+  if (!dladdr(reinterpret_cast<void*>(&ShimFile), &dl) || !dl.dli_fname) return nullptr;
+  return dl.dli_fname;
+}
+
+// The last component of the path [path, end).
+const char* BaseName(const char* path, const char* end) {
+  const char* base = path;
+  for (const char* p = path; p < end; ++p)
+    if (*p == '/') base = p + 1;
+  return base;
+}
+
+bool SameText(const char* a, const char* a_end, const char* b, const char* b_end) {
+  return a_end - a == b_end - b && memcmp(a, b, static_cast<size_t>(a_end - a)) == 0;
+}
+
+// Removes the shim's own entries from an LD_PRELOAD value, in place (its
+// entries are separated by spaces or colons). An entry is ours when it ends
+// in our file's name: by path, or by the name the loader searched for.
+void DropShimFromPreloadList(char* list, const char* shim) {
+  const char* shim_end = shim + strlen(shim);
+  const char* shim_base = BaseName(shim, shim_end);
+  char* out = list;
+  for (char* p = list; *p;) {
+    char* end = p;
+    while (*end && *end != ':' && *end != ' ') ++end;
+    bool ours = SameText(BaseName(p, end), end, shim_base, shim_end);
+    if (end > p && !ours) {
+      if (out != list) *out++ = ':';
+      memmove(out, p, static_cast<size_t>(end - p));
+      out += end - p;
+    }
+    p = *end ? end + 1 : end;
+  }
+  *out = 0;
+}
+
+}  // namespace
+
+void ForgetTracingEnvironment() {
+  // No setenv or unsetenv: they allocate and take the environment's lock.
+  // The entries are moved down in the array the program reads, as
+  // unsetenv would, and LD_PRELOAD's value is shortened where it lies.
+  const char* shim = ShimFile();
+  char** kept = environ;
+  for (char** e = environ; e && *e; ++e) {
+    if (strncmp(*e, "PAGEWASTE_", 10) == 0) continue;
+    if (shim && strncmp(*e, "LD_PRELOAD=", 11) == 0) {
+      DropShimFromPreloadList(*e + 11, shim);
+      if ((*e)[11] == 0) continue;
+    }
+    *kept++ = *e;
+  }
+  if (kept) *kept = nullptr;
+}
+
+namespace {
+
 __attribute__((constructor)) void StartEarly() {
   Scope scope;  // initializes if no hooked call has yet
 }
@@ -191,13 +252,19 @@ __attribute__((destructor)) void StopLate() {
 
 void Initialize() {
   if (!g_trace.ClaimStart()) return;
+  const char* missing = nullptr;
   // A set-uid or otherwise privileged exec (AT_SECURE): its environment is
   // the unprivileged caller's, so nothing in it may choose what this process
   // writes, or where. Such a process is not traced (the loader preloads into
-  // it only from a system directory anyway); the getenv calls below are
-  // secure_getenv for the same reason.
-  if (getauxval(AT_SECURE)) return g_trace.Disable();
-  const char* missing = nullptr;
+  // it only from a system directory anyway): every call passes through to
+  // the real function, and what would trace its children is taken out of
+  // the environment it hands on. The getenv calls below are secure_getenv
+  // for the same reason.
+  if (getauxval(AT_SECURE)) {
+    ResolveRealFunctions(&missing);
+    ForgetTracingEnvironment();
+    return g_trace.Disable();
+  }
   if (!ResolveRealFunctions(&missing)) {
     Say("cannot find ", missing, "; not tracing");
     return g_trace.Disable();
