@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "record_writer.h"
+#include "symbol_section.h"
 #include "trace_reader.h"
 #include "varint.h"
 
@@ -356,6 +357,37 @@ TEST(TraceFormat, ALostChunkIsCountedInTheEndRecord) {
   EXPECT_LT(rec.allocs.size(), kEvents);
   EXPECT_GT(rec.allocs.size(), 0u);
   EXPECT_EQ(rec.log.back(), "end");
+  // Lost events are never complete: what is missing is counted.
+  EXPECT_EQ(r.status, TraceStatus::kIncomplete);
+  // The sample's pairs and its five memory calls after them.
+  EXPECT_EQ(r.end.events, 2 * kEvents + 5);
+  EXPECT_GT(r.events_lost, 0u);
+  EXPECT_EQ(r.events + r.events_lost, 2 * kEvents + 5);
+  EXPECT_NE(r.message.find("could not write 1 of its chunks"), std::string::npos) << r.message;
+}
+
+// A header that promises a symbol section the file does not hold (cut off
+// after `run` added it) is incomplete; with the section, complete.
+TEST(TraceFormat, AMissingSymbolSectionIsIncomplete) {
+  MemorySink sink;
+  std::vector<uint8_t> bytes = SampleTrace(&sink);
+  bytes[10] |= format::kHeaderHasSymbols;
+  Recorder rec;
+  TraceHeader h;
+  std::string err;
+  ReadResult cut = Read(bytes, &rec, &h, &err);
+  EXPECT_EQ(cut.status, TraceStatus::kIncomplete);
+  EXPECT_TRUE(cut.symbols_missing);
+  EXPECT_EQ(cut.events_lost, 0u);
+  SymbolizedAddress a;
+  a.address = 0x401234;
+  a.frames.push_back({"main", "prog.c", 7, "/usr/bin/prog", 0x1234, false});
+  std::vector<uint8_t> section = EncodeSymbolSection({{"/usr/bin/prog", ""}}, {a});
+  bytes.insert(bytes.end(), section.begin(), section.end());
+  Recorder again;
+  ReadResult whole = Read(bytes, &again, &h, &err);
+  EXPECT_EQ(whole.status, TraceStatus::kComplete) << whole.message;
+  EXPECT_FALSE(whole.symbols_missing);
 }
 
 TEST(TraceFormat, RejectsWhatIsNotAReadableTrace) {

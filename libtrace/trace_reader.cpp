@@ -78,10 +78,26 @@ std::unique_ptr<ByteSource> MemorySource(std::vector<uint8_t> bytes) {
   return std::make_unique<BytesSource>(std::move(bytes));
 }
 
+namespace {
+
+// 348109 -> "348,109", as the tool writes figures.
+std::string Grouped(uint64_t v) {
+  std::string digits = std::to_string(v), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace
+
 const char* TraceStatusName(TraceStatus status) {
   switch (status) {
     case TraceStatus::kComplete:
       return "complete";
+    case TraceStatus::kIncomplete:
+      return "incomplete";
     case TraceStatus::kTruncated:
       return "truncated";
     case TraceStatus::kCorrupt:
@@ -130,6 +146,7 @@ bool TraceReader::ReadHeader(TraceHeader* h, std::string* err) {
   h->version = static_cast<uint16_t>(GetLE(fixed + 8, 2));
   h->flags = static_cast<uint16_t>(GetLE(fixed + 10, 2));
   version_ = h->version;
+  header_flags_ = h->flags;
   if (h->version < format::kOldestReadableVersion || h->version > format::kVersion) {
     *err = "trace format version " + std::to_string(h->version) +
            " is not supported (this build reads versions " +
@@ -254,7 +271,21 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
       result.status = TraceStatus::kCorrupt;
       result.message = "the end record counts " + std::to_string(result.end.records) +
                        " records, read " + std::to_string(result.records - 1);
+    } else if (result.end.chunks_lost > 0) {
+      result.status = TraceStatus::kIncomplete;
+      result.events_lost = result.end.events > result.events ? result.end.events - result.events : 0;
+      result.message = "the producer could not write " + Grouped(result.end.chunks_lost) +
+                       " of its chunks (a full disk, or an unwritable file): " +
+                       Grouped(result.events_lost) + " events and " +
+                       Grouped(result.end.bytes_lost) + " bytes lost";
     }
+  }
+  if (result.status == TraceStatus::kComplete && (header_flags_ & format::kHeaderHasSymbols) &&
+      !symbols_seen_) {
+    result.status = TraceStatus::kIncomplete;
+    result.symbols_missing = true;
+    result.message = "its header says it carries its symbols, but the symbol section is missing "
+                     "(the file was cut short)";
   }
   return result;
 }
@@ -309,7 +340,7 @@ bool TraceReader::SymbolChunk(uint64_t offset, RecordVisitor* visitor, ReadResul
   if (!result->has_end)
     why = "a symbol section before the end record";
   else if (Expand(&why))
-    DecodeSymbolRecords(
+    symbols_seen_ = DecodeSymbolRecords(
         expanded_.data(), expanded_.size(),
         [&](const SymbolModule& m) { visitor->OnSymbolModule(m); },
         [&](const SymbolizedAddress& a) { visitor->OnSymbolizedAddress(a); }, &why);

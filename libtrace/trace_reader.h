@@ -84,9 +84,10 @@ class RecordVisitor {
 };
 
 enum class TraceStatus {
-  kComplete,   // ended with an End record whose counts match
-  kTruncated,  // the data stops early (no End record, or a partial chunk)
-  kCorrupt,    // undecodable data; everything before it was delivered
+  kComplete,    // ended with an End record whose counts match
+  kIncomplete,  // ended properly, but chunks or the symbol section are missing
+  kTruncated,   // the data stops early (no End record, or a partial chunk)
+  kCorrupt,     // undecodable data; everything before it was delivered
 };
 
 struct ReadResult {
@@ -97,6 +98,11 @@ struct ReadResult {
   uint64_t bytes = 0;  // bytes consumed, header included
   bool has_end = false;
   EndEvent end;
+  // What an incomplete trace lacks: the events its End record counts that
+  // are not here (in chunks the producer could not write), and its symbol
+  // section when the header says it has one.
+  uint64_t events_lost = 0;
+  bool symbols_missing = false;
 };
 
 class TraceReader {
@@ -186,6 +192,8 @@ class TraceReader {
   std::vector<std::unique_ptr<ThreadStream>> pending_;
   uint64_t module_generation_ = 0;
   uint16_t version_ = format::kVersion;  // the header's
+  uint16_t header_flags_ = 0;
+  bool symbols_seen_ = false;
   bool wants_events_ = true;              // the visitor's WantsEvents()
 };
 

@@ -98,31 +98,67 @@ TEST(Hostile, AProgramLinkedWithJemallocCountsExactly) {
 
 // A 128 KiB file system (a tmpfs in a mount namespace of its own, so root
 // only) cannot hold the trace of 200,000 malloc/free pairs. The program
-// must run on and exit as it would; the trace keeps what fitted and its End
-// record says how much did not.
+// must run on and exit as it would; the trace keeps what fitted, is
+// incomplete, counts what it lost, and fails `check` unless allowed. With
+// the disk full from the start, no trace is left and run fails.
 TEST(Hostile, AFullDiskCostsTheTraceNotTheProgram) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root, to mount a small tmpfs";
   if (RunCapture({"unshare", "--mount", "true"}).exit_code != 0)
     GTEST_SKIP() << "no mount namespaces here (a container without CAP_SYS_ADMIN)";
   TempDir dir;
   std::string mnt = dir.path() + "/small";
-  std::string script = "mkdir -p " + mnt + " && mount -t tmpfs -o size=128k tmpfs " + mnt +
-                       " && " + PagewastePath() + " run --no-compress -o " + mnt + "/t.trace -- " +
-                       ProgramPath("fill_trace") + " 200000; echo $? >" + dir.path() +
-                       "/code; cp " + mnt + "/t.trace " + dir.path() + "/t.trace";
+  std::string script =
+      "mkdir -p " + mnt + " && mount -t tmpfs -o size=128k tmpfs " + mnt + " && " +
+      PagewastePath() + " run --no-compress -o " + mnt + "/t.trace -- " +
+      ProgramPath("fill_trace") + " 200000; echo $? >" + dir.path() + "/code; cp " + mnt +
+      "/t.trace " + dir.path() + "/t.trace; umount " + mnt + " && mount -t tmpfs -o size=4k tmpfs " +
+      mnt + " && head -c 4096 /dev/zero >" + mnt + "/fill && " + PagewastePath() + " run -o " +
+      mnt + "/full.trace -- " + ProgramPath("fill_trace") + " 20 2>" + dir.path() +
+      "/full_err; echo $? >" + dir.path() + "/full_code; ls " + mnt + " >" + dir.path() +
+      "/full_ls";
   CommandResult r = RunCapture({"unshare", "--mount", "sh", "-c", script});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "200000 pairs\n");
+  EXPECT_EQ(r.out, "200000 pairs\n20 pairs\n");
   EXPECT_EQ(RunCapture({"cat", dir.path() + "/code"}).out, "0\n");
-  CommandResult text = RunCapture({PagewastePath(), "report", dir.path() + "/t.trace"});
-  EXPECT_EQ(text.exit_code, 0) << text.err;
-  EXPECT_NE(text.out.find("WARNING   the shim could not write"), std::string::npos) << text.out;
-  CommandResult report =
-      RunCapture({PagewastePath(), "report", "--format", "json", dir.path() + "/t.trace"});
-  json j = ParseReport(report.out);
-  EXPECT_GT(j["trace"]["chunks_lost"].get<uint64_t>(), 0u);
-  EXPECT_EQ(j["process"]["exit"]["reason"], "exit");
-  EXPECT_EQ(j["process"]["exit"]["status"], 0);
+  std::string trace = dir.path() + "/t.trace";
+  CommandResult text = RunCapture({PagewastePath(), "report", trace});
+  EXPECT_EQ(text.exit_code, 4) << text.err;
+  EXPECT_NE(text.out.find("WARNING   the trace is incomplete: the producer could not write"),
+            std::string::npos)
+      << text.out;
+  CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+  EXPECT_EQ(report.exit_code, 4);
+  json doc = ParseDocument(report.out);
+  const json& t = doc["processes"][0]["trace"];
+  EXPECT_EQ(t["status"], "incomplete");
+  EXPECT_GT(t["chunks_lost"].get<uint64_t>(), 0u);
+  uint64_t lost = t["events_lost"].get<uint64_t>();
+  EXPECT_GT(lost, 0u);
+  // At least the pairs' 400,000 events were counted; what is here and
+  // what was lost add up to them.
+  EXPECT_GE(t["events"].get<uint64_t>() + lost, 400000u);
+  EXPECT_EQ(doc["combined"]["lost"]["incomplete_traces"], 1);
+  EXPECT_EQ(doc["combined"]["lost"]["events"], lost);
+  EXPECT_EQ(doc["combined"]["lost"]["bytes"], t["bytes_lost"]);
+  EXPECT_EQ(doc["processes"][0]["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ(doc["processes"][0]["process"]["exit"]["status"], 0);
+  // A limit the trace's figures meet does not make it pass.
+  CommandResult check = RunCapture({PagewastePath(), "check", "--max-allocations", "1000000", trace});
+  EXPECT_EQ(check.exit_code, 1) << check.out;
+  EXPECT_NE(check.out.find("FAIL incomplete traces (" + Grouped(lost) + " events and "),
+            std::string::npos)
+      << check.out;
+  CommandResult allowed = RunCapture(
+      {PagewastePath(), "check", "--allow-incomplete", "--max-allocations", "1000000", trace});
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.out;
+
+  EXPECT_EQ(RunCapture({"cat", dir.path() + "/full_code"}).out, "125\n");
+  EXPECT_EQ(RunCapture({"cat", dir.path() + "/full_ls"}).out, "fill\n");  // no empty trace
+  std::string err = RunCapture({"cat", dir.path() + "/full_err"}).out;
+  EXPECT_NE(err.find("cannot write the trace file " + mnt + "/full.trace: No space left on device"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("no trace was written"), std::string::npos) << err;
 }
 
 // fork() while four other threads write their own chunks: every child's

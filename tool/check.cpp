@@ -232,7 +232,12 @@ bool ParseBudget(const std::string& text, Budget* budget, std::string* err) {
     return false;
   }
   BudgetReader read(err);
-  if (!read.OnlyFields(j, "budget", {"limits", "suppressions", "code"})) return false;
+  if (!read.OnlyFields(j, "budget", {"limits", "suppressions", "code", "allow_incomplete"}))
+    return false;
+  if (j.contains("allow_incomplete")) {
+    if (!j["allow_incomplete"].is_boolean()) return read.Fail("allow_incomplete", "expected true or false");
+    budget->allow_incomplete = j["allow_incomplete"].get<bool>();
+  }
   if (j.contains("code")) {
     const json& code = j["code"];
     if (!read.OnlyFields(code, "code", {"own", "library"})) return false;
@@ -286,6 +291,22 @@ bool EvaluateBudget(const ReportDocument& report, const ReportDocument* baseline
   std::vector<Site> sites = SitesOf(report, budget);
   std::vector<Site> base_sites;
   if (baseline) base_sites = SitesOf(*baseline, budget);
+  // Traces that are not complete fail the check before any limit: the
+  // figures below are not the whole run's.
+  const nlohmann::json& lost = report.combined().value("lost", nlohmann::json::object());
+  if (uint64_t incomplete = lost.value("incomplete_traces", uint64_t{0})) {
+    LimitResult r;
+    r.name = fmt::format("incomplete traces ({} and {} lost{})",
+                         Counted(lost.value("events", uint64_t{0}), "event", "events"),
+                         FigureText(lost.value("bytes", uint64_t{0}), true),
+                         budget.allow_incomplete ? "; allowed by the budget" : "");
+    r.metric = "incomplete_traces";
+    r.scope = "whole run";
+    r.value = incomplete;
+    r.threshold = budget.allow_incomplete ? incomplete : 0;
+    r.passed = budget.allow_incomplete;
+    result->limits.push_back(std::move(r));
+  }
   for (const Limit& limit : budget.limits) {
     const Metric& metric = *FindMetric(limit.metric);
     LimitResult r;

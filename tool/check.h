@@ -47,6 +47,10 @@ struct Budget {
   // "code": {"own": [...], "library": [...]}: patterns that say which
   // frames are the program's (program_code.h); its source_root is unused.
   CodeRules code;
+  // "allow_incomplete": true (or --allow-incomplete): a trace that is not
+  // complete (lost events, cut short, corrupt) does not fail the check by
+  // itself. Without it, it does: its figures are not the run's.
+  bool allow_incomplete = false;
 };
 
 // A budget file (JSON). False with *err naming the field at fault, e.g.

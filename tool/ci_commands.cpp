@@ -109,6 +109,7 @@ int CheckCommand(const CheckArgs& args, FILE* text_out) {
     std::string err;
     if (!ReadBudgetFile(args.budget, &budget, &err)) return input_error(err);
   }
+  budget.allow_incomplete |= args.allow_incomplete;
   struct Flag {
     const std::string& value;
     const char* option;

@@ -44,6 +44,7 @@ struct CheckArgs {
   std::string max_allocations, max_page_waste, max_syscalls, max_peak_page_bytes, max_leaked_bytes;
   double tolerance = 5;
   std::string allowance = "0";
+  bool allow_incomplete = false;
   std::vector<std::string> inputs;
   CiArgs ci;
 };

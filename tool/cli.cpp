@@ -222,6 +222,9 @@ int RunCli(int argc, char** argv) {
                         "Whole run: at most BYTES in pages at the peak (K/M/G)");
   check_cmd->add_option("--max-leaked-bytes", check.max_leaked_bytes,
                         "Whole run: at most BYTES live at exit (K/M/G)");
+  check_cmd->add_flag("--allow-incomplete", check.allow_incomplete,
+                      "Do not fail on a trace that is not complete (lost events, cut short, "
+                      "corrupt); by default such a trace fails the check");
   check_cmd->add_option("--tolerance", check.tolerance,
                         "With --baseline and no relative limit in the budget: how much each "
                         "whole-run figure may grow, percent (default 5)")

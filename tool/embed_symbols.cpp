@@ -46,7 +46,8 @@ bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* resu
   }
   Addresses found;
   ReadResult read = reader.ReadRecords(&found);
-  if (!read.has_end || read.status != TraceStatus::kComplete) {
+  if (!read.has_end ||
+      (read.status != TraceStatus::kComplete && read.status != TraceStatus::kIncomplete)) {
     result->why = "not complete";
     return true;
   }

@@ -137,6 +137,14 @@ std::string RenderHtml(const std::vector<Report>& reports) {
                          {"command", command + ProcessImageNote(r, reports)}});
   }
   d["processes"] = processes;
+  // A trace that is not complete is said before any figure.
+  json warnings = json::array();
+  for (const Report& r : reports)
+    if (r.process.status != TraceStatus::kComplete)
+      warnings.push_back(fmt::format("pid {}: the trace is {}: {}; figures cover what it holds",
+                                     r.process.header.process.pid,
+                                     TraceStatusName(r.process.status), r.process.status_message));
+  d["warnings"] = warnings;
   // The timeline, what-if and memory tables of the process that held the
   // most pages (the only one, usually).
   const Report* largest = reports.empty() ? nullptr : &reports[0];

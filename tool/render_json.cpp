@@ -1,4 +1,4 @@
-// JSON output, schema_version 3 (kSchemaVersion), described by docs/report.schema.json.
+// JSON output, schema_version 4 (kSchemaVersion), described by docs/report.schema.json.
 //
 // One shape whatever the number of traces: `processes` (one report per
 // trace) and `combined` (their sum, call sites merged by key). Frames are
@@ -214,7 +214,10 @@ json ReportJson(const Report& r, size_t top, StackTables* tables) {
                 {"events", p.events},
                 {"file_bytes", p.trace_bytes},
                 {"duration_ns", p.duration_ns},
-                {"chunks_lost", p.end ? p.end->chunks_lost : 0},
+                {"chunks_lost", p.chunks_lost()},
+                {"events_lost", p.events_lost},
+                {"bytes_lost", p.bytes_lost()},
+                {"symbols_missing", p.symbols_missing},
                 {"embedded_symbols", (p.header.flags & format::kHeaderHasSymbols) != 0},
                 {"symbol_warnings", r.symbol_warnings},
                 {"shim_syscalls", ShimSyscalls(p)},
@@ -301,6 +304,10 @@ json ReportJson(const Report& r, size_t top, StackTables* tables) {
 json CombinedJson(const CombinedReport& c, size_t top, StackTables* tables) {
   json j;
   j["processes"] = c.processes;
+  j["lost"] = {{"incomplete_traces", c.lost.incomplete_traces},
+               {"chunks", c.lost.chunks},
+               {"events", c.lost.events},
+               {"bytes", c.lost.bytes}};
   json summary;
   Cost(c.summary, &summary);
   summary["page_waste_percent"] = c.summary.page_waste_percent();

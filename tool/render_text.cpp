@@ -24,6 +24,12 @@ std::string Bytes(uint64_t v) {
   return fmt::format("{} B ({:.1f} {})", Num(v), x, units[u]);
 }
 
+// ": 348,106 events and 5,623,808 B lost", or nothing when none were.
+std::string LostText(uint64_t events, uint64_t bytes) {
+  if (!events && !bytes) return "";
+  return fmt::format(": {} and {} lost", Counted(events, "event", "events"), Bytes(bytes));
+}
+
 std::string Syscalls(const SyscallTotals& s) {
   uint64_t total = SumSyscalls(s);
   if (!total) return "0";
@@ -236,9 +242,6 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         TraceStatusName(p.status), p.status_message);
   for (const std::string& warning : r.symbol_warnings)
     *out += fmt::format("  WARNING   {}\n", warning);
-  if (p.end && p.end->chunks_lost)
-    *out += fmt::format("  WARNING   the shim could not write {} chunks ({})\n",
-                        Num(p.end->chunks_lost), Bytes(p.end->bytes_lost));
   *out += fmt::format("  page size {}\n\n", Bytes(p.header.process.page_size));
 
   *out += "Summary\n";
@@ -397,8 +400,12 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
               std::string* out) {
   CombinedReport t = Combine(reports);
   const CostTotals& c = t.summary;
-  *out += fmt::format("pagewaste report: {} processes, combined\n\n", t.processes);
-  *out += "Summary\n";
+  *out += fmt::format("pagewaste report: {} processes, combined\n", t.processes);
+  if (t.lost.incomplete_traces)
+    *out += fmt::format("  WARNING   {} of {} not complete{}; figures cover what they hold\n",
+                        Counted(t.lost.incomplete_traces, "trace", "traces"), Num(t.processes),
+                        LostText(t.lost.events, t.lost.bytes));
+  *out += "\nSummary\n";
   *out += fmt::format("  allocations          {:>14}   frees       {}\n", Num(c.allocations), Num(c.frees));
   *out += fmt::format("  direct mappings      {:>14}   unmappings  {}   file mappings {}\n",
                       Num(c.mappings), Num(c.unmappings), Num(c.file_mappings));

@@ -661,6 +661,8 @@ bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, u
   ReadResult result = reader.ReadRecords(&replayer);
   p.status = result.status;
   p.status_message = result.message;
+  p.events_lost = result.events_lost;
+  p.symbols_missing = result.symbols_missing;
   p.trace_bytes = result.bytes;
   if (result.has_end) p.end = result.end;
   replayer.Finish(options);

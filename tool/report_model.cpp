@@ -220,12 +220,20 @@ void MergeSameKey(std::vector<CallSite>* sites) {
   *sites = std::move(out);
 }
 
+void Losses::Add(const ProcessInfo& p) {
+  incomplete_traces += p.status != TraceStatus::kComplete;
+  chunks += p.chunks_lost();
+  events += p.events_lost;
+  bytes += p.bytes_lost();
+}
+
 CombinedReport Combine(const std::vector<Report>& reports) {
   CombinedReport c;
   std::map<std::string, size_t> by_key;
   std::vector<size_t> last_process;  // by combined site: the last report that added to it
   for (const Report& r : reports) {
     ++c.processes;
+    c.lost.Add(r.process);
     c.summary.Add(r.summary);
     c.leaked_allocations += r.leaked_allocations;
     c.leaked_bytes += r.leaked_bytes;

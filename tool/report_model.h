@@ -196,6 +196,12 @@ struct ProcessInfo {
   TraceHeader header;
   TraceStatus status = TraceStatus::kComplete;
   std::string status_message;
+  // What an incomplete trace lost (ReadResult); chunks and bytes are the
+  // End record's.
+  uint64_t events_lost = 0;
+  bool symbols_missing = false;
+  uint64_t chunks_lost() const { return end ? end->chunks_lost : 0; }
+  uint64_t bytes_lost() const { return end ? end->bytes_lost : 0; }
   std::optional<EndEvent> end;
   uint64_t duration_ns = 0;  // from the start of tracing to the last event
   uint64_t events = 0;
@@ -298,8 +304,19 @@ struct CombinedPeak {
   uint64_t live_mappings = 0;    // the most own mappings one process held at once
 };
 
+// What the traces of a report lost, added up: every output says it, and
+// `check` fails on it unless the budget allows.
+struct Losses {
+  size_t incomplete_traces = 0;  // not complete: incomplete, truncated or corrupt
+  uint64_t chunks = 0;
+  uint64_t events = 0;
+  uint64_t bytes = 0;
+  void Add(const ProcessInfo& p);
+};
+
 struct CombinedReport {
   size_t processes = 0;
+  Losses lost;
   CostTotals summary;
   uint64_t leaked_allocations = 0;
   uint64_t leaked_bytes = 0;

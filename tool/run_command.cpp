@@ -104,7 +104,8 @@ void PrintTraceHeader(const std::string& path, uint64_t plain_bytes, uint64_t by
 void FinishTraces(const std::vector<std::string>& traces, const RunOptions& options) {
   bool compress = options.compress;
   if (traces.empty()) {
-    fmt::print(stderr, "pagewaste: no trace was written\n");
+    fmt::print(stderr, "pagewaste: no trace was written (exit {} unless the program failed)\n",
+               exit_code::kInternal);
     return;
   }
   fmt::print(stderr, "pagewaste: {}:\n", Counted(traces.size(), "trace", "traces"));
@@ -144,8 +145,10 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
                Counted(s.mappings, "mapping", "mappings"), GroupDigits(s.page_bytes),
                GroupDigits(s.page_waste_bytes),
                Counted(SumSyscalls(s.syscalls), "syscall", "syscalls"), GroupDigits(bytes),
-               report.process.status == TraceStatus::kComplete
-                   ? ""
+               report.process.status == TraceStatus::kComplete ? ""
+               : report.process.events_lost
+                   ? fmt::format(" [incomplete: {} lost]",
+                                 Counted(report.process.events_lost, "event", "events"))
                    : std::string(" [") + TraceStatusName(report.process.status) + "]");
   }
   fmt::print(stderr, "pagewaste: see them with: pagewaste report {}\n",
@@ -301,6 +304,9 @@ int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std
   std::vector<std::string> written = FindSessionTraces(pattern, session);
   FinishTraces(written, options);
   if (traces) *traces = written;
+  // Nothing recorded is a failure of ours, whatever the program did; its
+  // own failure keeps its status.
+  if (written.empty() && code == 0) return exit_code::kInternal;
   return code;
 }
 

@@ -153,17 +153,29 @@ bool FileSink::CreateExclusive(const char* path, uint64_t session_id) {
 bool FileSink::Open(const char* pattern, const char* exe_name, uint32_t pid,
                     uint64_t session_id, bool use_mapping) {
   char expanded[sizeof path_];
-  if (!Expand(pattern, exe_name, pid, expanded, sizeof expanded)) return false;
+  if (!Expand(pattern, exe_name, pid, expanded, sizeof expanded)) {
+    errno = ENAMETOOLONG;
+    return false;
+  }
+  // The path tried, for the caller's message should this fail.
+  memcpy(path_, expanded, strlen(expanded) + 1);
   bool ok = CreateExclusive(expanded, session_id);
-  if (ok) {
-    memcpy(path_, expanded, strlen(expanded) + 1);
-  } else {
-    for (unsigned n = 1; n < 1000 && !ok; ++n) {
-      if (!WithSuffix(expanded, n, path_, sizeof path_)) return false;
+  if (!ok) {
+    // Something is at the path (another trace, a planted link): the next
+    // free name. Any other failure (no directory, no space) is the same
+    // for every name.
+    int first_errno = errno;
+    bool taken = first_errno == EEXIST || first_errno == ELOOP;
+    for (unsigned n = 1; n < 1000 && !ok && taken; ++n) {
+      if (!WithSuffix(expanded, n, path_, sizeof path_)) break;
       ok = CreateExclusive(path_, session_id);
     }
+    if (!ok) {
+      memcpy(path_, expanded, strlen(expanded) + 1);
+      errno = first_errno;
+      return false;
+    }
   }
-  if (!ok) return false;
   struct stat st;
   if (fstat(fd_, &st) != 0) return false;
   dev_ = st.st_dev;
@@ -309,6 +321,15 @@ void FileSink::Close() {
     ftruncate(fd_, static_cast<off_t>(end_));  // drop the preallocated tail
     close(fd_);
   }
+  fd_ = -1;
+}
+
+void FileSink::Remove() {
+  Unmap();
+  struct stat st;
+  // By path, so only while the path still names our file.
+  if (lstat(path_, &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) unlink(path_);
+  if (fd_ >= 0 && EnsureFd()) close(fd_);
   fd_ = -1;
 }
 

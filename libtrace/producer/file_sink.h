@@ -60,9 +60,12 @@ class FileSink : public ChunkSink {
   void Close();
   // The memory system calls the sink has made since Open.
   const SyscallCounts& syscalls() const { return syscalls_; }
+  // Closes and deletes the file: one that could not take its header.
+  void Remove();
   // Lets go of a file that is not ours to close: a forked child's copy of
   // its parent's mapping and descriptor. The file is left untouched.
   void Abandon();
+  // The file's path; after a failed Open, the path it could not create.
   const char* path() const { return path_; }
 
  private:

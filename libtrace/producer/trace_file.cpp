@@ -2,9 +2,11 @@
 
 #include <time.h>
 
+#include <cerrno>
+
 namespace pagewaste::producer {
 
-void TraceFile::WriteHeader(HeaderInfo header) {
+bool TraceFile::WriteHeader(HeaderInfo header) {
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   header.process.start_realtime_ns =
@@ -12,7 +14,11 @@ void TraceFile::WriteHeader(HeaderInfo header) {
   // The header is at most a path and argv; the chunk buffer is idle before
   // the first record.
   size_t n = EncodeHeader(header, buffer_, sizeof buffer_);
-  sink_.WriteRaw(buffer_, n);
+  if (sink_.WriteRaw(buffer_, n)) return true;
+  int saved = errno;
+  sink_.Remove();
+  errno = saved;
+  return false;
 }
 
 }  // namespace pagewaste::producer

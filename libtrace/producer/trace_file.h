@@ -36,7 +36,8 @@ class TraceFile {
     return sink_.Open(pattern, exe_name, pid, session_id, use_mapping);
   }
   // The file header; start_realtime_ns is taken now. Call before any record.
-  void WriteHeader(HeaderInfo header);
+  // A file that cannot take it (a full disk) is deleted: false, with errno.
+  bool WriteHeader(HeaderInfo header);
 
   // A forked child's copy of its parent's trace: the parent's unwritten
   // records and its file are let go, untouched, and the child's stack table
@@ -79,6 +80,7 @@ class TraceFile {
   LiveMappings& live_mappings() { return live_; }
   StackTable& stacks() { return stacks_; }
   FileSink& sink() { return sink_; }
+  const FileSink& sink() const { return sink_; }
   const char* path() const { return sink_.path(); }
 
  private:

@@ -54,7 +54,8 @@ ProcessRecorder::ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& o
   h.exe = exe.c_str();
   h.argc = static_cast<int>(argv_ptrs.size());
   h.argv = argv_ptrs.data();
-  trace_->WriteHeader(h);
+  ok_ = trace_->WriteHeader(h);
+  if (!ok_) return;
   RefreshModules();
 }
 

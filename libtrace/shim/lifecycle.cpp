@@ -65,6 +65,19 @@ void Say(const char* a, const char* b = "", const char* c = "") {
   }
 }
 
+// ": REASON; not tracing", without allocating (no translation of the
+// message, unlike strerror).
+const char* WhyNot(int error) {
+  static char line[160];
+  const char* reason = strerrordesc_np(error);
+  if (!reason) reason = "unknown error";
+  size_t n = 0;
+  for (const char* part : {": ", reason, "; not tracing"})
+    for (const char* c = part; *c && n + 1 < sizeof line; ++c) line[n++] = *c;
+  line[n] = 0;
+  return line;
+}
+
 void ReadProcessIdentity(ProcessInfo* s) {
   ssize_t n = readlink("/proc/self/exe", s->exe_path, sizeof s->exe_path - 1);
   s->exe_path[n > 0 ? n : 0] = 0;
@@ -176,7 +189,8 @@ void AfterForkParent() {
 
 void AfterForkChild() {
   ReleaseTrackerTables();
-  if (!g_trace.AfterForkChild()) Say("cannot create a trace file for forked child; not tracing it");
+  if (!g_trace.AfterForkChild())
+    Say("cannot create the forked child's trace file ", g_trace.path(), WhyNot(errno));
 }
 
 // The file name this shim was loaded from, or null.
@@ -300,7 +314,7 @@ void Initialize() {
     case Trace::OpenResult::kOpen:
       break;
     case Trace::OpenResult::kNoFile:
-      Say("cannot create the trace file ", info.pattern, "; not tracing");
+      Say("cannot create the trace file ", g_trace.path(), WhyNot(errno));
       return g_trace.Disable();
     case Trace::OpenResult::kNoStackTable:
       Say("cannot reserve memory for the stack table; not tracing");
@@ -321,7 +335,10 @@ void Initialize() {
       g_trace.CountOwn(format::SyscallKind::kMmap);
     }
   }
-  g_trace.Begin(static_cast<uint32_t>(getppid()));
+  if (!g_trace.Begin(static_cast<uint32_t>(getppid()))) {
+    Say("cannot write the trace file ", g_trace.path(), WhyNot(errno));
+    return g_trace.Disable();
+  }
   const char* syscalls = secure_getenv("PAGEWASTE_SYSCALLS");
   InitSyscallDispatch(!(syscalls && strcmp(syscalls, "estimate") == 0));
   pthread_atfork(BeforeFork, AfterForkParent, AfterForkChild);

@@ -205,9 +205,9 @@ Trace::OpenResult Trace::Open() {
   return OpenResult::kOpen;
 }
 
-void Trace::Begin(uint32_t ppid) { WritePreamble(ppid); }
+bool Trace::Begin(uint32_t ppid) { return WritePreamble(ppid); }
 
-void Trace::WritePreamble(uint32_t ppid) {
+bool Trace::WritePreamble(uint32_t ppid) {
   HeaderInfo h;
   h.process.page_size = info_.page_size;
   h.process.pid = info_.pid;
@@ -220,12 +220,13 @@ void Trace::WritePreamble(uint32_t ppid) {
   h.exe = info_.exe_path;
   h.argc = info_.argc;
   h.argv = info_.argv;
-  file_.WriteHeader(h);
+  if (!file_.WriteHeader(h)) return false;
   WriteModuleMap(&file_.writer(), ++module_generation_, 0, info_.exe_path);
   // In a forked child, every stack node its parent interned: ids stay valid.
   file_.WriteKnownStacks();
   // Before the threads' chunks, which come after it in the file.
   file_.writer().Flush();
+  return true;
 }
 
 void Trace::BeforeFork() {
@@ -266,8 +267,9 @@ bool Trace::AfterForkChild() {
   if (ok) {
     observed_ = format::ObservedBlock{};
     MarkForObserver();
-    WritePreamble(ppid);
-  } else {
+    ok = WritePreamble(ppid);
+  }
+  if (!ok) {
     mode_.store(TraceMode::kDisabled);
   }
   sink_lock_.Unlock();

@@ -148,7 +148,10 @@ class Trace {
   // tracing on.
   enum class OpenResult { kOpen, kNoFile, kNoStackTable };
   OpenResult Open();
-  void Begin(uint32_t ppid);
+  // The trace file's path; after a failed Open, the path it could not create.
+  const char* path() const { return file_.sink().path(); }
+  // False (errno set, the file deleted) if the file cannot take the header.
+  bool Begin(uint32_t ppid);
   void Resume() { mode_.store(TraceMode::kTracing, std::memory_order_release); }
 
   // fork(): the parent holds every lock across it, so that the child's
@@ -200,7 +203,7 @@ class Trace {
  private:
   friend class ThreadSlot;
 
-  void WritePreamble(uint32_t ppid);
+  bool WritePreamble(uint32_t ppid);
   // The observer handshake's mark (format.h): once at the start of a
   // trace, once before its End record.
   void MarkForObserver();
