@@ -145,6 +145,10 @@ enum class SymbolRecordType : uint8_t {
   kModule = 0x03,
 };
 inline constexpr uint32_t kMaxSymbolFrames = 64;
+// The bytes of names (function, file, module) a symbol chunk's frames may
+// hold, counted frame by frame: a large C++ program's section names a few
+// tens of MiB.
+inline constexpr uint64_t kMaxSymbolNameBytes = 256u << 20;
 inline constexpr uint32_t kMaxExpandedChunk = 64u << 20;
 
 // The previous address of each thread in a chunk is kept in
@@ -174,6 +178,15 @@ inline constexpr int kMaxStackDepth = 256;
 // The largest stack node id a reader accepts (StackNodeAt gives ids
 // explicitly; the producers' tables hold far fewer).
 inline constexpr uint64_t kMaxStackNodeId = 1u << 24;
+// Distinct modules (file and load address) in one trace: a process maps a
+// few hundred; one that loads and unloads a plugin in a loop, one per load.
+inline constexpr size_t kMaxModules = 1u << 16;
+// Thread chunks a reader holds until the events before theirs have come:
+// about one per thread of the process.
+inline constexpr uint64_t kMaxPendingThreadBytes = 256u << 20;
+// StackNodeAt records a reader holds until their parent comes (in another
+// thread's chunk); a producer leaves a handful.
+inline constexpr size_t kMaxWaitingStackNodes = 1u << 20;
 
 enum class RecordType : uint8_t {
   // ModuleMap: varint generation. Starts a new snapshot of loaded modules;

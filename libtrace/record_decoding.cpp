@@ -28,13 +28,23 @@ bool TraceReader::DecodeChunk(const uint8_t* begin, const uint8_t* end, RecordVi
 
 bool TraceReader::StackNodeAt(uint64_t id, uint64_t parent, uint64_t ip, RecordVisitor* v,
                               ReadResult* result) {
+  // An id seen before, placed or waiting, is refused: the same id twice.
   if (id == 0 || id > format::kMaxStackNodeId || parent >= id ||
       (id <= stack_depth_.size() && stack_depth_[id - 1])) {
     result->message = "a stack node with a bad id";
     return false;
   }
-  if (parent && (parent > stack_depth_.size() || !stack_depth_[parent - 1])) {
-    orphans_.emplace(parent, std::make_pair(id, ip));  // its parent comes later
+  if (parent && (parent > stack_depth_.size() || !stack_depth_[parent - 1] ||
+                 stack_depth_[parent - 1] == kWaitingForParent)) {
+    // Its parent comes later (in another thread's chunk).
+    if (orphans_.size() >= format::kMaxWaitingStackNodes) {
+      result->message = "more than " + std::to_string(format::kMaxWaitingStackNodes) +
+                        " stack nodes waiting for their parents";
+      return false;
+    }
+    if (stack_depth_.size() < id) stack_depth_.resize(id, 0);
+    stack_depth_[id - 1] = kWaitingForParent;
+    orphans_.emplace(parent, std::make_pair(id, ip));
     return true;
   }
   // The node, and any that waited for it.
@@ -102,7 +112,15 @@ bool TraceReader::DecodeRecord(Cursor* cursor, DeltaState* delta, RecordVisitor*
         }
         m.path = c.Str();
         if (version_ >= 3) m.build_id = c.Str();
-        if (c.ok) v->OnModule(m);
+        if (!c.ok) break;
+        // Snapshots repeat their modules; distinct ones are few.
+        if (modules_.insert(m.path + '@' + std::to_string(m.load_bias)).second &&
+            modules_.size() > format::kMaxModules) {
+          result->message = "more than " + std::to_string(format::kMaxModules) +
+                            " distinct modules (file and load address)";
+          return false;
+        }
+        v->OnModule(m);
         break;
       }
       case RecordType::kStackNode: {

@@ -1,3 +1,4 @@
+#include "expansion_limit.h"
 #include "symbol_section.h"
 
 #include <zstd.h>
@@ -47,6 +48,11 @@ void AppendChunk(const std::vector<uint8_t>& plain, std::vector<uint8_t>* out) {
   std::vector<uint8_t> packed(ZSTD_compressBound(plain.size()));
   size_t n = ZSTD_compress(packed.data(), packed.size(), plain.data(), plain.size(), 9);
   if (ZSTD_isError(n)) return;
+  if (size_t pad = ExpansionPadding(4 + n, plain.size())) {
+    packed.resize(n + pad);
+    WriteSkippableFrame(packed.data() + n, pad);
+    n += pad;
+  }
   uint8_t prefix[format::kChunkPrefixSize + 4];
   PutLE(prefix, n + 4, 4);
   PutLE(prefix + 4, format::kChunkFinished | format::kChunkSymbols, 4);
@@ -117,7 +123,7 @@ std::vector<uint8_t> EncodeSymbolSection(const std::vector<SymbolModule>& module
 bool DecodeSymbolRecords(const uint8_t* p, size_t size,
                          const std::function<void(const SymbolModule&)>& on_module,
                          const std::function<void(const SymbolizedAddress&)>& on_address,
-                         std::string* why) {
+                         uint64_t* named_bytes, std::string* why) {
   Cursor c{p, p + size};
   std::vector<std::string> strings(1);  // 0: the empty string
   auto string = [&](uint64_t id) -> const std::string& {
@@ -158,7 +164,13 @@ bool DecodeSymbolRecords(const uint8_t* p, size_t size,
           f.module = string(c.Number());
           f.module_offset = c.Number();
           f.inlined = c.Byte() != 0;
+          *named_bytes += f.function.size() + f.file.size() + f.module.size();
           address.frames.push_back(std::move(f));
+        }
+        if (*named_bytes > format::kMaxSymbolNameBytes) {
+          *why = "a symbol section naming more than " +
+                 std::to_string(format::kMaxSymbolNameBytes >> 20) + " MiB in its frames";
+          return false;
         }
         if (c.ok) on_address(address);
         break;

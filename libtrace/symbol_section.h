@@ -37,10 +37,12 @@ std::vector<uint8_t> EncodeSymbolSection(const std::vector<SymbolModule>& module
                                          const std::vector<SymbolizedAddress>& addresses);
 
 // Decodes the plain records of one section chunk (after expansion). False
-// with *why when they are damaged; what came before is delivered.
+// with *why when they are damaged, or when *named_bytes (the bytes of names
+// the frames delivered, a running count over the section's chunks) passes
+// format::kMaxSymbolNameBytes; what came before is delivered.
 bool DecodeSymbolRecords(const uint8_t* p, size_t size,
                          const std::function<void(const SymbolModule&)>& on_module,
                          const std::function<void(const SymbolizedAddress&)>& on_address,
-                         std::string* why);
+                         uint64_t* named_bytes, std::string* why);
 
 }  // namespace pagewaste

@@ -55,6 +55,13 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
       return corrupt(result->message);
     return true;
   }
+  // Held until the order reaches them: bounded, so that chunks whose
+  // low_seq never rises cannot hold the whole trace.
+  if (pending_bytes_ + used + gap_bytes > format::kMaxPendingThreadBytes)
+    return corrupt("more than " + std::to_string(format::kMaxPendingThreadBytes >> 20) +
+                   " MiB of thread chunks waiting for their events' turn (a low_seq that never "
+                   "rises)");
+  pending_bytes_ += used + gap_bytes;
   stream->bytes.assign(records, records + used);
   stream->c = Cursor{stream->bytes.data(), stream->bytes.data() + used};
   stream->offset = offset;
@@ -67,6 +74,12 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
     std::push_heap(pending_.begin(), pending_.end(), StreamLater());
   }
   return true;
+}
+
+void TraceReader::Release() {
+  const ThreadStream& done = *pending_.back();
+  pending_bytes_ -= done.bytes.size() + done.gaps.size();
+  pending_.pop_back();
 }
 
 bool TraceReader::ThreadChunkStructure(const uint8_t* records, const uint8_t* end, RecordVisitor* v,
@@ -125,7 +138,7 @@ bool TraceReader::Drain(uint64_t below, RecordVisitor* v, ReadResult* result) {
     if (s->at_event)
       std::push_heap(pending_.begin(), pending_.end(), StreamLater());
     else
-      pending_.pop_back();  // all of it delivered
+      Release();  // all of it delivered
   }
   return true;
 }

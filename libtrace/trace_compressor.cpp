@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "expansion_limit.h"
 #include "format.h"
 #include "little_endian.h"
 #include "record_writer.h"
@@ -182,6 +183,12 @@ bool CompressTrace(const std::string& path, CompressResult* result, std::string*
       *err = std::string("zstd: ") + ZSTD_getErrorName(n);
       ok = false;
       break;
+    }
+    size_t pad = ExpansionPadding(4 + n, plain);
+    if (pad) {
+      out.resize(format::kChunkPrefixSize + 4 + n + pad);
+      WriteSkippableFrame(out.data() + format::kChunkPrefixSize + 4 + n, pad);
+      n += pad;
     }
     if (4 + n > format::kMaxChunkPayload) {
       // Incompressible and as large as a chunk may be: keep it plain.

@@ -6,11 +6,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include <zstd.h>
 
+#include "expansion_limit.h"
 #include "little_endian.h"
 #include "trace_reader_internal.h"
 
@@ -320,6 +322,12 @@ bool TraceReader::Expand(std::string* why) {
     *why = "expanded size " + std::to_string(expanded_size) + " out of range";
     return false;
   }
+  // The payload (expanded size and frames) against what it expands to.
+  if (expanded_size > chunk_.size() * kMaxExpansion) {
+    *why = "expands " + Grouped(expanded_size / chunk_.size()) + " times, more than " +
+           Grouped(kMaxExpansion) + ", as no trace does (a decompression bomb)";
+    return false;
+  }
   expanded_.resize(expanded_size);
   if (!zstd_) zstd_ = ZSTD_createDCtx();
   size_t n = ZSTD_decompressDCtx(zstd_, expanded_.data(), expanded_.size(), chunk_.data() + 4,
@@ -343,7 +351,8 @@ bool TraceReader::SymbolChunk(uint64_t offset, RecordVisitor* visitor, ReadResul
     symbols_seen_ = DecodeSymbolRecords(
         expanded_.data(), expanded_.size(),
         [&](const SymbolModule& m) { visitor->OnSymbolModule(m); },
-        [&](const SymbolizedAddress& a) { visitor->OnSymbolizedAddress(a); }, &why);
+        [&](const SymbolizedAddress& a) { visitor->OnSymbolizedAddress(a); }, &symbol_name_bytes_,
+        &why);
   if (why.empty()) return true;
   result->status = TraceStatus::kCorrupt;
   result->message = why + " in the symbol chunk at byte " + std::to_string(offset);

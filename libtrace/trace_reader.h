@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -161,6 +162,8 @@ class TraceReader {
   bool Advance(ThreadStream* stream, RecordVisitor* visitor, ReadResult* result);
   // Delivers, in seq order, every pending event whose seq is below `below`.
   bool Drain(uint64_t below, RecordVisitor* visitor, ReadResult* result);
+  // Drops the last of pending_ (a stream all of whose events are delivered).
+  void Release();
 
   std::unique_ptr<ByteSource> source_;
   std::vector<uint8_t> chunk_;
@@ -185,15 +188,23 @@ class TraceReader {
   ::ZSTD_DCtx_s* zstd_ = nullptr;
   uint64_t offset_ = 0;
   uint64_t next_stack_id_ = 1;
-  std::vector<uint16_t> stack_depth_;  // of each StackNode so far, by id - 1 (0: not yet)
+  // Of each StackNode so far, by id - 1: 0 not yet, kWaitingForParent an
+  // orphan's.
+  std::vector<uint16_t> stack_depth_;
+  static constexpr uint16_t kWaitingForParent = 0xffff;
   // StackNodeAt records whose parent has not come yet: parent -> (id, ip).
   std::multimap<uint64_t, std::pair<uint64_t, uint64_t>> orphans_;
   // A heap (StreamLater) of the thread chunks with events left.
   std::vector<std::unique_ptr<ThreadStream>> pending_;
+  uint64_t pending_bytes_ = 0;  // held by pending_ (records and gap areas)
   uint64_t module_generation_ = 0;
+  std::unordered_set<std::string> modules_;  // "path@bias" of each distinct module
   uint16_t version_ = format::kVersion;  // the header's
   uint16_t header_flags_ = 0;
   bool symbols_seen_ = false;
+  // The bytes of names the symbol section's frames hold so far: its chunks
+  // together are held to format::kMaxSymbolNameBytes.
+  uint64_t symbol_name_bytes_ = 0;
   bool wants_events_ = true;              // the visitor's WantsEvents()
 };
 

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
+#include <exception>
 #include <fstream>
 
 #include "ci_commands.h"
@@ -300,6 +302,21 @@ int RunCli(int argc, char** argv) {
     }
     return exit_code::kUsage;
   };
+  // An exception with nowhere to go (thrown on another thread, or through a
+  // noexcept boundary) ends the same way as one that reaches us: one line
+  // and exit 125, not an abort's 134.
+  std::set_terminate([] {
+    const char* what = "pagewaste: internal error\n";
+    try {
+      if (std::exception_ptr e = std::current_exception()) std::rethrow_exception(e);
+    } catch (const std::bad_alloc&) {
+      what = "pagewaste: out of memory\n";
+    } catch (...) {
+    }
+    ssize_t ignored = write(2, what, strlen(what));
+    (void)ignored;
+    _exit(exit_code::kInternal);
+  });
   // The commands return their errors as values; an exception that still gets here
   // (memory exhausted, a library's surprise) ends in one line, not an abort.
   try {

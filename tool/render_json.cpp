@@ -270,6 +270,9 @@ json ReportJson(const Report& r, size_t top, StackTables* tables) {
     threads.push_back(thread);
   }
   j["threads"] = threads;
+  json other_threads = {{"threads", r.other_threads.threads}};
+  Cost(r.other_threads.cost, &other_threads);
+  j["other_threads"] = other_threads;
   json histogram = json::array();
   for (const HistogramBucket& b : r.histogram)
     histogram.push_back({{"min_size", b.min_size},

@@ -178,6 +178,8 @@ std::string SiteKey(const std::vector<Frame>& frames);
 // lines.
 std::string SiteMatchKey(const std::vector<Frame>& frames);
 
+inline constexpr size_t kThreadsListed = 64;
+
 struct ThreadTotals {
   uint32_t tid = 0;
   CostTotals cost;
@@ -263,7 +265,13 @@ struct Report {
   std::optional<SyscallTotals> outside_syscalls;
   // And those it saw before the shim started (the dynamic loader's).
   std::optional<SyscallTotals> before_start_syscalls;
-  std::vector<ThreadTotals> thread_totals;  // by tid
+  // The kThreadsListed threads with the most calls, by tid; the rest, and
+  // the threads past those a replay follows one by one, summed.
+  std::vector<ThreadTotals> thread_totals;
+  struct OtherThreads {
+    uint64_t threads = 0;
+    CostTotals cost;
+  } other_threads;
   std::vector<CallSite> call_sites;  // ordered by page waste, then syscalls
   // The sites that enter the kernel most often, by system calls made.
   std::vector<CallSite> kernel_sites;

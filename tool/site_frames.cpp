@@ -34,8 +34,13 @@ std::vector<Frame> SiteFrames::Embedded(uint64_t address) const {
 void SiteFrames::Warm(const std::vector<ModuleInfo>& modules, std::vector<uint64_t> addresses) {
   warm_modules_ = modules.size();
   warming_ = std::thread([this, modules, addresses = std::move(addresses)] {
-    warm_ = std::make_unique<Symbolizer>(modules);
-    for (uint64_t address : addresses) warm_->Symbolize(address);
+    // An exception here (memory exhausted) is the replay's: Give rethrows it.
+    try {
+      warm_ = std::make_unique<Symbolizer>(modules);
+      for (uint64_t address : addresses) warm_->Symbolize(address);
+    } catch (...) {
+      warm_failure_ = std::current_exception();
+    }
   });
 }
 
@@ -45,6 +50,7 @@ void SiteFrames::Give(std::initializer_list<std::vector<CallSite>*> lists, const
   Symbolizer* symbolizer = nullptr;
   if (!use_embedded_) {
     if (warming_.joinable()) warming_.join();
+    if (warm_failure_) std::rethrow_exception(std::exchange(warm_failure_, nullptr));
     // The warmed symbolizer knows every module unless some came later.
     if (!warm_ || warm_modules_ != modules.size()) warm_ = std::make_unique<Symbolizer>(modules);
     symbolizer = warm_.get();

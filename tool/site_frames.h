@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <initializer_list>
 #include <memory>
 #include <string>
@@ -56,6 +57,7 @@ class SiteFrames {
   bool use_embedded_ = false;
   std::thread warming_;
   std::unique_ptr<Symbolizer> warm_;  // written by warming_ until joined
+  std::exception_ptr warm_failure_;   // what warming_ threw, for Give to rethrow
   size_t warm_modules_ = 0;
 };
 

@@ -77,6 +77,19 @@ struct Symbolizer::Impl {
   Dwfl* dwfl = nullptr;
   // Modules dwfl could not load (missing file, vdso): still named in frames.
   std::vector<ModuleInfo> modules;
+  // Every module's segments, sorted by start, for finding the module of an
+  // address; end_before is the largest end of this range and those before
+  // it, which bounds the search backwards. shift moves an address into the
+  // copy of the module's file that dwfl holds: a file is reported once, at
+  // the first load bias it had, however many times it was loaded.
+  struct Range {
+    uint64_t start, end;
+    size_t module;  // index in modules: the later one wins an overlap
+    int64_t shift;
+    uint64_t end_before;
+  };
+  std::vector<Range> ranges;
+  const Range* RangeOf(uint64_t pc) const;
   // Per module, the address ranges of its compile units, for the modules
   // whose units libdw cannot find by address itself.
   struct UnitRange {
@@ -259,13 +272,26 @@ Dwarf_Die* Symbolizer::FindCompileUnit(Dwfl_Module* mod, uint64_t pc, uint64_t* 
 Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules)
     : impl_(std::make_unique<Impl>()) {
   impl_->modules = modules;
+  std::map<std::string, uint64_t> reported_bias;  // by path: the bias dwfl has it at
+  for (size_t i = 0; i < modules.size(); ++i) {
+    const ModuleInfo& m = modules[i];
+    uint64_t bias = reported_bias.emplace(m.path, m.load_bias).first->second;
+    for (const ModuleSegment& s : m.segments)
+      if (s.length)
+        impl_->ranges.push_back({s.start, s.start + s.length, i,
+                                 static_cast<int64_t>(bias - m.load_bias), 0});
+  }
+  std::sort(impl_->ranges.begin(), impl_->ranges.end(),
+            [](const Impl::Range& a, const Impl::Range& b) { return a.start < b.start; });
+  uint64_t end_before = 0;
+  for (Impl::Range& r : impl_->ranges) r.end_before = end_before = std::max(end_before, r.end);
   impl_->dwfl = dwfl_begin(&kCallbacks);
   if (!impl_->dwfl) return;
   dwfl_report_begin(impl_->dwfl);
-  std::set<std::pair<std::string, uint64_t>> seen;
+  std::set<std::string> seen;
   std::map<std::string, bool> same_file;  // by path: its build id is the traced one
   for (const ModuleInfo& m : modules) {
-    if (!seen.insert({m.path, m.load_bias}).second) continue;
+    if (!seen.insert(m.path).second) continue;
     // A trace names its modules' paths, and a crafted or outdated one may
     // name anything: only a regular file is read, opened without blocking
     // (a FIFO would hang the report; /dev/zero would never end).
@@ -303,6 +329,18 @@ Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules)
   dwfl_report_end(impl_->dwfl, nullptr, nullptr);
 }
 
+const Symbolizer::Impl::Range* Symbolizer::Impl::RangeOf(uint64_t pc) const {
+  auto after = std::upper_bound(ranges.begin(), ranges.end(), pc,
+                                [](uint64_t v, const Range& r) { return v < r.start; });
+  const Range* found = nullptr;
+  for (auto it = after; it != ranges.begin();) {
+    --it;
+    if (it->end_before <= pc) break;  // nothing at or before it reaches pc
+    if (pc < it->end && (!found || it->module > found->module)) found = &*it;
+  }
+  return found;
+}
+
 Symbolizer::~Symbolizer() {
   if (impl_->dwfl) dwfl_end(impl_->dwfl);
 }
@@ -319,15 +357,14 @@ std::vector<Frame> Symbolizer::Resolve(uint64_t return_address) {
   uint64_t pc = return_address ? return_address - 1 : 0;
   Frame base;
   base.address = return_address;
-  for (const ModuleInfo& m : impl_->modules) {
-    for (const ModuleSegment& s : m.segments) {
-      if (pc >= s.start && pc < s.start + s.length) {
-        base.module = m.path;
-        base.module_offset = pc - m.load_bias;
-      }
-    }
+  const Impl::Range* range = impl_->RangeOf(pc);
+  if (range) {
+    const ModuleInfo& m = impl_->modules[range->module];
+    base.module = m.path;
+    base.module_offset = pc - m.load_bias;
+    pc += static_cast<uint64_t>(range->shift);  // where dwfl has this file
   }
-  Dwfl_Module* mod = impl_->dwfl ? dwfl_addrmodule(impl_->dwfl, pc) : nullptr;
+  Dwfl_Module* mod = impl_->dwfl && range ? dwfl_addrmodule(impl_->dwfl, pc) : nullptr;
   if (!mod) return {base};
 
   // The outermost (not inlined) function, from the symbol table.
