@@ -5,6 +5,7 @@
 // CI.
 #include <gtest/gtest.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -404,6 +405,48 @@ TEST(CraftedTraces, TheMostStackNodesAndSitesEndInOneLine) {
   EXPECT_LT(o.seconds, 60) << o.err;
   std::printf("exit %d, %.2f s, peak RSS %ld KiB: %s", o.exit_code, o.seconds, o.max_rss_kib,
               o.err.c_str());
+}
+
+// Root reporting on another user's trace reads its modules as that user
+// could: a crafted trace naming a file only root may read gets no names
+// from it. The same trace owned by root does.
+TEST(CraftedTraces, RootReadsModulesOnlyAsTheTracesOwnerCould) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  TempDir dir;
+  std::string hidden = dir.path() + "/root_only";
+  ASSERT_EQ(mkdir(hidden.c_str(), 0700), 0);
+  std::string module = hidden + "/mmap_two_bytes";
+  ASSERT_EQ(RunCapture({"cp", ProgramPath("mmap_two_bytes"), module}).exit_code, 0);
+  chmod(dir.path().c_str(), 0755);
+  CommandResult nm = RunCapture({"sh", "-c", "nm " + module + " | grep ' T main$'"});
+  ASSERT_EQ(nm.exit_code, 0) << nm.err;
+  uint64_t main_offset = std::stoull(nm.out.substr(0, nm.out.find(' ')), nullptr, 16);
+  std::string path = dir.path() + "/module.trace";
+  MakeApart([&] {
+    CraftedTrace t;
+    RecordWriter& w = t.writer();
+    constexpr uint64_t kBias = 0x555500000000;
+    ModuleSegment all{kBias, 0x100000};
+    w.ModuleMap(1);
+    w.Module(kBias, &all, 1, module.c_str(), "");
+    w.Mmap(MmapEvent{{1, 7, w.StackNode(0, kBias + main_offset + 4)}, 0x7f0000000000, 2, 3, 0x22, -1});
+    w.End(format::EndReason::kExit, 0, SyscallCounts());
+    t.WriteTo(path, Packing::kPlain);
+  });
+  ASSERT_EQ(chown(path.c_str(), 65534, 65534), 0);
+  CommandResult theirs = RunCapture({PagewastePath(), "report", path});
+  EXPECT_EQ(theirs.exit_code, 0) << theirs.err;
+  EXPECT_NE(theirs.out.find("WARNING   " + module + ": the trace's owner (uid 65534) may not read "
+                            "it, so neither does this report"),
+            std::string::npos)
+      << theirs.out;
+  EXPECT_EQ(theirs.out.find("main ("), std::string::npos) << theirs.out;
+  ASSERT_EQ(chown(path.c_str(), 0, 0), 0);
+  CommandResult ours = RunCapture({PagewastePath(), "report", path});
+  EXPECT_EQ(ours.exit_code, 0) << ours.err;
+  EXPECT_NE(ours.out.find("main (" + std::string(PAGEWASTE_TEST_SOURCES) + "/mmap_two_bytes.c:"),
+            std::string::npos)
+      << ours.out;
 }
 
 }  // namespace

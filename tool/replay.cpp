@@ -72,7 +72,9 @@ class Replayer : public RecordVisitor {
         what_if_(StandardWhatIf(page_size, options.what_if_page_sizes, options.what_if_models)),
         timeline_(options.timeline_samples),
         advice_(page_size),
-        symbolize_(options.symbolize) {}
+        symbolize_(options.symbolize) {
+    frames_.ReadModulesAs(options.read_modules_as);
+  }
   // Each snapshot lists every module again: each is kept once.
   void OnModule(const ModuleInfo& m) override {
     if (modules_seen_.insert({m.path, m.load_bias}).second) modules_.push_back(m);
@@ -674,7 +676,9 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
   if (!source) return false;
   std::error_code size_error;
   uint64_t size = std::filesystem::file_size(path, size_error);
-  return ReplaySource(std::move(source), path, size_error ? 0 : size, options, report, err);
+  ReplayOptions reading = options;
+  reading.read_modules_as = Symbolizer::ReaderFor(path);
+  return ReplaySource(std::move(source), path, size_error ? 0 : size, reading, report, err);
 }
 
 bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, uint64_t size,

@@ -7,10 +7,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "program_code.h"
 #include "report_model.h"
+#include "symbolizer.h"
 #include "trace_reader.h"
 #include "what_if.h"
 
@@ -28,6 +30,9 @@ struct ReplayOptions {
   uint64_t progress_from_bytes = 0;
   // Which frames are the program's own code (program_code.h).
   CodeRules code;
+  // Whose permissions module files are read with (symbolizer.h); ReplayTrace
+  // sets it from the trace file's owner.
+  std::optional<ReadIdentity> read_modules_as;
 };
 
 // False with *err when the trace cannot be read at all (missing, empty, not

@@ -5,10 +5,12 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <fcntl.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <set>
@@ -269,8 +271,43 @@ Dwarf_Die* Symbolizer::FindCompileUnit(Dwfl_Module* mod, uint64_t pc, uint64_t* 
   return nullptr;
 }
 
-Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules)
-    : impl_(std::make_unique<Impl>()) {
+namespace {
+
+// For its lifetime, this thread's file system identity (setfsuid: the ids
+// the kernel checks file permissions against) is the one given.
+class ReadingAs {
+ public:
+  explicit ReadingAs(const std::optional<ReadIdentity>& who) : active_(who.has_value()) {
+    if (!active_) return;
+    old_gid_ = static_cast<gid_t>(setfsgid(who->gid));
+    old_uid_ = static_cast<uid_t>(setfsuid(who->uid));
+  }
+  ~ReadingAs() {
+    if (!active_) return;
+    setfsuid(old_uid_);
+    setfsgid(old_gid_);
+  }
+  ReadingAs(const ReadingAs&) = delete;
+  ReadingAs& operator=(const ReadingAs&) = delete;
+
+ private:
+  bool active_;
+  uid_t old_uid_ = 0;
+  gid_t old_gid_ = 0;
+};
+
+}  // namespace
+
+std::optional<ReadIdentity> Symbolizer::ReaderFor(const std::string& trace_path) {
+  struct stat st;
+  if (geteuid() != 0 || stat(trace_path.c_str(), &st) != 0 || st.st_uid == 0) return std::nullopt;
+  return ReadIdentity{st.st_uid, st.st_gid};
+}
+
+Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules,
+                       std::optional<ReadIdentity> read_as)
+    : impl_(std::make_unique<Impl>()), read_as_(read_as) {
+  ReadingAs reading(read_as_);
   impl_->modules = modules;
   std::map<std::string, uint64_t> reported_bias;  // by path: the bias dwfl has it at
   for (size_t i = 0; i < modules.size(); ++i) {
@@ -297,6 +334,12 @@ Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules)
     // (a FIFO would hang the report; /dev/zero would never end).
     int fd = open(m.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
+    if (fd < 0 && errno == EACCES && read_as_) {
+      warnings_.push_back(m.path + ": the trace's owner (uid " + std::to_string(read_as_->uid) +
+                          ") may not read it, so neither does this report; its frames are "
+                          "module+offset");
+      continue;
+    }
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
       if (fd >= 0) {
         close(fd);
@@ -348,6 +391,7 @@ Symbolizer::~Symbolizer() {
 const std::vector<Frame>& Symbolizer::Symbolize(uint64_t return_address) {
   auto it = cache_.find(return_address);
   if (it != cache_.end()) return it->second;
+  ReadingAs reading(read_as_);  // libdw may open separate debug files now
   return cache_.emplace(return_address, Resolve(return_address)).first->second;
 }
 

@@ -7,11 +7,15 @@
 // module's (the trace records it) is not read at all.
 #pragma once
 
+#include <sys/types.h>
+
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -20,9 +24,17 @@
 
 namespace pagewaste {
 
+// Whose permissions the module files are read with: root reporting on
+// another user's trace reads only what that user could have read.
+struct ReadIdentity {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
 class Symbolizer {
  public:
-  explicit Symbolizer(const std::vector<ModuleInfo>& modules);
+  explicit Symbolizer(const std::vector<ModuleInfo>& modules,
+                      std::optional<ReadIdentity> read_as = std::nullopt);
   ~Symbolizer();
   Symbolizer(const Symbolizer&) = delete;
   Symbolizer& operator=(const Symbolizer&) = delete;
@@ -35,6 +47,11 @@ class Symbolizer {
   // line each, for the report.
   const std::vector<std::string>& warnings() const { return warnings_; }
 
+  // The identity to read a trace's module files with: its owner's when we
+  // are root and the trace is another user's (a crafted trace could name
+  // /etc/shadow as a module); none otherwise.
+  static std::optional<ReadIdentity> ReaderFor(const std::string& trace_path);
+
  private:
   std::vector<Frame> Resolve(uint64_t return_address);
   Dwarf_Die* FindCompileUnit(Dwfl_Module* mod, uint64_t pc, uint64_t* bias, Dwarf_Die* storage);
@@ -46,6 +63,7 @@ class Symbolizer {
 
  private:
   std::unique_ptr<Impl> impl_;
+  std::optional<ReadIdentity> read_as_;
   std::unordered_map<uint64_t, std::vector<Frame>> cache_;
   std::vector<std::string> warnings_;
 };
