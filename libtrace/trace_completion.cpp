@@ -31,10 +31,11 @@ class BufferSink : public ChunkSink {
   std::vector<uint8_t> bytes;
 };
 
-// Where the chunks of the trace end, and the last one: walked from the
-// header on, as the reader does. False if a chunk runs past the file.
+// Where the chunks of the trace end, the last one, and the unfinished
+// chunks (with their flags) the dead writers left: walked from the header
+// on, as the reader does. False if a chunk runs past the file.
 bool FindLastChunk(int fd, uint64_t offset, uint64_t file_size, uint64_t* last, uint64_t* end,
-                   uint32_t* last_flags) {
+                   uint32_t* last_flags, std::vector<std::pair<uint64_t, uint32_t>>* unfinished) {
   *last = 0;
   *last_flags = 0;
   for (;;) {
@@ -48,6 +49,7 @@ bool FindLastChunk(int fd, uint64_t offset, uint64_t file_size, uint64_t* last, 
     if (offset + sizeof prefix + size > file_size) return false;
     *last = offset;
     *last_flags = flags;
+    if (!(flags & format::kChunkFinished)) unfinished->push_back({offset, flags});
     offset += sizeof prefix + size;
     // An unfinished plain chunk is the writer's last; a thread chunk is only
     // its thread's.
@@ -59,7 +61,8 @@ bool FindLastChunk(int fd, uint64_t offset, uint64_t file_size, uint64_t* last, 
 
 }  // namespace
 
-Completion CompleteTrace(const std::string& path, int64_t exit_status, std::string* why) {
+Completion CompleteTrace(const std::string& path, int64_t exit_status, std::string* why,
+                         const SyscallCounts& observed, const SyscallCounts& before_start) {
   auto source = OpenFileSource(path, why);
   if (!source) return Completion::kNotCompletable;
   TraceReader reader(std::move(source));
@@ -78,8 +81,9 @@ Completion CompleteTrace(const std::string& path, int64_t exit_status, std::stri
   // one) is told by its last chunk without decoding a record.
   uint64_t last = 0, end = 0;
   uint32_t last_flags = 0;
-  bool whole_chunks =
-      FindLastChunk(fd, header_size, static_cast<uint64_t>(st.st_size), &last, &end, &last_flags);
+  std::vector<std::pair<uint64_t, uint32_t>> unfinished;
+  bool whole_chunks = FindLastChunk(fd, header_size, static_cast<uint64_t>(st.st_size), &last,
+                                    &end, &last_flags, &unfinished);
   if (whole_chunks && (last_flags & format::kChunkEnd)) {
     close(fd);
     return Completion::kAlreadyEnded;
@@ -101,13 +105,16 @@ Completion CompleteTrace(const std::string& path, int64_t exit_status, std::stri
   std::vector<uint8_t> buffer(RecordWriter::kMinBuffer);
   RecordWriter writer(buffer.data(), buffer.size(), &sink);
   writer.ContinueCounts(read.records, read.events, nodes.nodes);
-  writer.End(format::EndReason::kRawExit, exit_status, SyscallCounts());
+  writer.End(format::EndReason::kRawExit, exit_status, SyscallCounts(), observed, before_start);
 
+  // Every chunk a dead writer left open is finished as it stands: the last
+  // plain one, and each thread's (a thread chunk's header says how much of
+  // it holds records), so that the trace reads, and compresses, as closed.
   bool ok = true;
-  if (last && !(last_flags & format::kChunkFinished)) {
+  for (const auto& [offset, chunk_flags] : unfinished) {
     uint8_t flags[4];
-    PutLE(flags, last_flags | format::kChunkFinished, 4);
-    ok = pwrite(fd, flags, sizeof flags, static_cast<off_t>(last + 4)) == sizeof flags;
+    PutLE(flags, chunk_flags | format::kChunkFinished, 4);
+    ok = ok && pwrite(fd, flags, sizeof flags, static_cast<off_t>(offset + 4)) == sizeof flags;
   }
   ok = ok && ftruncate(fd, static_cast<off_t>(end)) == 0 &&
        pwrite(fd, sink.bytes.data(), sink.bytes.size(), static_cast<off_t>(end)) ==

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+#include "events.h"
+
 namespace pagewaste {
 
 enum class Completion {
@@ -21,7 +23,10 @@ enum class Completion {
 // Appends an End record of reason kRawExit with exit_status to the trace at
 // path, whose writer is gone. The last chunk, left unfinished by the dead
 // writer, is marked finished; the space the writer had reserved past it is
-// dropped.
-Completion CompleteTrace(const std::string& path, int64_t exit_status, std::string* why);
+// dropped. A ptrace observer's counts (--observe-syscalls), which the shim
+// would have put in its End record, go in this one.
+Completion CompleteTrace(const std::string& path, int64_t exit_status, std::string* why,
+                         const SyscallCounts& observed = {},
+                         const SyscallCounts& before_start = {});
 
 }  // namespace pagewaste

@@ -115,6 +115,25 @@ INSTANTIATE_TEST_SUITE_P(StaticAndLibc, ZigSite,
 // Go's runtime maps the heap for make([]byte, 8 MiB): 40 mappings of 8 MiB
 // made by runtime.sysMap, on the runtime's own stack. The site is
 // makeBuffers' line, not runtime.*.
+// A Go program built with cgo is dynamically linked, so run preloads the
+// shim into it; its runtime's own system calls pass the shim by, and run
+// says so rather than let its counts pass for complete.
+TEST(GoPrograms, ACgoBuildTracedByTheShimIsNamedInRunsSummary) {
+  std::string program = ProgramPath("go_cgo");
+  if (program == "go_cgo") GTEST_SKIP() << "no go at build time (apt-get install golang-go)";
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"go_cgo"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  EXPECT_EQ(p.run.out, "40\n");
+  const nlohmann::json& r = OnlyReport(p);
+  EXPECT_EQ(r["process"]["backend"], "preload");
+  std::string line = "pagewaste: go_cgo (pid " + std::to_string(r["process"]["pid"].get<int>()) +
+                     ") is a Go program: its runtime makes memory system calls of its own, past "
+                     "the C library, which the preload shim does not see; --backend ptrace "
+                     "records every one\n";
+  EXPECT_NE(p.run.err.find(line), std::string::npos) << p.run.err;
+}
+
 TEST(GoSite, IsTheProgramsFunctionNotTheRuntimes) {
   std::string program = ProgramPath("go_alloc");
   if (program == "go_alloc") GTEST_SKIP() << "no go at build time (apt-get install golang-go)";

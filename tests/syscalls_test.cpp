@@ -209,6 +209,41 @@ TEST_P(AgainstStrace, TraceTotalsPlusTheShimsOwnEqualWhatStraceCounts) {
   }
 }
 
+// A process that leaves with its own exit_group while three threads still
+// run: its trace is completed by run (each dead thread's chunk finished, so
+// that it compresses: 263,799 B before), and with the observer its End
+// record carries the observer's counts (before, the trace was truncated).
+TEST(RawExit, ThreadsAndTheObserverLeaveACompleteCompressedTrace) {
+  for (bool observe : {false, true}) {
+    SCOPED_TRACE(observe ? "observed" : "supervised");
+    TempDir dir;
+    std::string trace = dir.path() + "/raw.trace";
+    std::vector<std::string> argv = {PagewastePath(), "run", "-o", trace};
+    if (observe) argv.push_back("--observe-syscalls");
+    argv.insert(argv.end(), {"--", ProgramPath("raw_exit"), "3", "threads"});
+    CommandResult run = RunCapture(argv);
+    EXPECT_EQ(run.exit_code, 3) << run.err;
+    CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+    ASSERT_EQ(report.exit_code, 0) << report.err;
+    json r = ParseReport(report.out);
+    EXPECT_EQ(r["trace"]["status"], "complete");
+    EXPECT_EQ(r["process"]["exit"]["reason"], "raw_exit");
+    EXPECT_EQ(r["process"]["exit"]["status"], 3);
+    EXPECT_EQ(r["process"]["threads"], 4);
+    EXPECT_EQ(SumAtSite(r, "raw_exit.c", SiteLine("raw_exit.c", "worker"), "allocations"), 30u);
+    EXPECT_EQ(SumAtSite(r, "raw_exit.c", SiteLine("raw_exit.c", "malloc"), "allocations"), 25u);
+    EXPECT_LT(r["trace"]["file_bytes"].get<uint64_t>(), 16384u);  // compressed
+    if (!observe) continue;
+    // The observer's counts reach the End record run writes. Outside
+    // allocator calls, at least the three threads' stacks were mapped and
+    // their guard pages set (glibc's arenas, whose trimming varies from run
+    // to run with the addresses, are in the events).
+    ASSERT_TRUE(r["summary"]["outside_syscalls"].is_object()) << "the observer's counts are lost";
+    EXPECT_GE(r["summary"]["outside_syscalls"]["mmap"].get<uint64_t>(), 3u);
+    EXPECT_GE(r["summary"]["outside_syscalls"]["mprotect"].get<uint64_t>(), 3u);
+  }
+}
+
 // With the observer (--observe-syscalls), the calls made outside allocator
 // calls are counted too, so that the events, the shim's own and the outside
 // line add up to strace's count for programs that do make such calls: the

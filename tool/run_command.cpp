@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -99,6 +100,28 @@ void PrintTraceHeader(const std::string& path, uint64_t plain_bytes, uint64_t by
                                   : "");
 }
 
+// A Go program the preload shim recorded (a cgo build, dynamically linked):
+// its runtime makes memory system calls of its own (madvise, munmap), past
+// the C library, and the shim does not see them. Said once per program.
+void NameGoProcesses(const std::vector<std::string>& traces) {
+  std::set<std::string> named;
+  for (const std::string& path : traces) {
+    std::string err;
+    TraceHeader header;
+    auto source = OpenFileSource(path, &err);
+    if (!source || !TraceReader(std::move(source)).ReadHeader(&header, &err)) continue;
+    if (header.process.backend != format::Backend::kPreload || named.count(header.exe) ||
+        !ptrace::IsGoProgram(header.exe))
+      continue;
+    named.insert(header.exe);
+    fmt::print(stderr,
+               "pagewaste: {} (pid {}) is a Go program: its runtime makes memory system calls "
+               "of its own, past the C library, which the preload shim does not see; "
+               "--backend ptrace records every one\n",
+               fs::path(header.exe).filename().string(), header.process.pid);
+  }
+}
+
 // Compresses each closed trace and adds its symbols (the program has
 // exited, so this costs it nothing), then prints a line of figures for each.
 void FinishTraces(const std::vector<std::string>& traces, const RunOptions& options) {
@@ -151,6 +174,7 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
                                  Counted(report.process.events_lost, "event", "events"))
                    : std::string(" [") + TraceStatusName(report.process.status) + "]");
   }
+  NameGoProcesses(traces);
   fmt::print(stderr, "pagewaste: see them with: pagewaste report {}\n",
              traces.size() == 1 ? traces[0] : "TRACE...");
 }

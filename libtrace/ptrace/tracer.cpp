@@ -213,6 +213,7 @@ class Tracer {
     Recording recording = Recording::kNone;
     std::unique_ptr<ProcessRecorder> recorder;
     std::string shim_trace;  // kShim: the shim's trace, found at the exit stop
+    SyscallCounts observed, observed_before_start;  // observer mode, at the exit stop
   };
 
   // Returns the root process's exit code.
@@ -452,9 +453,19 @@ class Tracer {
     Process& p = it->second;
     if (p.recorder) p.recorder->MeasureLiveMappings(tgid);
     // The shim's trace, in case the process is leaving without it knowing
-    // (an exit system call of its own): its file is still open.
-    if (p.recording == Recording::kShim && options_.supervise_preload)
+    // (an exit system call of its own): its file is still open. An
+    // observer's counts so far go with it, for its End record.
+    if ((p.recording == Recording::kShim && options_.supervise_preload) ||
+        options_.observe_only) {
       p.shim_trace = FindOpenTrace(tgid, options_.session_id);
+      auto observed = observations_.find(tgid);
+      if (observed != observations_.end() && observed->second.counting) {
+        for (int i = 0; i < format::kSyscallKinds; ++i) {
+          p.observed.count[i] = observed->second.block.counts[i];
+          p.observed_before_start.count[i] = observed->second.block.before_start[i];
+        }
+      }
+    }
   }
 
   void Exited(pid_t tid, int status) {
@@ -474,17 +485,19 @@ class Tracer {
     // A process killed by a signal keeps its trace as the shim left it:
     // truncated is what it is.
     if (!p.shim_trace.empty() && WIFEXITED(status))
-      shim_exits_.push_back({p.shim_trace, WEXITSTATUS(status)});
+      shim_exits_.push_back(
+          {p.shim_trace, WEXITSTATUS(status), p.observed, p.observed_before_start});
     processes_.erase(it);
   }
 
   // After the tree is gone: the End record of each shim trace whose process
   // exited without writing it.
   void CompleteShimTraces() {
-    for (const auto& [path, status] : shim_exits_) {
+    for (const ShimExit& e : shim_exits_) {
       std::string why;
-      if (CompleteTrace(path, status, &why) == Completion::kNotCompletable)
-        fprintf(stderr, "pagewaste: %s: left without an end record: %s\n", path.c_str(),
+      if (CompleteTrace(e.trace, e.status, &why, e.observed, e.before_start) ==
+          Completion::kNotCompletable)
+        fprintf(stderr, "pagewaste: %s: left without an end record: %s\n", e.trace.c_str(),
                 why.c_str());
     }
   }
@@ -541,7 +554,13 @@ class Tracer {
   std::map<pid_t, Thread> threads_;     // every tracee we have seen
   bool started_ = false;  // the program's first exec happened
   int stopped_by_ = 0;    // the signal that ended recording
-  std::vector<std::pair<std::string, int>> shim_exits_;  // trace, exit status
+  // The shim traces of processes that left without ending them.
+  struct ShimExit {
+    std::string trace;
+    int status;
+    SyscallCounts observed, before_start;  // an observer's counts, if any
+  };
+  std::vector<ShimExit> shim_exits_;
   struct Observation {
     bool counting = false;
     format::ObservedBlock block = {};

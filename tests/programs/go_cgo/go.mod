@@ -1,0 +1,3 @@
+module pagewaste/go_cgo
+
+go 1.19
