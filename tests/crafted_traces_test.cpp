@@ -19,6 +19,7 @@
 #include "expansion_limit.h"
 #include "little_endian.h"
 #include "record_writer.h"
+#include "symbol_section.h"
 #include "varint.h"
 
 namespace pagewaste::e2e {
@@ -447,6 +448,34 @@ TEST(CraftedTraces, RootReadsModulesOnlyAsTheTracesOwnerCould) {
   EXPECT_NE(ours.out.find("main (" + std::string(PAGEWASTE_TEST_SOURCES) + "/mmap_two_bytes.c:"),
             std::string::npos)
       << ours.out;
+}
+
+// Names that are not UTF-8 (a trace's paths, arguments and symbols are
+// bytes): the pprof profile carries them as U+FFFD, as protobuf strings
+// must, and `go tool pprof` reads it.
+TEST(CraftedTraces, NamesThatAreNotUtf8MakeAValidProfile) {
+  if (RunCapture({"sh", "-c", "command -v go"}).exit_code != 0)
+    GTEST_SKIP() << "no go to read the profile (apt-get install golang-go)";
+  TempDir dir;
+  std::string path = dir.path() + "/names.trace";
+  MakeApart([&] {
+    CraftedTrace t;
+    RecordWriter& w = t.writer();
+    w.Mmap(MmapEvent{{1, 7, w.StackNode(0, 0x401000)}, 0x7f0000000000, 2, 3, 0x22, -1});
+    w.End(format::EndReason::kExit, 0, SyscallCounts());
+    SymbolizedAddress a;
+    a.address = 0x401000;
+    a.frames.push_back({"page\xff\xfe" "alloc", "src/a\xc0.c", 7, "/crafted\x80", 0x1000, false});
+    t.Append(EncodeSymbolSection({{"/crafted\x80", ""}}, {a}));
+    t.WriteTo(path, Packing::kPlain, format::kHeaderHasSymbols);
+  });
+  std::string profile = dir.path() + "/profile.pb.gz";
+  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "pprof", "-o", profile, path});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "");  // no complaint from protobuf about its strings
+  CommandResult top = RunCapture({"go", "tool", "pprof", "-top", profile});
+  EXPECT_EQ(top.exit_code, 0) << top.err;
+  EXPECT_NE(top.out.find("page\xef\xbf\xbd\xef\xbf\xbd" "alloc"), std::string::npos) << top.out;
 }
 
 }  // namespace

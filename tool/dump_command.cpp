@@ -112,6 +112,11 @@ class Dumper : public RecordVisitor {
 int DumpTrace(const std::string& path, FILE* out, std::string* err) {
   auto source = OpenFileSource(path, err);
   if (!source) return exit_code::kUnreadableTrace;
+  return DumpSource(std::move(source), path, out, err);
+}
+
+int DumpSource(std::unique_ptr<ByteSource> source, const std::string& path, FILE* out,
+               std::string* err) {
   TraceReader reader(std::move(source));
   TraceHeader h;
   if (!reader.ReadHeader(&h, err)) {

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdio>
+#include <memory>
 #include <string>
+
+#include "trace_reader.h"
 
 namespace pagewaste {
 
@@ -11,5 +14,9 @@ namespace pagewaste {
 // trace); returns an exit code (exit_codes.h), with a message in *err when
 // it is not kOk. What was read before a damaged record is written.
 int DumpTrace(const std::string& path, FILE* out, std::string* err);
+// The same from any byte source (the fuzzer's memory); name stands for the
+// path in messages.
+int DumpSource(std::unique_ptr<ByteSource> source, const std::string& name, FILE* out,
+               std::string* err);
 
 }  // namespace pagewaste

@@ -73,7 +73,7 @@ class Replayer : public RecordVisitor {
         timeline_(options.timeline_samples),
         advice_(page_size),
         symbolize_(options.symbolize) {
-    frames_.ReadModulesAs(options.read_modules_as);
+    frames_.UseModuleFiles(options.module_files);
   }
   // Each snapshot lists every module again: each is kept once.
   void OnModule(const ModuleInfo& m) override {
@@ -677,7 +677,7 @@ bool ReplayTrace(const std::string& path, const ReplayOptions& options,
   std::error_code size_error;
   uint64_t size = std::filesystem::file_size(path, size_error);
   ReplayOptions reading = options;
-  reading.read_modules_as = Symbolizer::ReaderFor(path);
+  reading.module_files.read_as = Symbolizer::ReaderFor(path);
   return ReplaySource(std::move(source), path, size_error ? 0 : size, reading, report, err);
 }
 

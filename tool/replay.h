@@ -30,9 +30,9 @@ struct ReplayOptions {
   uint64_t progress_from_bytes = 0;
   // Which frames are the program's own code (program_code.h).
   CodeRules code;
-  // Whose permissions module files are read with (symbolizer.h); ReplayTrace
-  // sets it from the trace file's owner.
-  std::optional<ReadIdentity> read_modules_as;
+  // Where and as whom module files are read (symbolizer.h); ReplayTrace
+  // reads them as the trace file's owner.
+  ModuleFiles module_files;
 };
 
 // False with *err when the trace cannot be read at all (missing, empty, not

@@ -36,7 +36,7 @@ void SiteFrames::Warm(const std::vector<ModuleInfo>& modules, std::vector<uint64
   warming_ = std::thread([this, modules, addresses = std::move(addresses)] {
     // An exception here (memory exhausted) is the replay's: Give rethrows it.
     try {
-      warm_ = std::make_unique<Symbolizer>(modules, read_as_);
+      warm_ = std::make_unique<Symbolizer>(modules, module_files_);
       for (uint64_t address : addresses) warm_->Symbolize(address);
     } catch (...) {
       warm_failure_ = std::current_exception();
@@ -53,7 +53,7 @@ void SiteFrames::Give(std::initializer_list<std::vector<CallSite>*> lists, const
     if (warm_failure_) std::rethrow_exception(std::exchange(warm_failure_, nullptr));
     // The warmed symbolizer knows every module unless some came later.
     if (!warm_ || warm_modules_ != modules.size())
-      warm_ = std::make_unique<Symbolizer>(modules, read_as_);
+      warm_ = std::make_unique<Symbolizer>(modules, module_files_);
     symbolizer = warm_.get();
   }
   // Stack node -> 1 + index into unique's frames (0: not seen yet).

@@ -38,8 +38,8 @@ class SiteFrames {
   // is read.
   void AddEmbedded(const SymbolizedAddress& address);
   void UseEmbedded() { use_embedded_ = true; }
-  // Whose permissions the symbolizer reads module files with (symbolizer.h).
-  void ReadModulesAs(std::optional<ReadIdentity> who) { read_as_ = who; }
+  // Where and as whom the symbolizer reads module files (symbolizer.h).
+  void UseModuleFiles(ModuleFiles files) { module_files_ = std::move(files); }
   bool embedded() const { return use_embedded_; }
 
   // Starts loading the modules' debug information on a second thread,
@@ -58,7 +58,7 @@ class SiteFrames {
 
   std::unordered_map<uint64_t, std::vector<Frame>> embedded_;
   bool use_embedded_ = false;
-  std::optional<ReadIdentity> read_as_;
+  ModuleFiles module_files_;
   std::thread warming_;
   std::unique_ptr<Symbolizer> warm_;  // written by warming_ until joined
   std::exception_ptr warm_failure_;   // what warming_ threw, for Give to rethrow

@@ -304,10 +304,9 @@ std::optional<ReadIdentity> Symbolizer::ReaderFor(const std::string& trace_path)
   return ReadIdentity{st.st_uid, st.st_gid};
 }
 
-Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules,
-                       std::optional<ReadIdentity> read_as)
-    : impl_(std::make_unique<Impl>()), read_as_(read_as) {
-  ReadingAs reading(read_as_);
+Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules, ModuleFiles files)
+    : impl_(std::make_unique<Impl>()), files_(std::move(files)) {
+  ReadingAs reading(files_.read_as);
   impl_->modules = modules;
   std::map<std::string, uint64_t> reported_bias;  // by path: the bias dwfl has it at
   for (size_t i = 0; i < modules.size(); ++i) {
@@ -332,10 +331,13 @@ Symbolizer::Symbolizer(const std::vector<ModuleInfo>& modules,
     // A trace names its modules' paths, and a crafted or outdated one may
     // name anything: only a regular file is read, opened without blocking
     // (a FIFO would hang the report; /dev/zero would never end).
-    int fd = open(m.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    std::string file = files_.directory.empty()
+                           ? m.path
+                           : files_.directory + "/" + m.path.substr(m.path.rfind('/') + 1);
+    int fd = open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 && errno == EACCES && read_as_) {
-      warnings_.push_back(m.path + ": the trace's owner (uid " + std::to_string(read_as_->uid) +
+    if (fd < 0 && errno == EACCES && files_.read_as) {
+      warnings_.push_back(m.path + ": the trace's owner (uid " + std::to_string(files_.read_as->uid) +
                           ") may not read it, so neither does this report; its frames are "
                           "module+offset");
       continue;
@@ -391,7 +393,7 @@ Symbolizer::~Symbolizer() {
 const std::vector<Frame>& Symbolizer::Symbolize(uint64_t return_address) {
   auto it = cache_.find(return_address);
   if (it != cache_.end()) return it->second;
-  ReadingAs reading(read_as_);  // libdw may open separate debug files now
+  ReadingAs reading(files_.read_as);  // libdw may open separate debug files now
   return cache_.emplace(return_address, Resolve(return_address)).first->second;
 }
 

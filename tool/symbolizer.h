@@ -31,10 +31,18 @@ struct ReadIdentity {
   gid_t gid = 0;
 };
 
+// Where, and as whom, the module files a trace names are read.
+struct ModuleFiles {
+  std::optional<ReadIdentity> read_as;  // none: with our own permissions
+  // Each module looked for by its file name in this directory rather than
+  // at its path (the fuzzer's sandbox: its inputs name any path). Empty:
+  // at its path.
+  std::string directory;
+};
+
 class Symbolizer {
  public:
-  explicit Symbolizer(const std::vector<ModuleInfo>& modules,
-                      std::optional<ReadIdentity> read_as = std::nullopt);
+  explicit Symbolizer(const std::vector<ModuleInfo>& modules, ModuleFiles files = {});
   ~Symbolizer();
   Symbolizer(const Symbolizer&) = delete;
   Symbolizer& operator=(const Symbolizer&) = delete;
@@ -63,7 +71,7 @@ class Symbolizer {
 
  private:
   std::unique_ptr<Impl> impl_;
-  std::optional<ReadIdentity> read_as_;
+  ModuleFiles files_;
   std::unordered_map<uint64_t, std::vector<Frame>> cache_;
   std::vector<std::string> warnings_;
 };
