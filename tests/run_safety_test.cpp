@@ -374,12 +374,21 @@ TEST(Options, ASizeTooLargeForAnyIntegerIsOneLineAndExit2) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"mmap_two_bytes"});
   ASSERT_EQ(p.traces.size(), 1u);
-  for (const char* size : {"1234567890123456789012345", "17179869184G", "-4K"}) {
+  // Too large for any integer, or no page size (a power of two from 4K to
+  // 1G): 2^63 wrapped to a waste of 18,446,744,073,709,551,316 B; 1, 8 and
+  // 16 were taken.
+  for (const char* size : {"1234567890123456789012345", "17179869184G", "-4K",
+                           "9223372036854775808", "1", "8", "16", "2G"}) {
     CommandResult r = RunCapture({PagewastePath(), "report", "--what-if",
                                   std::string("page-size=") + size, p.traces[0]});
     EXPECT_EQ(r.exit_code, 2) << size << ": " << r.err;
     EXPECT_EQ(Lines(r.err), 1) << r.err;
     EXPECT_EQ(r.err.rfind("pagewaste: ", 0), 0u) << r.err;
+  }
+  for (const char* top : {"-1", "0", "99999999999999999999"}) {
+    CommandResult r = RunCapture({PagewastePath(), "report", "--top", top, p.traces[0]});
+    EXPECT_EQ(r.exit_code, 2) << top << ": " << r.err;
+    EXPECT_EQ(Lines(r.err), 1) << r.err;
   }
 }
 
