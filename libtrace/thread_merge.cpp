@@ -61,7 +61,6 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
     return corrupt("more than " + std::to_string(format::kMaxPendingThreadBytes >> 20) +
                    " MiB of thread chunks waiting for their events' turn (a low_seq that never "
                    "rises)");
-  pending_bytes_ += used + gap_bytes;
   stream->bytes.assign(records, records + used);
   stream->c = Cursor{stream->bytes.data(), stream->bytes.data() + used};
   stream->offset = offset;
@@ -70,6 +69,7 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
   if (!stream->NextPair()) return corrupt("a cut gap area");
   if (!Advance(stream.get(), visitor, result)) return corrupt(result->message);
   if (stream->at_event) {
+    pending_bytes_ += stream->bytes.size() + stream->gaps.size();
     pending_.push_back(std::move(stream));
     std::push_heap(pending_.begin(), pending_.end(), StreamLater());
   }

@@ -215,7 +215,10 @@ std::string PrivilegeGained(const std::string& path, const struct stat& st) {
   if ((st.st_mode & S_ISUID) && st.st_uid != geteuid()) return fmt::format("set-uid (uid {})", st.st_uid);
   if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) && st.st_gid != getegid())
     return fmt::format("set-gid (gid {})", st.st_gid);
-  if (getxattr(path.c_str(), "security.capability", nullptr, 0) > 0) return "given file capabilities";
+  // Root gains nothing by a file's capabilities (its loader is not in
+  // secure mode for them).
+  if (geteuid() != 0 && getxattr(path.c_str(), "security.capability", nullptr, 0) > 0)
+    return "given file capabilities";
   return {};
 }
 
