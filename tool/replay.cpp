@@ -16,7 +16,6 @@
 #include <memory>
 #include <set>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "address_map.h"
 #include "advice.h"
@@ -24,6 +23,7 @@
 #include "reconciliation.h"
 #include "program_code.h"
 #include "site_frames.h"
+#include "thread_costs.h"
 
 namespace pagewaste {
 namespace {
@@ -320,7 +320,7 @@ class Replayer : public RecordVisitor {
       else
         Leak(m.site, m.requested);
     }
-    ListThreads(&r);
+    threads_.List(&r);
     r.process.events = events_;
     r.process.duration_ns = last_time_;  // event times count from the start
     for (const CallSite& site : sites_) r.summary.Add(site.cost);
@@ -403,7 +403,7 @@ class Replayer : public RecordVisitor {
     last_time_ = std::max(last_time_, p.time_ns);
     if (p.tid != current_tid_ || !current_thread_) {
       current_tid_ = p.tid;
-      current_thread_ = ThreadCost(p.tid);
+      current_thread_ = threads_.Of(p.tid);
     }
   }
 
@@ -450,39 +450,12 @@ class Replayer : public RecordVisitor {
     return ok;
   }
 
-  // A thread's figures; past kThreadsTracked threads, one sum for the rest
-  // (a trace names as many thread ids as it likes).
-  CostTotals* ThreadCost(uint32_t tid) {
-    tids_.insert(tid);
-    auto it = threads_.find(tid);
-    if (it != threads_.end()) return &it->second;
-    if (threads_.size() < kThreadsTracked) return &threads_[tid];
-    return &untracked_threads_;
-  }
-
-  // The threads with the most calls, and the rest summed.
-  void ListThreads(Report* r) {
-    r->threads = tids_.size();
-    std::vector<ThreadTotals> all;
-    for (const auto& [tid, cost] : threads_) all.push_back({tid, cost});
-    std::stable_sort(all.begin(), all.end(), [](const ThreadTotals& a, const ThreadTotals& b) {
-      return a.cost.calls() > b.cost.calls();
-    });
-    size_t listed = std::min(all.size(), kThreadsListed);
-    r->thread_totals.assign(all.begin(), all.begin() + static_cast<ptrdiff_t>(listed));
-    std::sort(r->thread_totals.begin(), r->thread_totals.end(),
-              [](const ThreadTotals& a, const ThreadTotals& b) { return a.tid < b.tid; });
-    r->other_threads.threads = tids_.size() - listed;
-    r->other_threads.cost = untracked_threads_;
-    for (size_t i = listed; i < all.size(); ++i) r->other_threads.cost.Add(all[i].cost);
-  }
-
   // Applies f to the site and the current event's thread alike. The process
   // summary is the sum of the sites (Finish).
   template <typename F>
   void Charge(CostTotals* site, F f) {
     f(site);
-    f(current_thread_ ? current_thread_ : ThreadCost(current_tid_));
+    f(current_thread_ ? current_thread_ : threads_.Of(current_tid_));
   }
 
   static void AddSyscalls(CostTotals* c, const SyscallCounts& s, uint32_t flags) {
@@ -653,10 +626,7 @@ class Replayer : public RecordVisitor {
   std::unordered_map<uint64_t, uint32_t> far_site_index_;
   uint64_t last_stack_ = 0;
   CallSite* last_site_ = nullptr;
-  static constexpr size_t kThreadsTracked = 4096;
-  std::map<uint32_t, CostTotals> threads_;
-  CostTotals untracked_threads_;
-  std::unordered_set<uint32_t> tids_;
+  ThreadCosts threads_;
   uint32_t current_tid_ = 0;
   CostTotals* current_thread_ = nullptr;
   HistogramBucket histogram_[kHistogramBuckets] = {};
