@@ -438,11 +438,12 @@ class Tracer {
   bool RefusedForPrivileges(pid_t pid) {
     std::string withheld = PrivilegesWithheld(pid);
     if (withheld.empty()) return false;
+    std::string exe = ExecutablePath(pid);
     kill(pid, SIGKILL);
     fprintf(stderr,
             "pagewaste: pid %d: %s is %s, which a traced process gets only when pagewaste runs "
             "as root: killed before it ran\n",
-            pid, ExecutablePath(pid).c_str(), withheld.c_str());
+            pid, exe.c_str(), withheld.c_str());
     return true;
   }
 
