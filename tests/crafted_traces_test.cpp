@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -466,7 +467,7 @@ TEST(CraftedTraces, RootReadsModulesOnlyAsTheTracesOwnerCould) {
 
 // Names that are not UTF-8 (a trace's paths, arguments and symbols are
 // bytes): the pprof profile carries them as U+FFFD, as protobuf strings
-// must, and `go tool pprof` reads it.
+// must, and `go tool pprof` reads it; the CI formats write them so too.
 TEST(CraftedTraces, NamesThatAreNotUtf8MakeAValidProfile) {
   if (RunCapture({"sh", "-c", "command -v go"}).exit_code != 0)
     GTEST_SKIP() << "no go to read the profile (apt-get install golang-go)";
@@ -483,6 +484,20 @@ TEST(CraftedTraces, NamesThatAreNotUtf8MakeAValidProfile) {
     t.Append(EncodeSymbolSection({{"/crafted\x80", ""}}, {a}));
     t.WriteTo(path, Packing::kPlain, format::kHeaderHasSymbols);
   });
+  // The CI formats written as UTF-8 too (iconv checks it): JUnit XML,
+  // Markdown and GitHub annotations.
+  std::string junit = dir.path() + "/junit.xml", markdown = dir.path() + "/check.md";
+  CommandResult check = RunCapture({PagewastePath(), "check", "--max-page-waste", "0", "--junit",
+                                    junit, "--markdown", markdown, "--github", path});
+  EXPECT_EQ(check.exit_code, 1) << check.err;
+  std::string annotations = dir.path() + "/annotations.txt";
+  { std::ofstream(annotations) << check.out; }
+  for (const std::string& file : {junit, markdown, annotations}) {
+    EXPECT_EQ(RunCapture({"iconv", "-f", "UTF-8", "-t", "UTF-8", file}).exit_code, 0) << file;
+    EXPECT_NE(RunCapture({"cat", file}).out.find("page\xef\xbf\xbd\xef\xbf\xbd" "alloc"),
+              std::string::npos)
+        << file;
+  }
   std::string profile = dir.path() + "/profile.pb.gz";
   CommandResult r = RunCapture({PagewastePath(), "report", "--format", "pprof", "-o", profile, path});
   EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -11,7 +11,7 @@ using json = nlohmann::ordered_json;
 
 std::string Xml(const std::string& text) {
   std::string out;
-  for (char c : text) {
+  for (char c : ValidUtf8(text)) {
     switch (c) {
       case '&':
         out += "&amp;";
@@ -52,7 +52,7 @@ std::string JunitDocument(const std::string& suite, size_t tests, size_t failure
 
 std::string Markdown(const std::string& text) {
   std::string out;
-  for (char c : text) {
+  for (char c : ValidUtf8(text)) {
     if (c == '|' || c == '*' || c == '_' || c == '`' || c == '<' || c == '>' || c == '[' ||
         c == ']')
       out += '\\';
@@ -142,7 +142,7 @@ std::string Annotation(const char* level, const SiteLocation& where, const std::
 
 std::string EscapeGithubData(const std::string& text) {
   std::string out;
-  for (char c : text) {
+  for (char c : ValidUtf8(text)) {
     if (c == '%')
       out += "%25";
     else if (c == '\r')

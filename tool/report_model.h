@@ -395,6 +395,10 @@ bool ByLeaked(const CallSite& a, const CallSite& b);
 
 // 4094000 -> "4,094,000": how the reports write counts and sizes.
 std::string GroupDigits(uint64_t v);
+// s with every byte that does not begin a well-formed UTF-8 sequence
+// replaced by U+FFFD: a trace's strings (paths, arguments, names) are bytes,
+// and pprof's protobuf strings, XML and Markdown want UTF-8.
+std::string ValidUtf8(const std::string& s);
 // (1, "request", "requests") -> "1 request"; (1000, ...) -> "1,000 requests".
 std::string Counted(uint64_t n, const char* singular, const char* plural);
 
