@@ -227,20 +227,20 @@ std::string PrivilegeGained(const std::string& path, const struct stat& st) {
 Backend ChooseBackend(const std::string& program, std::string* why) {
   std::string path = ResolveProgram(program);
   struct stat st;
-  if (stat(path.c_str(), &st) == 0) {
-    std::string gained = PrivilegeGained(path, st);
-    if (!gained.empty() && !MayTracePrivileged()) {
-      *why = gained + ", and you may not trace it with its privileges: the loader ignores "
-             "LD_PRELOAD for it, and under ptrace the kernel would run it as you";
-      return Backend::kUntraced;
-    }
-    if (!gained.empty()) {
-      *why = gained + ": the loader ignores LD_PRELOAD";
-      return Backend::kPtrace;
-    }
+  std::string gained;
+  if (stat(path.c_str(), &st) == 0) gained = PrivilegeGained(path, st);
+  if (!gained.empty() && !MayTracePrivileged()) {
+    *why = gained + ", and you may not trace it with its privileges: the loader ignores "
+           "LD_PRELOAD for it, and under ptrace the kernel would run it as you";
+    return Backend::kUntraced;
   }
   if (!ptrace::HasInterpreter(path)) {
     *why = "statically linked: no dynamic loader to preload into";
+    if (!gained.empty()) *why += "; " + gained + ", it keeps its privileges";
+    return Backend::kPtrace;
+  }
+  if (!gained.empty()) {
+    *why = gained + ": the loader ignores LD_PRELOAD; it keeps its privileges";
     return Backend::kPtrace;
   }
   *why = "dynamically linked";
