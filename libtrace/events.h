@@ -38,6 +38,18 @@ struct SyscallCounts {
   }
 };
 
+// A ptrace observer's block (format::ObservedBlock) as an End record's
+// counts: those after the shim started, and those before. Zero unless the
+// observer wrote the block.
+inline void ObservedCounts(const format::ObservedBlock& block, SyscallCounts* observed,
+                           SyscallCounts* before_start) {
+  if (block.magic != format::kObservedMagic) return;
+  for (int i = 0; i < format::kSyscallKinds; ++i) {
+    observed->count[i] = block.counts[i];
+    before_start->count[i] = block.before_start[i];
+  }
+}
+
 // Fields every event carries. time_ns counts from the trace's
 // start_monotonic_ns; stack is an interned stack id (0: none recorded).
 struct EventPrefix {

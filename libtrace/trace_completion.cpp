@@ -31,12 +31,11 @@ class BufferSink : public ChunkSink {
   std::vector<uint8_t> bytes;
 };
 
-// Where the chunks of the trace end, the last one, and the unfinished
-// chunks (with their flags) the dead writers left: walked from the header
-// on, as the reader does. False if a chunk runs past the file.
-bool FindLastChunk(int fd, uint64_t offset, uint64_t file_size, uint64_t* last, uint64_t* end,
+// Where the chunks of the trace end, the last one's flags, and the
+// unfinished chunks (with their flags) the dead writers left: walked from
+// the header on, as the reader does. False if a chunk runs past the file.
+bool FindLastChunk(int fd, uint64_t offset, uint64_t file_size, uint64_t* end,
                    uint32_t* last_flags, std::vector<std::pair<uint64_t, uint32_t>>* unfinished) {
-  *last = 0;
   *last_flags = 0;
   for (;;) {
     uint8_t prefix[format::kChunkPrefixSize];
@@ -47,7 +46,6 @@ bool FindLastChunk(int fd, uint64_t offset, uint64_t file_size, uint64_t* last, 
     uint32_t flags = static_cast<uint32_t>(GetLE(prefix + 4, 4));
     if (size == 0 && flags == 0) break;  // space reserved and never used
     if (offset + sizeof prefix + size > file_size) return false;
-    *last = offset;
     *last_flags = flags;
     if (!(flags & format::kChunkFinished)) unfinished->push_back({offset, flags});
     offset += sizeof prefix + size;
@@ -79,11 +77,11 @@ Completion CompleteTrace(const std::string& path, int64_t exit_status, std::stri
   }
   // The chunk headers first: a trace whose process ended it (almost every
   // one) is told by its last chunk without decoding a record.
-  uint64_t last = 0, end = 0;
+  uint64_t end = 0;
   uint32_t last_flags = 0;
   std::vector<std::pair<uint64_t, uint32_t>> unfinished;
-  bool whole_chunks = FindLastChunk(fd, header_size, static_cast<uint64_t>(st.st_size), &last,
-                                    &end, &last_flags, &unfinished);
+  bool whole_chunks = FindLastChunk(fd, header_size, static_cast<uint64_t>(st.st_size), &end,
+                                    &last_flags, &unfinished);
   if (whole_chunks && (last_flags & format::kChunkEnd)) {
     close(fd);
     return Completion::kAlreadyEnded;

@@ -12,6 +12,7 @@
 
 #include <zstd.h>
 
+#include "digit_grouping.h"
 #include "expansion_limit.h"
 #include "little_endian.h"
 #include "trace_reader_internal.h"
@@ -79,20 +80,6 @@ std::unique_ptr<ByteSource> OpenFileSource(const std::string& path, std::string*
 std::unique_ptr<ByteSource> MemorySource(std::vector<uint8_t> bytes) {
   return std::make_unique<BytesSource>(std::move(bytes));
 }
-
-namespace {
-
-// 348109 -> "348,109", as the tool writes figures.
-std::string Grouped(uint64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-}  // namespace
 
 const char* TraceStatusName(TraceStatus status) {
   switch (status) {
@@ -276,10 +263,10 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
     } else if (result.end.chunks_lost > 0) {
       result.status = TraceStatus::kIncomplete;
       result.events_lost = result.end.events > result.events ? result.end.events - result.events : 0;
-      result.message = "the producer could not write " + Grouped(result.end.chunks_lost) +
+      result.message = "the producer could not write " + GroupDigits(result.end.chunks_lost) +
                        " of its chunks (a full disk, or an unwritable file): " +
-                       Grouped(result.events_lost) + " events and " +
-                       Grouped(result.end.bytes_lost) + " bytes lost";
+                       GroupDigits(result.events_lost) + " events and " +
+                       GroupDigits(result.end.bytes_lost) + " bytes lost";
     }
   }
   if (result.status == TraceStatus::kComplete && (header_flags_ & format::kHeaderHasSymbols) &&
@@ -324,8 +311,8 @@ bool TraceReader::Expand(std::string* why) {
   }
   // The payload (expanded size and frames) against what it expands to.
   if (expanded_size > chunk_.size() * kMaxExpansion) {
-    *why = "expands " + Grouped(expanded_size / chunk_.size()) + " times, more than " +
-           Grouped(kMaxExpansion) + ", as no trace does (a decompression bomb)";
+    *why = "expands " + GroupDigits(expanded_size / chunk_.size()) + " times, more than " +
+           GroupDigits(kMaxExpansion) + ", as no trace does (a decompression bomb)";
     return false;
   }
   expanded_.resize(expanded_size);

@@ -72,6 +72,33 @@ class SetUidSetup {
   std::string dir_;
 };
 
+// The trace files in dir.
+int TracesIn(const std::string& dir) {
+  int traces = 0;
+  for (const auto& entry : fs::directory_iterator(dir))
+    traces += entry.path().extension() == ".trace";
+  return traces;
+}
+
+// A set-uid copy of the shim in a system library directory, the only place
+// the loader preloads from into a set-uid program (secure mode, AT_SECURE),
+// and then only by a name without a slash; removed when it goes.
+class SecureShim {
+ public:
+  explicit SecureShim(const SetUidSetup& setup)
+      : name_("libpagewaste_secure_test_" + std::to_string(getpid()) + ".so"),
+        path_("/usr/lib/x86_64-linux-gnu/" + name_) {
+    fs::copy_file(setup.dir() + "/libpagewaste_preload.so", path_,
+                  fs::copy_options::overwrite_existing);
+    chmod(path_.c_str(), 04755);
+  }
+  ~SecureShim() { fs::remove(path_); }
+  const std::string& name() const { return name_; }
+
+ private:
+  std::string name_, path_;
+};
+
 TEST(SetUid, AProgramNobodyMayTraceRunsWithItsPrivilegesAndRunSaysWhy) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a set-uid root program";
   SetUidSetup setup;
@@ -82,10 +109,7 @@ TEST(SetUid, AProgramNobodyMayTraceRunsWithItsPrivilegesAndRunSaysWhy) {
   EXPECT_NE(r.err.find("print_euid is set-uid (uid 0)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("it runs untraced, with its privileges"), std::string::npos) << r.err;
   EXPECT_EQ(Lines(r.err), 1) << r.err;
-  int traces = 0;
-  for (const auto& entry : fs::directory_iterator(setup.dir()))
-    traces += entry.path().extension() == ".trace";
-  EXPECT_EQ(traces, 0);
+  EXPECT_EQ(TracesIn(setup.dir()), 0);
 }
 
 // Asked for the ptrace backend, which would run it without its privileges,
@@ -168,57 +192,36 @@ TEST(SetUid, RootTracesASetUidNobodyProgramAsNobody) {
   EXPECT_EQ(by_ptrace, 1);
 }
 
-// The loader preloads into a set-uid program (secure mode, AT_SECURE) only
-// a set-uid library from a system directory, named without a slash. Such a
-// shim must take nothing from the caller's environment: here a
-// PAGEWASTE_OUTPUT that would have the privileged process write where the
-// caller says. It does not trace at all.
-TEST(SetUid, TheShimInASecureProcessTakesNothingFromTheEnvironment) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a library in a system directory";
-  SetUidSetup setup;
-  if (setup.dir().empty()) GTEST_SKIP() << "/tmp is mounted nosuid";
-  std::string name = "libpagewaste_secure_test_" + std::to_string(getpid()) + ".so";
-  std::string system_copy = "/usr/lib/x86_64-linux-gnu/" + name;
-  fs::copy_file(setup.dir() + "/libpagewaste_preload.so", system_copy,
-                fs::copy_options::overwrite_existing);
-  chmod(system_copy.c_str(), 04755);
-  std::string planted = setup.dir() + "/planted.%p.trace";
-  CommandResult r = RunCapture({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                "env", "LD_PRELOAD=" + name, "PAGEWASTE_OUTPUT=" + planted,
-                                setup.dir() + "/print_euid", "shim"});
-  fs::remove(system_copy);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out, "euid=0\nshim loaded\n");  // privileged, and the shim in it
-  EXPECT_EQ(r.err, "");
-  int traces = 0;
-  for (const auto& entry : fs::directory_iterator(setup.dir()))
-    traces += entry.path().extension() == ".trace";
-  EXPECT_EQ(traces, 0);
-}
-
-// The same shim in a set-uid program that works the C library hard, becomes
-// root for good and execs: the program behaves exactly as without the shim,
-// and the root child sees none of the caller's tracing variables.
+// A set-uid root program run by nobody with the shim preloaded (secure
+// mode): the shim is in it, and takes nothing from the caller's
+// environment: a PAGEWASTE_OUTPUT that would have the privileged process
+// write where the caller says is not obeyed, nothing is traced. A program
+// that works the C library hard, becomes root for good and execs behaves
+// exactly as without the shim, and the root child sees none of the
+// caller's tracing variables.
 TEST(SetUid, AProgramWithTheShimInSecureModeBehavesAsWithout) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root, to install a library in a system directory";
   SetUidSetup setup;
   if (setup.dir().empty()) GTEST_SKIP() << "/tmp is mounted nosuid";
-  std::string name = "libpagewaste_secure_test_" + std::to_string(getpid()) + ".so";
-  std::string system_copy = "/usr/lib/x86_64-linux-gnu/" + name;
-  fs::copy_file(setup.dir() + "/libpagewaste_preload.so", system_copy,
-                fs::copy_options::overwrite_existing);
-  chmod(system_copy.c_str(), 04755);
-  std::vector<std::string> as_nobody = {"setpriv", "--reuid=65534", "--regid=65534",
-                                        "--clear-groups", "env"};
+  SecureShim shim(setup);
+  const std::vector<std::string> as_nobody = {"setpriv", "--reuid=65534", "--regid=65534",
+                                              "--clear-groups", "env"};
   std::vector<std::string> preloaded = as_nobody;
-  for (const std::string& v : std::vector<std::string>{"LD_PRELOAD=" + name, "PAGEWASTE_OUTPUT=" + setup.dir() + "/p.%p.trace",
-                        "PAGEWASTE_SESSION=1234abcd", "PAGEWASTE_SAMPLE=4096"})
-    preloaded.push_back(v);
-  as_nobody.push_back(setup.dir() + "/secure_exec");
-  preloaded.push_back(setup.dir() + "/secure_exec");
-  CommandResult plain = RunCapture(as_nobody);
-  CommandResult traced = RunCapture(preloaded);
-  fs::remove(system_copy);
+  preloaded.insert(preloaded.end(),
+                   {"LD_PRELOAD=" + shim.name(), "PAGEWASTE_OUTPUT=" + setup.dir() + "/p.%p.trace",
+                    "PAGEWASTE_SESSION=1234abcd", "PAGEWASTE_SAMPLE=4096"});
+  auto run = [&](std::vector<std::string> argv, const std::vector<std::string>& command) {
+    argv.insert(argv.end(), command.begin(), command.end());
+    return RunCapture(argv);
+  };
+
+  CommandResult loaded = run(preloaded, {setup.dir() + "/print_euid", "shim"});
+  EXPECT_EQ(loaded.exit_code, 0) << loaded.err;
+  EXPECT_EQ(loaded.out, "euid=0\nshim loaded\n");  // privileged, and the shim in it
+  EXPECT_EQ(loaded.err, "");
+
+  CommandResult plain = run(as_nobody, {setup.dir() + "/secure_exec"});
+  CommandResult traced = run(preloaded, {setup.dir() + "/secure_exec"});
   const std::string expected =
       "euid=0 mallocs=20000 signals=2 dlopen=ok\n"
       "child euid=0\n";
@@ -227,10 +230,7 @@ TEST(SetUid, AProgramWithTheShimInSecureModeBehavesAsWithout) {
   EXPECT_EQ(traced.out, expected);
   EXPECT_EQ(traced.exit_code, 7) << traced.err;
   EXPECT_EQ(traced.err, "");
-  int traces = 0;
-  for (const auto& entry : fs::directory_iterator(setup.dir()))
-    traces += entry.path().extension() == ".trace";
-  EXPECT_EQ(traces, 0);
+  EXPECT_EQ(TracesIn(setup.dir()), 0);
 }
 
 // Root running a set-uid root program gains nothing by it: the loader is not

@@ -293,15 +293,6 @@ std::string ValidUtf8(const std::string& s) {
   return out;
 }
 
-std::string GroupDigits(uint64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 // How a process image came to be and ended, beside the others of a run:
 // " (child of 4242; exec'd in place of zig)": a fork and its exec, which
 // share a pid and often a name, are told apart.

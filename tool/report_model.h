@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "digit_grouping.h"
 #include "format.h"
 #include "trace_reader.h"
 #include "timeline.h"
@@ -393,8 +394,6 @@ bool ByWaste(const CallSite& a, const CallSite& b);
 bool BySyscalls(const CallSite& a, const CallSite& b);
 bool ByLeaked(const CallSite& a, const CallSite& b);
 
-// 4094000 -> "4,094,000": how the reports write counts and sizes.
-std::string GroupDigits(uint64_t v);
 // s with every byte that does not begin a well-formed UTF-8 sequence
 // replaced by U+FFFD: a trace's strings (paths, arguments, names) are bytes,
 // and pprof's protobuf strings, XML and Markdown want UTF-8.

@@ -5,8 +5,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
-#include <sys/stat.h>
-#include <sys/xattr.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,13 +13,14 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "embed_symbols.h"
 #include "exit_codes.h"
 #include "ptrace/elf_headers.h"
+#include "ptrace/proc_maps.h"
 #include "ptrace/tracer.h"
 #include "render.h"
 #include "replay.h"
@@ -86,14 +85,8 @@ std::vector<std::string> FindSessionTraces(const std::string& pattern, uint64_t 
 constexpr uint64_t kSummaryLimit = 4u << 20;
 
 // The line for a trace too large to replay here: what its header says.
-void PrintTraceHeader(const std::string& path, uint64_t plain_bytes, uint64_t bytes) {
-  std::string err;
-  TraceHeader header;
-  auto source = OpenFileSource(path, &err);
-  if (!source || !TraceReader(std::move(source)).ReadHeader(&header, &err)) {
-    fmt::print(stderr, "  {}: {}\n", path, err);
-    return;
-  }
+void PrintTraceHeader(const std::string& path, const TraceHeader& header, uint64_t plain_bytes,
+                      uint64_t bytes) {
   fmt::print(stderr, "  {}  ({}, pid {}): {} B of trace{}\n", path,
              fs::path(header.exe).filename().string(), header.process.pid, GroupDigits(bytes),
              plain_bytes != bytes ? fmt::format(" (zstd, from {} B)", GroupDigits(plain_bytes))
@@ -103,24 +96,24 @@ void PrintTraceHeader(const std::string& path, uint64_t plain_bytes, uint64_t by
 // A Go program the preload shim recorded (a cgo build, dynamically linked):
 // its runtime makes memory system calls of its own (madvise, munmap), past
 // the C library, and the shim does not see them. Said once per program.
-void NameGoProcesses(const std::vector<std::string>& traces) {
-  std::set<std::string> named;
-  for (const std::string& path : traces) {
-    std::string err;
-    TraceHeader header;
-    auto source = OpenFileSource(path, &err);
-    if (!source || !TraceReader(std::move(source)).ReadHeader(&header, &err)) continue;
-    if (header.process.backend != format::Backend::kPreload || named.count(header.exe) ||
+class GoPrograms {
+ public:
+  void Note(const TraceHeader& header) {
+    if (header.process.backend != format::Backend::kPreload || !seen_.insert(header.exe).second ||
         !ptrace::IsGoProgram(header.exe))
-      continue;
-    named.insert(header.exe);
-    fmt::print(stderr,
-               "pagewaste: {} (pid {}) is a Go program: its runtime makes memory system calls "
-               "of its own, past the C library, which the preload shim does not see; "
-               "--backend ptrace records every one\n",
-               fs::path(header.exe).filename().string(), header.process.pid);
+      return;
+    lines_ += fmt::format(
+        "pagewaste: {} (pid {}) is a Go program: its runtime makes memory system calls of its "
+        "own, past the C library, which the preload shim does not see; --backend ptrace "
+        "records every one\n",
+        fs::path(header.exe).filename().string(), header.process.pid);
   }
-}
+  const std::string& lines() const { return lines_; }
+
+ private:
+  std::set<std::string> seen_;  // executables looked at
+  std::string lines_;
+};
 
 // Compresses each closed trace and adds its symbols (the program has
 // exited, so this costs it nothing), then prints a line of figures for each.
@@ -133,6 +126,7 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
   }
   fmt::print(stderr, "pagewaste: {}:\n", Counted(traces.size(), "trace", "traces"));
   SymbolCache symbols;  // shared by the run's traces
+  GoPrograms go_programs;
   for (const std::string& path : traces) {
     CompressResult compressed;
     std::string compress_err;
@@ -142,15 +136,22 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
     std::string embed_err;
     if (options.symbolize && !EmbedSymbols(path, &symbols, &embedded, &embed_err))
       fmt::print(stderr, "  {}\n", embed_err);
+    std::string err;
+    TraceHeader header;
+    auto source = OpenFileSource(path, &err);
+    if (!source || !TraceReader(std::move(source)).ReadHeader(&header, &err)) {
+      fmt::print(stderr, "  {}: {}\n", path, err);
+      continue;
+    }
+    go_programs.Note(header);
     std::error_code ec;
     uint64_t bytes = fs::file_size(path, ec);
     uint64_t plain_bytes = compressed.compressed ? compressed.bytes_before : bytes;
     if (plain_bytes > kSummaryLimit) {
-      PrintTraceHeader(path, plain_bytes, bytes);
+      PrintTraceHeader(path, header, plain_bytes, bytes);
       continue;
     }
     Report report;
-    std::string err;
     ReplayOptions options;
     options.symbolize = false;
     options.top = 1;
@@ -174,7 +175,7 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
                                  Counted(report.process.events_lost, "event", "events"))
                    : std::string(" [") + TraceStatusName(report.process.status) + "]");
   }
-  NameGoProcesses(traces);
+  fmt::print(stderr, "{}", go_programs.lines());
   fmt::print(stderr, "pagewaste: see them with: pagewaste report {}\n",
              traces.size() == 1 ? traces[0] : "TRACE...");
 }
@@ -199,36 +200,22 @@ std::string ResolveProgram(const std::string& program) {
 // CAP_SYS_PTRACE in our effective set: the kernel then honours a set-uid
 // bit under our ptrace. Without it, it runs the program as us.
 bool MayTracePrivileged() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("CapEff:", 0) != 0) continue;
-    uint64_t caps = strtoull(line.c_str() + 7, nullptr, 16);
-    return caps & (uint64_t{1} << 19);  // CAP_SYS_PTRACE
-  }
-  return geteuid() == 0;
+  std::optional<uint64_t> caps = ptrace::CapabilitiesOf(getpid(), "CapEff");
+  return caps ? (*caps & (uint64_t{1} << 19)) != 0 : geteuid() == 0;  // CAP_SYS_PTRACE
 }
 
-// The set-uid or set-gid identity that exec would give the program, when it
-// differs from ours; empty otherwise.
-std::string PrivilegeGained(const std::string& path, const struct stat& st) {
-  if ((st.st_mode & S_ISUID) && st.st_uid != geteuid()) return fmt::format("set-uid (uid {})", st.st_uid);
-  if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) && st.st_gid != getegid())
-    return fmt::format("set-gid (gid {})", st.st_gid);
-  // Root gains nothing by a file's capabilities (its loader is not in
-  // secure mode for them).
-  if (geteuid() != 0 && getxattr(path.c_str(), "security.capability", nullptr, 0) > 0)
-    return "given file capabilities";
-  return {};
+// The identity or capabilities exec would give the program that we do not
+// have; empty otherwise (ptrace::PrivilegesGranted).
+std::string PrivilegeGained(const std::string& path) {
+  return ptrace::PrivilegesGranted(path, geteuid(), getegid(),
+                                   ptrace::CapabilitiesOf(getpid(), "CapPrm").value_or(0));
 }
 
 }  // namespace
 
 Backend ChooseBackend(const std::string& program, std::string* why) {
   std::string path = ResolveProgram(program);
-  struct stat st;
-  std::string gained;
-  if (stat(path.c_str(), &st) == 0) gained = PrivilegeGained(path, st);
+  std::string gained = PrivilegeGained(path);
   if (!gained.empty() && !MayTracePrivileged()) {
     *why = gained + ", and you may not trace it with its privileges: the loader ignores "
            "LD_PRELOAD for it, and under ptrace the kernel would run it as you";
@@ -361,10 +348,7 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
       fmt::print(stderr, "pagewaste: {} is {}; it runs untraced, with its privileges, and leaves "
                  "no trace (run pagewaste as root to trace it)\n", options.command[0], why);
   } else if (backend == Backend::kPtrace) {
-    struct stat st;
-    std::string gained;
-    std::string path = ResolveProgram(options.command[0]);
-    if (stat(path.c_str(), &st) == 0) gained = PrivilegeGained(path, st);
+    std::string gained = PrivilegeGained(ResolveProgram(options.command[0]));
     if (!gained.empty() && !MayTracePrivileged()) {
       fmt::print(stderr, "pagewaste: {} is {}, which a traced program gets only when pagewaste "
                  "runs as root: not run (without --backend ptrace it runs untraced)\n",

@@ -84,29 +84,33 @@ uint64_t FilePermittedCapabilities(const std::string& path) {
   return permitted;
 }
 
-uint64_t PermittedCapabilitiesOf(pid_t pid) {
+}  // namespace
+
+std::optional<uint64_t> CapabilitiesOf(pid_t pid, const std::string& set) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("CapPrm:", 0) == 0) return strtoull(line.c_str() + 7, nullptr, 16);
-  return 0;
+    if (line.rfind(set + ":", 0) == 0) return strtoull(line.c_str() + set.size() + 1, nullptr, 16);
+  return std::nullopt;
 }
 
-}  // namespace
-
-std::string PrivilegesWithheld(pid_t pid) {
-  std::string exe = "/proc/" + std::to_string(pid) + "/exe";
+std::string PrivilegesGranted(const std::string& path, uid_t euid, gid_t egid,
+                              uint64_t permitted) {
   struct stat st;
-  if (stat(exe.c_str(), &st) != 0) return {};
-  if ((st.st_mode & S_ISUID) && st.st_uid != EffectiveUidOf(pid))
+  if (stat(path.c_str(), &st) != 0) return {};
+  if ((st.st_mode & S_ISUID) && st.st_uid != euid)
     return "set-uid (uid " + std::to_string(st.st_uid) + ")";
   // A set-gid bit without group execute marks mandatory locking, not an
   // identity.
-  if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) && st.st_gid != EffectiveGidOf(pid))
+  if ((st.st_mode & S_ISGID) && (st.st_mode & S_IXGRP) && st.st_gid != egid)
     return "set-gid (gid " + std::to_string(st.st_gid) + ")";
-  uint64_t granted = FilePermittedCapabilities(exe);
-  if (granted & ~PermittedCapabilitiesOf(pid)) return "file capabilities";
+  if (FilePermittedCapabilities(path) & ~permitted) return "given file capabilities";
   return {};
+}
+
+std::string PrivilegesWithheld(pid_t pid) {
+  return PrivilegesGranted("/proc/" + std::to_string(pid) + "/exe", EffectiveUidOf(pid),
+                           EffectiveGidOf(pid), CapabilitiesOf(pid, "CapPrm").value_or(0));
 }
 
 bool PreloadsShim(pid_t pid, const std::string& shim_path) {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,11 +31,20 @@ gid_t EffectiveGidOf(pid_t pid);                       // -1 if unknown
 // LD_PRELOAD as the shim is given it.
 bool RunsInSecureMode(pid_t pid);
 
+// A capability set of pid ("CapPrm", "CapEff") from /proc/PID/status.
+std::optional<uint64_t> CapabilitiesOf(pid_t pid, const std::string& set);
+
+// What exec of the file at path would give a process that runs as euid and
+// egid with the permitted capabilities `permitted`: "set-uid (uid 0)",
+// "set-gid (gid 42)" or "given file capabilities"; empty when nothing it
+// lacks.
+std::string PrivilegesGranted(const std::string& path, uid_t euid, gid_t egid,
+                              uint64_t permitted);
+
 // What pid's executable would have given it at exec and it did not get
 // (the kernel withholds it from a traced process whose tracer may not
-// trace it so, or under PR_SET_NO_NEW_PRIVS): "set-uid (uid 0)",
-// "set-gid (gid 42)" or "file capabilities". Empty when it got all of it.
-// Read at the exec stop, before the new image has run.
+// trace it so, or under PR_SET_NO_NEW_PRIVS), as PrivilegesGranted says
+// it. Read at the exec stop, before the new image has run.
 std::string PrivilegesWithheld(pid_t pid);
 
 // Whether pid's environment has LD_PRELOAD naming the file at shim_path.

@@ -461,10 +461,9 @@ class Tracer {
       p.shim_trace = FindOpenTrace(tgid, options_.session_id);
       auto observed = observations_.find(tgid);
       if (observed != observations_.end() && observed->second.counting) {
-        for (int i = 0; i < format::kSyscallKinds; ++i) {
-          p.observed.count[i] = observed->second.block.counts[i];
-          p.observed_before_start.count[i] = observed->second.block.before_start[i];
-        }
+        format::ObservedBlock block = observed->second.block;
+        block.magic = format::kObservedMagic;  // counted so far: as the shim's End would take it
+        ObservedCounts(block, &p.observed, &p.observed_before_start);
       }
     }
   }

@@ -233,8 +233,9 @@ void DropShimFromPreloadList(char* list, const char* shim) {
   *out = 0;
 }
 
-}  // namespace
-
+// In a process the shim does not trace because it runs privileged
+// (AT_SECURE): takes PAGEWASTE_* and the shim's LD_PRELOAD entry out of the
+// environment, so that no child it starts is traced on the caller's say.
 void ForgetTracingEnvironment() {
   // No setenv or unsetenv: they allocate and take the environment's lock.
   // The entries are moved down in the array the program reads, as
@@ -251,8 +252,6 @@ void ForgetTracingEnvironment() {
   }
   if (kept) *kept = nullptr;
 }
-
-namespace {
 
 __attribute__((constructor)) void StartEarly() {
   Scope scope;  // initializes if no hooked call has yet

@@ -10,11 +10,6 @@ namespace pagewaste::shim {
 // the environment and the process's identity, and starts the trace.
 void Initialize();
 
-// In a process the shim does not trace because it runs privileged
-// (AT_SECURE): takes PAGEWASTE_* and the shim's LD_PRELOAD entry out of the
-// environment, so that no child it starts is traced on the caller's say.
-void ForgetTracingEnvironment();
-
 // exec*: the trace is ended first (unless this is a vfork child, whose
 // memory is its parent's); if the exec fails, tracing resumes.
 void BeforeExec();

@@ -308,12 +308,7 @@ void Trace::End(format::EndReason reason, int64_t status) {
       exec_end_offset_ = static_cast<int64_t>(file_.sink().Size());
     MarkForObserver();
     SyscallCounts observed, before_start;
-    if (observed_.magic == format::kObservedMagic) {
-      for (int i = 0; i < format::kSyscallKinds; ++i) {
-        observed.count[i] = observed_.counts[i];
-        before_start.count[i] = observed_.before_start[i];
-      }
-    }
+    ObservedCounts(observed_, &observed, &before_start);
     // The End record counts what every writer wrote (and is taken back if
     // an exec fails: the counts are the preamble writer's again).
     RecordWriter::Counts own = writer.Mark();
