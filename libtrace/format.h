@@ -1,4 +1,4 @@
-// The pagewaste trace format, version 4: the one place that spells it.
+// The pagewaste trace format, version 5: the one place that spells it.
 //
 // A trace is a file header followed by a stream of chunks. Each chunk is an
 // 8-byte header (little-endian u32 payload length, u32 ChunkFlags) followed
@@ -35,11 +35,12 @@ namespace pagewaste::format {
 
 // "PGWASTE" followed by a NUL: the first 8 bytes of every trace.
 inline constexpr uint8_t kMagic[8] = {'P', 'G', 'W', 'A', 'S', 'T', 'E', 0};
-inline constexpr uint16_t kVersion = 4;
+inline constexpr uint16_t kVersion = 5;
 // Version 3 added EndReason::kRawExit and nothing else; version 4 added
 // thread chunks (with their gap areas and StackNodeAt records) and near or
-// far address bases:
-// version 2 and 3 traces are read as they are.
+// far address bases; version 5 added the bpf backend (Backend::kBpf), its
+// Lost record, and kHeaderAttached:
+// version 2 to 4 traces are read as they are.
 inline constexpr uint16_t kOldestReadableVersion = 2;
 
 // Fixed-size part of the header, little-endian, 64 bytes:
@@ -70,7 +71,7 @@ inline constexpr uint32_t SessionPid(uint64_t session_id) {
 inline constexpr uint32_t kMinPageSize = 4096;
 inline constexpr uint32_t kMaxPageSize = 1u << 30;
 
-enum class Backend : uint32_t { kPreload = 1, kPtrace = 2 };
+enum class Backend : uint32_t { kPreload = 1, kPtrace = 2, kBpf = 3 };
 
 // Chunks larger than this are rejected by the reader as corrupt.
 inline constexpr uint32_t kMaxChunkPayload = 16u << 20;
@@ -259,6 +260,10 @@ enum class RecordType : uint8_t {
   // syscalls (those the observer saw before the shim started).
   // Always the last record of a whole trace.
   kEnd = 0x7f,
+  // Lost (version 5): varint count of events the producer knows happened
+  // but could not record (the bpf backend: its ring buffer had no room for
+  // them). Not an event itself; a trace that has one is incomplete.
+  kLost = 0x19,
 };
 
 // Syscalls on an event: varint bitmask over SyscallKind, then one varint

@@ -270,6 +270,11 @@ bool TraceReader::DecodeRecord(Cursor* cursor, DeltaState* delta, RecordVisitor*
         if (c.ok) v->OnMemoryCall(e);
         break;
       }
+      case RecordType::kLost:
+        is_event = false;
+        if (version_ < 5) c.ok = false;
+        result->events_dropped += c.U();
+        break;
       case RecordType::kEnd: {
         is_event = false;
         EndEvent e;

@@ -377,6 +377,12 @@ void RecordWriter::MemoryCall(const MemoryCallEvent& e) {
   Commit(Syscalls(p, e.syscalls), true);
 }
 
+void RecordWriter::Lost(uint64_t events) {
+  uint8_t* p = Reserve(1 + kMaxVarintBytes);
+  *p++ = static_cast<uint8_t>(RecordType::kLost);
+  Commit(Varint(p, events), false);
+}
+
 void RecordWriter::End(format::EndReason reason, int64_t status,
                        const SyscallCounts& shim_syscalls,
                        const SyscallCounts& observed_syscalls,

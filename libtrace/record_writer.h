@@ -96,6 +96,8 @@ class RecordWriter {
   void Brk(const BrkEvent& e);
   void MemoryCall(const MemoryCallEvent& e);
   // Writes the End record (filling in the writer's own counters) and flushes.
+  // Events the producer knows it could not record (format.h kLost).
+  void Lost(uint64_t events);
   void End(format::EndReason reason, int64_t status, const SyscallCounts& shim_syscalls,
            const SyscallCounts& observed_syscalls = {},
            const SyscallCounts& before_start_syscalls = {});

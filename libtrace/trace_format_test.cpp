@@ -405,7 +405,7 @@ TEST(TraceFormat, RejectsWhatIsNotAReadableTrace) {
             std::string::npos);
   std::vector<uint8_t> newer = good;
   newer[8] = format::kVersion + 1;
-  EXPECT_NE(header_error(newer).find("version 5 is not supported (this build reads versions 2 to 4)"),
+  EXPECT_NE(header_error(newer).find("version 6 is not supported (this build reads versions 2 to 5)"),
             std::string::npos);
   EXPECT_NE(header_error(newer).find("upgrade pagewaste"), std::string::npos);
   std::vector<uint8_t> older = good;

@@ -269,6 +269,16 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
                        GroupDigits(result.end.bytes_lost) + " bytes lost";
     }
   }
+  if (result.events_dropped &&
+      (result.status == TraceStatus::kComplete || result.status == TraceStatus::kIncomplete)) {
+    std::string dropped = "the ring buffer had no room for " +
+                          GroupDigits(result.events_dropped) +
+                          " events (the bpf backend; raise --ring-buffer)";
+    result.message = result.status == TraceStatus::kComplete ? dropped
+                                                             : result.message + "; " + dropped;
+    result.status = TraceStatus::kIncomplete;
+    result.events_lost += result.events_dropped;
+  }
   if (result.status == TraceStatus::kComplete && (header_flags_ & format::kHeaderHasSymbols) &&
       !symbols_seen_) {
     result.status = TraceStatus::kIncomplete;

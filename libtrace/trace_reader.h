@@ -104,6 +104,9 @@ struct ReadResult {
   // section when the header says it has one.
   uint64_t events_lost = 0;
   bool symbols_missing = false;
+  // Of those, the events the producer saw but could not record (Lost
+  // records: the bpf backend's ring buffer was full).
+  uint64_t events_dropped = 0;
 };
 
 class TraceReader {

@@ -156,8 +156,8 @@ int RunCli(int argc, char** argv) {
                       "(default pagewaste.%e.%p.trace)");
   std::string backend = "auto";
   run_cmd->add_option("--backend", backend,
-                      "preload (LD_PRELOAD shim), ptrace (static programs), or auto")
-      ->check(CLI::IsMember({"auto", "preload", "ptrace"}));
+                      "preload (LD_PRELOAD shim), ptrace or bpf (static programs), or auto")
+      ->check(CLI::IsMember({"auto", "preload", "ptrace", "bpf"}));
   run_cmd->add_flag("--observe-syscalls", run.observe_syscalls,
                     "Also count every memory syscall with ptrace, to report those made "
                     "outside allocator calls (preload backend; slower)");
@@ -269,6 +269,7 @@ int RunCli(int argc, char** argv) {
     if (*run_cmd) {
       run.backend = backend == "preload" ? Backend::kPreload
                     : backend == "ptrace" ? Backend::kPtrace
+                    : backend == "bpf"    ? Backend::kBpf
                                           : Backend::kAuto;
       run.compress = !no_compress;
       run.symbolize = !no_symbolize;

@@ -409,7 +409,11 @@ const char* EndReasonName(format::EndReason reason) {
 }
 
 const char* BackendName(format::Backend backend) {
-  return backend == format::Backend::kPtrace ? "ptrace" : "preload";
+  switch (backend) {
+    case format::Backend::kPtrace: return "ptrace";
+    case format::Backend::kBpf: return "bpf";
+    default: return "preload";
+  }
 }
 
 std::string SyscallPattern(const CostTotals& c) {

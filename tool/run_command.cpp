@@ -22,6 +22,9 @@
 #include "ptrace/elf_headers.h"
 #include "ptrace/proc_maps.h"
 #include "ptrace/tracer.h"
+#ifdef PAGEWASTE_HAVE_BPF
+#include "bpf/bpf_tracer.h"
+#endif
 #include "render.h"
 #include "replay.h"
 #include "trace_compressor.h"
@@ -324,6 +327,38 @@ int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std
   return code;
 }
 
+// Runs the command under the bpf backend, then finishes the session's
+// traces.
+int RunWithBpf(const RunOptions& options, const std::string& pattern, uint64_t session,
+               std::vector<std::string>* traces) {
+#ifdef PAGEWASTE_HAVE_BPF
+  if (options.sample_bytes)
+    fmt::print(stderr, "pagewaste: --sample does not apply to the bpf backend, which sees no "
+                       "malloc calls of a program it starts; every system call is recorded\n");
+  bpf::BpfTracerOptions tracer;
+  tracer.command = options.command;
+  tracer.output_pattern = pattern;
+  tracer.session_id = session;
+  tracer.ring_bytes = options.ring_bytes;
+  std::string err;
+  int code = bpf::RunUnderBpf(tracer, &err);
+  if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
+  if (code < 0) return exit_code::kInternal;
+  if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
+    return code;
+  std::vector<std::string> written = FindSessionTraces(pattern, session);
+  FinishTraces(written, options);
+  if (traces) *traces = written;
+  if (written.empty() && code == 0) return exit_code::kInternal;
+  return code;
+#else
+  (void)pattern, (void)session, (void)traces, (void)options;
+  fmt::print(stderr, "pagewaste: this pagewaste was built without the bpf backend (it needs "
+                     "libbpf-dev, bpftool and clang at build time)\n");
+  return exit_code::kInternal;
+#endif
+}
+
 }  // namespace
 
 int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
@@ -357,6 +392,7 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
     }
   }
   if (backend == Backend::kUntraced) return SpawnAndWait(options);
+  if (backend == Backend::kBpf) return RunWithBpf(options, pattern, session, traces);
   if (backend == Backend::kPtrace) {
     if (options.sample_bytes)
       fmt::print(stderr, "pagewaste: --sample does not apply to the ptrace backend, which sees "

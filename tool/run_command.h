@@ -10,7 +10,7 @@ namespace pagewaste {
 // kUntraced: neither backend can trace the program without changing what it
 // does (a set-uid program run by a user who may not trace it with its
 // privileges); it runs as it would without pagewaste, and run says so.
-enum class Backend { kAuto, kPreload, kPtrace, kUntraced };
+enum class Backend { kAuto, kPreload, kPtrace, kBpf, kUntraced };
 
 struct RunOptions {
   std::string output_pattern;  // may hold %p and %e; empty: the default
@@ -26,6 +26,8 @@ struct RunOptions {
   // Record the malloc family by sampling, one sample per this many bytes
   // requested on average (0: record every call). Preload backend.
   uint64_t sample_bytes = 0;
+  // The bpf backend's ring buffer (bytes, a power of two).
+  uint64_t ring_bytes = 64 << 20;
 };
 
 // What auto picks for PROGRAM (found on PATH like execvp does): ptrace for a

@@ -29,34 +29,37 @@ bool IsFixedAddressExecutable(const std::string& path) {
 
 }  // namespace
 
-ProcessRecorder::ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& options)
+ProcessImage ReadProcessImage(pid_t pid) {
+  return {ExecutablePath(pid), ReadCmdline(pid), ReadModuleMap(pid)};
+}
+
+ProcessRecorder::ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& options,
+                                 ProcessImage image)
     : pid_(pid),
+      image_(std::move(image)),
       trace_(std::make_unique<producer::TraceFile>()),
-      unwinder_(IsFixedAddressExecutable("/proc/" + std::to_string(pid) + "/exe"),
-                IsGoProgram("/proc/" + std::to_string(pid) + "/exe")) {
-  std::string exe = ExecutablePath(pid);
-  std::string name = exe.substr(exe.rfind('/') + 1);
+      unwinder_(IsFixedAddressExecutable(image_.exe), IsGoProgram(image_.exe)) {
+  std::string name = image_.exe.substr(image_.exe.rfind('/') + 1);
   ok_ = trace_->stacks().Init() &&
         trace_->Open(options.output_pattern.c_str(), name.c_str(), static_cast<uint32_t>(pid),
                      options.session_id, /*use_mapping=*/true);
   if (!ok_) return;
   start_ns_ = MonotonicNs();
-  std::vector<std::string> argv = ReadCmdline(pid);
   std::vector<const char*> argv_ptrs;
-  for (const auto& a : argv) argv_ptrs.push_back(a.c_str());
+  for (const auto& a : image_.argv) argv_ptrs.push_back(a.c_str());
   HeaderInfo h;
   h.process.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   h.process.pid = static_cast<uint32_t>(pid);
   h.process.ppid = static_cast<uint32_t>(ppid);
   h.process.session_id = options.session_id;
   h.process.start_monotonic_ns = start_ns_;
-  h.process.backend = format::Backend::kPtrace;
-  h.exe = exe.c_str();
+  h.process.backend = options.backend;
+  h.exe = image_.exe.c_str();
   h.argc = static_cast<int>(argv_ptrs.size());
   h.argv = argv_ptrs.data();
   ok_ = trace_->WriteHeader(h);
   if (!ok_) return;
-  RefreshModules();
+  WriteModules();
 }
 
 ProcessRecorder::Entry ProcessRecorder::Enter(pid_t tid, const user_regs_struct& regs) {
@@ -113,13 +116,28 @@ void ProcessRecorder::Exit(pid_t tid, const Entry& entry, int64_t result) {
   call.ns = end_cpu >= entry.start_cpu_ns && end_cpu ? end_cpu - entry.start_cpu_ns
                                                      : end - entry.start_ns;
   call.usage = entry.measured ? &entry.usage : nullptr;
-  if (entry.nr == SYS_brk) {
-    call.old_break = break_ ? break_ : static_cast<uint64_t>(result);
-    break_ = static_cast<uint64_t>(result);
+  Write(tid, end, entry.stack, call);
+}
+
+void ProcessRecorder::RecordCall(pid_t tid, uint64_t time_ns, producer::MemorySyscall call,
+                                 const RecordedStack& stack) {
+  if (!Known(stack.ip)) RefreshModules();
+  uintptr_t ips[kMaxDepth];
+  int depth =
+      unwinder_.UnwindRecorded(stack, ips, kMaxDepth, [this](uint64_t ip) { return Known(ip); });
+  Write(tid, time_ns, trace_->stacks().Intern(ips, depth, &trace_->writer()), call);
+}
+
+void ProcessRecorder::Write(pid_t tid, uint64_t time_ns, uint64_t stack,
+                            producer::MemorySyscall call) {
+  if (call.nr == SYS_brk) {
+    call.old_break = break_ ? break_ : static_cast<uint64_t>(call.result);
+    break_ = static_cast<uint64_t>(call.result);
   }
-  trace_->Record({end - start_ns_, static_cast<uint32_t>(tid), entry.stack}, call);
-  bool failed = result < 0 && result > -4096;
-  if (entry.nr == SYS_mmap && !failed && (entry.args[2] & PROT_EXEC)) RefreshModules();
+  uint64_t at = time_ns > start_ns_ ? time_ns - start_ns_ : 0;
+  trace_->Record({at, static_cast<uint32_t>(tid), stack}, call);
+  bool failed = call.result < 0 && call.result > -4096;
+  if (call.nr == SYS_mmap && !failed && (call.args[2] & PROT_EXEC)) RefreshModules();
 }
 
 void ProcessRecorder::MeasureLiveMappings(pid_t tid) {
@@ -128,6 +146,16 @@ void ProcessRecorder::MeasureLiveMappings(pid_t tid) {
       [this](uint64_t address, uint64_t length, UsageEstimate* usage) {
         return MeasureUsage(address, length, usage);
       });
+}
+
+void ProcessRecorder::RecordLiveMappingsUnmeasured(uint64_t time_ns) {
+  uint64_t at = time_ns > start_ns_ ? time_ns - start_ns_ : 0;
+  trace_->RecordLiveMappingsAtExit({at, static_cast<uint32_t>(pid_), 0},
+                                   [](uint64_t, uint64_t, UsageEstimate*) { return false; });
+}
+
+void ProcessRecorder::RecordLost(uint64_t events) {
+  if (ok_ && !finished_ && events) trace_->writer().Lost(events);
 }
 
 void ProcessRecorder::Finish(format::EndReason reason, int64_t status) {
@@ -165,17 +193,24 @@ bool ProcessRecorder::MeasureUsage(uint64_t start, uint64_t length, UsageEstimat
 }
 
 bool ProcessRecorder::Known(uint64_t ip) const {
-  for (const ModuleInfo& m : modules_)
+  for (const ModuleInfo& m : image_.modules)
     for (const ModuleSegment& s : m.segments)
       if (ip >= s.start && ip < s.start + s.length) return true;
   return false;
 }
 
+// A process gone keeps the map it had: its last events still need it.
 void ProcessRecorder::RefreshModules() {
-  modules_ = ReadModuleMap(pid_);
+  std::vector<ModuleInfo> modules = ReadModuleMap(pid_);
+  if (modules.empty()) return;
+  image_.modules = std::move(modules);
+  WriteModules();
+}
+
+void ProcessRecorder::WriteModules() {
   RecordWriter& writer = trace_->writer();
   writer.ModuleMap(++generation_);
-  for (const ModuleInfo& m : modules_) {
+  for (const ModuleInfo& m : image_.modules) {
     // Read once per file: the map is refreshed at every executable mapping.
     auto id = build_ids_.find(m.path);
     if (id == build_ids_.end()) id = build_ids_.emplace(m.path, ReadBuildId(m.path)).first;

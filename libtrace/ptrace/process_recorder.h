@@ -25,16 +25,31 @@ namespace pagewaste::ptrace {
 struct RecorderOptions {
   std::string output_pattern;  // absolute; %p and %e as for the shim
   uint64_t session_id = 0;
+  format::Backend backend = format::Backend::kPtrace;
 };
+
+// What a process image is: its executable, command line and module map.
+struct ProcessImage {
+  std::string exe;
+  std::vector<std::string> argv;
+  std::vector<ModuleInfo> modules;
+};
+// pid's, from /proc (empty fields if it is gone).
+ProcessImage ReadProcessImage(pid_t pid);
 
 class ProcessRecorder {
  public:
-  ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& options);
+  // Reads the image from /proc: the process is stopped, or the image is
+  // what it runs now.
+  ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& options)
+      : ProcessRecorder(pid, ppid, options, ReadProcessImage(pid)) {}
+  ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& options, ProcessImage image);
   ~ProcessRecorder();
   ProcessRecorder(const ProcessRecorder&) = delete;
   ProcessRecorder& operator=(const ProcessRecorder&) = delete;
 
   bool ok() const { return ok_; }
+  const ProcessImage& image() const { return image_; }
   const char* path() const { return trace_->path(); }
 
   // At a memory system call's entry: what the exit will need.
@@ -52,9 +67,18 @@ class ProcessRecorder {
   Entry Enter(pid_t tid, const user_regs_struct& regs);
   // The same call's exit, with its result: writes the event.
   void Exit(pid_t tid, const Entry& entry, int64_t result);
+  // A call the bpf backend saw whole, at time_ns (CLOCK_MONOTONIC), with
+  // the stack its BPF program read. brk's old break is the recorder's.
+  void RecordCall(pid_t tid, uint64_t time_ns, producer::MemorySyscall call,
+                  const RecordedStack& stack);
   // At the process's exit, before its memory goes: what each private
   // anonymous mapping still there was used for.
   void MeasureLiveMappings(pid_t tid);
+  // The bpf backend, at the process's exit, after its memory went: each
+  // mapping still there, unmeasured.
+  void RecordLiveMappingsUnmeasured(uint64_t time_ns);
+  // Events that happened and could not be recorded (a full ring buffer).
+  void RecordLost(uint64_t events);
   // Writes the End record and closes the trace; later calls do nothing.
   void Finish(format::EndReason reason, int64_t status);
 
@@ -65,6 +89,8 @@ class ProcessRecorder {
   uint64_t ThreadCpuNs(pid_t tid);
   bool Known(uint64_t ip) const;
   void RefreshModules();
+  void WriteModules();
+  void Write(pid_t tid, uint64_t time_ns, uint64_t stack, producer::MemorySyscall call);
 
   pid_t pid_;
   bool ok_ = false;
@@ -74,7 +100,7 @@ class ProcessRecorder {
   uint64_t generation_ = 0;
   int pagemap_ = -1;
   std::unordered_map<pid_t, int> schedstat_;  // by thread: /proc/PID/task/TID/schedstat
-  std::vector<ModuleInfo> modules_;
+  ProcessImage image_;  // image_.modules: the module map as last read
   std::map<std::string, std::string> build_ids_;  // by path, read once
   std::unique_ptr<producer::TraceFile> trace_;  // 400 KiB: on the heap
   RemoteUnwinder unwinder_;

@@ -43,19 +43,50 @@ class StackWindow {
 // and reading it would cost a system call that fails.
 constexpr uint64_t kMaxStackSpan = 64 << 20;
 
+// The words of a stack that a frame-pointer walk read at a system call's
+// exit, as a BPF program sent them: the word at rsp, and each frame's saved
+// rbp and return address along the chain from rbp.
+class RecordedWords {
+ public:
+  explicit RecordedWords(const RecordedStack& stack) : stack_(stack) {}
+  bool Read(uint64_t address, uint64_t* value) const {
+    if (stack_.top_read && address == stack_.sp) {
+      *value = stack_.top;
+      return true;
+    }
+    uint64_t frame = stack_.bp;
+    for (int i = 0; i < stack_.frame_count; ++i) {
+      if (address == frame) {
+        *value = stack_.frames[i].saved_bp;
+        return true;
+      }
+      if (address == frame + 8) {
+        *value = stack_.frames[i].return_address;
+        return true;
+      }
+      frame = stack_.frames[i].saved_bp;
+    }
+    return false;
+  }
+
+ private:
+  const RecordedStack& stack_;
+};
+
 // The frame-pointer walk. Frame 0 is rip. A system call wrapper usually
 // sets up no frame, so the word at rsp is its return address when it points
 // into code; after that, each frame's saved rbp links to its caller's, with
 // the return address just above it.
-int UnwindFramePointers(pid_t pid, const user_regs_struct& regs, uintptr_t* ips, int max_depth,
-                        bool stack_switch, const std::function<bool(uint64_t)>& is_code) {
-  StackWindow stack(pid, regs.rsp);
+template <typename Stack>
+int UnwindFramePointers(const Stack& stack, uint64_t rip, uint64_t rsp, uint64_t rbp,
+                        uintptr_t* ips, int max_depth, bool stack_switch,
+                        const std::function<bool(uint64_t)>& is_code) {
   int depth = 0;
-  ips[depth++] = regs.rip;
+  ips[depth++] = rip;
   uint64_t top = 0;
-  if (depth < max_depth && stack.Read(regs.rsp, &top) && is_code(top)) ips[depth++] = top;
-  uint64_t frame = regs.rbp;
-  uint64_t base = regs.rsp;  // the bottom of the stack the walk is on
+  if (depth < max_depth && stack.Read(rsp, &top) && is_code(top)) ips[depth++] = top;
+  uint64_t frame = rbp;
+  uint64_t base = rsp;  // the bottom of the stack the walk is on
   bool switched = false;
   while (depth < max_depth && frame % 8 == 0 && frame >= base && frame - base < kMaxStackSpan) {
     uint64_t saved = 0;
@@ -119,7 +150,14 @@ int RemoteUnwinder::Unwind(pid_t tid, const user_regs_struct& regs, uintptr_t* i
     int depth = UnwindWithLibunwind(tid, ips, max_depth);
     if (depth > 1) return depth;
   }
-  return UnwindFramePointers(tid, regs, ips, max_depth, stack_switch_, is_code);
+  return UnwindFramePointers(StackWindow(tid, regs.rsp), regs.rip, regs.rsp, regs.rbp, ips,
+                             max_depth, stack_switch_, is_code);
+}
+
+int RemoteUnwinder::UnwindRecorded(const RecordedStack& stack, uintptr_t* ips, int max_depth,
+                                   const std::function<bool(uint64_t)>& is_code) {
+  return UnwindFramePointers(RecordedWords(stack), stack.ip, stack.sp, stack.bp, ips, max_depth,
+                             stack_switch_, is_code);
 }
 
 }  // namespace pagewaste::ptrace

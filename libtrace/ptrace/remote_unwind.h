@@ -14,6 +14,20 @@
 
 namespace pagewaste::ptrace {
 
+// A stack as a BPF program reads it at a system call (the bpf backend): the
+// registers, the word at rsp, and the frame-pointer chain from rbp.
+struct RecordedStack {
+  struct Frame {
+    uint64_t saved_bp;
+    uint64_t return_address;
+  };
+  uint64_t ip = 0, sp = 0, bp = 0;
+  bool top_read = false;
+  uint64_t top = 0;  // the word at sp, when top_read
+  const Frame* frames = nullptr;
+  int frame_count = 0;
+};
+
 class RemoteUnwinder {
  public:
   // frame_pointers: walk frame pointers instead of libunwind's CFI;
@@ -28,6 +42,10 @@ class RemoteUnwinder {
   // an executable mapping.
   int Unwind(pid_t tid, const user_regs_struct& regs, uintptr_t* ips, int max_depth,
              const std::function<bool(uint64_t)>& is_code);
+  // The same walk over a stack a BPF program recorded: the frame-pointer
+  // walk (libunwind's needs the whole stack).
+  int UnwindRecorded(const RecordedStack& stack, uintptr_t* ips, int max_depth,
+                     const std::function<bool(uint64_t)>& is_code);
   // Forgets cached unwind information (after exec or new code mapped).
   void Flush();
 

@@ -1,0 +1,99 @@
+/* The records the BPF programs (memory_syscalls.bpf.c) put in their ring
+ * buffer, and the maps' values userspace reads and writes: C, for both the
+ * BPF object (compiled by clang for the BPF target) and the backend's C++.
+ * Every field is a fixed-width integer at a naturally aligned offset, so
+ * that both compilers lay the structs out the same. */
+#ifndef PAGEWASTE_BPF_EVENTS_H
+#define PAGEWASTE_BPF_EVENTS_H
+
+#ifdef __bpf__
+typedef unsigned int pw_u32;
+typedef unsigned long long pw_u64;
+typedef long long pw_s64;
+#else
+#include <stdint.h>
+typedef uint32_t pw_u32;
+typedef uint64_t pw_u64;
+typedef int64_t pw_s64;
+#endif
+
+/* The frame-pointer chain is followed this far (the ptrace backend keeps
+ * 64 frames; two of them come from the registers and the word at rsp). */
+#define PW_MAX_FRAMES 62
+/* A saved frame pointer further than this above the frame that saved it
+ * is not a frame (the ptrace backend's rule, remote_unwind.cpp). */
+#define PW_MAX_STACK_SPAN (64ull << 20)
+/* The bytes of a munmap'd range read for its last non-zero byte, at most
+ * (usage_estimate.h's kScanCap), and the pages whose residency is probed. */
+#define PW_SCAN_CAP (64u << 10)
+#define PW_MAX_PROBED_PAGES 65536u
+
+enum pw_event_kind {
+  PW_EVENT_SYSCALL = 1,
+  PW_EVENT_FORK = 2,  /* a traced process forked a process */
+  PW_EVENT_EXEC = 3,  /* a traced process exec'd */
+  PW_EVENT_EXIT = 4,  /* a traced process's last thread exited */
+};
+
+struct pw_event_header {
+  pw_u32 kind;
+  pw_u32 tid;
+  pw_u32 tgid;
+  pw_u32 size; /* of the whole record */
+  pw_u64 time_ns; /* CLOCK_MONOTONIC */
+};
+
+/* One saved frame: the caller's frame pointer and the return address. */
+struct pw_frame {
+  pw_u64 saved_bp;
+  pw_u64 return_address;
+};
+
+enum pw_syscall_flags {
+  PW_TOP_READ = 1u << 0,       /* top holds the word at rsp */
+  PW_USAGE_MEASURED = 1u << 1, /* munmap: resident_pages, used_bytes hold */
+  PW_CHAIN_CUT = 1u << 2,      /* the chain went on past PW_MAX_FRAMES */
+};
+
+struct pw_syscall_event {
+  struct pw_event_header header;
+  pw_s64 nr;
+  pw_u64 args[6];
+  pw_s64 result;
+  pw_u64 kernel_ns; /* from the call's entry to its exit */
+  pw_u64 ip, sp, bp;
+  pw_u64 top;
+  pw_u32 flags;
+  pw_u32 frame_count;
+  pw_u64 resident_pages;
+  pw_u64 used_bytes;
+  struct pw_frame frames[PW_MAX_FRAMES]; /* frame_count of them are sent */
+};
+
+struct pw_fork_event {
+  struct pw_event_header header; /* tgid: the parent */
+  pw_u32 child;
+  pw_u32 pad;
+};
+
+#define PW_PATH_BYTES 256
+struct pw_exec_event {
+  struct pw_event_header header;
+  char filename[PW_PATH_BYTES]; /* as execve was given it */
+};
+
+struct pw_exit_event {
+  struct pw_event_header header;
+  pw_u32 exit_code; /* as wait reports it */
+  pw_u32 pad;
+  pw_u64 lost_events; /* the process's records the ring had no room for */
+};
+
+/* A traced process (the map `traced`, by tgid). */
+struct pw_process {
+  pw_u32 recording; /* 0 until its first exec under run */
+  pw_u32 exited;    /* its exit record was lost: userspace removes it */
+  pw_u64 lost_events; /* records the ring buffer had no room for */
+};
+
+#endif

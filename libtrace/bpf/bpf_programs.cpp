@@ -1,0 +1,145 @@
+// See bpf_programs.h.
+#include "bpf_programs.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <optional>
+
+#include "bpf_events.h"
+#include "memory_syscalls.skel.h"
+#include "ptrace/proc_maps.h"
+
+namespace pagewaste::bpf {
+namespace {
+
+constexpr int kCapSysAdmin = 21;
+constexpr int kCapPerfmon = 38;
+constexpr int kCapBpf = 39;
+
+bool HasCapability(uint64_t set, int capability) { return (set >> capability) & 1; }
+
+// Whether we are in the initial pid namespace: the programs see the
+// kernel's pids, which are ours only there (/proc/self/status's NSpid
+// lists one pid per namespace level).
+bool InInitialPidNamespace() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("NSpid:", 0) != 0) continue;
+    return line.find_first_of(" \t", line.find_first_not_of(" \t", 6)) == std::string::npos;
+  }
+  return true;  // a kernel without NSpid has no nested namespaces to tell
+}
+
+// libbpf's own messages: kept back, the last warning said when loading fails.
+std::string g_libbpf_last;
+int KeepLibbpfMessage(enum libbpf_print_level level, const char* format, va_list args) {
+  if (level == LIBBPF_DEBUG) return 0;
+  char line[512];
+  vsnprintf(line, sizeof line, format, args);
+  g_libbpf_last = line;
+  while (!g_libbpf_last.empty() && g_libbpf_last.back() == '\n') g_libbpf_last.pop_back();
+  return 0;
+}
+
+}  // namespace
+
+bool CanLoad(std::string* why) {
+  struct stat st;
+  if (stat("/sys/kernel/btf/vmlinux", &st) != 0) {
+    *why = "the kernel has no BTF (/sys/kernel/btf/vmlinux), which the BPF programs need";
+    return false;
+  }
+  std::optional<uint64_t> caps = ptrace::CapabilitiesOf(getpid(), "CapEff");
+  uint64_t effective = caps.value_or(geteuid() == 0 ? ~uint64_t{0} : 0);
+  bool may = HasCapability(effective, kCapSysAdmin) ||
+             (HasCapability(effective, kCapBpf) && HasCapability(effective, kCapPerfmon));
+  if (!may) {
+    *why = "loading BPF programs needs root, or CAP_BPF and CAP_PERFMON";
+    return false;
+  }
+  if (!InInitialPidNamespace()) {
+    *why = "pagewaste runs in a pid namespace of its own, and the BPF programs see the host's "
+           "process ids";
+    return false;
+  }
+  return true;
+}
+
+BpfPrograms::~BpfPrograms() {
+  if (ring_) ring_buffer__free(ring_);
+  if (skeleton_) memory_syscalls__destroy(skeleton_);
+}
+
+bool BpfPrograms::Load(uint64_t ring_bytes, uint64_t wakeup_bytes, std::string* err) {
+  libbpf_set_print(KeepLibbpfMessage);
+  skeleton_ = memory_syscalls__open();
+  if (!skeleton_) {
+    *err = std::string("cannot open the BPF programs: ") + strerror(errno);
+    return false;
+  }
+  skeleton_->rodata->wakeup_bytes = wakeup_bytes;
+  bpf_map__set_max_entries(skeleton_->maps.events, static_cast<uint32_t>(ring_bytes));
+  int failed = memory_syscalls__load(skeleton_);
+  if (failed == 0) failed = memory_syscalls__attach(skeleton_);
+  if (failed != 0) {
+    int error = -failed;
+    *err = std::string("cannot load the BPF programs: ") + strerror(error);
+    if (!g_libbpf_last.empty()) *err += " (libbpf: " + g_libbpf_last + ")";
+    return false;
+  }
+  ring_ = ring_buffer__new(bpf_map__fd(skeleton_->maps.events), OnRecord, this, nullptr);
+  if (!ring_) {
+    *err = std::string("cannot read the BPF ring buffer: ") + strerror(errno);
+    return false;
+  }
+  return true;
+}
+
+bool BpfPrograms::Trace(pid_t pid, bool recording) {
+  uint32_t key = static_cast<uint32_t>(pid);
+  pw_process value = {};
+  value.recording = recording ? 1 : 0;
+  return bpf_map__update_elem(skeleton_->maps.traced, &key, sizeof key, &value, sizeof value,
+                              BPF_ANY) == 0;
+}
+
+uint64_t BpfPrograms::Forget(pid_t pid) {
+  uint32_t key = static_cast<uint32_t>(pid);
+  pw_process value = {};
+  if (bpf_map__lookup_and_delete_elem(skeleton_->maps.traced, &key, sizeof key, &value,
+                                      sizeof value, 0) != 0)
+    return 0;
+  return value.lost_events;
+}
+
+int BpfPrograms::OnRecord(void* context, void* data, size_t size) {
+  auto* self = static_cast<BpfPrograms*>(context);
+  (*self->handler_)(data, size);
+  return 0;
+}
+
+int BpfPrograms::Poll(int timeout_ms, const Handler& handler) {
+  handler_ = &handler;
+  // Records come without a wake-up until many wait: poll's timeout is
+  // what reads them then, so the ring is read whether it woke us or not.
+  int woken = ring_buffer__poll(ring_, timeout_ms);
+  int read = woken < 0 && woken != -EINTR ? woken : ring_buffer__consume(ring_);
+  handler_ = nullptr;
+  if (read < 0 && read != -EINTR) return -1;
+  return (woken > 0 ? woken : 0) + (read > 0 ? read : 0);
+}
+
+void BpfPrograms::Detach() {
+  if (skeleton_) memory_syscalls__detach(skeleton_);
+}
+
+}  // namespace pagewaste::bpf

@@ -1,0 +1,53 @@
+// The BPF programs of the bpf backend (memory_syscalls.bpf.c), loaded and
+// attached, and the maps userspace shares with them: which processes are
+// traced, and the ring buffer their records arrive in.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+struct memory_syscalls;
+struct ring_buffer;
+
+namespace pagewaste::bpf {
+
+// Whether this process can load the programs here; if not, *why says so in
+// one line (no BTF, no permission, another pid namespace).
+bool CanLoad(std::string* why);
+
+class BpfPrograms {
+ public:
+  using Handler = std::function<void(const void* record, size_t size)>;
+
+  BpfPrograms() = default;
+  ~BpfPrograms();
+  BpfPrograms(const BpfPrograms&) = delete;
+  BpfPrograms& operator=(const BpfPrograms&) = delete;
+
+  // Loads and attaches the programs with a ring buffer of ring_bytes (a
+  // power of two, at least a page); false with *err, one line, if it cannot.
+  // A record wakes the reader once more than wakeup_bytes wait.
+  bool Load(uint64_t ring_bytes, uint64_t wakeup_bytes, std::string* err);
+  // Traces process pid from now (recording) or from its next exec.
+  bool Trace(pid_t pid, bool recording);
+  // Stops tracing pid; returns the records of it the ring had no room for
+  // since the last exit record said.
+  uint64_t Forget(pid_t pid);
+  // Calls handler for every record waiting, after waiting up to timeout_ms
+  // for a wake-up; returns how many, or -1 if the ring cannot be read.
+  int Poll(int timeout_ms, const Handler& handler);
+  // Detaches the programs: nothing more is recorded.
+  void Detach();
+
+ private:
+  static int OnRecord(void* context, void* data, size_t size);
+  memory_syscalls* skeleton_ = nullptr;
+  ring_buffer* ring_ = nullptr;
+  const Handler* handler_ = nullptr;
+};
+
+}  // namespace pagewaste::bpf

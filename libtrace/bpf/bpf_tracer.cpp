@@ -1,0 +1,335 @@
+// See bpf_tracer.h. The loop reads the ring buffer, and between reads looks
+// at what only userspace knows: the exit of the program it started, a stop
+// signal, the end of --duration, processes gone without an exit record.
+//
+// Records of one thread arrive in the order its calls ended; records of a
+// process's threads in the order the kernel put them in the ring, which is
+// the order they were made. A record is handled when it is read, after the
+// fact: what /proc says then may be newer than the record, so a forked
+// process takes its image from its parent's recorder, not from /proc, and a
+// process gone keeps the module map last read.
+#include "bpf_tracer.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "bpf_events.h"
+#include "bpf_programs.h"
+#include "clock.h"
+#include "ptrace/proc_maps.h"
+#include "ptrace/process_recorder.h"
+
+namespace pagewaste::bpf {
+namespace {
+
+using ptrace::ProcessRecorder;
+
+pid_t g_root = 0;
+volatile sig_atomic_t g_stop_signal = 0;
+
+// SIGINT, SIGTERM: stop recording. A signal sent to pagewaste alone is
+// passed on to the program run started; a terminal's reached it already.
+void OnStopSignal(int sig, siginfo_t* info, void*) {
+  if (g_root > 0 && (info->si_code == SI_USER || info->si_code == SI_QUEUE)) kill(g_root, sig);
+  g_stop_signal = sig;
+}
+
+void Forward(int sig) {
+  if (g_root > 0) kill(g_root, sig);
+}
+
+void InstallSignalHandlers(bool forward) {
+  struct sigaction stop = {};
+  stop.sa_sigaction = OnStopSignal;
+  stop.sa_flags = SA_SIGINFO;
+  sigemptyset(&stop.sa_mask);
+  sigaction(SIGINT, &stop, nullptr);
+  sigaction(SIGTERM, &stop, nullptr);
+  if (!forward) return;
+  signal(SIGQUIT, SIG_IGN);
+  for (int sig : {SIGHUP, SIGUSR1, SIGUSR2}) signal(sig, Forward);
+}
+
+bool Gone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
+
+class BpfTracer {
+ public:
+  explicit BpfTracer(const BpfTracerOptions& options) : options_(options) {
+    recorder_options_.output_pattern = options.output_pattern;
+    recorder_options_.session_id = options.session_id;
+    recorder_options_.backend = format::Backend::kBpf;
+  }
+
+  int Run(std::string* err) {
+    std::string why;
+    if (!CanLoad(&why)) {
+      *err = "the bpf backend cannot run here: " + why;
+      return -1;
+    }
+    if (!programs_.Load(options_.ring_bytes, kWakeupBytes, err)) return -1;
+    int go_pipe[2], status_pipe[2];
+    if (pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(status_pipe, O_CLOEXEC) != 0) {
+      *err = std::string("pipe: ") + strerror(errno);
+      return -1;
+    }
+    std::vector<char*> argv;
+    for (const auto& a : options_.command) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t child = fork();
+    if (child < 0) {
+      *err = std::string("fork: ") + strerror(errno);
+      return -1;
+    }
+    if (child == 0) {
+      close(go_pipe[1]);
+      close(status_pipe[0]);
+      for (const auto& [name, value] : options_.environment) setenv(name.c_str(), value.c_str(), 1);
+      // Wait until the programs trace us: recording starts at the exec.
+      char go = 0;
+      while (read(go_pipe[0], &go, 1) < 0 && errno == EINTR) {
+      }
+      int code = -1;
+      if (go == 1) {
+        execvp(argv[0], argv.data());
+        code = errno;
+      }
+      ssize_t ignored = write(status_pipe[1], &code, sizeof code);
+      (void)ignored;
+      _exit(127);
+    }
+    close(go_pipe[0]);
+    close(status_pipe[1]);
+    g_root = child;
+    InstallSignalHandlers(/*forward=*/true);
+    char go = programs_.Trace(child, /*recording=*/false) ? 1 : 0;
+    ssize_t ignored = write(go_pipe[1], &go, 1);
+    (void)ignored;
+    close(go_pipe[1]);
+    parents_[child] = getpid();
+    int exec_error = 0;
+    ssize_t got;
+    do {
+      got = read(status_pipe[0], &exec_error, sizeof exec_error);
+    } while (got < 0 && errno == EINTR);
+    close(status_pipe[0]);
+    if (got == sizeof exec_error) {
+      int status;
+      while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+      }
+      if (exec_error == -1) {
+        *err = "cannot trace the program (the BPF map of traced processes is full)";
+        return -1;
+      }
+      bool missing = exec_error == ENOENT || exec_error == ENOTDIR;
+      *err = options_.command[0] + ": " + (missing ? "command not found" : strerror(exec_error));
+      return missing ? 127 : 126;
+    }
+    return Loop(child);
+  }
+
+ private:
+  // A record wakes the reader once this much waits (else poll's timeout
+  // reads it): a wake-up per record would cost more than the record.
+  static constexpr uint64_t kWakeupBytes = 1 << 20;
+  static constexpr int kPollMs = 50;
+
+  int Loop(pid_t root) {
+    int root_code = -1;
+    uint64_t last_check = MonotonicNs();
+    BpfPrograms::Handler handler = [this](const void* record, size_t size) {
+      Handle(record, size);
+    };
+    for (;;) {
+      if (g_stop_signal && !stopped_by_) StopRecording(g_stop_signal);
+      if (programs_.Poll(kPollMs, handler) < 0) {
+        fprintf(stderr, "pagewaste: cannot read the BPF ring buffer: recording stops\n");
+        StopRecording(SIGTERM);
+      }
+      if (root_code < 0) {
+        int status;
+        pid_t r = waitpid(root, &status, WNOHANG);
+        if (r == root) root_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      uint64_t now = MonotonicNs();
+      if (root_code >= 0 || now - last_check > 1000000000) {
+        last_check = now;
+        FinishGone();
+        if (root_code >= 0 && recorders_.empty()) break;
+      }
+    }
+    return root_code;
+  }
+
+  void Handle(const void* data, size_t size) {
+    if (size < sizeof(pw_event_header)) return;
+    pw_event_header header;
+    memcpy(&header, data, sizeof header);
+    if (header.size > size) return;
+    switch (header.kind) {
+      case PW_EVENT_SYSCALL: return Syscall(data, size);
+      case PW_EVENT_FORK:
+        if (size >= sizeof(pw_fork_event)) {
+          pw_fork_event e;
+          memcpy(&e, data, sizeof e);
+          Fork(static_cast<pid_t>(e.header.tgid), static_cast<pid_t>(e.child), e.header.time_ns);
+        }
+        return;
+      case PW_EVENT_EXEC:
+        if (size >= sizeof(pw_exec_event)) {
+          const auto* e = static_cast<const pw_exec_event*>(data);
+          std::string filename(e->filename, strnlen(e->filename, sizeof e->filename));
+          Exec(static_cast<pid_t>(e->header.tgid), filename);
+        }
+        return;
+      case PW_EVENT_EXIT:
+        if (size >= sizeof(pw_exit_event)) {
+          pw_exit_event e;
+          memcpy(&e, data, sizeof e);
+          Exit(static_cast<pid_t>(e.header.tgid), e.header.time_ns,
+               static_cast<int>(e.exit_code), e.lost_events);
+        }
+        return;
+    }
+  }
+
+  void Syscall(const void* data, size_t size) {
+    const auto* e = static_cast<const pw_syscall_event*>(data);
+    size_t fixed = sizeof *e - sizeof e->frames;
+    if (size < fixed) return;
+    ProcessRecorder* recorder = RecorderOf(static_cast<pid_t>(e->header.tgid));
+    if (!recorder) return;
+    producer::MemorySyscall call;
+    call.nr = e->nr;
+    memcpy(call.args, e->args, sizeof call.args);
+    call.result = e->result;
+    call.ns = e->kernel_ns;
+    UsageEstimate usage;
+    if (e->flags & PW_USAGE_MEASURED) {
+      usage.resident_pages = e->resident_pages;
+      usage.used_bytes = e->used_bytes;
+      call.usage = &usage;
+    }
+    ptrace::RecordedStack stack;
+    stack.ip = e->ip;
+    stack.sp = e->sp;
+    stack.bp = e->bp;
+    stack.top_read = (e->flags & PW_TOP_READ) != 0;
+    stack.top = e->top;
+    stack.frames = reinterpret_cast<const ptrace::RecordedStack::Frame*>(e->frames);
+    size_t frames = (size - fixed) / sizeof e->frames[0];
+    stack.frame_count = static_cast<int>(frames < e->frame_count ? frames : e->frame_count);
+    recorder->RecordCall(static_cast<pid_t>(e->header.tid), e->header.time_ns, call, stack);
+  }
+
+  ProcessRecorder* RecorderOf(pid_t tgid) {
+    auto it = recorders_.find(tgid);
+    return it != recorders_.end() ? it->second.get() : nullptr;
+  }
+
+  void StartRecorder(pid_t pid, pid_t ppid, ptrace::ProcessImage image) {
+    if (stopped_by_) return;
+    auto recorder =
+        std::make_unique<ProcessRecorder>(pid, ppid, recorder_options_, std::move(image));
+    if (!recorder->ok()) {
+      fprintf(stderr, "pagewaste: cannot create the trace of pid %d under %s (%s); not recording it\n",
+              pid, recorder_options_.output_pattern.c_str(), strerror(errno));
+      return;
+    }
+    recorders_[pid] = std::move(recorder);
+  }
+
+  // The child runs its parent's image until it execs.
+  void Fork(pid_t parent, pid_t child, uint64_t) {
+    parents_[child] = parent;
+    if (ProcessRecorder* p = RecorderOf(parent)) StartRecorder(child, parent, p->image());
+  }
+
+  void Exec(pid_t pid, const std::string& filename) {
+    if (ProcessRecorder* old = RecorderOf(pid)) {
+      old->Finish(format::EndReason::kExec, format::kUnknownStatus);
+      recorders_.erase(pid);
+    }
+    ptrace::ProcessImage image = ptrace::ReadProcessImage(pid);
+    if (image.exe.empty()) image.exe = filename;  // gone already
+    auto parent = parents_.find(pid);
+    StartRecorder(pid, parent != parents_.end() ? parent->second : ptrace::ParentOf(pid),
+                  std::move(image));
+  }
+
+  void Exit(pid_t pid, uint64_t time_ns, int wait_status, uint64_t lost) {
+    parents_.erase(pid);
+    auto it = recorders_.find(pid);
+    if (it == recorders_.end()) return;
+    ProcessRecorder& r = *it->second;
+    r.RecordLost(lost);
+    r.RecordLiveMappingsUnmeasured(time_ns);
+    if (WIFSIGNALED(wait_status))
+      r.Finish(format::EndReason::kSignal, WTERMSIG(wait_status));
+    else
+      r.Finish(format::EndReason::kExit, WEXITSTATUS(wait_status));
+    recorders_.erase(it);
+  }
+
+  // Processes gone without an exit record (the ring had no room for it):
+  // their traces end, with what the ring lost of them.
+  void FinishGone() {
+    for (auto it = recorders_.begin(); it != recorders_.end();) {
+      pid_t pid = it->first;
+      if (!Gone(pid)) {
+        ++it;
+        continue;
+      }
+      // Read what is left first: the exit record may be waiting.
+      BpfPrograms::Handler handler = [this](const void* record, size_t size) {
+        Handle(record, size);
+      };
+      programs_.Poll(0, handler);
+      it = recorders_.find(pid);
+      if (it == recorders_.end()) {
+        it = recorders_.upper_bound(pid);
+        continue;
+      }
+      it->second->RecordLost(programs_.Forget(pid) + 1);  // its exit, at least
+      it->second->Finish(format::EndReason::kDetach, format::kUnknownStatus);
+      it = recorders_.erase(it);
+    }
+  }
+
+  // SIGINT or SIGTERM: every trace ends now (reason detach); the programs
+  // are detached, and the program runs on untouched.
+  void StopRecording(int sig) {
+    stopped_by_ = sig;
+    programs_.Detach();
+    for (auto& [pid, r] : recorders_) {
+      r->RecordLost(programs_.Forget(pid));
+      r->Finish(format::EndReason::kDetach, format::kUnknownStatus);
+    }
+    recorders_.clear();
+  }
+
+  const BpfTracerOptions& options_;
+  ptrace::RecorderOptions recorder_options_;
+  BpfPrograms programs_;
+  std::map<pid_t, std::unique_ptr<ProcessRecorder>> recorders_;  // by process
+  std::map<pid_t, pid_t> parents_;  // each traced process's parent
+  int stopped_by_ = 0;
+};
+
+}  // namespace
+
+int RunUnderBpf(const BpfTracerOptions& options, std::string* err) {
+  BpfTracer tracer(options);
+  return tracer.Run(err);
+}
+
+}  // namespace pagewaste::bpf

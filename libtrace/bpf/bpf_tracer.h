@@ -1,0 +1,36 @@
+// The bpf backend: traces the memory system calls of a program it starts
+// (run), or of a process already running (attach), and of every process
+// they fork, with BPF programs (memory_syscalls.bpf.c) instead of stops.
+// The program is never stopped. Records arrive through a ring buffer; each
+// process image gets a trace of its own, written by a ProcessRecorder as
+// under the ptrace backend, so that the two backends' traces of a program
+// are the same records. See docs/bpf.md.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace pagewaste::bpf {
+
+struct BpfTracerOptions {
+  std::vector<std::string> command;  // run: the program to start
+  pid_t attach_pid = 0;              // attach: the process (command empty)
+  std::string output_pattern;        // absolute; %p and %e as for the shim
+  uint64_t session_id = 0;
+  // Set in the program's environment before it starts.
+  std::vector<std::pair<std::string, std::string>> environment;
+  uint64_t ring_bytes = 64 << 20;
+  // attach: stop after this long (0: until stopped or the process is gone).
+  double duration_seconds = 0;
+};
+
+// Runs and traces the command (or attaches). Returns the program's exit
+// status (128+N for signal N), 126/127 when it cannot be started, or -1
+// with *err (one line) when tracing itself failed.
+int RunUnderBpf(const BpfTracerOptions& options, std::string* err);
+
+}  // namespace pagewaste::bpf
