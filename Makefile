@@ -4,11 +4,11 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 PAGEWASTE = $(BUILD)/tool/pagewaste
 
-# Build tools and libraries, and libc6-dbg so that C library frames have
-# source lines too.
+# Build tools and libraries, libc6-dbg so that C library frames have source
+# lines too, and libbpf, bpftool and clang for the bpf backend's programs.
 PACKAGES = cmake make g++ pkg-config libcli11-dev libfmt-dev nlohmann-json3-dev \
            libgtest-dev libunwind-dev libdw-dev libzstd-dev libc6-dbg \
-           libprotobuf-dev protobuf-compiler zlib1g-dev
+           libprotobuf-dev protobuf-compiler zlib1g-dev libbpf-dev bpftool clang
 # For the tests: strace, which they hold the syscall counts against,
 # golang-go, for the static Go program the ptrace backend is tested on, and
 # jemalloc, another allocator under the shim; xmllint, the XML parser the
@@ -51,7 +51,8 @@ deps:
 test-deps: deps
 	$(call install_packages,$(TEST_PACKAGES))
 
-CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(REQUIRE_ZIG),-DPAGEWASTE_REQUIRE_ZIG=ON)
+CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(REQUIRE_ZIG),-DPAGEWASTE_REQUIRE_ZIG=ON) \
+              $(if $(REQUIRE_BPF),-DPAGEWASTE_REQUIRE_BPF=ON)
 
 build: deps
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)

@@ -167,6 +167,19 @@ int RunCli(int argc, char** argv) {
                       "and the report scales and states the estimate")
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint64_t{2}, uint64_t{1} << 40));
+  run_cmd->add_option("--ring-buffer", run.ring_bytes,
+                      "The bpf backend's ring buffer (a power of two from 4K to 1G; default "
+                      "64M); records it has no room for are counted as lost")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            uint64_t v = std::stoull(value);
+            bool power = v && (v & (v - 1)) == 0;
+            return power && v >= 4096 && v <= (uint64_t{1} << 30)
+                       ? ""
+                       : "must be a power of two from 4K to 1G";
+          },
+          "SIZE"));
   bool no_compress = false;
   run_cmd->add_flag("--no-compress", no_compress,
                     "Leave the traces uncompressed (by default they are rewritten with zstd "

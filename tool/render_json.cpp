@@ -1,4 +1,4 @@
-// JSON output, schema_version 4 (kSchemaVersion), described by docs/report.schema.json.
+// JSON output, schema_version 5 (kSchemaVersion), described by docs/report.schema.json.
 //
 // One shape whatever the number of traces: `processes` (one report per
 // trace) and `combined` (their sum, call sites merged by key). Frames are

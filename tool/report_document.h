@@ -29,7 +29,7 @@ const std::vector<Metric>& Metrics();
 const Metric* FindMetric(const std::string& name);
 
 // The schema_version of the JSON reports this build writes.
-inline constexpr int kSchemaVersion = 4;
+inline constexpr int kSchemaVersion = 5;
 
 // Where a site is, for messages and CI formats: its first frame in the
 // program's own code (LocationIndex, program_code.h), with the file as

@@ -76,7 +76,8 @@ class BpfTracer {
       *err = "the bpf backend cannot run here: " + why;
       return -1;
     }
-    if (!programs_.Load(options_.ring_bytes, kWakeupBytes, err)) return -1;
+    uint64_t wakeup = options_.ring_bytes / 4 < kWakeupBytes ? options_.ring_bytes / 4 : kWakeupBytes;
+    if (!programs_.Load(options_.ring_bytes, wakeup, err)) return -1;
     int go_pipe[2], status_pipe[2];
     if (pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(status_pipe, O_CLOEXEC) != 0) {
       *err = std::string("pipe: ") + strerror(errno);
@@ -138,8 +139,9 @@ class BpfTracer {
   }
 
  private:
-  // A record wakes the reader once this much waits (else poll's timeout
-  // reads it): a wake-up per record would cost more than the record.
+  // A record wakes the reader once this much waits, or a quarter of the
+  // ring (else poll's timeout reads it): a wake-up per record would cost
+  // more than the record.
   static constexpr uint64_t kWakeupBytes = 1 << 20;
   static constexpr int kPollMs = 50;
 
