@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -233,13 +234,14 @@ const nlohmann::json* FindSite(const nlohmann::json& report, const std::string& 
   return nullptr;
 }
 
-std::pair<pid_t, pid_t> StartTraced(const std::string& trace, const std::string& program) {
+std::pair<pid_t, pid_t> StartTraced(const std::string& trace, const std::string& program,
+                                    const std::string& backend) {
   pid_t tracer = fork();
   if (tracer == 0) {
     int null_fd = open("/dev/null", O_WRONLY);
     dup2(null_fd, 2);
-    execl(PagewastePath().c_str(), "pagewaste", "run", "-o", trace.c_str(), "--",
-          ProgramPath(program).c_str(), static_cast<char*>(nullptr));
+    execl(PagewastePath().c_str(), "pagewaste", "run", "--backend", backend.c_str(), "-o",
+          trace.c_str(), "--", ProgramPath(program).c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   pid_t traced = 0;
@@ -251,5 +253,18 @@ std::pair<pid_t, pid_t> StartTraced(const std::string& trace, const std::string&
   }
   return {tracer, traced};
 }
+
+std::string BpfUnavailable() {
+#ifndef PAGEWASTE_HAVE_BPF
+  return "built without the bpf backend (apt-get install libbpf-dev bpftool clang)";
+#else
+  struct stat st;
+  if (geteuid() != 0) return "the bpf backend needs root";
+  if (stat("/sys/kernel/btf/vmlinux", &st) != 0) return "the kernel has no BTF";
+  return "";
+#endif
+}
+
+std::string StaticBackend() { return BpfUnavailable().empty() ? "bpf" : "ptrace"; }
 
 }  // namespace pagewaste::e2e

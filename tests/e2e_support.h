@@ -52,10 +52,19 @@ const nlohmann::json& OnlyReport(const Profile& p);
 
 std::string ProgramPath(const std::string& name);
 
-// Starts `pagewaste run -o trace -- program` in the background (its stderr
-// to /dev/null) and waits until the program's trace names its pid. Returns
-// pagewaste's pid and the program's (0 if it never started).
-std::pair<pid_t, pid_t> StartTraced(const std::string& trace, const std::string& program);
+// Starts `pagewaste run --backend backend -o trace -- program` in the
+// background (its stderr to /dev/null) and waits until the program's trace
+// names its pid. Returns pagewaste's pid and the program's (0 if it never
+// started).
+std::pair<pid_t, pid_t> StartTraced(const std::string& trace, const std::string& program,
+                                    const std::string& backend = "auto");
+
+// Why the bpf backend cannot run here (not built, not root, no BTF); empty
+// if it can.
+std::string BpfUnavailable();
+// The backend `run` picks for a static program here: bpf where it can run,
+// ptrace elsewhere.
+std::string StaticBackend();
 std::string PagewastePath();
 
 // The line of "// SITE: name" (or "# SITE: name") in a test program's source.

@@ -45,7 +45,7 @@ TreeReports Classify(const Profile& p) {
   return t;
 }
 
-void ExpectWholeTree(const Profile& p) {
+void ExpectWholeTree(const Profile& p, const std::string& backend) {
   ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
   EXPECT_EQ(p.run.out, "tree ok\n");
   ASSERT_EQ(p.reports.size(), 6u) << p.run.err;
@@ -54,7 +54,7 @@ void ExpectWholeTree(const Profile& p) {
   ASSERT_EQ(t.execed.size(), 2u);
   ASSERT_EQ(t.targets.size(), 2u);
   for (const json& r : p.reports) {
-    EXPECT_EQ(r["process"]["backend"], "ptrace");
+    EXPECT_EQ(r["process"]["backend"], backend);
     EXPECT_EQ(r["trace"]["status"], "complete");
   }
   int pair = SiteLine("process_tree.c", "pair");
@@ -72,9 +72,14 @@ void ExpectWholeTree(const Profile& p) {
 }
 
 TEST(ProcessTree, ForksThreadsGroupStopsVforkAndExecFromAThreadAreAllTraced) {
-  TempDir dir;
-  Profile p = ProfileProgram(dir, {"process_tree_static", ProgramPath("exec_target_static")});
-  ExpectWholeTree(p);
+  for (std::string backend : {"ptrace", "bpf"}) {
+    SCOPED_TRACE(backend);
+    if (backend == "bpf" && !BpfUnavailable().empty()) continue;  // bpf_test says why
+    TempDir dir;
+    Profile p = ProfileProgram(dir, {"process_tree_static", ProgramPath("exec_target_static")},
+                               {"--backend", backend});
+    ExpectWholeTree(p, backend);
+  }
 }
 
 // Twenty trees, four at a time, each under `timeout -s KILL`: a hang shows
@@ -125,14 +130,14 @@ TEST(ProcessTree, TheZigCompilerBuildsAProgramUnderTheTracer) {
     EXPECT_EQ(report.exit_code, 0) << trace << ": " << report.err;
     json j = ParseReport(report.out);
     EXPECT_EQ(j["trace"]["status"], "complete") << trace;
-    EXPECT_EQ(j["process"]["backend"], "ptrace") << trace;
+    EXPECT_EQ(j["process"]["backend"], StaticBackend()) << trace;
   }
 }
 
 TEST(ProcessTree, SigtermEndsRecordingAndTheProgramDecidesWhatItDoes) {
   TempDir dir;
   std::string trace = dir.path() + "/survivor.trace";
-  auto [tracer, program] = StartTraced(trace, "term_survivor_static");
+  auto [tracer, program] = StartTraced(trace, "term_survivor_static", "ptrace");
   ASSERT_NE(program, 0) << "the program never started";
   // Wait for the program's one mapping before the signal: the trace is
   // written as it goes.
@@ -159,7 +164,7 @@ TEST(ProcessTree, SigtermEndsRecordingAndTheProgramDecidesWhatItDoes) {
 TEST(ProcessTree, SigtermEndsAProgramThatDoesNotHandleIt) {
   TempDir dir;
   std::string trace = dir.path() + "/sleeper.trace";
-  auto [tracer, program] = StartTraced(trace, "sleeper_static");
+  auto [tracer, program] = StartTraced(trace, "sleeper_static", "ptrace");
   ASSERT_NE(program, 0) << "the program never started";
   kill(tracer, SIGTERM);
   int status = 0;
@@ -178,7 +183,7 @@ TEST(ProcessTree, SigtermEndsAProgramThatDoesNotHandleIt) {
 TEST(TraceFiles, TwoRunsAtOnceWithOnePathKeepTwoTraces) {
   TempDir dir;
   std::string trace = dir.path() + "/same.trace";
-  auto [tracer, program] = StartTraced(trace, "sleeper_static");
+  auto [tracer, program] = StartTraced(trace, "sleeper_static", "ptrace");
   ASSERT_NE(program, 0) << "the program never started";
   CommandResult second =
       RunCapture({PagewastePath(), "run", "-o", trace, "--", ProgramPath("mmap_two_bytes")});

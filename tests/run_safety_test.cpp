@@ -169,11 +169,12 @@ TEST(SetUid, RootTracesASetUidNobodyProgramAsNobody) {
   EXPECT_EQ(p.run.exit_code, 0) << p.run.err;
   EXPECT_EQ(p.run.out, "euid=65534\n");
   EXPECT_NE(p.run.err.find(program + " is statically linked: no dynamic loader to preload into; "
-                           "set-uid (uid 65534), it keeps its privileges; tracing it with ptrace"),
+                           "set-uid (uid 65534), it keeps its privileges; tracing it with " +
+                           (StaticBackend() == "bpf" ? "BPF" : "ptrace")),
             std::string::npos)
       << p.run.err;
   const nlohmann::json& r = OnlyReport(p);
-  EXPECT_EQ(r["process"]["backend"], "ptrace");
+  EXPECT_EQ(r["process"]["backend"], StaticBackend());
   EXPECT_EQ(r["trace"]["status"], "complete");
 
   TempDir tree;

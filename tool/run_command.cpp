@@ -23,6 +23,7 @@
 #include "ptrace/proc_maps.h"
 #include "ptrace/tracer.h"
 #ifdef PAGEWASTE_HAVE_BPF
+#include "bpf/bpf_programs.h"
 #include "bpf/bpf_tracer.h"
 #endif
 #include "render.h"
@@ -216,21 +217,43 @@ std::string PrivilegeGained(const std::string& path) {
 
 }  // namespace
 
+// Whether the bpf backend can run here; why not in *why.
+bool BpfUsable(std::string* why) {
+#ifdef PAGEWASTE_HAVE_BPF
+  return bpf::CanLoad(why);
+#else
+  *why = "this pagewaste was built without it";
+  return false;
+#endif
+}
+
 Backend ChooseBackend(const std::string& program, std::string* why) {
   std::string path = ResolveProgram(program);
   std::string gained = PrivilegeGained(path);
+  bool is_static = !ptrace::HasInterpreter(path);
+  // BPF programs see a process without tracing it: a set-uid program keeps
+  // its privileges whoever runs pagewaste, as long as it may load them.
+  std::string no_bpf;
+  if (is_static && BpfUsable(&no_bpf)) {
+    *why = "statically linked: no dynamic loader to preload into";
+    if (!gained.empty()) *why += "; " + gained + ", it keeps its privileges";
+    *why += "; tracing it with BPF";
+    return Backend::kBpf;
+  }
   if (!gained.empty() && !MayTracePrivileged()) {
     *why = gained + ", and you may not trace it with its privileges: the loader ignores "
            "LD_PRELOAD for it, and under ptrace the kernel would run it as you";
     return Backend::kUntraced;
   }
-  if (!ptrace::HasInterpreter(path)) {
+  if (is_static) {
     *why = "statically linked: no dynamic loader to preload into";
     if (!gained.empty()) *why += "; " + gained + ", it keeps its privileges";
+    *why += "; tracing it with ptrace (not BPF: " + no_bpf + ")";
     return Backend::kPtrace;
   }
   if (!gained.empty()) {
-    *why = gained + ": the loader ignores LD_PRELOAD; it keeps its privileges";
+    *why = gained + ": the loader ignores LD_PRELOAD; it keeps its privileges; tracing it with "
+           "ptrace";
     return Backend::kPtrace;
   }
   *why = "dynamically linked";
@@ -328,9 +351,10 @@ int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std
 }
 
 // Runs the command under the bpf backend, then finishes the session's
-// traces.
+// traces. When auto chose it and the programs cannot be loaded after all
+// (a kernel that refuses them), the ptrace backend runs it instead.
 int RunWithBpf(const RunOptions& options, const std::string& pattern, uint64_t session,
-               std::vector<std::string>* traces) {
+               std::vector<std::string>* traces, bool chosen_by_auto) {
 #ifdef PAGEWASTE_HAVE_BPF
   if (options.sample_bytes)
     fmt::print(stderr, "pagewaste: --sample does not apply to the bpf backend, which sees no "
@@ -341,7 +365,12 @@ int RunWithBpf(const RunOptions& options, const std::string& pattern, uint64_t s
   tracer.session_id = session;
   tracer.ring_bytes = options.ring_bytes;
   std::string err;
-  int code = bpf::RunUnderBpf(tracer, &err);
+  bool started = false;
+  int code = bpf::RunUnderBpf(tracer, &err, &started);
+  if (!started && chosen_by_auto) {
+    fmt::print(stderr, "pagewaste: {}; tracing with ptrace instead\n", err);
+    return RunTraced({}, options, pattern, session, traces);
+  }
   if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
   if (code < 0) return exit_code::kInternal;
   if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
@@ -352,7 +381,7 @@ int RunWithBpf(const RunOptions& options, const std::string& pattern, uint64_t s
   if (written.empty() && code == 0) return exit_code::kInternal;
   return code;
 #else
-  (void)pattern, (void)session, (void)traces, (void)options;
+  (void)pattern, (void)session, (void)traces, (void)options, (void)chosen_by_auto;
   fmt::print(stderr, "pagewaste: this pagewaste was built without the bpf backend (it needs "
                      "libbpf-dev, bpftool and clang at build time)\n");
   return exit_code::kInternal;
@@ -377,8 +406,8 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
   if (backend == Backend::kAuto) {
     std::string why;
     backend = ChooseBackend(options.command[0], &why);
-    if (backend == Backend::kPtrace)
-      fmt::print(stderr, "pagewaste: {} is {}; tracing it with ptrace\n", options.command[0], why);
+    if (backend == Backend::kPtrace || backend == Backend::kBpf)
+      fmt::print(stderr, "pagewaste: {} is {}\n", options.command[0], why);
     if (backend == Backend::kUntraced)
       fmt::print(stderr, "pagewaste: {} is {}; it runs untraced, with its privileges, and leaves "
                  "no trace (run pagewaste as root to trace it)\n", options.command[0], why);
@@ -392,7 +421,8 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
     }
   }
   if (backend == Backend::kUntraced) return SpawnAndWait(options);
-  if (backend == Backend::kBpf) return RunWithBpf(options, pattern, session, traces);
+  if (backend == Backend::kBpf)
+    return RunWithBpf(options, pattern, session, traces, options.backend == Backend::kAuto);
   if (backend == Backend::kPtrace) {
     if (options.sample_bytes)
       fmt::print(stderr, "pagewaste: --sample does not apply to the ptrace backend, which sees "

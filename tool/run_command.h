@@ -30,11 +30,11 @@ struct RunOptions {
   uint64_t ring_bytes = 64 << 20;
 };
 
-// What auto picks for PROGRAM (found on PATH like execvp does): ptrace for a
+// What auto picks for PROGRAM (found on PATH like execvp does): for a
 // program the dynamic loader will not preload into (no PT_INTERP: statically
-// linked; set-uid or set-gid when we may trace it with its privileges),
-// untraced for a set-uid or set-gid program we may not, preload otherwise.
-// *why says which it was.
+// linked), bpf when we may load BPF programs, else ptrace; ptrace for a
+// set-uid or set-gid one when we may trace it with its privileges, untraced
+// when we may not; preload otherwise. *why says which it was, and why.
 Backend ChooseBackend(const std::string& program, std::string* why);
 
 // Returns the exit code for pagewaste: the program's status, 128+N for a

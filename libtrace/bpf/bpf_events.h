@@ -79,6 +79,7 @@ struct pw_fork_event {
 #define PW_PATH_BYTES 256
 struct pw_exec_event {
   struct pw_event_header header;
+  pw_u64 start_code; /* where the new image's code starts (mm->start_code) */
   char filename[PW_PATH_BYTES]; /* as execve was given it */
 };
 

@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <memory>
 
@@ -70,6 +71,8 @@ class BpfTracer {
     recorder_options_.backend = format::Backend::kBpf;
   }
 
+  bool started() const { return started_; }
+
   int Run(std::string* err) {
     std::string why;
     if (!CanLoad(&why)) {
@@ -91,6 +94,7 @@ class BpfTracer {
       *err = std::string("fork: ") + strerror(errno);
       return -1;
     }
+    started_ = true;
     if (child == 0) {
       close(go_pipe[1]);
       close(status_pipe[0]);
@@ -190,7 +194,7 @@ class BpfTracer {
         if (size >= sizeof(pw_exec_event)) {
           const auto* e = static_cast<const pw_exec_event*>(data);
           std::string filename(e->filename, strnlen(e->filename, sizeof e->filename));
-          Exec(static_cast<pid_t>(e->header.tgid), filename);
+          Exec(static_cast<pid_t>(e->header.tgid), filename, e->start_code);
         }
         return;
       case PW_EVENT_EXIT:
@@ -256,13 +260,21 @@ class BpfTracer {
     if (ProcessRecorder* p = RecorderOf(parent)) StartRecorder(child, parent, p->image());
   }
 
-  void Exec(pid_t pid, const std::string& filename) {
+  // A process that exits at once may be gone before its exec record is
+  // read: its image is then the file exec was given, placed where the
+  // kernel put its code.
+  void Exec(pid_t pid, const std::string& filename, uint64_t start_code) {
     if (ProcessRecorder* old = RecorderOf(pid)) {
       old->Finish(format::EndReason::kExec, format::kUnknownStatus);
       recorders_.erase(pid);
     }
     ptrace::ProcessImage image = ptrace::ReadProcessImage(pid);
-    if (image.exe.empty()) image.exe = filename;  // gone already
+    if (image.exe.empty()) {
+      std::error_code ignored;
+      image.exe = std::filesystem::absolute(filename, ignored).string();
+      image.argv = {filename};
+    }
+    if (image.modules.empty()) image.modules = ptrace::ExecutableModuleMap(image.exe, start_code);
     auto parent = parents_.find(pid);
     StartRecorder(pid, parent != parents_.end() ? parent->second : ptrace::ParentOf(pid),
                   std::move(image));
@@ -325,13 +337,16 @@ class BpfTracer {
   std::map<pid_t, std::unique_ptr<ProcessRecorder>> recorders_;  // by process
   std::map<pid_t, pid_t> parents_;  // each traced process's parent
   int stopped_by_ = 0;
+  bool started_ = false;
 };
 
 }  // namespace
 
-int RunUnderBpf(const BpfTracerOptions& options, std::string* err) {
+int RunUnderBpf(const BpfTracerOptions& options, std::string* err, bool* started) {
   BpfTracer tracer(options);
-  return tracer.Run(err);
+  int code = tracer.Run(err);
+  if (started) *started = tracer.started();
+  return code;
 }
 
 }  // namespace pagewaste::bpf

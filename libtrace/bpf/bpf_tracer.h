@@ -30,7 +30,8 @@ struct BpfTracerOptions {
 
 // Runs and traces the command (or attaches). Returns the program's exit
 // status (128+N for signal N), 126/127 when it cannot be started, or -1
-// with *err (one line) when tracing itself failed.
-int RunUnderBpf(const BpfTracerOptions& options, std::string* err);
+// with *err (one line) when tracing itself failed; *started (if given)
+// says whether the program was started (or attached to) at all.
+int RunUnderBpf(const BpfTracerOptions& options, std::string* err, bool* started = nullptr);
 
 }  // namespace pagewaste::bpf

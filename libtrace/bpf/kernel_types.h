@@ -31,11 +31,16 @@ struct signal_struct {
   atomic_t live; /* threads not yet exited */
 };
 
+struct mm_struct {
+  unsigned long start_code;
+};
+
 struct task_struct {
   int pid;
   int tgid;
   int exit_code;
   struct signal_struct *signal;
+  struct mm_struct *mm;
 };
 
 struct linux_binprm {

@@ -224,15 +224,17 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx) {
  * PW_MAX_STACK_SPAN. Userspace applies the ptrace backend's rules to it. */
 static __always_inline void read_chain(struct pw_syscall_event *e) {
   pw_u64 frame = e->bp;
+  pw_u64 base = e->sp; /* the bottom of the stack the walk is on */
   int switched = 0;
   for (int i = 0; i < PW_MAX_FRAMES; i++) {
-    if (frame % 8 || frame < e->sp) return;
+    if (frame % 8 || frame < base || frame - base >= PW_MAX_STACK_SPAN) return;
     if (bpf_probe_read_user(&e->frames[i], sizeof e->frames[i], (void *)frame) != 0) return;
     e->frame_count = i + 1;
     pw_u64 saved = e->frames[i].saved_bp;
     if (saved <= frame || saved - frame >= PW_MAX_STACK_SPAN) {
       if (switched || saved == 0 || saved % 8) return;
       switched = 1;
+      base = saved;
     }
     frame = saved;
   }
@@ -327,6 +329,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx) {
   e->header.tgid = tgid;
   e->header.size = sizeof *e;
   e->header.time_ns = bpf_ktime_get_ns();
+  e->start_code = BPF_CORE_READ(task, mm, start_code);
   const char *filename = BPF_CORE_READ(bprm, filename);
   if (bpf_probe_read_kernel_str(e->filename, sizeof e->filename, filename) < 0)
     e->filename[0] = 0;

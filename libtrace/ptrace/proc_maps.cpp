@@ -160,6 +160,26 @@ std::string FindOpenTrace(pid_t pid, uint64_t session_id) {
   return found;
 }
 
+std::vector<ModuleInfo> ExecutableModuleMap(const std::string& path, uint64_t start_code) {
+  ElfHeaders elf;
+  if (!ReadElfHeaders(path, &elf)) return {};
+  uint64_t lowest = UINT64_MAX;
+  for (const Elf64_Phdr& ph : elf.program)
+    if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X) && ph.p_vaddr < lowest) lowest = ph.p_vaddr;
+  if (lowest == UINT64_MAX || start_code < lowest) return {};
+  ModuleInfo m;
+  m.path = path;
+  m.load_bias = start_code - lowest;
+  uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  for (const Elf64_Phdr& ph : elf.program) {
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+    uint64_t start = (ph.p_vaddr + m.load_bias) / page * page;
+    uint64_t end = (ph.p_vaddr + m.load_bias + ph.p_memsz + page - 1) / page * page;
+    m.segments.push_back({start, end - start});
+  }
+  return {m};
+}
+
 std::string ExecutablePath(pid_t pid) {
   char buf[4096];
   std::string link = "/proc/" + std::to_string(pid) + "/exe";

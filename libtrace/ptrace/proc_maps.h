@@ -19,6 +19,12 @@ namespace pagewaste::ptrace {
 // is gone.
 std::vector<ModuleInfo> ReadModuleMap(pid_t pid);
 
+// The module map of a process gone before /proc was read: its executable
+// alone, placed from its ELF program headers so that its lowest executable
+// segment starts at start_code (the kernel's mm->start_code); empty if the
+// file cannot be read.
+std::vector<ModuleInfo> ExecutableModuleMap(const std::string& path, uint64_t start_code);
+
 std::string ExecutablePath(pid_t pid);                 // empty if gone
 std::vector<std::string> ReadCmdline(pid_t pid);
 pid_t ThreadGroupOf(pid_t tid);                        // tid itself if unknown
