@@ -128,6 +128,12 @@ inline constexpr size_t kThreadChunkHeader = 24;
 enum HeaderFlags : uint16_t {
   // The trace carries its symbol section: a reader needs no binary.
   kHeaderHasSymbols = 1u << 0,
+  // (Version 5.) The producer attached to a process already running
+  // (`pagewaste attach`): the trace starts at start_realtime_ns, not at the
+  // program's start, so a free or an unmapping of memory allocated before
+  // is not the program's whole story, and what it never saw allocated is
+  // no leak.
+  kHeaderAttached = 1u << 1,
 };
 
 // The records of a symbol section. Strings are numbered in the order they

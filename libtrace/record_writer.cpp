@@ -63,6 +63,7 @@ size_t EncodeHeader(const HeaderInfo& info, uint8_t* out, size_t cap) {
   memset(out, 0, format::kFixedHeaderSize);
   memcpy(out, format::kMagic, sizeof format::kMagic);
   PutLE(out + 8, format::kVersion, 2);
+  PutLE(out + 10, info.flags, 2);
   PutLE(out + 12, info.process.page_size, 4);
   PutLE(out + 16, info.process.pid, 4);
   PutLE(out + 20, info.process.ppid, 4);

@@ -38,6 +38,7 @@ class ChunkSink {
 
 struct HeaderInfo {
   ProcessIdentity process;
+  uint16_t flags = 0;  // format::HeaderFlags
   const char* exe = "";
   int argc = 0;
   const char* const* argv = nullptr;

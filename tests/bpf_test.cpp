@@ -3,9 +3,15 @@
 // in forked processes; a ring buffer too small. Needs root and a kernel with
 // BTF: skipped elsewhere with the reason, required in CI (REQUIRE_BPF).
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
+
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -193,6 +199,150 @@ TEST(Bpf, ARingBufferTooSmallCountsWhatItLostAndTheReportSaysSo) {
   EXPECT_NE(text.out.find("ring buffer had no room for " + Grouped(lost) + " events"),
             std::string::npos)
       << text.out << text.err;
+}
+
+// A child process with its stdin and stdout (or stderr) on pipes.
+struct Child {
+  pid_t pid = 0;
+  int in = -1;   // its stdin
+  FILE* out = nullptr;  // what it writes
+
+  static Child Start(const std::vector<std::string>& argv, bool read_stderr) {
+    int to[2], from[2];
+    EXPECT_EQ(pipe2(to, O_CLOEXEC), 0);
+    EXPECT_EQ(pipe2(from, O_CLOEXEC), 0);
+    Child c;
+    c.pid = fork();
+    if (c.pid == 0) {
+      dup2(to[0], 0);
+      dup2(from[1], read_stderr ? 2 : 1);
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    c.in = to[1];
+    c.out = fdopen(from[0], "r");
+    return c;
+  }
+  std::string ReadLine() {
+    char line[512];
+    return fgets(line, sizeof line, out) ? line : "";
+  }
+  void Write(const std::string& text) const {
+    EXPECT_EQ(write(in, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  }
+  int Wait() {
+    if (in >= 0) close(in);
+    in = -1;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (out) fclose(out);
+    out = nullptr;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+};
+
+// One attach to the program: waits for the line that says it records, lets
+// the program make one round, and ends the attach with SIGINT (or, with
+// last, by ending the program's input: it exits, and attach with it).
+json AttachForOneRound(Child* program, const std::string& dir, int round, bool last) {
+  Child attach = Child::Start({PagewastePath(), "attach", std::to_string(program->pid), "-o",
+                               dir + "/%e.%p.trace"},
+                              /*read_stderr=*/true);
+  std::string said = attach.ReadLine();
+  EXPECT_EQ(said.rfind("pagewaste: attached to " + std::to_string(program->pid) +
+                           " (attach_target): recording until",
+                       0),
+            0u)
+      << said;
+  program->Write("go\n");
+  EXPECT_EQ(program->ReadLine(), "round " + std::to_string(round) + "\n");
+  if (last) {
+    close(program->in);
+    program->in = -1;
+  } else {
+    kill(attach.pid, SIGINT);
+  }
+  std::string rest;
+  for (std::string line; !(line = attach.ReadLine()).empty();) rest += line;
+  EXPECT_EQ(attach.Wait(), 0) << rest;
+  std::vector<std::string> traces;
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    traces.push_back(entry.path().string());
+  EXPECT_EQ(traces.size(), 1u) << rest;
+  if (traces.empty()) return json::object();
+  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", traces[0]});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::filesystem::remove(traces[0]);
+  return ParseReport(r.out);
+}
+
+// attach to a program that waits, then makes 1000 page mappings and 1000
+// mallocs: exactly those, at their lines; twice; the program runs on and
+// ends with its own output and status.
+TEST(Attach, RecordsExactlyWhatTheProgramDoesFromThenOnTwice) {
+  SKIP_WITHOUT_BPF();
+  Child program = Child::Start({ProgramPath("attach_target")}, /*read_stderr=*/false);
+  ASSERT_EQ(program.ReadLine(), "ready\n");
+  TempDir dir;
+  for (int round = 1; round <= 2; ++round) {
+    SCOPED_TRACE(round);
+    json r = AttachForOneRound(&program, dir.path(), round, /*last=*/round == 2);
+    EXPECT_EQ(r["process"]["backend"], "bpf");
+    EXPECT_EQ(r["process"]["attached"], true);
+    EXPECT_EQ(r["trace"]["status"], "complete");
+    if (round == 1) {
+      EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
+    } else {
+      EXPECT_EQ(r["process"]["exit"]["reason"], "exit");
+      EXPECT_EQ(r["process"]["exit"]["status"], 3);
+    }
+    int page = SiteLine("attach_target.c", "page");
+    int block = SiteLine("attach_target.c", "block");
+    EXPECT_EQ(SumAtSite(r, "attach_target.c", page, "mappings"), 1000u);
+    EXPECT_EQ(SyscallsAtSite(r, "attach_target.c", page, "mmap"), 1000u);
+    EXPECT_EQ(SumAtSite(r, "attach_target.c", page, "page_waste_bytes"), 1000u * 4094);
+    EXPECT_EQ(SyscallsAtSite(r, "attach_target.c", SiteLine("attach_target.c", "unpage"),
+                             "munmap"),
+              1000u);
+    EXPECT_EQ(SumAtSite(r, "attach_target.c", block, "allocations"), 1000u);
+    EXPECT_EQ(SumAtSite(r, "attach_target.c", block, "requested_bytes"), 100000u);
+    EXPECT_EQ(SumAtSite(r, "attach_target.c", block, "frees"), 1000u);
+    EXPECT_EQ(r["summary"]["allocations"], 1000);
+    EXPECT_EQ(r["summary"]["mappings"], 1000);
+    EXPECT_EQ(r["summary"]["syscalls"]["total"], 2000 + (round == 1 ? 1 : 0));
+    // The block and the page from before the first attach, given back in
+    // its round: counted apart, never a free or a leak of a site.
+    json before = r["process"]["before_attach"];
+    EXPECT_EQ(before["frees"], round == 1 ? 1 : 0);
+    EXPECT_EQ(before["unmappings"], round == 1 ? 1 : 0);
+    EXPECT_EQ(before["unmapped_bytes"], round == 1 ? 4096 : 0);
+    EXPECT_EQ(r["summary"]["frees"], 1000);
+    EXPECT_EQ(r["summary"]["unmappings"], 1000);
+    EXPECT_EQ(r["summary"]["leaked_allocations"], 0);
+    EXPECT_EQ(r["summary"]["leaked_bytes"], 0);
+  }
+  std::string rest;
+  for (std::string line; !(line = program.ReadLine()).empty();) rest += line;
+  EXPECT_EQ(rest, "");
+  EXPECT_EQ(program.Wait(), 3);
+}
+
+TEST(Attach, ToNoProcessOrWithoutPermissionFailsAtOnce) {
+  CommandResult none = RunCapture({PagewastePath(), "attach", "4194305"});
+  EXPECT_EQ(none.exit_code, 127);
+  EXPECT_EQ(none.err, "pagewaste: no process 4194305\n");
+  if (geteuid() != 0) GTEST_SKIP() << "needs root, to try it as nobody";
+  CommandResult nobody =
+      RunCapture({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", PagewastePath(),
+                  "attach", "-o", "/tmp/pagewaste-nobody.%p.trace", "1"});
+  EXPECT_EQ(nobody.exit_code, 126);
+  EXPECT_EQ(nobody.err, "pagewaste: cannot attach to 1: loading BPF programs needs root, or "
+                        "CAP_BPF and CAP_PERFMON\n");
 }
 
 }  // namespace

@@ -21,6 +21,19 @@
 namespace pagewaste {
 namespace {
 
+// The bpf backend's ring buffer: a power of two from 4 KiB to 1 GiB.
+CLI::Validator RingBufferSize() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        uint64_t v = std::stoull(value);
+        bool power = v && (v & (v - 1)) == 0;
+        return power && v >= 4096 && v <= (uint64_t{1} << 30) ? ""
+                                                               : "must be a power of two from 4K to 1G";
+      },
+      "SIZE");
+}
+
+
 struct ReportArgs {
   std::vector<std::string> what_if;
   size_t timeline_samples = 60;
@@ -171,15 +184,7 @@ int RunCli(int argc, char** argv) {
                       "The bpf backend's ring buffer (a power of two from 4K to 1G; default "
                       "64M); records it has no room for are counted as lost")
       ->transform(CLI::AsSizeValue(false))
-      ->check(CLI::Validator(
-          [](std::string& value) -> std::string {
-            uint64_t v = std::stoull(value);
-            bool power = v && (v & (v - 1)) == 0;
-            return power && v >= 4096 && v <= (uint64_t{1} << 30)
-                       ? ""
-                       : "must be a power of two from 4K to 1G";
-          },
-          "SIZE"));
+      ->check(RingBufferSize());
   bool no_compress = false;
   run_cmd->add_flag("--no-compress", no_compress,
                     "Leave the traces uncompressed (by default they are rewritten with zstd "
@@ -195,6 +200,25 @@ int RunCli(int argc, char** argv) {
                       "does (printed on stderr); the program's own failure wins over the check's");
   run_cmd->add_option("command", run.command, "PROGRAM [ARGS...] (after --)")->required();
   run_cmd->positionals_at_end();
+
+  AttachOptions attach;
+  CLI::App* attach_cmd = app.add_subcommand(
+      "attach", "Record a running process (and what it forks) from now on, with BPF (root)");
+  attach_cmd->add_option("pid", attach.pid, "PID of the process")->required()
+      ->check(CLI::Range(1, std::numeric_limits<int>::max()));
+  attach_cmd->add_option("-o,--output", attach.output_pattern,
+                         "Trace path; %p is the pid, %e the executable's name "
+                         "(default pagewaste.%e.%p.trace)");
+  attach_cmd->add_option("--duration", attach.duration_seconds,
+                         "Detach after SECONDS (default: at Ctrl-C, SIGTERM or the process's "
+                         "exit)")
+      ->check(CLI::Range(0.001, 1e7));
+  attach_cmd->add_option("--ring-buffer", attach.ring_bytes, "As run's")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(RingBufferSize());
+  bool attach_no_compress = false, attach_no_symbolize = false;
+  attach_cmd->add_flag("--no-compress", attach_no_compress, "As run's");
+  attach_cmd->add_flag("--no-symbolize", attach_no_symbolize, "As run's");
 
   ReportArgs report;
   CLI::App* report_cmd = app.add_subcommand("report", "Report the waste recorded in traces");
@@ -279,6 +303,11 @@ int RunCli(int argc, char** argv) {
   }
 
   auto Dispatch = [&]() -> int {
+    if (*attach_cmd) {
+      attach.compress = !attach_no_compress;
+      attach.symbolize = !attach_no_symbolize;
+      return AttachCommand(attach);
+    }
     if (*run_cmd) {
       run.backend = backend == "preload" ? Backend::kPreload
                     : backend == "ptrace" ? Backend::kPtrace

@@ -200,7 +200,12 @@ json ProcessJson(const Report& r) {
           {"page_size", p.header.process.page_size},
           {"backend", BackendName(p.header.process.backend)},
           {"exit", exit},
-          {"threads", r.threads}};
+          {"threads", r.threads},
+          {"attached", (p.header.flags & format::kHeaderAttached) != 0},
+          {"before_attach",
+           {{"frees", r.before_attach.frees},
+            {"unmappings", r.before_attach.unmappings},
+            {"unmapped_bytes", r.before_attach.unmapped_bytes}}}};
 }
 
 json ReportJson(const Report& r, size_t top, StackTables* tables) {

@@ -1,6 +1,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <ctime>
 #include <regex>
 #include <sstream>
 
@@ -51,6 +52,15 @@ std::string SyscallDetail(const CostTotals& c) {
   if (c.syscall_ns) out += fmt::format(", {:.3f} ms in the kernel", static_cast<double>(c.syscall_ns) / 1e6);
   if (c.estimated_calls) out += fmt::format(", estimated for {} calls", Num(c.estimated_calls));
   return out + ")";
+}
+
+// CLOCK_REALTIME ns as the local time, to the second: "2026-12-06 18:29:02".
+std::string WallClock(uint64_t realtime_ns) {
+  time_t seconds = static_cast<time_t>(realtime_ns / 1000000000);
+  struct tm local;
+  char text[32] = "";
+  if (localtime_r(&seconds, &local)) strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local);
+  return text;
 }
 
 std::string Percent(uint64_t part, uint64_t whole) {
@@ -221,6 +231,17 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                       p.header.process.ppid, p.header.exe);
   *out += fmt::format("  command   {}\n", argv);
   *out += fmt::format("  recorded  by the {} backend\n", BackendName(p.header.process.backend));
+  if (p.header.flags & format::kHeaderAttached) {
+    *out += fmt::format("  attached  to the running process at {}: what it did before is not here\n",
+                        WallClock(p.header.process.start_realtime_ns));
+    const Report::BeforeAttach& b = r.before_attach;
+    if (b.frees || b.unmappings)
+      *out += fmt::format("            it freed {} and unmapped {} ({}) of memory allocated before;\n"
+                          "            in no figure below but the syscalls, and no leak is counted\n"
+                          "            that was not seen allocated\n",
+                          Counted(b.frees, "block", "blocks"),
+                          Counted(b.unmappings, "mapping", "mappings"), Bytes(b.unmapped_bytes));
+  }
   if (uint64_t interval = p.header.process.sample_interval_bytes)
     *out += fmt::format(
         "  sampled   the malloc family, one pick per {} requested on average (Poisson); its\n"

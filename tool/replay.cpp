@@ -86,6 +86,8 @@ class Replayer : public RecordVisitor {
     frames_.UseEmbedded();
     symbolize_ = false;
   }
+  // The trace starts at an attach (format::kHeaderAttached).
+  void StartsAtAttach() { attached_ = true; }
   void OnStackNode(uint64_t id, uint64_t parent, uint64_t ip) override {
     if (nodes_.size() <= id) nodes_.resize(id + 1);
     nodes_[id] = {parent, ip};
@@ -136,8 +138,10 @@ class Replayer : public RecordVisitor {
     uint64_t alloc_site = known ? live_blocks_.At(slot).site : 0;
     CostTotals& site = Site(e.prefix.stack ? e.prefix.stack : alloc_site);
     uint64_t weight = known ? live_blocks_.At(slot).weight : 1;
+    bool before_attach = attached_ && !known;
+    if (before_attach) ++report_->before_attach.frees;
     Charge(&site, [&](CostTotals* c) {
-      c->frees += weight;
+      if (!before_attach) c->frees += weight;
       AddSyscalls(c, e.syscalls, e.flags);
     });
     if (known) {
@@ -252,6 +256,14 @@ class Replayer : public RecordVisitor {
     // A mapping measured at exit was not unmapped: usage only.
     bool at_exit = e.flags & format::kFlagAtExit;
     if (at_exit) Seen(e.prefix);
+    if (!at_exit && attached_ && !(e.flags & format::kFlagFailed) &&
+        !MapsAny(e.address, PageBytes(e.length, page_size_))) {
+      // Memory mapped before the attach: its syscall counts, no unmapping.
+      ++report_->before_attach.unmappings;
+      report_->before_attach.unmapped_bytes += PageBytes(e.length, page_size_);
+      ChargeCall(e, nullptr);
+      return;
+    }
     if (!at_exit && !ChargeCall(e, &CostTotals::unmappings)) return;
     uint64_t pages = PageBytes(e.length, page_size_);
     if (e.flags & format::kFlagUsageMeasured) {
@@ -437,7 +449,7 @@ class Replayer : public RecordVisitor {
   }
 
   // A call that is counted and charged but holds no memory of its own
-  // (munmap, mremap, brk): its syscalls, and either counter or
+  // (munmap, mremap, brk): its syscalls, and either counter (if any) or
   // failed_calls. Returns whether it succeeded.
   template <typename Event>
   bool ChargeCall(const Event& e, uint64_t CostTotals::*counter) {
@@ -445,9 +457,16 @@ class Replayer : public RecordVisitor {
     bool ok = !(e.flags & format::kFlagFailed);
     Charge(&Site(e.prefix.stack), [&](CostTotals* c) {
       AddSyscalls(c, e.syscalls, e.flags);
-      ++(c->*(ok ? counter : &CostTotals::failed_calls));
+      if (!ok || counter) ++(c->*(ok ? counter : &CostTotals::failed_calls));
     });
     return ok;
+  }
+
+  // Whether any live mapping overlaps [start, start + length).
+  bool MapsAny(uint64_t start, uint64_t length) const {
+    auto it = mappings_.upper_bound(start);
+    if (it != mappings_.begin() && std::prev(it)->second.end > start) return true;
+    return it != mappings_.end() && it->first < start + length;
   }
 
   // Applies f to the site and the current event's thread alike. The process
@@ -597,6 +616,7 @@ class Replayer : public RecordVisitor {
   }
 
   Report* report_;
+  bool attached_ = false;
   uint64_t page_size_ = 4096;
   uint64_t sample_interval_ = 0;  // bytes per sample; 0: not sampled
   double weight_carry_ = 0;
@@ -663,6 +683,7 @@ bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, u
   Replayer replayer(report, p.header.process.page_size, p.header.process.sample_interval_bytes,
                     options);
   if (p.header.flags & format::kHeaderHasSymbols) replayer.UseEmbeddedSymbols();
+  if (p.header.flags & format::kHeaderAttached) replayer.StartsAtAttach();
   if (options.progress_from_bytes && size >= options.progress_from_bytes)
     replayer.ShowProgress(name, size);
   std::ifstream max_map_count("/proc/sys/vm/max_map_count");

@@ -259,6 +259,14 @@ struct Report {
   MemoryReconciliation memory_went;
   uint64_t leaked_allocations = 0;
   uint64_t leaked_bytes = 0;       // requested bytes live at the end
+  // An attached trace (format::kHeaderAttached): the frees and unmappings
+  // of memory allocated before the attach, which no site's frees or
+  // unmappings count (their system calls are counted).
+  struct BeforeAttach {
+    uint64_t frees = 0;
+    uint64_t unmappings = 0;
+    uint64_t unmapped_bytes = 0;
+  } before_attach;
   uint64_t threads = 0;
   // Memory system calls made outside everything the trace holds (the
   // loader, thread stacks, C library internals): what a ptrace observer

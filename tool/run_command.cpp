@@ -461,4 +461,54 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
   return RunTraced(tracer, options, pattern, session, traces);
 }
 
+int AttachCommand(const AttachOptions& options, std::vector<std::string>* traces) {
+#ifdef PAGEWASTE_HAVE_BPF
+  std::string pattern = fs::absolute(options.output_pattern.empty() ? kDefaultPattern
+                                                                    : options.output_pattern)
+                            .string();
+  std::string dir = fs::path(pattern).parent_path().string();
+  if (dir.find('%') == std::string::npos && access(dir.c_str(), W_OK | X_OK) != 0) {
+    fmt::print(stderr, "pagewaste: cannot write traces in {}: {}\n", dir, strerror(errno));
+    return exit_code::kUsage;
+  }
+  if (kill(options.pid, 0) != 0 && errno == ESRCH) {
+    fmt::print(stderr, "pagewaste: no process {}\n", options.pid);
+    return exit_code::kNotFound;
+  }
+  std::string why;
+  if (!bpf::CanLoad(&why)) {
+    fmt::print(stderr, "pagewaste: cannot attach to {}: {}\n", options.pid, why);
+    return exit_code::kCannotExecute;
+  }
+  pid_t process = ptrace::ThreadGroupOf(options.pid);
+  if (process != options.pid)
+    fmt::print(stderr, "pagewaste: {} is a thread of process {}: attaching to the process\n",
+               options.pid, process);
+  uint64_t session = NewSession();
+  bpf::BpfTracerOptions tracer;
+  tracer.attach_pid = process;
+  tracer.output_pattern = pattern;
+  tracer.session_id = session;
+  tracer.ring_bytes = options.ring_bytes;
+  tracer.duration_seconds = options.duration_seconds;
+  std::string err;
+  int code = bpf::RunUnderBpf(tracer, &err);
+  if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
+  if (code == exit_code::kNotFound) return code;
+  if (code < 0) return exit_code::kInternal;
+  RunOptions finish;
+  finish.compress = options.compress;
+  finish.symbolize = options.symbolize;
+  std::vector<std::string> written = FindSessionTraces(pattern, session);
+  FinishTraces(written, finish);
+  if (traces) *traces = written;
+  return written.empty() ? exit_code::kInternal : exit_code::kOk;
+#else
+  (void)options, (void)traces;
+  fmt::print(stderr, "pagewaste: this pagewaste was built without the bpf backend, which attach "
+                     "needs (libbpf-dev, bpftool and clang at build time)\n");
+  return exit_code::kInternal;
+#endif
+}
+
 }  // namespace pagewaste

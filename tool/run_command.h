@@ -2,6 +2,8 @@
 // stdin/stdout/stderr and signals through, and exits as it did.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -41,6 +43,21 @@ Backend ChooseBackend(const std::string& program, std::string* why);
 // signal, 126/127 when it cannot be run, 125 for our own failures.
 // *traces (when given) receives the traces the run wrote.
 int RunCommand(const RunOptions& options, std::vector<std::string>* traces = nullptr);
+
+struct AttachOptions {
+  pid_t pid = 0;
+  std::string output_pattern;  // as run's; empty: the default
+  double duration_seconds = 0;  // 0: until stopped or the process exits
+  uint64_t ring_bytes = 64 << 20;
+  bool compress = true;
+  bool symbolize = true;
+};
+
+// `pagewaste attach PID`: records a running process (and what it forks)
+// with the bpf backend from now on, then finishes the traces as run does.
+// Returns 0, 127 when there is no such process, 126 when it may not be
+// traced (BPF programs cannot be loaded), 125 for our own failures.
+int AttachCommand(const AttachOptions& options, std::vector<std::string>* traces = nullptr);
 
 // Where the shim is: $PAGEWASTE_PRELOAD, else beside this executable in the
 // build tree or the installed layout. Empty with *searched listing the

@@ -33,6 +33,19 @@ enum pw_event_kind {
   PW_EVENT_FORK = 2,  /* a traced process forked a process */
   PW_EVENT_EXEC = 3,  /* a traced process exec'd */
   PW_EVENT_EXIT = 4,  /* a traced process's last thread exited */
+  PW_EVENT_ALLOC = 5, /* a malloc-family call returned a block (attach) */
+  PW_EVENT_FREE = 6,  /* free, or realloc's old block (attach) */
+};
+
+/* The allocator calls the uprobes see (format.h's AllocKind numbering). */
+enum pw_alloc_kind {
+  PW_MALLOC = 0,
+  PW_CALLOC = 1,
+  PW_REALLOC = 2,
+  PW_POSIX_MEMALIGN = 3,
+  PW_ALIGNED_ALLOC = 4,
+  PW_MEMALIGN = 5,
+  PW_FREE = 100, /* free: no block handed out */
 };
 
 struct pw_event_header {
@@ -53,6 +66,7 @@ enum pw_syscall_flags {
   PW_TOP_READ = 1u << 0,       /* top holds the word at rsp */
   PW_USAGE_MEASURED = 1u << 1, /* munmap: resident_pages, used_bytes hold */
   PW_CHAIN_CUT = 1u << 2,      /* the chain went on past PW_MAX_FRAMES */
+  PW_IN_ALLOCATOR = 1u << 3,   /* made inside a malloc-family call (attach) */
 };
 
 struct pw_syscall_event {
@@ -68,6 +82,31 @@ struct pw_syscall_event {
   pw_u64 resident_pages;
   pw_u64 used_bytes;
   struct pw_frame frames[PW_MAX_FRAMES]; /* frame_count of them are sent */
+};
+
+/* A block a malloc-family call returned, with the stack at its return
+ * (ip: the return address into the caller) and glibc's two words before
+ * the block (prev_size, size with flag bits), read then. */
+struct pw_alloc_event {
+  struct pw_event_header header;
+  pw_u32 kind; /* pw_alloc_kind */
+  pw_u32 flags;
+  pw_u64 address;
+  pw_u64 requested;
+  pw_u64 alignment;
+  pw_u64 old_address; /* realloc: the block it was given */
+  pw_u64 old_chunk[2];
+  pw_u64 chunk[2];
+  pw_u64 ip, sp, bp;
+  pw_u32 frame_count;
+  pw_u32 pad;
+  struct pw_frame frames[PW_MAX_FRAMES];
+};
+
+struct pw_free_event {
+  struct pw_event_header header;
+  pw_u64 address;
+  pw_u64 chunk[2]; /* read at free's entry, before the block goes */
 };
 
 struct pw_fork_event {

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "bpf_events.h"
+#include "allocator_calls.skel.h"
 #include "memory_syscalls.skel.h"
 #include "ptrace/proc_maps.h"
 
@@ -75,8 +76,74 @@ bool CanLoad(std::string* why) {
 }
 
 BpfPrograms::~BpfPrograms() {
+  Detach();
   if (ring_) ring_buffer__free(ring_);
+  if (allocator_) allocator_calls__destroy(allocator_);
   if (skeleton_) memory_syscalls__destroy(skeleton_);
+}
+
+bool BpfPrograms::LoadAllocatorProbes(std::string* err) {
+  if (allocator_) return true;
+  allocator_ = allocator_calls__open();
+  if (!allocator_) {
+    *err = std::string("cannot open the allocator probes: ") + strerror(errno);
+    return false;
+  }
+  allocator_->rodata->wakeup_bytes = skeleton_->rodata->wakeup_bytes;
+  // One ring, one table of traced processes, one mark of allocator calls.
+  int failed = bpf_map__reuse_fd(allocator_->maps.events, bpf_map__fd(skeleton_->maps.events));
+  if (!failed)
+    failed = bpf_map__reuse_fd(allocator_->maps.traced, bpf_map__fd(skeleton_->maps.traced));
+  if (!failed)
+    failed = bpf_map__reuse_fd(allocator_->maps.allocator_depth,
+                               bpf_map__fd(skeleton_->maps.allocator_depth));
+  if (!failed) failed = allocator_calls__load(allocator_);
+  if (failed) {
+    *err = std::string("cannot load the allocator probes: ") + strerror(-failed);
+    if (!g_libbpf_last.empty()) *err += " (libbpf: " + g_libbpf_last + ")";
+    return false;
+  }
+  return true;
+}
+
+bool BpfPrograms::ProbeAllocator(pid_t pid, const std::string& libc_path, std::string* err) {
+  if (!LoadAllocatorProbes(err)) return false;
+  struct Probe {
+    bpf_program* program;
+    const char* function;
+    bool at_return;
+  };
+  auto& p = allocator_->progs;
+  const Probe probes[] = {
+      {p.malloc_entry, "malloc", false},
+      {p.calloc_entry, "calloc", false},
+      {p.realloc_entry, "realloc", false},
+      {p.posix_memalign_entry, "posix_memalign", false},
+      {p.aligned_alloc_entry, "aligned_alloc", false},
+      {p.memalign_entry, "memalign", false},
+      {p.free_entry, "free", false},
+      {p.allocation_return, "malloc", true},
+      {p.allocation_return, "calloc", true},
+      {p.allocation_return, "realloc", true},
+      {p.allocation_return, "posix_memalign", true},
+      {p.allocation_return, "aligned_alloc", true},
+      {p.allocation_return, "memalign", true},
+      {p.allocation_return, "free", true},
+  };
+  std::vector<bpf_link*>& links = allocator_links_[pid];
+  for (const Probe& probe : probes) {
+    LIBBPF_OPTS(bpf_uprobe_opts, options, .retprobe = probe.at_return,
+                .func_name = probe.function);
+    bpf_link* link = bpf_program__attach_uprobe_opts(probe.program, pid, libc_path.c_str(), 0,
+                                                     &options);
+    if (!link) {
+      *err = std::string("cannot put a probe on ") + probe.function + " in " + libc_path + ": " +
+             strerror(errno);
+      return false;
+    }
+    links.push_back(link);
+  }
+  return true;
 }
 
 bool BpfPrograms::Load(uint64_t ring_bytes, uint64_t wakeup_bytes, std::string* err) {
@@ -113,6 +180,11 @@ bool BpfPrograms::Trace(pid_t pid, bool recording) {
 }
 
 uint64_t BpfPrograms::Forget(pid_t pid) {
+  auto probes = allocator_links_.find(pid);
+  if (probes != allocator_links_.end()) {
+    for (bpf_link* link : probes->second) bpf_link__destroy(link);
+    allocator_links_.erase(probes);
+  }
   uint32_t key = static_cast<uint32_t>(pid);
   pw_process value = {};
   if (bpf_map__lookup_and_delete_elem(skeleton_->maps.traced, &key, sizeof key, &value,
@@ -139,6 +211,9 @@ int BpfPrograms::Poll(int timeout_ms, const Handler& handler) {
 }
 
 void BpfPrograms::Detach() {
+  for (auto& [pid, links] : allocator_links_)
+    for (bpf_link* link : links) bpf_link__destroy(link);
+  allocator_links_.clear();
   if (skeleton_) memory_syscalls__detach(skeleton_);
 }
 

@@ -8,9 +8,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
+#include <vector>
 
 struct memory_syscalls;
+struct allocator_calls;
+struct bpf_link;
 struct ring_buffer;
 
 namespace pagewaste::bpf {
@@ -40,12 +44,18 @@ class BpfPrograms {
   // Calls handler for every record waiting, after waiting up to timeout_ms
   // for a wake-up; returns how many, or -1 if the ring cannot be read.
   int Poll(int timeout_ms, const Handler& handler);
+  // The malloc family's probes (attach): loaded once, then put on the C
+  // library at libc_path as process pid maps it. False with *err.
+  bool ProbeAllocator(pid_t pid, const std::string& libc_path, std::string* err);
   // Detaches the programs: nothing more is recorded.
   void Detach();
 
  private:
+  bool LoadAllocatorProbes(std::string* err);
   static int OnRecord(void* context, void* data, size_t size);
   memory_syscalls* skeleton_ = nullptr;
+  allocator_calls* allocator_ = nullptr;
+  std::map<pid_t, std::vector<bpf_link*>> allocator_links_;  // by process
   ring_buffer* ring_ = nullptr;
   const Handler* handler_ = nullptr;
 };

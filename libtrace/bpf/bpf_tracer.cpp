@@ -29,6 +29,7 @@
 #include "clock.h"
 #include "ptrace/proc_maps.h"
 #include "ptrace/process_recorder.h"
+#include "syscall_kind.h"
 
 namespace pagewaste::bpf {
 namespace {
@@ -79,6 +80,7 @@ class BpfTracer {
       *err = "the bpf backend cannot run here: " + why;
       return -1;
     }
+    if (options_.attach_pid) return Attach(err);
     uint64_t wakeup = options_.ring_bytes / 4 < kWakeupBytes ? options_.ring_bytes / 4 : kWakeupBytes;
     if (!programs_.Load(options_.ring_bytes, wakeup, err)) return -1;
     int go_pipe[2], status_pipe[2];
@@ -149,7 +151,62 @@ class BpfTracer {
   static constexpr uint64_t kWakeupBytes = 1 << 20;
   static constexpr int kPollMs = 50;
 
-  int Loop(pid_t root) {
+  // attach: the process and what it forks from now on, until a stop
+  // signal, the duration's end or the process's exit. The process is never
+  // stopped; what it did before is not in the trace (format.h
+  // kHeaderAttached).
+  int Attach(std::string* err) {
+    pid_t pid = options_.attach_pid;
+    ptrace::ProcessImage image = ptrace::ReadProcessImage(pid);
+    if (image.exe.empty()) {
+      *err = "no process " + std::to_string(pid);
+      return 127;
+    }
+    if (!programs_.Load(options_.ring_bytes, kWakeupBytes, err)) return -1;
+    recorder_options_.attached = true;
+    // The trace first, so that no record finds it missing.
+    StartRecorder(pid, ptrace::ParentOf(pid), std::move(image));
+    if (recorders_.empty()) {
+      *err = "cannot create the trace of pid " + std::to_string(pid);
+      return -1;
+    }
+    if (!programs_.Trace(pid, /*recording=*/true)) {
+      *err = "cannot trace pid " + std::to_string(pid) + " (the BPF map of traced processes)";
+      return -1;
+    }
+    started_ = true;
+    ProbeAllocator(pid, recorders_.begin()->second->image());
+    InstallSignalHandlers(/*forward=*/false);
+    std::string exe = recorders_.begin()->second->image().exe;
+    std::string until = options_.duration_seconds > 0
+                            ? " for " + FormatSeconds(options_.duration_seconds) + " s,"
+                            : "";
+    fprintf(stderr, "pagewaste: attached to %d (%s): recording%s until Ctrl-C, SIGTERM or its "
+            "exit\n", pid, exe.substr(exe.rfind('/') + 1).c_str(), until.c_str());
+    uint64_t deadline = options_.duration_seconds > 0
+                            ? MonotonicNs() + static_cast<uint64_t>(options_.duration_seconds * 1e9)
+                            : 0;
+    Loop(0, deadline);
+    if (stopped_by_ && stopped_by_ != kDurationEnded)
+      fprintf(stderr, "pagewaste: %s: detached from %d; the traces end here\n",
+              strsignal(stopped_by_), pid);
+    else if (stopped_by_)
+      fprintf(stderr, "pagewaste: detached from %d after %s s\n", pid,
+              FormatSeconds(options_.duration_seconds).c_str());
+    return 0;
+  }
+
+  static std::string FormatSeconds(double seconds) {
+    char text[32];
+    snprintf(text, sizeof text, "%g", seconds);
+    return text;
+  }
+
+  // stopped_by_ when --duration ran out (no signal is 0).
+  static constexpr int kDurationEnded = -1;
+
+  // Returns the root's exit code (run), or -1 (attach: root 0).
+  int Loop(pid_t root, uint64_t deadline = 0) {
     int root_code = -1;
     uint64_t last_check = MonotonicNs();
     BpfPrograms::Handler handler = [this](const void* record, size_t size) {
@@ -157,11 +214,13 @@ class BpfTracer {
     };
     for (;;) {
       if (g_stop_signal && !stopped_by_) StopRecording(g_stop_signal);
+      if (deadline && !stopped_by_ && MonotonicNs() >= deadline) StopRecording(kDurationEnded);
+      if (!root && recorders_.empty()) break;  // attach: everything traced is gone
       if (programs_.Poll(kPollMs, handler) < 0) {
         fprintf(stderr, "pagewaste: cannot read the BPF ring buffer: recording stops\n");
         StopRecording(SIGTERM);
       }
-      if (root_code < 0) {
+      if (root && root_code < 0) {
         int status;
         pid_t r = waitpid(root, &status, WNOHANG);
         if (r == root) root_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -197,6 +256,14 @@ class BpfTracer {
           Exec(static_cast<pid_t>(e->header.tgid), filename, e->start_code);
         }
         return;
+      case PW_EVENT_ALLOC: return Allocation(data, size);
+      case PW_EVENT_FREE:
+        if (size >= sizeof(pw_free_event)) {
+          pw_free_event e;
+          memcpy(&e, data, sizeof e);
+          Free(e.header, format::FreeKind::kFree, e.address, e.chunk);
+        }
+        return;
       case PW_EVENT_EXIT:
         if (size >= sizeof(pw_exit_event)) {
           pw_exit_event e;
@@ -214,6 +281,13 @@ class BpfTracer {
     if (size < fixed) return;
     ProcessRecorder* recorder = RecorderOf(static_cast<pid_t>(e->header.tgid));
     if (!recorder) return;
+    if (e->flags & PW_IN_ALLOCATOR) {
+      // The allocator's, for the call in progress: charged to its block.
+      SyscallCounts& counts = allocator_syscalls_[static_cast<pid_t>(e->header.tid)];
+      counts.Add(SyscallKindOf(e->nr));
+      counts.ns += e->kernel_ns;
+      return;
+    }
     producer::MemorySyscall call;
     call.nr = e->nr;
     memcpy(call.args, e->args, sizeof call.args);
@@ -237,6 +311,80 @@ class BpfTracer {
     recorder->RecordCall(static_cast<pid_t>(e->header.tid), e->header.time_ns, call, stack);
   }
 
+  // What glibc's two words before a block say of it, as the shim reads
+  // them (shim/tracker.cpp InspectChunk): its usable size, and for a chunk
+  // with a mapping of its own, the mapping's bytes.
+  struct Chunk {
+    uint64_t usable = 0;
+    uint64_t mapped_bytes = 0;
+    bool mmapped = false;
+  };
+  static Chunk ReadChunk(const uint64_t words[2]) {
+    Chunk c;
+    uint64_t size = words[1] & ~uint64_t{7};
+    if (!(words[1] & 2)) {
+      c.usable = size >= 8 ? size - 8 : 0;
+      return c;
+    }
+    c.usable = size >= 16 ? size - 16 : 0;
+    c.mmapped = true;
+    c.mapped_bytes = size + words[0];
+    return c;
+  }
+
+  // The system calls thread tid's allocator call made, taken for its event.
+  SyscallCounts TakeAllocatorSyscalls(pid_t tid) {
+    auto it = allocator_syscalls_.find(tid);
+    if (it == allocator_syscalls_.end()) return {};
+    SyscallCounts counts = it->second;
+    allocator_syscalls_.erase(it);
+    return counts;
+  }
+
+  void Allocation(const void* data, size_t size) {
+    const auto* e = static_cast<const pw_alloc_event*>(data);
+    size_t fixed = sizeof *e - sizeof e->frames;
+    if (size < fixed) return;
+    pid_t tid = static_cast<pid_t>(e->header.tid);
+    ProcessRecorder* recorder = RecorderOf(static_cast<pid_t>(e->header.tgid));
+    if (!recorder) return;
+    SyscallCounts syscalls = TakeAllocatorSyscalls(tid);
+    if (e->kind == PW_REALLOC && e->old_address)
+      Free(e->header, format::FreeKind::kRealloc, e->old_address, e->old_chunk);
+    AllocEvent alloc;
+    alloc.kind = static_cast<format::AllocKind>(e->kind);
+    alloc.address = e->address;
+    alloc.requested = e->requested;
+    alloc.alignment = e->alignment;
+    Chunk chunk = ReadChunk(e->chunk);
+    alloc.usable = chunk.usable >= e->requested ? chunk.usable : e->requested;
+    alloc.mapped_bytes = chunk.mapped_bytes;
+    if (chunk.mmapped) alloc.flags |= format::kFlagMmappedChunk;
+    alloc.syscalls = syscalls;
+    ptrace::RecordedStack stack;
+    stack.ip = e->ip;
+    stack.sp = e->sp;
+    stack.bp = e->bp;
+    stack.frames = reinterpret_cast<const ptrace::RecordedStack::Frame*>(e->frames);
+    size_t frames = (size - fixed) / sizeof e->frames[0];
+    stack.frame_count = static_cast<int>(frames < e->frame_count ? frames : e->frame_count);
+    recorder->RecordAllocation(tid, e->header.time_ns, alloc, stack);
+  }
+
+  void Free(const pw_event_header& header, format::FreeKind kind, uint64_t address,
+            const uint64_t chunk_words[2]) {
+    ProcessRecorder* recorder = RecorderOf(static_cast<pid_t>(header.tgid));
+    if (!recorder) return;
+    FreeEvent e;
+    e.kind = kind;
+    e.address = address;
+    Chunk chunk = ReadChunk(chunk_words);
+    e.mapped_bytes = chunk.mapped_bytes;
+    if (chunk.mmapped) e.flags |= format::kFlagMmappedChunk;
+    if (kind == format::FreeKind::kFree) e.syscalls = TakeAllocatorSyscalls(header.tid);
+    recorder->RecordFree(static_cast<pid_t>(header.tid), header.time_ns, e);
+  }
+
   ProcessRecorder* RecorderOf(pid_t tgid) {
     auto it = recorders_.find(tgid);
     return it != recorders_.end() ? it->second.get() : nullptr;
@@ -257,7 +405,29 @@ class BpfTracer {
   // The child runs its parent's image until it execs.
   void Fork(pid_t parent, pid_t child, uint64_t) {
     parents_[child] = parent;
-    if (ProcessRecorder* p = RecorderOf(parent)) StartRecorder(child, parent, p->image());
+    if (ProcessRecorder* p = RecorderOf(parent)) {
+      StartRecorder(child, parent, p->image());
+      if (options_.attach_pid) ProbeAllocator(child, p->image());
+    }
+  }
+
+  // attach: the malloc family's probes on the C library the process maps.
+  // A probe is the process's own (it follows the address space): a child
+  // gets its own once its fork is read, and its calls before are not seen.
+  void ProbeAllocator(pid_t pid, const ptrace::ProcessImage& image) {
+    std::string libc;
+    for (const ModuleInfo& m : image.modules) {
+      std::string name = m.path.substr(m.path.rfind('/') + 1);
+      if (name.rfind("libc.so", 0) == 0 || name.rfind("libc-", 0) == 0) libc = m.path;
+    }
+    if (libc.empty()) {
+      fprintf(stderr, "pagewaste: %d maps no C library (statically linked?): its malloc calls "
+              "are not seen, its memory system calls are\n", pid);
+      return;
+    }
+    std::string err;
+    if (!programs_.ProbeAllocator(pid, libc, &err))
+      fprintf(stderr, "pagewaste: %d: %s; its malloc calls are not seen\n", pid, err.c_str());
   }
 
   // A process that exits at once may be gone before its exec record is
@@ -319,11 +489,18 @@ class BpfTracer {
     }
   }
 
-  // SIGINT or SIGTERM: every trace ends now (reason detach); the programs
-  // are detached, and the program runs on untouched.
+  // SIGINT or SIGTERM (or attach's --duration): every trace ends now
+  // (reason detach); the programs are detached, and the program runs on
+  // untouched.
   void StopRecording(int sig) {
     stopped_by_ = sig;
     programs_.Detach();
+    // What the programs put in the ring before they went is recorded.
+    BpfPrograms::Handler handler = [this](const void* record, size_t size) {
+      Handle(record, size);
+    };
+    while (programs_.Poll(0, handler) > 0) {
+    }
     for (auto& [pid, r] : recorders_) {
       r->RecordLost(programs_.Forget(pid));
       r->Finish(format::EndReason::kDetach, format::kUnknownStatus);
@@ -336,6 +513,8 @@ class BpfTracer {
   BpfPrograms programs_;
   std::map<pid_t, std::unique_ptr<ProcessRecorder>> recorders_;  // by process
   std::map<pid_t, pid_t> parents_;  // each traced process's parent
+  // By thread: the system calls of its allocator call in progress.
+  std::map<pid_t, SyscallCounts> allocator_syscalls_;
   int stopped_by_ = 0;
   bool started_ = false;
 };

@@ -17,12 +17,7 @@
  * polls on its own otherwise. A wake-up per record costs more than the
  * record. A record the ring has no room for is counted, per process, in
  * `traced`. */
-#include <linux/bpf.h>
-#include <bpf/bpf_core_read.h>
-#include <bpf/bpf_helpers.h>
-
-#include "bpf_events.h"
-#include "kernel_types.h"
+#include "bpf_common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -34,20 +29,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_MREMAP 25
 #define NR_MADVISE 28
 #define PAGE_SIZE 4096ull
-
-const volatile pw_u64 wakeup_bytes = 1 << 20;
-
-struct {
-  __uint(type, BPF_MAP_TYPE_RINGBUF);
-  __uint(max_entries, 64 << 20); /* set by userspace before load */
-} events SEC(".maps");
-
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, 65536);
-  __type(key, pw_u32); /* tgid */
-  __type(value, struct pw_process);
-} traced SEC(".maps");
 
 /* A call between its entry and exit, by thread. */
 struct pending_call {
@@ -104,20 +85,6 @@ struct {
 static __always_inline int is_memory_syscall(long nr) {
   return nr == NR_MMAP || nr == NR_MUNMAP || nr == NR_MREMAP || nr == NR_BRK ||
          nr == NR_MPROTECT || nr == NR_MADVISE;
-}
-
-static __always_inline struct pw_process *recording_process(pw_u32 tgid) {
-  struct pw_process *p = bpf_map_lookup_elem(&traced, &tgid);
-  return p && p->recording && !p->exited ? p : 0;
-}
-
-static __always_inline pw_u64 wakeup_flag(void) {
-  return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-                                                                       : BPF_RB_NO_WAKEUP;
-}
-
-static __always_inline void count_lost(struct pw_process *p) {
-  __sync_fetch_and_add(&p->lost_events, 1);
 }
 
 /* bpf_loop's context must be on the stack: a pointer to the scratch. */
@@ -218,29 +185,6 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx) {
   return 0;
 }
 
-/* The frame-pointer chain from rbp: each frame's saved rbp and return
- * address, for as long as the saved rbp lies above its frame (one switch to
- * another stack allowed, as Go's systemstack makes), within
- * PW_MAX_STACK_SPAN. Userspace applies the ptrace backend's rules to it. */
-static __always_inline void read_chain(struct pw_syscall_event *e) {
-  pw_u64 frame = e->bp;
-  pw_u64 base = e->sp; /* the bottom of the stack the walk is on */
-  int switched = 0;
-  for (int i = 0; i < PW_MAX_FRAMES; i++) {
-    if (frame % 8 || frame < base || frame - base >= PW_MAX_STACK_SPAN) return;
-    if (bpf_probe_read_user(&e->frames[i], sizeof e->frames[i], (void *)frame) != 0) return;
-    e->frame_count = i + 1;
-    pw_u64 saved = e->frames[i].saved_bp;
-    if (saved <= frame || saved - frame >= PW_MAX_STACK_SPAN) {
-      if (switched || saved == 0 || saved % 8) return;
-      switched = 1;
-      base = saved;
-    }
-    frame = saved;
-  }
-  e->flags |= PW_CHAIN_CUT;
-}
-
 SEC("raw_tp/sys_exit")
 int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
@@ -281,7 +225,9 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   bpf_map_delete_elem(&pending, &tid);
   if (bpf_probe_read_user(&e->top, sizeof e->top, (void *)e->sp) == 0) e->flags |= PW_TOP_READ;
   e->frame_count = 0;
-  read_chain(e);
+  read_chain(e->bp, e->sp, e->frames, &e->frame_count, &e->flags);
+  pw_u32 *depth = bpf_map_lookup_elem(&allocator_depth, &tid);
+  if (depth && *depth) e->flags |= PW_IN_ALLOCATOR;
   pw_u64 size = sizeof *e - sizeof e->frames + e->frame_count * sizeof e->frames[0];
   if (size > sizeof *e) size = sizeof *e;
   e->header.size = size;

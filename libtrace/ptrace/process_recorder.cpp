@@ -54,6 +54,7 @@ ProcessRecorder::ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& o
   h.process.session_id = options.session_id;
   h.process.start_monotonic_ns = start_ns_;
   h.process.backend = options.backend;
+  if (options.attached) h.flags |= format::kHeaderAttached;
   h.exe = image_.exe.c_str();
   h.argc = static_cast<int>(argv_ptrs.size());
   h.argv = argv_ptrs.data();
@@ -126,6 +127,22 @@ void ProcessRecorder::RecordCall(pid_t tid, uint64_t time_ns, producer::MemorySy
   int depth =
       unwinder_.UnwindRecorded(stack, ips, kMaxDepth, [this](uint64_t ip) { return Known(ip); });
   Write(tid, time_ns, trace_->stacks().Intern(ips, depth, &trace_->writer()), call);
+}
+
+void ProcessRecorder::RecordAllocation(pid_t tid, uint64_t time_ns, AllocEvent e,
+                                       const RecordedStack& stack) {
+  if (!Known(stack.ip)) RefreshModules();
+  uintptr_t ips[kMaxDepth];
+  int depth =
+      unwinder_.UnwindRecorded(stack, ips, kMaxDepth, [this](uint64_t ip) { return Known(ip); });
+  uint64_t id = trace_->stacks().Intern(ips, depth, &trace_->writer());
+  e.prefix = {time_ns > start_ns_ ? time_ns - start_ns_ : 0, static_cast<uint32_t>(tid), id};
+  trace_->writer().Alloc(e);
+}
+
+void ProcessRecorder::RecordFree(pid_t tid, uint64_t time_ns, FreeEvent e) {
+  e.prefix = {time_ns > start_ns_ ? time_ns - start_ns_ : 0, static_cast<uint32_t>(tid), 0};
+  trace_->writer().Free(e);
 }
 
 void ProcessRecorder::Write(pid_t tid, uint64_t time_ns, uint64_t stack,

@@ -26,6 +26,8 @@ struct RecorderOptions {
   std::string output_pattern;  // absolute; %p and %e as for the shim
   uint64_t session_id = 0;
   format::Backend backend = format::Backend::kPtrace;
+  // The process was running before tracing started (attach).
+  bool attached = false;
 };
 
 // What a process image is: its executable, command line and module map.
@@ -71,6 +73,12 @@ class ProcessRecorder {
   // the stack its BPF program read. brk's old break is the recorder's.
   void RecordCall(pid_t tid, uint64_t time_ns, producer::MemorySyscall call,
                   const RecordedStack& stack);
+  // A block a malloc-family call handed out (attach), with the stack at
+  // its return, and the system calls the call made.
+  void RecordAllocation(pid_t tid, uint64_t time_ns, AllocEvent e, const RecordedStack& stack);
+  // A block given back (no stack: the report charges a free to its block's
+  // site).
+  void RecordFree(pid_t tid, uint64_t time_ns, FreeEvent e);
   // At the process's exit, before its memory goes: what each private
   // anonymous mapping still there was used for.
   void MeasureLiveMappings(pid_t tid);
