@@ -56,7 +56,7 @@ struct residency_walk {
 
 /* The last non-zero byte, backwards from the end of the last resident page
  * while the pages stay resident, reading at most PW_SCAN_CAP bytes: one
- * step a word, the page read into scratch at its last word. */
+ * bpf_loop step a block of the page, read into scratch. */
 struct extent_scan {
   pw_u64 start;
   pw_u64 last_resident;
@@ -122,20 +122,32 @@ static __always_inline pw_u64 significant_bytes(pw_u64 word) {
   return n + (word ? 1 : 0);
 }
 
-static long scan_word(pw_u32 index, void *data) {
+/* The scan reads a block at a time, from the end back: most pages hold
+ * their last non-zero byte in their last block, or are zero for many
+ * blocks, which one OR over the block skips. */
+#define SCAN_BLOCK 512
+#define WORDS_PER_BLOCK (SCAN_BLOCK / 8)
+#define BLOCKS_PER_PAGE (PAGE_SIZE / SCAN_BLOCK)
+
+static long scan_block(pw_u32 index, void *data) {
   struct scratch *s = ((struct loop_context *)data)->s;
   struct extent_scan *scan = &s->scan;
-  pw_u64 page = index / WORDS_PER_PAGE;
-  pw_u64 word = WORDS_PER_PAGE - 1 - index % WORDS_PER_PAGE;
+  pw_u64 page = index / BLOCKS_PER_PAGE;
   if (page >= scan->last_resident) return 1;
-  pw_u64 offset = (scan->last_resident - 1 - page) * PAGE_SIZE;
-  if (word == WORDS_PER_PAGE - 1 &&
-      bpf_probe_read_user(s->page, PAGE_SIZE, (void *)(scan->start + offset)) != 0)
+  pw_u64 page_offset = (scan->last_resident - 1 - page) * PAGE_SIZE;
+  pw_u64 offset = page_offset + (BLOCKS_PER_PAGE - 1 - index % BLOCKS_PER_PAGE) * SCAN_BLOCK;
+  if (bpf_probe_read_user(s->page, SCAN_BLOCK, (void *)(scan->start + offset)) != 0)
     return 1;  /* not resident: the scan stops */
-  pw_u64 value = s->page[word & (WORDS_PER_PAGE - 1)];
-  if (!value) return 0;
-  scan->extent = offset + word * 8 + significant_bytes(value);
-  scan->offset = offset;
+  pw_u64 any = 0;
+  for (int word = 0; word < WORDS_PER_BLOCK; word++) any |= s->page[word];
+  if (!any) return 0;
+  for (int word = WORDS_PER_BLOCK - 1; word >= 0; word--) {
+    pw_u64 value = s->page[word];
+    if (!value) continue;
+    scan->extent = offset + word * 8 + significant_bytes(value);
+    scan->offset = page_offset;
+    return 1;
+  }
   return 1;
 }
 
@@ -160,7 +172,7 @@ static __always_inline void measure_usage(struct pending_call *call, pw_u64 star
   scan->last_resident = walk->last_resident;
   scan->extent = 0;
   scan->offset = 0;
-  bpf_loop(PW_SCAN_CAP / 8, scan_word, &context, 0);
+  bpf_loop(PW_SCAN_CAP / SCAN_BLOCK, scan_block, &context, 0);
   if (!scan->extent) return;
   /* As usage_estimate.h: pages never made resident were never written. */
   pw_u64 dense = (walk->resident - 1) * PAGE_SIZE + (scan->extent - scan->offset);
