@@ -282,9 +282,11 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         Counted(s.usage_measured, "mapping", "mappings"),
                         Bytes(s.estimated_waste_bytes));
   *out += fmt::format("  syscalls             {}{}\n", Syscalls(s.syscalls), SyscallDetail(s));
-  if (p.header.process.backend == format::Backend::kPtrace)
-    *out += "  outside allocations  none: the ptrace backend records every memory system call\n"
-            "                       of the process, the loader's and the runtime's included\n";
+  if (p.header.process.backend == format::Backend::kPtrace ||
+      p.header.process.backend == format::Backend::kBpf)
+    *out += fmt::format("  outside allocations  none: the {} backend records every memory system call\n"
+                        "                       of the process, the loader's and the runtime's included\n",
+                        BackendName(p.header.process.backend));
   else if (r.outside_syscalls)
     *out += fmt::format("  outside allocations  {} after the shim started (thread stacks, C library\n"
                         "                       internals; counted by the ptrace observer)\n",
