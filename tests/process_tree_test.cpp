@@ -232,7 +232,7 @@ TEST(PreloadTree, ADynamicProgramThatExecsAStaticOneLeavesATraceForEachImage) {
   EXPECT_EQ(preload, 2);  // the parent and its forked child
   const json* target = ReportOf(p, "/exec_target_static");
   ASSERT_NE(target, nullptr);
-  EXPECT_EQ((*target)["process"]["backend"], "ptrace");
+  EXPECT_EQ((*target)["process"]["backend"], StaticBackend());
   EXPECT_EQ((*target)["process"]["exit"]["reason"], "exit");
   EXPECT_EQ((*target)["process"]["exit"]["status"], 0);
   // The static image sets up its heap with brk: the tracer saw its calls.
@@ -247,7 +247,7 @@ TEST(PreloadTree, AShellScriptCallingAStaticProgramTracesIt) {
   EXPECT_EQ(p.run.out, "static done\n");
   const json* r = ReportOf(p, "/mmap_two_bytes_static");
   ASSERT_NE(r, nullptr) << p.run.err;
-  EXPECT_EQ((*r)["process"]["backend"], "ptrace");
+  EXPECT_EQ((*r)["process"]["backend"], StaticBackend());
   EXPECT_EQ((*r)["trace"]["status"], "complete");
   int map_line = SiteLine("mmap_two_bytes.c", "mmap");
   EXPECT_EQ(SumAtSite(*r, "mmap_two_bytes.c", map_line, "mappings"), 1000u);
@@ -314,7 +314,7 @@ TEST(PreloadTree, GoBuildLeavesACompleteTraceForEveryProcess) {
     // go (and git, which it asks about the module) are dynamic, the tools static.
     if (name == "go") EXPECT_EQ(j["process"]["backend"], "preload") << trace;
     if (name == "compile" || name == "asm" || name == "link")
-      EXPECT_EQ(j["process"]["backend"], "ptrace") << trace;
+      EXPECT_EQ(j["process"]["backend"], StaticBackend()) << trace;
   }
   EXPECT_EQ(by_name["go"], 1) << r.err;
   EXPECT_GE(by_name["compile"], 1) << r.err;

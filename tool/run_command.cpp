@@ -332,11 +332,26 @@ int SpawnAndWait(const RunOptions& options) {
 // backend's supervisor or observer), then finishes the session's traces.
 int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std::string& pattern,
               uint64_t session, std::vector<std::string>* traces) {
+  // Supervising as root: the static images go to the BPF programs, which
+  // never stop them, rather than to a stop at every system call.
+#ifdef PAGEWASTE_HAVE_BPF
+  std::unique_ptr<bpf::BpfAssistant> assistant;
+  std::string no_bpf;
+  if (tracer.supervise_preload && BpfUsable(&no_bpf)) {
+    bpf::BpfTracerOptions bpf_options;
+    bpf_options.output_pattern = pattern;
+    bpf_options.session_id = session;
+    bpf_options.ring_bytes = options.ring_bytes;
+    assistant = bpf::BpfAssistant::Start(bpf_options);
+    tracer.static_images = assistant.get();
+  }
+#endif
   tracer.command = options.command;
   tracer.output_pattern = pattern;
   tracer.session_id = session;
   std::string err;
   int code = ptrace::RunUnderPtrace(tracer, &err);
+  if (tracer.static_images) tracer.static_images->Stop();
   if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
   if (code < 0) return exit_code::kInternal;
   if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))

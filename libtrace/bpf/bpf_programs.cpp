@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -208,6 +209,18 @@ int BpfPrograms::Poll(int timeout_ms, const Handler& handler) {
   handler_ = nullptr;
   if (read < 0 && read != -EINTR) return -1;
   return (woken > 0 ? woken : 0) + (read > 0 ? read : 0);
+}
+
+void BpfPrograms::Wait(int timeout_ms) {
+  struct epoll_event event;
+  epoll_wait(ring_buffer__epoll_fd(ring_), &event, 1, timeout_ms);
+}
+
+int BpfPrograms::Consume(const Handler& handler) {
+  handler_ = &handler;
+  int read = ring_buffer__consume(ring_);
+  handler_ = nullptr;
+  return read < 0 && read != -EINTR ? -1 : (read > 0 ? read : 0);
 }
 
 void BpfPrograms::Detach() {

@@ -44,6 +44,10 @@ class BpfPrograms {
   // Calls handler for every record waiting, after waiting up to timeout_ms
   // for a wake-up; returns how many, or -1 if the ring cannot be read.
   int Poll(int timeout_ms, const Handler& handler);
+  // The same in two steps, for a reader that must not hold its lock while
+  // it waits: up to timeout_ms for a wake-up, then every record waiting.
+  void Wait(int timeout_ms);
+  int Consume(const Handler& handler);
   // The malloc family's probes (attach): loaded once, then put on the C
   // library at libc_path as process pid maps it. False with *err.
   bool ProbeAllocator(pid_t pid, const std::string& libc_path, std::string* err);

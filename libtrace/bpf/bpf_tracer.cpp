@@ -17,12 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "bpf_events.h"
 #include "bpf_programs.h"
@@ -73,6 +76,56 @@ class BpfTracer {
   }
 
   bool started() const { return started_; }
+
+  // The assistant's side (BpfAssistant): the programs loaded, no program
+  // started; images come from the supervisor, a record of an exec only
+  // ends the image before.
+  bool Prepare(std::string* err) {
+    std::string why;
+    if (!CanLoad(&why)) {
+      *err = why;
+      return false;
+    }
+    assisting_ = true;
+    return programs_.Load(options_.ring_bytes, kWakeupBytes, err);
+  }
+  bool RecordImage(pid_t pid, pid_t ppid) {
+    Drain();  // its exec's record first: it ends the image before
+    if (stopped_by_ || !programs_.Trace(pid, /*recording=*/true)) return false;
+    parents_[pid] = ppid;
+    StartRecorder(pid, ppid, ptrace::ReadProcessImage(pid));
+    if (recorders_.count(pid)) return true;
+    programs_.Forget(pid);
+    return false;
+  }
+  void ForgetImage(pid_t pid) {
+    Drain();
+    auto it = recorders_.find(pid);
+    if (it != recorders_.end()) {
+      it->second->RecordLost(programs_.Forget(pid));
+      it->second->Finish(format::EndReason::kExec, format::kUnknownStatus);
+      recorders_.erase(it);
+    } else {
+      programs_.Forget(pid);
+    }
+  }
+  // The reader thread's step: waits for records (without the caller's
+  // lock), then reads them under it.
+  void Wait() { programs_.Wait(kPollMs); }
+  void ReadWaiting() {
+    BpfPrograms::Handler handler = [this](const void* record, size_t size) {
+      Handle(record, size);
+    };
+    programs_.Consume(handler);
+    uint64_t now = MonotonicNs();
+    if (now - last_gone_check_ > 1000000000) {
+      last_gone_check_ = now;
+      FinishGone();
+    }
+  }
+  void StopAll() {
+    if (!stopped_by_) StopRecording(kDurationEnded);
+  }
 
   int Run(std::string* err) {
     std::string why;
@@ -438,6 +491,7 @@ class BpfTracer {
       old->Finish(format::EndReason::kExec, format::kUnknownStatus);
       recorders_.erase(pid);
     }
+    if (assisting_) return;  // the supervisor says whether the new image is ours
     ptrace::ProcessImage image = ptrace::ReadProcessImage(pid);
     if (image.exe.empty()) {
       std::error_code ignored;
@@ -517,9 +571,79 @@ class BpfTracer {
   std::map<pid_t, SyscallCounts> allocator_syscalls_;
   int stopped_by_ = 0;
   bool started_ = false;
+  bool assisting_ = false;
+  uint64_t last_gone_check_ = 0;
+
+  void Drain() {
+    BpfPrograms::Handler handler = [this](const void* record, size_t size) {
+      Handle(record, size);
+    };
+    while (programs_.Consume(handler) > 0) {
+    }
+  }
 };
 
 }  // namespace
+
+struct BpfAssistant::State {
+  explicit State(const BpfTracerOptions& o) : options(o), tracer(options) {}
+  BpfTracerOptions options;
+  BpfTracer tracer;
+  std::mutex mutex;  // the tracer's, between the reader and the supervisor
+  bool loaded = false, failed = false;
+  std::atomic<bool> stop{false};
+  std::thread reader;
+};
+
+std::unique_ptr<BpfAssistant> BpfAssistant::Start(const BpfTracerOptions& options) {
+  return std::unique_ptr<BpfAssistant>(new BpfAssistant(std::make_unique<State>(options)));
+}
+
+BpfAssistant::BpfAssistant(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+BpfAssistant::~BpfAssistant() { Stop(); }
+
+// The programs load at the first static image: a tree without one pays
+// nothing for them.
+bool BpfAssistant::Load() {
+  if (state_->loaded || state_->failed) return state_->loaded;
+  std::string err;
+  if (!state_->tracer.Prepare(&err)) {
+    state_->failed = true;
+    fprintf(stderr, "pagewaste: the static programs of the tree are traced with ptrace (not "
+            "BPF: %s)\n", err.c_str());
+    return false;
+  }
+  state_->loaded = true;
+  State* s = state_.get();
+  state_->reader = std::thread([s] {
+    while (!s->stop) {
+      s->tracer.Wait();
+      std::lock_guard<std::mutex> lock(s->mutex);
+      if (!s->stop) s->tracer.ReadWaiting();
+    }
+  });
+  return true;
+}
+
+bool BpfAssistant::RecordImage(pid_t pid, pid_t ppid) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  return Load() && state_->tracer.RecordImage(pid, ppid);
+}
+
+void BpfAssistant::Forget(pid_t pid) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  if (state_->loaded) state_->tracer.ForgetImage(pid);
+}
+
+void BpfAssistant::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    if (state_->loaded) state_->tracer.StopAll();
+    state_->stop = true;
+  }
+  if (state_->reader.joinable()) state_->reader.join();
+}
 
 int RunUnderBpf(const BpfTracerOptions& options, std::string* err, bool* started) {
   BpfTracer tracer(options);

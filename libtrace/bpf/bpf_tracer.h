@@ -10,9 +10,12 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "ptrace/tracer.h"
 
 namespace pagewaste::bpf {
 
@@ -33,5 +36,28 @@ struct BpfTracerOptions {
 // with *err (one line) when tracing itself failed; *started (if given)
 // says whether the program was started (or attached to) at all.
 int RunUnderBpf(const BpfTracerOptions& options, std::string* err, bool* started = nullptr);
+
+// For the preload backend's supervisor (ptrace/tracer.h): records the
+// static images of a dynamic tree (the compilers `go build` starts, a
+// static binary a script runs) with the BPF programs, instead of stopping
+// them at every system call. A reader thread reads the ring; the
+// supervisor hands over each image at its exec stop, stopped there.
+class BpfAssistant : public ptrace::StaticImageRecorder {
+ public:
+  // options: the output pattern, session and ring. The programs load at
+  // the first image handed over; where they cannot, it says so once and
+  // takes none (the supervisor's stops record them).
+  static std::unique_ptr<BpfAssistant> Start(const BpfTracerOptions& options);
+  ~BpfAssistant() override;
+  bool RecordImage(pid_t pid, pid_t ppid) override;
+  void Forget(pid_t pid) override;
+  void Stop() override;
+
+ private:
+  struct State;
+  explicit BpfAssistant(std::unique_ptr<State> state);
+  bool Load();
+  std::unique_ptr<State> state_;
+};
 
 }  // namespace pagewaste::bpf

@@ -96,6 +96,7 @@ enum class Recording {
   kSeccomp,       // carries the memory system call filter: recorded at its stops
   kSyscallStops,  // no filter: stopped at every system call, memory ones recorded
   kShim,          // the preload shim records it; the tracer only follows it
+  kStaticImages,  // options.static_images records it (BPF); the tracer only follows it
   kNone,          // not recorded: recording stopped
 };
 
@@ -425,7 +426,13 @@ class Tracer {
       p.recording = Recording::kNone;
       return;
     }
+    Recording before = p.recording;
     p.recording = RecordingForImage(tgid, p.recording);
+    if (p.recording == Recording::kSyscallStops && options_.static_images &&
+        options_.static_images->RecordImage(tgid, ParentOf(tgid)))
+      p.recording = Recording::kStaticImages;
+    else if (before == Recording::kStaticImages && p.recording != Recording::kStaticImages)
+      options_.static_images->Forget(tgid);
     if (Records(p.recording)) StartRecorder(tgid, &p);
   }
 
@@ -508,6 +515,7 @@ class Tracer {
   // (reason detach); each process is interrupted and detached, a signal on
   // its way to it passed on, a group-stop left stopped.
   void LetGo() {
+    if (options_.static_images) options_.static_images->Stop();
     std::set<pid_t> left;
     for (auto& [tgid, p] : processes_) {
       if (p.recorder) p.recorder->Finish(format::EndReason::kDetach, format::kUnknownStatus);
@@ -540,6 +548,7 @@ class Tracer {
   // every stop let through (see the top of the file).
   void StopRecording(int sig) {
     stopped_by_ = sig;
+    if (options_.static_images) options_.static_images->Stop();
     for (auto& [tgid, p] : processes_) {
       if (p.recorder) p.recorder->Finish(format::EndReason::kDetach, format::kUnknownStatus);
       p.recorder.reset();

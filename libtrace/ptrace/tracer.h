@@ -5,12 +5,28 @@
 // the preload backend (see supervise_preload).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace pagewaste::ptrace {
+
+// What records the static images of a supervised tree instead of the
+// tracer's stops at every system call (the bpf backend's BpfAssistant).
+class StaticImageRecorder {
+ public:
+  virtual ~StaticImageRecorder() = default;
+  // pid, stopped at the exec of a static image, is recorded from now on
+  // (and what it forks); false if it cannot be.
+  virtual bool RecordImage(pid_t pid, pid_t ppid) = 0;
+  // pid exec'd an image it does not record (the shim's): its trace ends.
+  virtual void Forget(pid_t pid) = 0;
+  // Every trace ends (detach): recording stops.
+  virtual void Stop() = 0;
+};
 
 struct TracerOptions {
   std::vector<std::string> command;
@@ -28,6 +44,9 @@ struct TracerOptions {
   // the shim in an environment's LD_PRELOAD.
   bool supervise_preload = false;
   std::string shim_path;
+  // Supervising: the static images go to it, not to syscall stops (null:
+  // the tracer records them itself).
+  StaticImageRecorder* static_images = nullptr;
   // Observer mode, beside the preload shim: write no trace, only count each
   // process's memory system calls between the shim's two marks and hand the
   // counts over (format.h's handshake). One stop per call, at its entry.
