@@ -249,10 +249,12 @@ struct Child {
 // One attach to the program: waits for the line that says it records, lets
 // the program make one round, and ends the attach with SIGINT (or, with
 // last, by ending the program's input: it exits, and attach with it).
-json AttachForOneRound(Child* program, const std::string& dir, int round, bool last) {
-  Child attach = Child::Start({PagewastePath(), "attach", std::to_string(program->pid), "-o",
-                               dir + "/%e.%p.trace"},
-                              /*read_stderr=*/true);
+json AttachForOneRound(Child* program, const std::string& dir, int round, bool last,
+                       const std::vector<std::string>& options = {}) {
+  std::vector<std::string> argv = {PagewastePath(), "attach", "-o", dir + "/%e.%p.trace"};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.push_back(std::to_string(program->pid));
+  Child attach = Child::Start(argv, /*read_stderr=*/true);
   std::string said = attach.ReadLine();
   EXPECT_EQ(said.rfind("pagewaste: attached to " + std::to_string(program->pid) +
                            " (attach_target): recording until",
@@ -282,25 +284,20 @@ json AttachForOneRound(Child* program, const std::string& dir, int round, bool l
 }
 
 // attach to a program that waits, then makes 1000 page mappings and 1000
-// mallocs: exactly those, at their lines; twice; the program runs on and
-// ends with its own output and status.
-TEST(Attach, RecordsExactlyWhatTheProgramDoesFromThenOnTwice) {
+// mallocs: exactly those, at their lines; twice, and a third time sampling;
+// the program runs on and ends with its own output and status.
+TEST(Attach, RecordsExactlyWhatTheProgramDoesFromThenOnEachTime) {
   SKIP_WITHOUT_BPF();
   Child program = Child::Start({ProgramPath("attach_target")}, /*read_stderr=*/false);
   ASSERT_EQ(program.ReadLine(), "ready\n");
   TempDir dir;
   for (int round = 1; round <= 2; ++round) {
     SCOPED_TRACE(round);
-    json r = AttachForOneRound(&program, dir.path(), round, /*last=*/round == 2);
+    json r = AttachForOneRound(&program, dir.path(), round, /*last=*/false);
     EXPECT_EQ(r["process"]["backend"], "bpf");
     EXPECT_EQ(r["process"]["attached"], true);
     EXPECT_EQ(r["trace"]["status"], "complete");
-    if (round == 1) {
-      EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
-    } else {
-      EXPECT_EQ(r["process"]["exit"]["reason"], "exit");
-      EXPECT_EQ(r["process"]["exit"]["status"], 3);
-    }
+    EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
     int page = SiteLine("attach_target.c", "page");
     int block = SiteLine("attach_target.c", "block");
     EXPECT_EQ(SumAtSite(r, "attach_target.c", page, "mappings"), 1000u);
@@ -326,6 +323,21 @@ TEST(Attach, RecordsExactlyWhatTheProgramDoesFromThenOnTwice) {
     EXPECT_EQ(r["summary"]["leaked_allocations"], 0);
     EXPECT_EQ(r["summary"]["leaked_bytes"], 0);
   }
+  // A third, sampling the malloc family (a pick per 100 B on average: each
+  // 100 B block with probability 1 - 1/e), to the program's exit: its
+  // system calls are all there, and a block's free is recorded exactly
+  // when its allocation is.
+  json r = AttachForOneRound(&program, dir.path(), 3, /*last=*/true, {"--sample", "100"});
+  EXPECT_EQ(r["process"]["exit"]["reason"], "exit");
+  EXPECT_EQ(r["process"]["exit"]["status"], 3);
+  EXPECT_EQ(r["trace"]["sample_interval_bytes"], 100);
+  EXPECT_EQ(r["summary"]["mappings"], 1000);
+  EXPECT_EQ(r["summary"]["syscalls"]["total"], 2000);
+  int block = SiteLine("attach_target.c", "block");
+  uint64_t allocations = SumAtSite(r, "attach_target.c", block, "allocations");
+  EXPECT_GT(allocations, 0u);
+  EXPECT_EQ(SumAtSite(r, "attach_target.c", block, "frees"), allocations);
+  EXPECT_EQ(r["summary"]["leaked_allocations"], 0);
   std::string rest;
   for (std::string line; !(line = program.ReadLine()).empty();) rest += line;
   EXPECT_EQ(rest, "");

@@ -213,6 +213,12 @@ int RunCli(int argc, char** argv) {
                          "Detach after SECONDS (default: at Ctrl-C, SIGTERM or the process's "
                          "exit)")
       ->check(CLI::Range(0.001, 1e7));
+  attach_cmd->add_option("--sample", attach.sample_bytes,
+                         "Record the malloc family by sampling, one per BYTES requested on "
+                         "average, as run's: less to record and unwind (each call still takes "
+                         "its probes' traps)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{2}, uint64_t{1} << 40));
   attach_cmd->add_option("--ring-buffer", attach.ring_bytes, "As run's")
       ->transform(CLI::AsSizeValue(false))
       ->check(RingBufferSize());

@@ -506,6 +506,7 @@ int AttachCommand(const AttachOptions& options, std::vector<std::string>* traces
   tracer.session_id = session;
   tracer.ring_bytes = options.ring_bytes;
   tracer.duration_seconds = options.duration_seconds;
+  tracer.sample_bytes = options.sample_bytes;
   std::string err;
   int code = bpf::RunUnderBpf(tracer, &err);
   if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);

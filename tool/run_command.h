@@ -49,6 +49,7 @@ struct AttachOptions {
   std::string output_pattern;  // as run's; empty: the default
   double duration_seconds = 0;  // 0: until stopped or the process exits
   uint64_t ring_bytes = 64 << 20;
+  uint64_t sample_bytes = 0;  // sample the malloc family (0: every call)
   bool compress = true;
   bool symbolize = true;
 };

@@ -17,6 +17,63 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* attach --sample: the mean gap between picks, in bytes (0: every call). A
+ * call that entered the kernel, or whose block has a mapping of its own, is
+ * always recorded, as is the free of a block whose allocation was. */
+const volatile pw_u64 sample_interval = 0;
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, PW_SAMPLE_GAPS);
+  __type(key, pw_u32);
+  __type(value, pw_u64);
+} sample_gaps SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, pw_u32); /* tid */
+  __type(value, pw_u64); /* bytes before the next pick */
+} sample_countdown SEC(".maps");
+
+/* Sampling: the blocks whose allocation was recorded, so that their frees
+ * are. A block the table has no room for is recorded without it: its free
+ * is then not (the report counts it live). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 1 << 20);
+  __type(key, pw_u64);
+  __type(value, pw_u32);
+} recorded_blocks SEC(".maps");
+
+static __always_inline pw_u64 next_gap(void) {
+  pw_u32 index = bpf_get_prandom_u32() % PW_SAMPLE_GAPS;
+  pw_u64 *gap = bpf_map_lookup_elem(&sample_gaps, &index);
+  return gap && *gap ? *gap : sample_interval;
+}
+
+/* Whether an allocation of size bytes is picked (this thread's countdown). */
+static __always_inline int picked(pw_u32 tid, pw_u64 size) {
+  pw_u64 *left = bpf_map_lookup_elem(&sample_countdown, &tid);
+  if (!left) {
+    pw_u64 first = next_gap();
+    bpf_map_update_elem(&sample_countdown, &tid, &first, BPF_ANY);
+    left = bpf_map_lookup_elem(&sample_countdown, &tid);
+    if (!left) return 1;
+  }
+  if (*left > size) {
+    *left -= size;
+    return 0;
+  }
+  *left = next_gap();
+  return 1;
+}
+
+/* Takes address out of the recorded blocks; whether it was there. */
+static __always_inline int was_recorded(pw_u64 address) {
+  return bpf_map_delete_elem(&recorded_blocks, &address) == 0;
+}
+
 struct pending_allocation {
   pw_u32 kind;
   pw_u32 pad;
@@ -80,6 +137,8 @@ static __always_inline int leave(struct pt_regs *ctx) {
   pw_u64 id = bpf_get_current_pid_tgid();
   pw_u32 tid = (pw_u32)id;
   struct pending_allocation *call = bpf_map_lookup_elem(&pending_allocations, &tid);
+  pw_u32 *depth = bpf_map_lookup_elem(&allocator_depth, &tid);
+  int entered_kernel = depth && *depth == 2;
   bpf_map_delete_elem(&allocator_depth, &tid);
   if (!call) return 0;
   struct pw_process *p = recording_process(id >> 32);
@@ -90,7 +149,8 @@ static __always_inline int leave(struct pt_regs *ctx) {
     return 0;
   }
   if (call->kind == PW_FREE) {
-    output_free(p, tid, id >> 32, call->old_address, call->old_chunk);
+    if (!sample_interval || was_recorded(call->old_address) || entered_kernel)
+      output_free(p, tid, id >> 32, call->old_address, call->old_chunk);
     bpf_map_delete_elem(&pending_allocations, &tid);
     return 0;
   }
@@ -102,7 +162,8 @@ static __always_inline int leave(struct pt_regs *ctx) {
   }
   if (!address) {
     /* realloc(p, 0) frees p and returns NULL; a failed call changes nothing. */
-    if (call->kind == PW_REALLOC && call->old_address && call->size == 0)
+    if (call->kind == PW_REALLOC && call->old_address && call->size == 0 &&
+        (!sample_interval || was_recorded(call->old_address)))
       output_free(p, tid, id >> 32, call->old_address, call->old_chunk);
     bpf_map_delete_elem(&pending_allocations, &tid);
     return 0;
@@ -121,6 +182,21 @@ static __always_inline int leave(struct pt_regs *ctx) {
   e->old_chunk[1] = call->old_chunk[1];
   bpf_map_delete_elem(&pending_allocations, &tid);
   read_chunk(address, e->chunk);
+  if (sample_interval) {
+    if (e->old_address && was_recorded(e->old_address)) e->flags |= PW_OLD_RECORDED;
+    int own_mapping = (e->chunk[1] & 2) != 0;
+    if (!entered_kernel && !own_mapping) {
+      if (!picked(tid, e->requested)) {
+        /* Not recorded; a realloc still gives back a recorded old block. */
+        if (e->flags & PW_OLD_RECORDED)
+          output_free(p, tid, id >> 32, e->old_address, e->old_chunk);
+        return 0;
+      }
+      e->flags |= PW_SAMPLED;
+    }
+    pw_u32 one = 1;
+    bpf_map_update_elem(&recorded_blocks, &address, &one, BPF_ANY);
+  }
   e->ip = BPF_CORE_READ(ctx, ip);
   e->sp = BPF_CORE_READ(ctx, sp);
   e->bp = BPF_CORE_READ(ctx, bp);

@@ -27,7 +27,8 @@ struct {
 } traced SEC(".maps");
 
 /* Threads inside a malloc-family call (attach): their system calls are
- * the call's, as the preload shim counts them. */
+ * the call's, as the preload shim counts them. 1: inside; 2: and the call
+ * entered the kernel. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, 65536);

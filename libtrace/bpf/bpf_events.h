@@ -67,7 +67,14 @@ enum pw_syscall_flags {
   PW_USAGE_MEASURED = 1u << 1, /* munmap: resident_pages, used_bytes hold */
   PW_CHAIN_CUT = 1u << 2,      /* the chain went on past PW_MAX_FRAMES */
   PW_IN_ALLOCATOR = 1u << 3,   /* made inside a malloc-family call (attach) */
+  PW_SAMPLED = 1u << 4,        /* an allocation picked by sampling (attach --sample) */
+  PW_OLD_RECORDED = 1u << 5,   /* realloc: its old block's allocation was recorded */
 };
+
+/* attach --sample: the gaps between picks, in bytes requested, drawn from
+ * this many quantiles of the exponential distribution (userspace fills
+ * them): a Poisson process over the bytes, as the preload shim's. */
+#define PW_SAMPLE_GAPS 1024
 
 struct pw_syscall_event {
   struct pw_event_header header;

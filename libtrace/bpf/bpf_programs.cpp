@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -83,7 +84,7 @@ BpfPrograms::~BpfPrograms() {
   if (skeleton_) memory_syscalls__destroy(skeleton_);
 }
 
-bool BpfPrograms::LoadAllocatorProbes(std::string* err) {
+bool BpfPrograms::LoadAllocatorProbes(uint64_t sample_bytes, std::string* err) {
   if (allocator_) return true;
   allocator_ = allocator_calls__open();
   if (!allocator_) {
@@ -91,6 +92,7 @@ bool BpfPrograms::LoadAllocatorProbes(std::string* err) {
     return false;
   }
   allocator_->rodata->wakeup_bytes = skeleton_->rodata->wakeup_bytes;
+  allocator_->rodata->sample_interval = sample_bytes;
   // One ring, one table of traced processes, one mark of allocator calls.
   int failed = bpf_map__reuse_fd(allocator_->maps.events, bpf_map__fd(skeleton_->maps.events));
   if (!failed)
@@ -104,11 +106,20 @@ bool BpfPrograms::LoadAllocatorProbes(std::string* err) {
     if (!g_libbpf_last.empty()) *err += " (libbpf: " + g_libbpf_last + ")";
     return false;
   }
+  // The gaps between picks: quantiles of the exponential distribution
+  // with mean sample_bytes.
+  for (uint32_t i = 0; sample_bytes && i < PW_SAMPLE_GAPS; ++i) {
+    double quantile = (i + 0.5) / PW_SAMPLE_GAPS;
+    uint64_t gap = static_cast<uint64_t>(-std::log(quantile) * static_cast<double>(sample_bytes));
+    if (gap == 0) gap = 1;
+    bpf_map__update_elem(allocator_->maps.sample_gaps, &i, sizeof i, &gap, sizeof gap, BPF_ANY);
+  }
   return true;
 }
 
-bool BpfPrograms::ProbeAllocator(pid_t pid, const std::string& libc_path, std::string* err) {
-  if (!LoadAllocatorProbes(err)) return false;
+bool BpfPrograms::ProbeAllocator(pid_t pid, const std::string& libc_path, uint64_t sample_bytes,
+                                 std::string* err) {
+  if (!LoadAllocatorProbes(sample_bytes, err)) return false;
   struct Probe {
     bpf_program* program;
     const char* function;

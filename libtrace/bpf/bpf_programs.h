@@ -49,13 +49,16 @@ class BpfPrograms {
   void Wait(int timeout_ms);
   int Consume(const Handler& handler);
   // The malloc family's probes (attach): loaded once, then put on the C
-  // library at libc_path as process pid maps it. False with *err.
-  bool ProbeAllocator(pid_t pid, const std::string& libc_path, std::string* err);
+  // library at libc_path as process pid maps it. False with *err. With
+  // sample_bytes, the calls are sampled, one pick per that many bytes
+  // requested on average (format.h kFlagSampled).
+  bool ProbeAllocator(pid_t pid, const std::string& libc_path, uint64_t sample_bytes,
+                      std::string* err);
   // Detaches the programs: nothing more is recorded.
   void Detach();
 
  private:
-  bool LoadAllocatorProbes(std::string* err);
+  bool LoadAllocatorProbes(uint64_t sample_bytes, std::string* err);
   static int OnRecord(void* context, void* data, size_t size);
   memory_syscalls* skeleton_ = nullptr;
   allocator_calls* allocator_ = nullptr;

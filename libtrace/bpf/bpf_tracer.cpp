@@ -217,6 +217,7 @@ class BpfTracer {
     }
     if (!programs_.Load(options_.ring_bytes, kWakeupBytes, err)) return -1;
     recorder_options_.attached = true;
+    recorder_options_.sample_bytes = options_.sample_bytes;
     // The trace first, so that no record finds it missing.
     StartRecorder(pid, ptrace::ParentOf(pid), std::move(image));
     if (recorders_.empty()) {
@@ -402,7 +403,8 @@ class BpfTracer {
     ProcessRecorder* recorder = RecorderOf(static_cast<pid_t>(e->header.tgid));
     if (!recorder) return;
     SyscallCounts syscalls = TakeAllocatorSyscalls(tid);
-    if (e->kind == PW_REALLOC && e->old_address)
+    bool old_recorded = !options_.sample_bytes || (e->flags & PW_OLD_RECORDED);
+    if (e->kind == PW_REALLOC && e->old_address && old_recorded)
       Free(e->header, format::FreeKind::kRealloc, e->old_address, e->old_chunk);
     AllocEvent alloc;
     alloc.kind = static_cast<format::AllocKind>(e->kind);
@@ -413,6 +415,7 @@ class BpfTracer {
     alloc.usable = chunk.usable >= e->requested ? chunk.usable : e->requested;
     alloc.mapped_bytes = chunk.mapped_bytes;
     if (chunk.mmapped) alloc.flags |= format::kFlagMmappedChunk;
+    if (e->flags & PW_SAMPLED) alloc.flags |= format::kFlagSampled;
     alloc.syscalls = syscalls;
     ptrace::RecordedStack stack;
     stack.ip = e->ip;
@@ -479,7 +482,7 @@ class BpfTracer {
       return;
     }
     std::string err;
-    if (!programs_.ProbeAllocator(pid, libc, &err))
+    if (!programs_.ProbeAllocator(pid, libc, options_.sample_bytes, &err))
       fprintf(stderr, "pagewaste: %d: %s; its malloc calls are not seen\n", pid, err.c_str());
   }
 

@@ -29,6 +29,9 @@ struct BpfTracerOptions {
   uint64_t ring_bytes = 64 << 20;
   // attach: stop after this long (0: until stopped or the process is gone).
   double duration_seconds = 0;
+  // attach: sample the malloc family, one pick per this many bytes
+  // requested on average (0: every call).
+  uint64_t sample_bytes = 0;
 };
 
 // Runs and traces the command (or attaches). Returns the program's exit

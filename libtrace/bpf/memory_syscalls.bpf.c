@@ -239,7 +239,10 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   e->frame_count = 0;
   read_chain(e->bp, e->sp, e->frames, &e->frame_count, &e->flags);
   pw_u32 *depth = bpf_map_lookup_elem(&allocator_depth, &tid);
-  if (depth && *depth) e->flags |= PW_IN_ALLOCATOR;
+  if (depth && *depth) {
+    e->flags |= PW_IN_ALLOCATOR;
+    *depth = 2;
+  }
   pw_u64 size = sizeof *e - sizeof e->frames + e->frame_count * sizeof e->frames[0];
   if (size > sizeof *e) size = sizeof *e;
   e->header.size = size;

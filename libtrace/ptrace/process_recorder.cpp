@@ -55,6 +55,7 @@ ProcessRecorder::ProcessRecorder(pid_t pid, pid_t ppid, const RecorderOptions& o
   h.process.start_monotonic_ns = start_ns_;
   h.process.backend = options.backend;
   if (options.attached) h.flags |= format::kHeaderAttached;
+  h.process.sample_interval_bytes = options.sample_bytes;
   h.exe = image_.exe.c_str();
   h.argc = static_cast<int>(argv_ptrs.size());
   h.argv = argv_ptrs.data();

@@ -28,6 +28,8 @@ struct RecorderOptions {
   format::Backend backend = format::Backend::kPtrace;
   // The process was running before tracing started (attach).
   bool attached = false;
+  // The malloc family is sampled, one pick per this many bytes (attach).
+  uint64_t sample_bytes = 0;
 };
 
 // What a process image is: its executable, command line and module map.
