@@ -270,6 +270,11 @@ enum class RecordType : uint8_t {
   // but could not record (the bpf backend: its ring buffer had no room for
   // them). Not an event itself; a trace that has one is incomplete.
   kLost = 0x19,
+  // StacksCut (version 5): varint count of the trace's stacks the producer
+  // cut at the depth it follows (the bpf backend: a frame-pointer chain
+  // longer than its BPF program walks). Their outermost frames are missing;
+  // the events are whole.
+  kStacksCut = 0x1a,
 };
 
 // Syscalls on an event: varint bitmask over SyscallKind, then one varint

@@ -270,6 +270,11 @@ bool TraceReader::DecodeRecord(Cursor* cursor, DeltaState* delta, RecordVisitor*
         if (c.ok) v->OnMemoryCall(e);
         break;
       }
+      case RecordType::kStacksCut:
+        is_event = false;
+        if (version_ < 5) c.ok = false;
+        result->stacks_cut += c.U();
+        break;
       case RecordType::kLost:
         is_event = false;
         if (version_ < 5) c.ok = false;

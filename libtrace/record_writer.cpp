@@ -384,6 +384,12 @@ void RecordWriter::Lost(uint64_t events) {
   Commit(Varint(p, events), false);
 }
 
+void RecordWriter::StacksCut(uint64_t stacks) {
+  uint8_t* p = Reserve(1 + kMaxVarintBytes);
+  *p++ = static_cast<uint8_t>(RecordType::kStacksCut);
+  Commit(Varint(p, stacks), false);
+}
+
 void RecordWriter::End(format::EndReason reason, int64_t status,
                        const SyscallCounts& shim_syscalls,
                        const SyscallCounts& observed_syscalls,

@@ -99,6 +99,8 @@ class RecordWriter {
   // Writes the End record (filling in the writer's own counters) and flushes.
   // Events the producer knows it could not record (format.h kLost).
   void Lost(uint64_t events);
+  // Stacks the producer cut at its depth limit (format.h kStacksCut).
+  void StacksCut(uint64_t stacks);
   void End(format::EndReason reason, int64_t status, const SyscallCounts& shim_syscalls,
            const SyscallCounts& observed_syscalls = {},
            const SyscallCounts& before_start_syscalls = {});

@@ -107,6 +107,8 @@ struct ReadResult {
   // Of those, the events the producer saw but could not record (Lost
   // records: the bpf backend's ring buffer was full).
   uint64_t events_dropped = 0;
+  // Stacks the producer cut at its depth limit (StacksCut records).
+  uint64_t stacks_cut = 0;
 };
 
 class TraceReader {

@@ -181,6 +181,22 @@ TEST(Bpf, AStaticProgramThatForksWithThreadsRunningGetsTwoCompleteTraces) {
   }
 }
 
+// 100 calls deep: the chain goes on past what the BPF program walks, so
+// each of the two stacks is cut, counted, and said; the site is whole.
+TEST(Bpf, AStackTooDeepIsCutCountedAndSaid) {
+  SKIP_WITHOUT_BPF();
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"deep_stack_static"}, {"--backend", "bpf"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(r["trace"]["status"], "complete");
+  EXPECT_EQ(r["trace"]["stacks_cut"], 2);
+  EXPECT_EQ(SumAtSite(r, "deep_stack.c", SiteLine("deep_stack.c", "deep_map"), "mappings"), 1u);
+  CommandResult text = RunCapture({PagewastePath(), "report", p.traces[0]});
+  EXPECT_NE(text.out.find("2 stacks cut at the depth the backend follows"), std::string::npos)
+      << text.out;
+}
+
 TEST(Bpf, ARingBufferTooSmallCountsWhatItLostAndTheReportSaysSo) {
   SKIP_WITHOUT_BPF();
   TempDir dir;

@@ -223,6 +223,7 @@ json ReportJson(const Report& r, size_t top, StackTables* tables) {
                 {"events_lost", p.events_lost},
                 {"bytes_lost", p.bytes_lost()},
                 {"symbols_missing", p.symbols_missing},
+                {"stacks_cut", p.stacks_cut},
                 {"embedded_symbols", (p.header.flags & format::kHeaderHasSymbols) != 0},
                 {"symbol_warnings", r.symbol_warnings},
                 {"shim_syscalls", ShimSyscalls(p)},

@@ -263,6 +263,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         TraceStatusName(p.status), p.status_message);
   for (const std::string& warning : r.symbol_warnings)
     *out += fmt::format("  WARNING   {}\n", warning);
+  if (p.stacks_cut)
+    *out += fmt::format("  note      {} cut at the depth the backend follows: their outermost\n"
+                        "            frames are missing, their events are whole\n",
+                        Counted(p.stacks_cut, "stack", "stacks"));
   *out += fmt::format("  page size {}\n\n", Bytes(p.header.process.page_size));
 
   *out += "Summary\n";

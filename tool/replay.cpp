@@ -692,6 +692,7 @@ bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, u
   p.status = result.status;
   p.status_message = result.message;
   p.events_lost = result.events_lost;
+  p.stacks_cut = result.stacks_cut;
   p.symbols_missing = result.symbols_missing;
   p.trace_bytes = result.bytes;
   if (result.has_end) p.end = result.end;

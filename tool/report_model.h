@@ -203,6 +203,7 @@ struct ProcessInfo {
   // End record's.
   uint64_t events_lost = 0;
   bool symbols_missing = false;
+  uint64_t stacks_cut = 0;  // stacks the producer cut at its depth limit
   uint64_t chunks_lost() const { return end ? end->chunks_lost : 0; }
   uint64_t bytes_lost() const { return end ? end->bytes_lost : 0; }
   std::optional<EndEvent> end;

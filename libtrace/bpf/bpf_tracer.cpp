@@ -362,6 +362,7 @@ class BpfTracer {
     stack.frames = reinterpret_cast<const ptrace::RecordedStack::Frame*>(e->frames);
     size_t frames = (size - fixed) / sizeof e->frames[0];
     stack.frame_count = static_cast<int>(frames < e->frame_count ? frames : e->frame_count);
+    if (e->flags & PW_CHAIN_CUT) recorder->CountStackCut();
     recorder->RecordCall(static_cast<pid_t>(e->header.tid), e->header.time_ns, call, stack);
   }
 
@@ -424,6 +425,7 @@ class BpfTracer {
     stack.frames = reinterpret_cast<const ptrace::RecordedStack::Frame*>(e->frames);
     size_t frames = (size - fixed) / sizeof e->frames[0];
     stack.frame_count = static_cast<int>(frames < e->frame_count ? frames : e->frame_count);
+    if (e->flags & PW_CHAIN_CUT) recorder->CountStackCut();
     recorder->RecordAllocation(tid, e->header.time_ns, alloc, stack);
   }
 

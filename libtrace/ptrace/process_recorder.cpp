@@ -179,6 +179,7 @@ void ProcessRecorder::RecordLost(uint64_t events) {
 void ProcessRecorder::Finish(format::EndReason reason, int64_t status) {
   if (!ok_ || finished_) return;
   finished_ = true;
+  if (stacks_cut_) trace_->writer().StacksCut(stacks_cut_);
   trace_->FinishData();
   trace_->End(reason, status, SyscallCounts());
 }

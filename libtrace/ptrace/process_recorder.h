@@ -89,6 +89,9 @@ class ProcessRecorder {
   void RecordLiveMappingsUnmeasured(uint64_t time_ns);
   // Events that happened and could not be recorded (a full ring buffer).
   void RecordLost(uint64_t events);
+  // A stack the producer cut at the depth it follows: counted, and written
+  // at the end (format.h kStacksCut).
+  void CountStackCut() { ++stacks_cut_; }
   // Writes the End record and closes the trace; later calls do nothing.
   void Finish(format::EndReason reason, int64_t status);
 
@@ -108,6 +111,7 @@ class ProcessRecorder {
   uint64_t start_ns_ = 0;
   uint64_t break_ = 0;
   uint64_t generation_ = 0;
+  uint64_t stacks_cut_ = 0;
   int pagemap_ = -1;
   std::unordered_map<pid_t, int> schedstat_;  // by thread: /proc/PID/task/TID/schedstat
   ProcessImage image_;  // image_.modules: the module map as last read
