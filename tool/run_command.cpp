@@ -91,8 +91,9 @@ constexpr uint64_t kSummaryLimit = 4u << 20;
 // The line for a trace too large to replay here: what its header says.
 void PrintTraceHeader(const std::string& path, const TraceHeader& header, uint64_t plain_bytes,
                       uint64_t bytes) {
-  fmt::print(stderr, "  {}  ({}, pid {}): {} B of trace{}\n", path,
-             fs::path(header.exe).filename().string(), header.process.pid, GroupDigits(bytes),
+  fmt::print(stderr, "  {}  ({}, pid {}, {}): {} B of trace{}\n", path,
+             fs::path(header.exe).filename().string(), header.process.pid,
+             BackendName(header.process.backend), GroupDigits(bytes),
              plain_bytes != bytes ? fmt::format(" (zstd, from {} B)", GroupDigits(plain_bytes))
                                   : "");
 }
@@ -165,10 +166,10 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
     }
     const CostTotals& s = report.summary;
     fmt::print(stderr,
-               "  {}  ({}, pid {}): {}, {}, {} B in pages, "
+               "  {}  ({}, pid {}, {}): {}, {}, {} B in pages, "
                "{} B page-rounding waste, {}; {} B of trace{}\n",
                path, fs::path(report.process.header.exe).filename().string(),
-               report.process.header.process.pid,
+               report.process.header.process.pid, BackendName(report.process.header.process.backend),
                Counted(s.allocations, "allocation", "allocations"),
                Counted(s.mappings, "mapping", "mappings"), GroupDigits(s.page_bytes),
                GroupDigits(s.page_waste_bytes),
