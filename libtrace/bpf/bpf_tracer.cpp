@@ -300,7 +300,7 @@ class BpfTracer {
         if (size >= sizeof(pw_fork_event)) {
           pw_fork_event e;
           memcpy(&e, data, sizeof e);
-          Fork(static_cast<pid_t>(e.header.tgid), static_cast<pid_t>(e.child), e.header.time_ns);
+          Fork(static_cast<pid_t>(e.header.tgid), static_cast<pid_t>(e.child));
         }
         return;
       case PW_EVENT_EXEC:
@@ -461,7 +461,7 @@ class BpfTracer {
   }
 
   // The child runs its parent's image until it execs.
-  void Fork(pid_t parent, pid_t child, uint64_t) {
+  void Fork(pid_t parent, pid_t child) {
     parents_[child] = parent;
     if (ProcessRecorder* p = RecorderOf(parent)) {
       StartRecorder(child, parent, p->image());
