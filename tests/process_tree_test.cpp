@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
 
 namespace pagewaste::e2e {
@@ -162,20 +163,32 @@ TEST(ProcessTree, SigtermEndsRecordingAndTheProgramDecidesWhatItDoes) {
 }
 
 TEST(ProcessTree, SigtermEndsAProgramThatDoesNotHandleIt) {
-  TempDir dir;
-  std::string trace = dir.path() + "/sleeper.trace";
-  auto [tracer, program] = StartTraced(trace, "sleeper_static", "ptrace");
-  ASSERT_NE(program, 0) << "the program never started";
-  kill(tracer, SIGTERM);
-  int status = 0;
-  ASSERT_EQ(waitpid(tracer, &status, 0), tracer);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
-  CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
-  ASSERT_EQ(report.exit_code, 0) << report.err;
-  json r = ParseReport(report.out);
-  EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
-  EXPECT_EQ(r["summary"]["mappings"], 1);
+  for (std::string backend : {"ptrace", "bpf"}) {
+    SCOPED_TRACE(backend);
+    if (backend == "bpf" && !BpfUnavailable().empty()) continue;  // bpf_test says why
+    TempDir dir;
+    std::string trace = dir.path() + "/sleeper.trace";
+    auto [tracer, program] = StartTraced(trace, "sleeper_static", backend);
+    ASSERT_NE(program, 0) << "the program never started";
+    // Once it sleeps (clock_nanosleep, 230), its page is mapped.
+    for (int i = 0; i < 500; ++i) {
+      std::ifstream syscall("/proc/" + std::to_string(program) + "/syscall");
+      std::string nr;
+      if (syscall >> nr && nr == "230") break;
+      usleep(10000);
+    }
+    kill(tracer, SIGTERM);
+    int status = 0;
+    ASSERT_EQ(waitpid(tracer, &status, 0), tracer);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
+    CommandResult report = RunCapture({PagewastePath(), "report", "--format", "json", trace});
+    ASSERT_EQ(report.exit_code, 0) << report.err;
+    json r = ParseReport(report.out);
+    EXPECT_EQ(r["process"]["backend"], backend);
+    EXPECT_EQ(r["process"]["exit"]["reason"], "detach");
+    EXPECT_EQ(r["summary"]["mappings"], 1);
+  }
 }
 
 // Two runs with one -o path: the second, finding the first's trace in use,

@@ -32,38 +32,13 @@
 #include "clock.h"
 #include "ptrace/proc_maps.h"
 #include "ptrace/process_recorder.h"
+#include "ptrace/stop_signals.h"
 #include "syscall_kind.h"
 
 namespace pagewaste::bpf {
 namespace {
 
 using ptrace::ProcessRecorder;
-
-pid_t g_root = 0;
-volatile sig_atomic_t g_stop_signal = 0;
-
-// SIGINT, SIGTERM: stop recording. A signal sent to pagewaste alone is
-// passed on to the program run started; a terminal's reached it already.
-void OnStopSignal(int sig, siginfo_t* info, void*) {
-  if (g_root > 0 && (info->si_code == SI_USER || info->si_code == SI_QUEUE)) kill(g_root, sig);
-  g_stop_signal = sig;
-}
-
-void Forward(int sig) {
-  if (g_root > 0) kill(g_root, sig);
-}
-
-void InstallSignalHandlers(bool forward) {
-  struct sigaction stop = {};
-  stop.sa_sigaction = OnStopSignal;
-  stop.sa_flags = SA_SIGINFO;
-  sigemptyset(&stop.sa_mask);
-  sigaction(SIGINT, &stop, nullptr);
-  sigaction(SIGTERM, &stop, nullptr);
-  if (!forward) return;
-  signal(SIGQUIT, SIG_IGN);
-  for (int sig : {SIGHUP, SIGUSR1, SIGUSR2}) signal(sig, Forward);
-}
 
 bool Gone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
 
@@ -124,7 +99,7 @@ class BpfTracer {
     }
   }
   void StopAll() {
-    if (!stopped_by_) StopRecording(kDurationEnded);
+    if (!stopped_by_) StopRecording(kStopRequested);
   }
 
   int Run(std::string* err) {
@@ -169,8 +144,7 @@ class BpfTracer {
     }
     close(go_pipe[0]);
     close(status_pipe[1]);
-    g_root = child;
-    InstallSignalHandlers(/*forward=*/true);
+    ptrace::WatchStopSignals(child);
     char go = programs_.Trace(child, /*recording=*/false) ? 1 : 0;
     ssize_t ignored = write(go_pipe[1], &go, 1);
     (void)ignored;
@@ -194,7 +168,11 @@ class BpfTracer {
       *err = options_.command[0] + ": " + (missing ? "command not found" : strerror(exec_error));
       return missing ? 127 : 126;
     }
-    return Loop(child);
+    int code = Loop(child);
+    if (stopped_by_ > 0)
+      fprintf(stderr, "pagewaste: %s: stopped recording; the traces end here (detach)\n",
+              strsignal(stopped_by_));
+    return code;
   }
 
  private:
@@ -230,7 +208,7 @@ class BpfTracer {
     }
     started_ = true;
     ProbeAllocator(pid, recorders_.begin()->second->image());
-    InstallSignalHandlers(/*forward=*/false);
+    ptrace::WatchStopSignals(0);  // the process is not ours to signal
     std::string exe = recorders_.begin()->second->image().exe;
     std::string until = options_.duration_seconds > 0
                             ? " for " + FormatSeconds(options_.duration_seconds) + " s,"
@@ -241,7 +219,7 @@ class BpfTracer {
                             ? MonotonicNs() + static_cast<uint64_t>(options_.duration_seconds * 1e9)
                             : 0;
     Loop(0, deadline);
-    if (stopped_by_ && stopped_by_ != kDurationEnded)
+    if (stopped_by_ && stopped_by_ != kStopRequested)
       fprintf(stderr, "pagewaste: %s: detached from %d; the traces end here\n",
               strsignal(stopped_by_), pid);
     else if (stopped_by_)
@@ -256,8 +234,9 @@ class BpfTracer {
     return text;
   }
 
-  // stopped_by_ when --duration ran out (no signal is 0).
-  static constexpr int kDurationEnded = -1;
+  // stopped_by_ when recording stopped without a signal: attach's
+  // --duration, or the supervisor (0 is no stop).
+  static constexpr int kStopRequested = -1;
 
   // Returns the root's exit code (run), or -1 (attach: root 0).
   int Loop(pid_t root, uint64_t deadline = 0) {
@@ -267,8 +246,8 @@ class BpfTracer {
       Handle(record, size);
     };
     for (;;) {
-      if (g_stop_signal && !stopped_by_) StopRecording(g_stop_signal);
-      if (deadline && !stopped_by_ && MonotonicNs() >= deadline) StopRecording(kDurationEnded);
+      if (ptrace::StopSignalReceived() && !stopped_by_) StopRecording(ptrace::StopSignalReceived());
+      if (deadline && !stopped_by_ && MonotonicNs() >= deadline) StopRecording(kStopRequested);
       if (!root && recorders_.empty()) break;  // attach: everything traced is gone
       if (programs_.Poll(kPollMs, handler) < 0) {
         fprintf(stderr, "pagewaste: cannot read the BPF ring buffer: recording stops\n");
@@ -294,6 +273,11 @@ class BpfTracer {
     pw_event_header header;
     memcpy(&header, data, sizeof header);
     if (header.size > size) return;
+    // After a stop signal (passed on to the program, which may die of it
+    // at once): not in the traces, which end there, as the ptrace
+    // backend's do.
+    uint64_t stopped_at = ptrace::StopSignalTimeNs();
+    if (stopped_at && header.time_ns >= stopped_at) return;
     switch (header.kind) {
       case PW_EVENT_SYSCALL: return Syscall(data, size);
       case PW_EVENT_FORK:

@@ -55,37 +55,12 @@
 #include "proc_maps.h"
 #include "process_recorder.h"
 #include "seccomp_filter.h"
+#include "stop_signals.h"
 #include "syscall_kind.h"
 #include "trace_completion.h"
 
 namespace pagewaste::ptrace {
 namespace {
-
-pid_t g_root = 0;
-volatile sig_atomic_t g_stop_signal = 0;
-
-// SIGINT, SIGTERM: stop recording (the loop sees the flag when waitpid is
-// interrupted). A signal sent to pagewaste alone is passed on; a terminal's
-// reached the program already.
-void OnStopSignal(int sig, siginfo_t* info, void*) {
-  if (g_root > 0 && (info->si_code == SI_USER || info->si_code == SI_QUEUE)) kill(g_root, sig);
-  g_stop_signal = sig;
-}
-
-void Forward(int sig) {
-  if (g_root > 0) kill(g_root, sig);
-}
-
-void InstallSignalHandlers() {
-  struct sigaction stop = {};
-  stop.sa_sigaction = OnStopSignal;
-  stop.sa_flags = SA_SIGINFO;  // no SA_RESTART: waitpid returns EINTR
-  sigemptyset(&stop.sa_mask);
-  sigaction(SIGINT, &stop, nullptr);
-  sigaction(SIGTERM, &stop, nullptr);
-  signal(SIGQUIT, SIG_IGN);
-  for (int sig : {SIGHUP, SIGUSR1, SIGUSR2}) signal(sig, Forward);
-}
 
 bool IsStoppingSignal(int sig) {
   return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
@@ -145,8 +120,7 @@ class Tracer {
     }
     close(go_pipe[0]);
     close(status_pipe[1]);
-    g_root = child;
-    InstallSignalHandlers();
+    WatchStopSignals(child);
 
     long ptrace_options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
                           PTRACE_O_TRACEEXEC | PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT;
@@ -221,7 +195,7 @@ class Tracer {
   int Loop(pid_t root) {
     int root_code = 0;
     for (;;) {
-      if (g_stop_signal && !stopped_by_) StopRecording(g_stop_signal);
+      if (StopSignalReceived() && !stopped_by_) StopRecording(StopSignalReceived());
       int status;
       pid_t tid = waitpid(-1, &status, __WALL);
       if (tid < 0) {
