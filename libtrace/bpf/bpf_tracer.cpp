@@ -253,6 +253,9 @@ class BpfTracer {
         fprintf(stderr, "pagewaste: cannot read the BPF ring buffer: recording stops\n");
         StopRecording(SIGTERM);
       }
+      // A stop signal during the wait ends the traces before anything
+      // else: the program it was passed on to may be gone already.
+      if (ptrace::StopSignalReceived() && !stopped_by_) StopRecording(ptrace::StopSignalReceived());
       if (root && root_code < 0) {
         int status;
         pid_t r = waitpid(root, &status, WNOHANG);
@@ -510,6 +513,8 @@ class BpfTracer {
   // Processes gone without an exit record (the ring had no room for it):
   // their traces end, with what the ring lost of them.
   void FinishGone() {
+    // A process gone after a stop signal died of it, past the traces' end.
+    if (ptrace::StopSignalReceived() && !stopped_by_) StopRecording(ptrace::StopSignalReceived());
     for (auto it = recorders_.begin(); it != recorders_.end();) {
       pid_t pid = it->first;
       if (!Gone(pid)) {
