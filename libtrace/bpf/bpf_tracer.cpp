@@ -62,7 +62,7 @@ class BpfTracer {
       return false;
     }
     assisting_ = true;
-    return programs_.Load(options_.ring_bytes, kWakeupBytes, err);
+    return programs_.Load(options_.ring_bytes, WakeupBytes(), err);
   }
   bool RecordImage(pid_t pid, pid_t ppid) {
     Drain();  // its exec's record first: it ends the image before
@@ -109,8 +109,7 @@ class BpfTracer {
       return -1;
     }
     if (options_.attach_pid) return Attach(err);
-    uint64_t wakeup = options_.ring_bytes / 4 < kWakeupBytes ? options_.ring_bytes / 4 : kWakeupBytes;
-    if (!programs_.Load(options_.ring_bytes, wakeup, err)) return -1;
+    if (!programs_.Load(options_.ring_bytes, WakeupBytes(), err)) return -1;
     int go_pipe[2], status_pipe[2];
     if (pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(status_pipe, O_CLOEXEC) != 0) {
       *err = std::string("pipe: ") + strerror(errno);
@@ -181,6 +180,9 @@ class BpfTracer {
   // more than the record.
   static constexpr uint64_t kWakeupBytes = 1 << 20;
   static constexpr int kPollMs = 50;
+  uint64_t WakeupBytes() const {
+    return options_.ring_bytes / 4 < kWakeupBytes ? options_.ring_bytes / 4 : kWakeupBytes;
+  }
 
   // attach: the process and what it forks from now on, until a stop
   // signal, the duration's end or the process's exit. The process is never
@@ -193,7 +195,7 @@ class BpfTracer {
       *err = "no process " + std::to_string(pid);
       return 127;
     }
-    if (!programs_.Load(options_.ring_bytes, kWakeupBytes, err)) return -1;
+    if (!programs_.Load(options_.ring_bytes, WakeupBytes(), err)) return -1;
     recorder_options_.attached = true;
     recorder_options_.sample_bytes = options_.sample_bytes;
     // The trace first, so that no record finds it missing.
