@@ -49,19 +49,6 @@ struct LiveMapping {
   bool reserved = false;
 };
 
-constexpr int kHistogramBuckets = 48;
-
-// Lifetimes in decades: < 10 ms, ..., < 10 s, then 10 s or more.
-int LifetimeBucket(uint64_t ns) {
-  int bucket = 0;
-  for (uint64_t limit = 10'000'000; bucket < kLifetimeBuckets - 1 && ns >= limit; limit *= 10) ++bucket;
-  return bucket;
-}
-
-int BucketOf(uint64_t size) {
-  return size <= 1 ? 0 : std::min(kHistogramBuckets - 1, 64 - __builtin_clzll(size - 1));
-}
-
 class Replayer : public RecordVisitor {
  public:
   Replayer(Report* report, uint64_t page_size, uint64_t sample_interval,
@@ -697,19 +684,7 @@ bool ReplaySource(std::unique_ptr<ByteSource> source, const std::string& name, u
   p.trace_bytes = result.bytes;
   if (result.has_end) p.end = result.end;
   replayer.Finish(options);
-  if (p.end && p.end->observed_syscalls.Total()) {
-    SyscallTotals outside{};
-    for (int i = 0; i < format::kSyscallKinds; ++i) {
-      if (i == static_cast<int>(format::SyscallKind::kOther)) continue;  // not observed
-      uint64_t known = report->summary.syscalls[i] + p.end->shim_syscalls.count[i];
-      uint64_t seen = p.end->observed_syscalls.count[i];
-      outside[i] = seen > known ? seen - known : 0;
-    }
-    report->outside_syscalls = outside;
-    SyscallTotals before{};
-    for (int i = 0; i < format::kSyscallKinds; ++i) before[i] = p.end->before_start_syscalls.count[i];
-    report->before_start_syscalls = before;
-  }
+  AddObserverCounts(report);
   return true;
 }
 

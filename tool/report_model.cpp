@@ -453,4 +453,20 @@ std::string SyscallPattern(const CostTotals& c) {
   return out;
 }
 
+void AddObserverCounts(Report* report) {
+  const std::optional<EndEvent>& end = report->process.end;
+  if (!end || !end->observed_syscalls.Total()) return;
+  SyscallTotals outside{};
+  for (int i = 0; i < format::kSyscallKinds; ++i) {
+    if (i == static_cast<int>(format::SyscallKind::kOther)) continue;  // not observed
+    uint64_t known = report->summary.syscalls[i] + end->shim_syscalls.count[i];
+    uint64_t seen = end->observed_syscalls.count[i];
+    outside[i] = seen > known ? seen - known : 0;
+  }
+  report->outside_syscalls = outside;
+  SyscallTotals before{};
+  for (int i = 0; i < format::kSyscallKinds; ++i) before[i] = end->before_start_syscalls.count[i];
+  report->before_start_syscalls = before;
+}
+
 }  // namespace pagewaste

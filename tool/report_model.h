@@ -138,6 +138,13 @@ std::string SyscallPattern(const CostTotals& c);
 inline constexpr int kLifetimeBuckets = 5;
 inline constexpr const char* kLifetimeLabels[kLifetimeBuckets] = {
     "<10ms", "<100ms", "<1s", "<10s", ">=10s"};
+// Lifetimes in decades: < 10 ms, ..., < 10 s, then 10 s or more.
+inline int LifetimeBucket(uint64_t ns) {
+  int bucket = 0;
+  for (uint64_t limit = 10'000'000; bucket < kLifetimeBuckets - 1 && ns >= limit; limit *= 10)
+    ++bucket;
+  return bucket;
+}
 
 struct CallSite {
   uint64_t stack_id = 0;
@@ -193,6 +200,11 @@ struct HistogramBucket {
   uint64_t own_mappings = 0;
   uint64_t page_waste_bytes = 0;
 };
+// Sizes by powers of two: bucket b holds (2^(b-1), 2^b], the last one the rest.
+inline constexpr int kHistogramBuckets = 48;
+inline int BucketOf(uint64_t size) {
+  return size <= 1 ? 0 : std::min(kHistogramBuckets - 1, 64 - __builtin_clzll(size - 1));
+}
 
 struct ProcessInfo {
   std::string trace_path;
@@ -414,5 +426,11 @@ std::string SyscallName(int kind);
 const char* EndReasonName(format::EndReason reason);
 // "preload" or "ptrace": which backend recorded the trace.
 const char* BackendName(format::Backend backend);
+
+// With a ptrace observer's counts in the End record (run
+// --observe-syscalls): the memory system calls made outside what the trace
+// holds (report->outside_syscalls) and before the shim started
+// (before_start_syscalls). Nothing without them.
+void AddObserverCounts(Report* report);
 
 }  // namespace pagewaste

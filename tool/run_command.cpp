@@ -329,6 +329,24 @@ int SpawnAndWait(const RunOptions& options) {
   return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
 }
 
+// After a tracer returned the program's code (or -1, or 126/127 with err):
+// says err, then finishes the session's traces. Nothing recorded is a
+// failure of ours, whatever the program did; its own failure keeps its
+// status.
+int FinishSession(int code, const std::string& err, const RunOptions& options,
+                  const std::string& pattern, uint64_t session,
+                  std::vector<std::string>* traces) {
+  if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
+  if (code < 0) return exit_code::kInternal;
+  if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
+    return code;
+  std::vector<std::string> written = FindSessionTraces(pattern, session);
+  FinishTraces(written, options);
+  if (traces) *traces = written;
+  if (written.empty() && code == 0) return exit_code::kInternal;
+  return code;
+}
+
 // Runs the command under the tracer (the ptrace backend, or the preload
 // backend's supervisor or observer), then finishes the session's traces.
 int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std::string& pattern,
@@ -353,17 +371,7 @@ int RunTraced(ptrace::TracerOptions tracer, const RunOptions& options, const std
   std::string err;
   int code = ptrace::RunUnderPtrace(tracer, &err);
   if (tracer.static_images) tracer.static_images->Stop();
-  if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
-  if (code < 0) return exit_code::kInternal;
-  if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
-    return code;
-  std::vector<std::string> written = FindSessionTraces(pattern, session);
-  FinishTraces(written, options);
-  if (traces) *traces = written;
-  // Nothing recorded is a failure of ours, whatever the program did; its
-  // own failure keeps its status.
-  if (written.empty() && code == 0) return exit_code::kInternal;
-  return code;
+  return FinishSession(code, err, options, pattern, session, traces);
 }
 
 // Runs the command under the bpf backend, then finishes the session's
@@ -387,15 +395,7 @@ int RunWithBpf(const RunOptions& options, const std::string& pattern, uint64_t s
     fmt::print(stderr, "pagewaste: {}; tracing with ptrace instead\n", err);
     return RunTraced({}, options, pattern, session, traces);
   }
-  if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);
-  if (code < 0) return exit_code::kInternal;
-  if (!err.empty() && (code == exit_code::kNotFound || code == exit_code::kCannotExecute))
-    return code;
-  std::vector<std::string> written = FindSessionTraces(pattern, session);
-  FinishTraces(written, options);
-  if (traces) *traces = written;
-  if (written.empty() && code == 0) return exit_code::kInternal;
-  return code;
+  return FinishSession(code, err, options, pattern, session, traces);
 #else
   (void)pattern, (void)session, (void)traces, (void)options, (void)chosen_by_auto;
   fmt::print(stderr, "pagewaste: this pagewaste was built without the bpf backend (it needs "
