@@ -30,6 +30,7 @@
 #include "bpf_events.h"
 #include "bpf_programs.h"
 #include "clock.h"
+#include "ptrace/held_child.h"
 #include "ptrace/proc_maps.h"
 #include "ptrace/process_recorder.h"
 #include "ptrace/stop_signals.h"
@@ -110,52 +111,16 @@ class BpfTracer {
     }
     if (options_.attach_pid) return Attach(err);
     if (!programs_.Load(options_.ring_bytes, WakeupBytes(), err)) return -1;
-    int go_pipe[2], status_pipe[2];
-    if (pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(status_pipe, O_CLOEXEC) != 0) {
-      *err = std::string("pipe: ") + strerror(errno);
-      return -1;
-    }
-    std::vector<char*> argv;
-    for (const auto& a : options_.command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t child = fork();
-    if (child < 0) {
-      *err = std::string("fork: ") + strerror(errno);
-      return -1;
-    }
+    ptrace::HeldChild held;
+    if (!held.Fork(options_.command, options_.environment, nullptr, err)) return -1;
     started_ = true;
-    if (child == 0) {
-      close(go_pipe[1]);
-      close(status_pipe[0]);
-      for (const auto& [name, value] : options_.environment) setenv(name.c_str(), value.c_str(), 1);
-      // Wait until the programs trace us: recording starts at the exec.
-      char go = 0;
-      while (read(go_pipe[0], &go, 1) < 0 && errno == EINTR) {
-      }
-      int code = -1;
-      if (go == 1) {
-        execvp(argv[0], argv.data());
-        code = errno;
-      }
-      ssize_t ignored = write(status_pipe[1], &code, sizeof code);
-      (void)ignored;
-      _exit(127);
-    }
-    close(go_pipe[0]);
-    close(status_pipe[1]);
+    pid_t child = held.pid();
     ptrace::WatchStopSignals(child);
-    char go = programs_.Trace(child, /*recording=*/false) ? 1 : 0;
-    ssize_t ignored = write(go_pipe[1], &go, 1);
-    (void)ignored;
-    close(go_pipe[1]);
+    // Recording starts at its exec.
+    held.Release(programs_.Trace(child, /*recording=*/false) ? 1 : 0);
     parents_[child] = getpid();
     int exec_error = 0;
-    ssize_t got;
-    do {
-      got = read(status_pipe[0], &exec_error, sizeof exec_error);
-    } while (got < 0 && errno == EINTR);
-    close(status_pipe[0]);
-    if (got == sizeof exec_error) {
+    if (held.ExecFailed(&exec_error)) {
       int status;
       while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
       }

@@ -52,6 +52,7 @@
 #include <set>
 
 #include "elf_headers.h"
+#include "held_child.h"
 #include "proc_maps.h"
 #include "process_recorder.h"
 #include "seccomp_filter.h"
@@ -85,41 +86,15 @@ class Tracer {
   }
 
   int Run(std::string* err) {
-    int go_pipe[2], status_pipe[2];
-    if (pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(status_pipe, O_CLOEXEC) != 0) {
-      *err = std::string("pipe: ") + strerror(errno);
-      return -1;
-    }
-    std::vector<char*> argv;
-    for (const auto& a : options_.command) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_t child = fork();
-    if (child < 0) {
-      *err = std::string("fork: ") + strerror(errno);
-      return -1;
-    }
-    if (child == 0) {
-      close(go_pipe[1]);
-      close(status_pipe[0]);
-      for (const auto& [name, value] : options_.environment) setenv(name.c_str(), value.c_str(), 1);
-      // Wait until the tracer has seized us: the filter's stops need it.
-      char go = 0;
-      while (read(go_pipe[0], &go, 1) < 0 && errno == EINTR) {
-      }
-      int code = 0;
-      std::string filter_err;
-      if (go == 0 || (!options_.supervise_preload && !InstallMemorySyscallFilter(&filter_err))) {
-        code = -1;
-      } else {
-        execvp(argv[0], argv.data());
-        code = errno;
-      }
-      ssize_t ignored = write(status_pipe[1], &code, sizeof code);
-      (void)ignored;
-      _exit(127);
-    }
-    close(go_pipe[0]);
-    close(status_pipe[1]);
+    HeldChild held;
+    // The filter goes in once the tracer has seized the child: its stops
+    // need it.
+    std::string filter_err;
+    auto install_filter = [this, &filter_err] {
+      return options_.supervise_preload || InstallMemorySyscallFilter(&filter_err);
+    };
+    if (!held.Fork(options_.command, options_.environment, install_filter, err)) return -1;
+    pid_t child = held.pid();
     WatchStopSignals(child);
 
     long ptrace_options = PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
@@ -134,10 +109,7 @@ class Tracer {
         ::ptrace(PTRACE_SEIZE, child, nullptr, reinterpret_cast<void*>(ptrace_options)) == 0;
     int seize_errno = errno;
     // 1: traced; 2: supervision failed, run it with the shim alone.
-    char go = seized ? 1 : options_.supervise_preload ? 2 : 0;
-    ssize_t ignored = write(go_pipe[1], &go, 1);
-    (void)ignored;
-    close(go_pipe[1]);
+    held.Release(seized ? 1 : options_.supervise_preload ? 2 : 0);
     if (!seized && !options_.supervise_preload) {
       int status;
       waitpid(child, &status, 0);
@@ -155,13 +127,9 @@ class Tracer {
         options_.supervise_preload ? Recording::kShim : Recording::kSeccomp;
 
     int exec_error = 0;
-    ssize_t got;
-    do {
-      got = read(status_pipe[0], &exec_error, sizeof exec_error);
-    } while (got < 0 && errno == EINTR);
-    close(status_pipe[0]);
+    bool exec_failed = held.ExecFailed(&exec_error);
     int root_status = Loop(child);
-    if (got == sizeof exec_error) {
+    if (exec_failed) {
       if (exec_error == -1) {
         *err = "cannot install the seccomp filter";
         return -1;
