@@ -62,6 +62,21 @@ std::pair<pid_t, pid_t> StartTraced(const std::string& trace, const std::string&
 // Why the bpf backend cannot run here (not built, not root, no BTF); empty
 // if it can.
 std::string BpfUnavailable();
+// Skips a test that needs the bpf backend where it cannot run, saying why;
+// fails it instead where it is required (REQUIRE_BPF, as in CI).
+#ifdef PAGEWASTE_REQUIRE_BPF
+#define SKIP_WITHOUT_BPF()                                                       \
+  do {                                                                           \
+    std::string why = BpfUnavailable();                                          \
+    if (!why.empty()) FAIL() << "required (REQUIRE_BPF) but cannot run: " << why; \
+  } while (0)
+#else
+#define SKIP_WITHOUT_BPF()                                   \
+  do {                                                       \
+    std::string why = BpfUnavailable();                      \
+    if (!why.empty()) GTEST_SKIP() << why;                   \
+  } while (0)
+#endif
 // The backend `run` picks for a static program here: bpf where it can run,
 // ptrace elsewhere.
 std::string StaticBackend();

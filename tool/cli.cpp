@@ -215,10 +215,14 @@ int RunCli(int argc, char** argv) {
       ->check(CLI::Range(0.001, 1e7));
   attach_cmd->add_option("--sample", attach.sample_bytes,
                          "Record the malloc family by sampling, one per BYTES requested on "
-                         "average, as run's: less to record and unwind (each call still takes "
-                         "its probes' traps)")
+                         "average, as run's: less to record and unwind")
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint64_t{2}, uint64_t{1} << 40));
+  attach_cmd->add_option("--malloc-calls", attach.malloc_calls,
+                         "How the malloc family is seen: inject (a library loaded into the "
+                         "process, a fraction of a microsecond a call; the default) or uprobes "
+                         "(four traps per malloc/free pair, without touching the process)")
+      ->check(CLI::IsMember({"inject", "uprobes"}));
   attach_cmd->add_option("--ring-buffer", attach.ring_bytes, "As run's")
       ->transform(CLI::AsSizeValue(false))
       ->check(RingBufferSize());

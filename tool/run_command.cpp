@@ -261,19 +261,32 @@ Backend ChooseBackend(const std::string& program, std::string* why) {
   return Backend::kPreload;
 }
 
-std::string FindShim(std::string* searched) {
-  if (const char* env = getenv("PAGEWASTE_PRELOAD"); env && *env) return env;
+namespace {
+// A library of ours: $variable, else beside this executable in the build
+// tree or the installed layout.
+std::string FindOurLibrary(const char* variable, const std::string& name,
+                           std::string* searched) {
+  if (const char* env = getenv(variable); env && *env) return env;
   std::string self = SelfDirectory();
   const std::string candidates[] = {
-      self + "/../" PAGEWASTE_INSTALL_SHIM_DIR "/" + kShimName,  // installed
-      self + "/../libtrace/" + kShimName,                         // build tree
-      self + "/" + kShimName,
+      self + "/../" PAGEWASTE_INSTALL_SHIM_DIR "/" + name,  // installed
+      self + "/../libtrace/" + name,                         // build tree
+      self + "/" + name,
   };
   for (const std::string& c : candidates) {
     if (access(c.c_str(), R_OK) == 0) return fs::canonical(c).string();
     *searched += (searched->empty() ? "" : ", ") + c;
   }
   return {};
+}
+}  // namespace
+
+std::string FindShim(std::string* searched) {
+  return FindOurLibrary("PAGEWASTE_PRELOAD", kShimName, searched);
+}
+
+std::string FindFeedLibrary(std::string* searched) {
+  return FindOurLibrary("PAGEWASTE_FEED_LIBRARY", "libpagewaste_feed.so", searched);
 }
 
 namespace {
@@ -508,6 +521,13 @@ int AttachCommand(const AttachOptions& options, std::vector<std::string>* traces
   tracer.ring_bytes = options.ring_bytes;
   tracer.duration_seconds = options.duration_seconds;
   tracer.sample_bytes = options.sample_bytes;
+  if (options.malloc_calls == "inject") {
+    std::string searched;
+    tracer.feed_library = FindFeedLibrary(&searched);
+    if (tracer.feed_library.empty())
+      fmt::print(stderr, "pagewaste: no allocator feed library (looked for {}): the malloc "
+                         "family is seen through uprobes\n", searched);
+  }
   std::string err;
   int code = bpf::RunUnderBpf(tracer, &err);
   if (!err.empty()) fmt::print(stderr, "pagewaste: {}\n", err);

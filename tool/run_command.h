@@ -50,6 +50,9 @@ struct AttachOptions {
   double duration_seconds = 0;  // 0: until stopped or the process exits
   uint64_t ring_bytes = 64 << 20;
   uint64_t sample_bytes = 0;  // sample the malloc family (0: every call)
+  // How the malloc family is seen: "inject" (the feed library, falling back
+  // to uprobes where it cannot load) or "uprobes".
+  std::string malloc_calls = "inject";
   bool compress = true;
   bool symbolize = true;
 };
@@ -64,5 +67,7 @@ int AttachCommand(const AttachOptions& options, std::vector<std::string>* traces
 // build tree or the installed layout. Empty with *searched listing the
 // places tried when it is nowhere.
 std::string FindShim(std::string* searched);
+// The same for attach's allocator feed library ($PAGEWASTE_FEED_LIBRARY).
+std::string FindFeedLibrary(std::string* searched);
 
 }  // namespace pagewaste

@@ -136,6 +136,15 @@ struct pw_exit_event {
   pw_u64 lost_events; /* the process's records the ring had no room for */
 };
 
+/* attach's allocator feed: a process's table of thread marks (the map
+ * `thread_marks`, by tgid), and the marks. */
+struct pw_thread_marks {
+  pw_u64 address; /* in the process */
+  pw_u64 bytes;   /* one per thread id */
+};
+#define PW_MARK_ALLOCATOR 1
+#define PW_MARK_OWN 2
+
 /* A traced process (the map `traced`, by tgid). */
 struct pw_process {
   pw_u32 recording; /* 0 until its first exec under run */

@@ -191,6 +191,13 @@ bool BpfPrograms::Trace(pid_t pid, bool recording) {
                               BPF_ANY) == 0;
 }
 
+bool BpfPrograms::MarkThreads(pid_t pid, uint64_t address, uint64_t bytes) {
+  uint32_t key = static_cast<uint32_t>(pid);
+  pw_thread_marks value = {address, bytes};
+  return bpf_map__update_elem(skeleton_->maps.thread_marks, &key, sizeof key, &value,
+                              sizeof value, BPF_ANY) == 0;
+}
+
 uint64_t BpfPrograms::Forget(pid_t pid) {
   auto probes = allocator_links_.find(pid);
   if (probes != allocator_links_.end()) {
@@ -198,6 +205,7 @@ uint64_t BpfPrograms::Forget(pid_t pid) {
     allocator_links_.erase(probes);
   }
   uint32_t key = static_cast<uint32_t>(pid);
+  bpf_map__delete_elem(skeleton_->maps.thread_marks, &key, sizeof key, 0);
   pw_process value = {};
   if (bpf_map__lookup_and_delete_elem(skeleton_->maps.traced, &key, sizeof key, &value,
                                       sizeof value, 0) != 0)

@@ -54,6 +54,10 @@ class BpfPrograms {
   // requested on average (format.h kFlagSampled).
   bool ProbeAllocator(pid_t pid, const std::string& libc_path, uint64_t sample_bytes,
                       std::string* err);
+  // attach's allocator feed: process pid marks its threads inside the
+  // malloc family at address (a byte per thread id, bytes of them), for
+  // the system calls made there to be charged to the allocator call.
+  bool MarkThreads(pid_t pid, uint64_t address, uint64_t bytes);
   // Detaches the programs: nothing more is recorded.
   void Detach();
 

@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,11 +31,16 @@
 #include "bpf_events.h"
 #include "bpf_programs.h"
 #include "clock.h"
+#include "inject/feed_reader.h"
+#include "inject/injector.h"
 #include "ptrace/held_child.h"
 #include "ptrace/proc_maps.h"
 #include "ptrace/process_recorder.h"
 #include "ptrace/stop_signals.h"
 #include "syscall_kind.h"
+
+static_assert(pagewaste::inject::kMarkAllocator == PW_MARK_ALLOCATOR &&
+              pagewaste::inject::kMarkOwn == PW_MARK_OWN);
 
 namespace pagewaste::bpf {
 namespace {
@@ -145,6 +151,8 @@ class BpfTracer {
   // more than the record.
   static constexpr uint64_t kWakeupBytes = 1 << 20;
   static constexpr int kPollMs = 50;
+  // With an allocator feed, the feed is read this often at least.
+  static constexpr int kFeedPollMs = 5;
   uint64_t WakeupBytes() const {
     return options_.ring_bytes / 4 < kWakeupBytes ? options_.ring_bytes / 4 : kWakeupBytes;
   }
@@ -169,12 +177,15 @@ class BpfTracer {
       *err = "cannot create the trace of pid " + std::to_string(pid);
       return -1;
     }
+    // The feed first: the system calls the injection makes are not the
+    // program's.
+    if (!options_.feed_library.empty()) StartFeed(pid, recorders_.begin()->second->image());
     if (!programs_.Trace(pid, /*recording=*/true)) {
       *err = "cannot trace pid " + std::to_string(pid) + " (the BPF map of traced processes)";
       return -1;
     }
     started_ = true;
-    ProbeAllocator(pid, recorders_.begin()->second->image());
+    if (!feed_) ProbeAllocator(pid, recorders_.begin()->second->image());
     ptrace::WatchStopSignals(0);  // the process is not ours to signal
     std::string exe = recorders_.begin()->second->image().exe;
     std::string until = options_.duration_seconds > 0
@@ -216,10 +227,11 @@ class BpfTracer {
       if (ptrace::StopSignalReceived() && !stopped_by_) StopRecording(ptrace::StopSignalReceived());
       if (deadline && !stopped_by_ && MonotonicNs() >= deadline) StopRecording(kStopRequested);
       if (!root && recorders_.empty()) break;  // attach: everything traced is gone
-      if (programs_.Poll(kPollMs, handler) < 0) {
+      if (programs_.Poll(feed_ ? kFeedPollMs : kPollMs, handler) < 0) {
         fprintf(stderr, "pagewaste: cannot read the BPF ring buffer: recording stops\n");
         StopRecording(SIGTERM);
       }
+      if (feed_) ReadFeed();
       // A stop signal during the wait ends the traces before anything
       // else: the program it was passed on to may be gone already.
       if (ptrace::StopSignalReceived() && !stopped_by_) StopRecording(ptrace::StopSignalReceived());
@@ -238,7 +250,17 @@ class BpfTracer {
     return root_code;
   }
 
+  // With an allocator feed, the ring's records wait (held_) to be handled
+  // in time order with the feed's (ReadFeed).
   void Handle(const void* data, size_t size) {
+    if (feed_ && size >= sizeof(pw_event_header)) {
+      held_.emplace_back(static_cast<const char*>(data), size);
+      return;
+    }
+    HandleNow(data, size);
+  }
+
+  void HandleNow(const void* data, size_t size) {
     if (size < sizeof(pw_event_header)) return;
     pw_event_header header;
     memcpy(&header, data, sizeof header);
@@ -291,9 +313,8 @@ class BpfTracer {
     if (!recorder) return;
     if (e->flags & PW_IN_ALLOCATOR) {
       // The allocator's, for the call in progress: charged to its block.
-      SyscallCounts& counts = allocator_syscalls_[static_cast<pid_t>(e->header.tid)];
-      counts.Add(SyscallKindOf(e->nr));
-      counts.ns += e->kernel_ns;
+      allocator_syscalls_[static_cast<pid_t>(e->header.tid)].push_back(
+          {e->header.time_ns, SyscallKindOf(e->nr), e->kernel_ns});
       return;
     }
     producer::MemorySyscall call;
@@ -342,11 +363,19 @@ class BpfTracer {
   }
 
   // The system calls thread tid's allocator call made, taken for its event.
-  SyscallCounts TakeAllocatorSyscalls(pid_t tid) {
+  // Those made by time_ns, when the call returned: with a feed, a
+  // thread's next call's may be read before this one's record.
+  SyscallCounts TakeAllocatorSyscalls(pid_t tid, uint64_t time_ns) {
     auto it = allocator_syscalls_.find(tid);
     if (it == allocator_syscalls_.end()) return {};
-    SyscallCounts counts = it->second;
-    allocator_syscalls_.erase(it);
+    SyscallCounts counts;
+    std::deque<AllocatorSyscall>& made = it->second;
+    while (!made.empty() && made.front().time_ns <= time_ns) {
+      counts.Add(made.front().kind);
+      counts.ns += made.front().kernel_ns;
+      made.pop_front();
+    }
+    if (made.empty()) allocator_syscalls_.erase(it);
     return counts;
   }
 
@@ -357,7 +386,7 @@ class BpfTracer {
     pid_t tid = static_cast<pid_t>(e->header.tid);
     ProcessRecorder* recorder = RecorderOf(static_cast<pid_t>(e->header.tgid));
     if (!recorder) return;
-    SyscallCounts syscalls = TakeAllocatorSyscalls(tid);
+    SyscallCounts syscalls = TakeAllocatorSyscalls(tid, e->header.time_ns);
     bool old_recorded = !options_.sample_bytes || (e->flags & PW_OLD_RECORDED);
     if (e->kind == PW_REALLOC && e->old_address && old_recorded)
       Free(e->header, format::FreeKind::kRealloc, e->old_address, e->old_chunk);
@@ -385,7 +414,12 @@ class BpfTracer {
 
   void Free(const pw_event_header& header, format::FreeKind kind, uint64_t address,
             const uint64_t chunk_words[2]) {
-    ProcessRecorder* recorder = RecorderOf(static_cast<pid_t>(header.tgid));
+    Free(static_cast<pid_t>(header.tgid), static_cast<pid_t>(header.tid), header.time_ns, kind,
+         address, chunk_words);
+  }
+  void Free(pid_t tgid, pid_t tid, uint64_t time_ns, format::FreeKind kind, uint64_t address,
+            const uint64_t chunk_words[2]) {
+    ProcessRecorder* recorder = RecorderOf(tgid);
     if (!recorder) return;
     FreeEvent e;
     e.kind = kind;
@@ -393,8 +427,103 @@ class BpfTracer {
     Chunk chunk = ReadChunk(chunk_words);
     e.mapped_bytes = chunk.mapped_bytes;
     if (chunk.mmapped) e.flags |= format::kFlagMmappedChunk;
-    if (kind == format::FreeKind::kFree) e.syscalls = TakeAllocatorSyscalls(header.tid);
-    recorder->RecordFree(static_cast<pid_t>(header.tid), header.time_ns, e);
+    if (kind == format::FreeKind::kFree) e.syscalls = TakeAllocatorSyscalls(tid, time_ns);
+    recorder->RecordFree(tid, time_ns, e);
+  }
+
+  // ---- attach's allocator feed (inject/) ----
+
+  // Loads the feed library into the process; where it cannot, says why,
+  // and the uprobes see the malloc family instead.
+  void StartFeed(pid_t pid, const ptrace::ProcessImage& image) {
+    inject::FeedRequest request;
+    request.pid = pid;
+    request.library = options_.feed_library;
+    request.ring_bytes = options_.ring_bytes;
+    request.sample_bytes = options_.sample_bytes;
+    std::string err;
+    const ModuleInfo* libc = LibcOf(image);
+    int fd = -1;
+    if (!libc) {
+      err = "it maps no C library";
+    } else {
+      request.libc_path = libc->path;
+      request.libc_bias = libc->load_bias;
+      fd = inject::InjectFeed(request, &err);
+    }
+    if (fd >= 0) {
+      auto feed = std::make_unique<inject::FeedReader>(fd);
+      if (feed->ok() &&
+          programs_.MarkThreads(pid, feed->thread_marks(), feed->thread_marks_bytes()))
+        feed_ = std::move(feed);
+      else
+        err = "cannot map the feed";
+    }
+    if (!feed_)
+      fprintf(stderr, "pagewaste: cannot load the allocator feed into %d (%s): its malloc calls "
+              "are seen through uprobes, at a far higher cost per call\n", pid, err.c_str());
+  }
+
+  // The feed's records and the ring's, stamped more than kFeedLagNs ago,
+  // in the order of their times: a system call an allocator call made is
+  // then handled before the call's record, which takes it, and every
+  // process's records are in the trace in the order they happened. (A
+  // record is in the ring within microseconds of its call, but the ring is
+  // read in order, and one CPU's record still being written holds back
+  // the others'.) ~0: everything there is.
+  static constexpr uint64_t kFeedLagNs = 10000000;
+  void ReadFeed(uint64_t until_ns = 0) {
+    if (!until_ns) until_ns = MonotonicNs() - kFeedLagNs;
+    Drain();
+    auto time_of = [](const std::string& record) {
+      pw_event_header header;
+      memcpy(&header, record.data(), sizeof header);
+      return header.time_ns;
+    };
+    auto handle_held_until = [&](uint64_t time_ns) {
+      while (!held_.empty() && time_of(held_.front()) <= time_ns) {
+        std::string record = std::move(held_.front());
+        held_.pop_front();
+        HandleNow(record.data(), record.size());
+      }
+    };
+    feed_->Read(until_ns, [&](const inject::FeedRecord& r) {
+      handle_held_until(r.time_ns);
+      FeedRecordRead(r);
+    });
+    handle_held_until(until_ns == ~uint64_t{0} ? until_ns : until_ns - 1);
+  }
+
+  void FeedRecordRead(const inject::FeedRecord& r) {
+    uint64_t stopped_at = ptrace::StopSignalTimeNs();
+    if (stopped_at && r.time_ns >= stopped_at) return;
+    pid_t tid = static_cast<pid_t>(r.tid);
+    pid_t tgid = static_cast<pid_t>(r.tgid);
+    if (r.record == inject::kFeedFree)
+      return Free(tgid, tid, r.time_ns, static_cast<format::FreeKind>(r.kind), r.address, r.chunk);
+    ProcessRecorder* recorder = RecorderOf(tgid);
+    if (!recorder || r.record != inject::kFeedAlloc) return;
+    AllocEvent alloc;
+    alloc.kind = static_cast<format::AllocKind>(r.kind);
+    alloc.address = r.address;
+    alloc.requested = r.requested;
+    alloc.alignment = r.alignment;
+    Chunk chunk = ReadChunk(r.chunk);
+    alloc.usable = chunk.usable >= r.requested ? chunk.usable : r.requested;
+    alloc.mapped_bytes = chunk.mapped_bytes;
+    if (chunk.mmapped) alloc.flags |= format::kFlagMmappedChunk;
+    if (r.flags & inject::kFeedSampled) alloc.flags |= format::kFlagSampled;
+    alloc.syscalls = TakeAllocatorSyscalls(tid, r.time_ns);
+    if (r.flags & inject::kFeedStackCut) recorder->CountStackCut();
+    int depth = r.depth < inject::kFeedMaxDepth ? static_cast<int>(r.depth) : inject::kFeedMaxDepth;
+    recorder->RecordAllocation(tid, r.time_ns, alloc, r.ips, depth);
+  }
+
+  // The feed's lost records, charged once, to the process attached to.
+  uint64_t FeedLost(pid_t pid) {
+    if (!feed_ || pid != options_.attach_pid || feed_lost_taken_) return 0;
+    feed_lost_taken_ = true;
+    return feed_->lost();
   }
 
   ProcessRecorder* RecorderOf(pid_t tgid) {
@@ -419,19 +548,30 @@ class BpfTracer {
     parents_[child] = parent;
     if (ProcessRecorder* p = RecorderOf(parent)) {
       StartRecorder(child, parent, p->image());
-      if (options_.attach_pid) ProbeAllocator(child, p->image());
+      // A child forked with the feed's hooks in place keeps them, and
+      // writes to the same feed.
+      if (feed_)
+        programs_.MarkThreads(child, feed_->thread_marks(), feed_->thread_marks_bytes());
+      else if (options_.attach_pid)
+        ProbeAllocator(child, p->image());
     }
   }
 
   // attach: the malloc family's probes on the C library the process maps.
   // A probe is the process's own (it follows the address space): a child
   // gets its own once its fork is read, and its calls before are not seen.
-  void ProbeAllocator(pid_t pid, const ptrace::ProcessImage& image) {
-    std::string libc;
+  static const ModuleInfo* LibcOf(const ptrace::ProcessImage& image) {
+    const ModuleInfo* libc = nullptr;
     for (const ModuleInfo& m : image.modules) {
       std::string name = m.path.substr(m.path.rfind('/') + 1);
-      if (name.rfind("libc.so", 0) == 0 || name.rfind("libc-", 0) == 0) libc = m.path;
+      if (name.rfind("libc.so", 0) == 0 || name.rfind("libc-", 0) == 0) libc = &m;
     }
+    return libc;
+  }
+
+  void ProbeAllocator(pid_t pid, const ptrace::ProcessImage& image) {
+    const ModuleInfo* module = LibcOf(image);
+    std::string libc = module ? module->path : std::string();
     if (libc.empty()) {
       fprintf(stderr, "pagewaste: %d maps no C library (statically linked?): its malloc calls "
               "are not seen, its memory system calls are\n", pid);
@@ -468,7 +608,7 @@ class BpfTracer {
     auto it = recorders_.find(pid);
     if (it == recorders_.end()) return;
     ProcessRecorder& r = *it->second;
-    r.RecordLost(lost);
+    r.RecordLost(lost + FeedLost(pid));
     r.RecordLiveMappingsUnmeasured(time_ns);
     if (WIFSIGNALED(wait_status))
       r.Finish(format::EndReason::kSignal, WTERMSIG(wait_status));
@@ -498,7 +638,15 @@ class BpfTracer {
         it = recorders_.upper_bound(pid);
         continue;
       }
-      it->second->RecordLost(programs_.Forget(pid) + 1);  // its exit, at least
+      if (feed_) {
+        ReadFeed(~uint64_t{0});
+        it = recorders_.find(pid);
+        if (it == recorders_.end()) {
+          it = recorders_.upper_bound(pid);
+          continue;
+        }
+      }
+      it->second->RecordLost(programs_.Forget(pid) + 1 + FeedLost(pid));  // its exit, at least
       it->second->Finish(format::EndReason::kDetach, format::kUnknownStatus);
       it = recorders_.erase(it);
     }
@@ -509,6 +657,7 @@ class BpfTracer {
   // untouched.
   void StopRecording(int sig) {
     stopped_by_ = sig;
+    if (feed_) feed_->Detach();
     programs_.Detach();
     // What the programs put in the ring before they went is recorded.
     BpfPrograms::Handler handler = [this](const void* record, size_t size) {
@@ -516,8 +665,9 @@ class BpfTracer {
     };
     while (programs_.Poll(0, handler) > 0) {
     }
+    if (feed_) ReadFeed(~uint64_t{0});
     for (auto& [pid, r] : recorders_) {
-      r->RecordLost(programs_.Forget(pid));
+      r->RecordLost(programs_.Forget(pid) + FeedLost(pid));
       r->Finish(format::EndReason::kDetach, format::kUnknownStatus);
     }
     recorders_.clear();
@@ -529,7 +679,15 @@ class BpfTracer {
   std::map<pid_t, std::unique_ptr<ProcessRecorder>> recorders_;  // by process
   std::map<pid_t, pid_t> parents_;  // each traced process's parent
   // By thread: the system calls of its allocator call in progress.
-  std::map<pid_t, SyscallCounts> allocator_syscalls_;
+  struct AllocatorSyscall {
+    uint64_t time_ns;
+    format::SyscallKind kind;
+    uint64_t kernel_ns;
+  };
+  std::map<pid_t, std::deque<AllocatorSyscall>> allocator_syscalls_;
+  std::unique_ptr<inject::FeedReader> feed_;  // attach: the injected feed, if it loaded
+  std::deque<std::string> held_;              // the ring's records, with a feed
+  bool feed_lost_taken_ = false;
   int stopped_by_ = 0;
   bool started_ = false;
   bool assisting_ = false;

@@ -32,6 +32,10 @@ struct BpfTracerOptions {
   // attach: sample the malloc family, one pick per this many bytes
   // requested on average (0: every call).
   uint64_t sample_bytes = 0;
+  // attach: the allocator feed's library (inject/feed_library.cpp), loaded
+  // into the process to see its malloc family; empty, or where it cannot
+  // load: uprobes on its C library.
+  std::string feed_library;
 };
 
 // Runs and traces the command (or attaches). Returns the program's exit

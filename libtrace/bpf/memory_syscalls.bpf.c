@@ -16,7 +16,11 @@
  * wakeup_bytes wait (or for process events, which are rare); the reader
  * polls on its own otherwise. A wake-up per record costs more than the
  * record. A record the ring has no room for is counted, per process, in
- * `traced`. */
+ * `traced`.
+ *
+ * Under attach, a call made inside a malloc-family call is marked as the
+ * allocator's, from the uprobes' `allocator_depth` or the injected feed's
+ * `thread_marks`. */
 #include "bpf_common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -81,6 +85,26 @@ struct {
   __type(key, pw_u32);
   __type(value, struct scratch);
 } scratch_space SEC(".maps");
+
+/* attach with the allocator feed (inject/feed_layout.h): where each traced
+ * process marks its threads inside a malloc-family call, one byte per
+ * thread id. A call made under PW_MARK_ALLOCATOR is charged to the
+ * allocator call; one under PW_MARK_OWN is the feed library's, not the
+ * program's, and is not recorded. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 65536);
+  __type(key, pw_u32); /* tgid */
+  __type(value, struct pw_thread_marks);
+} thread_marks SEC(".maps");
+
+/* The thread's mark in its process's feed (0 without one). */
+static __always_inline pw_u32 feed_mark(pw_u32 tgid, pw_u32 tid) {
+  struct pw_thread_marks *marks = bpf_map_lookup_elem(&thread_marks, &tgid);
+  unsigned char mark = 0;
+  if (marks && tid < marks->bytes) bpf_probe_read_user(&mark, 1, (void *)(marks->address + tid));
+  return mark;
+}
 
 static __always_inline int is_memory_syscall(long nr) {
   return nr == NR_MMAP || nr == NR_MUNMAP || nr == NR_MREMAP || nr == NR_BRK ||
@@ -188,7 +212,10 @@ int on_sys_enter(struct bpf_raw_tracepoint_args *ctx) {
   if (!recording_process(id >> 32)) return 0;
   pw_u32 tid = (pw_u32)id;
   struct pending_call call = {};
-  if (nr == NR_MUNMAP) {
+  /* An allocator's own munmap (attach) is charged to its call: what the
+   * range held is not measured. */
+  if (nr == NR_MUNMAP && !bpf_map_lookup_elem(&allocator_depth, &tid) &&
+      !feed_mark(id >> 32, tid)) {
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
     measure_usage(&call, BPF_CORE_READ(regs, di), BPF_CORE_READ(regs, si));
   }
@@ -207,10 +234,16 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
   struct pending_call *call = bpf_map_lookup_elem(&pending, &tid);
   if (!call) return 0;  /* not traced, or entered before tracing started */
   pw_u64 now = bpf_ktime_get_ns();
-  struct pw_process *p = recording_process(id >> 32);
+  pw_u32 tgid = id >> 32;
+  struct pw_process *p = recording_process(tgid);
   pw_u32 zero = 0;
   struct scratch *s = bpf_map_lookup_elem(&scratch_space, &zero);
   if (!p || !s) {
+    bpf_map_delete_elem(&pending, &tid);
+    return 0;
+  }
+  pw_u32 mark = feed_mark(tgid, tid);
+  if (mark == PW_MARK_OWN) {
     bpf_map_delete_elem(&pending, &tid);
     return 0;
   }
@@ -243,6 +276,7 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx) {
     e->flags |= PW_IN_ALLOCATOR;
     *depth = 2;
   }
+  if (mark == PW_MARK_ALLOCATOR) e->flags |= PW_IN_ALLOCATOR;
   pw_u64 size = sizeof *e - sizeof e->frames + e->frame_count * sizeof e->frames[0];
   if (size > sizeof *e) size = sizeof *e;
   e->header.size = size;

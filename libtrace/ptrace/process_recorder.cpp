@@ -141,6 +141,17 @@ void ProcessRecorder::RecordAllocation(pid_t tid, uint64_t time_ns, AllocEvent e
   trace_->writer().Alloc(e);
 }
 
+void ProcessRecorder::RecordAllocation(pid_t tid, uint64_t time_ns, AllocEvent e,
+                                       const uint64_t* ips, int depth) {
+  if (depth > 0 && !Known(ips[0])) RefreshModules();
+  uintptr_t frames[kMaxDepth];
+  int n = depth < kMaxDepth ? depth : kMaxDepth;
+  for (int i = 0; i < n; ++i) frames[i] = static_cast<uintptr_t>(ips[i]);
+  uint64_t id = trace_->stacks().Intern(frames, n, &trace_->writer());
+  e.prefix = {time_ns > start_ns_ ? time_ns - start_ns_ : 0, static_cast<uint32_t>(tid), id};
+  trace_->writer().Alloc(e);
+}
+
 void ProcessRecorder::RecordFree(pid_t tid, uint64_t time_ns, FreeEvent e) {
   e.prefix = {time_ns > start_ns_ ? time_ns - start_ns_ : 0, static_cast<uint32_t>(tid), 0};
   trace_->writer().Free(e);

@@ -78,6 +78,10 @@ class ProcessRecorder {
   // A block a malloc-family call handed out (attach), with the stack at
   // its return, and the system calls the call made.
   void RecordAllocation(pid_t tid, uint64_t time_ns, AllocEvent e, const RecordedStack& stack);
+  // The same with the stack already walked (attach's injected feed):
+  // depth return addresses, innermost first.
+  void RecordAllocation(pid_t tid, uint64_t time_ns, AllocEvent e, const uint64_t* ips,
+                        int depth);
   // A block given back (no stack: the report charges a free to its block's
   // site).
   void RecordFree(pid_t tid, uint64_t time_ns, FreeEvent e);

@@ -414,11 +414,13 @@ struct WalkMemo {
   uint32_t generation = 0;
   WalkFrame frames[kMemoFrames];
 };
-thread_local WalkMemo t_memo __attribute__((tls_model("initial-exec")));
 std::atomic<uint32_t> g_generation{1};  // moves when code is unloaded
+#ifndef PAGEWASTE_LOADED_LATE
+thread_local WalkMemo t_memo __attribute__((tls_model("initial-exec")));
+#endif
 
 // Sets rbp_used of frames [0, end), from the frame at end on.
-void MarkRbpUse(WalkMemo* memo, int end) {
+[[maybe_unused]] void MarkRbpUse(WalkMemo* memo, int end) {
   bool used = end < memo->count && memo->frames[end].rbp_used;
   for (int m = end - 1; m >= 0; --m) {
     WalkFrame& f = memo->frames[m];
@@ -427,7 +429,7 @@ void MarkRbpUse(WalkMemo* memo, int end) {
   }
 }
 
-bool StillHolds(const WalkMemo& memo, int from) {
+[[maybe_unused]] bool StillHolds(const WalkMemo& memo, int from) {
   for (int m = from; m < memo.count; ++m) {
     const WalkFrame& f = memo.frames[m];
     if (f.ra_at && *f.ra_at != f.next_ip) return false;
@@ -452,22 +454,55 @@ void ForgetUnwindRules() {
   }
 }
 
+// The shim's frames keep frame pointers: follows them from bp (the
+// caller's frame) to the first return address outside the shim. That
+// frame's CFA and saved rbp are where the program's registers were at the
+// call.
+static bool FindProgramFrame(uintptr_t* bp, uintptr_t skip_start, uintptr_t skip_end,
+                             uintptr_t* ip, uintptr_t* sp, uintptr_t* rbp) {
+  for (int i = 0;; ++i) {
+    if (i == 32 || !bp) return false;
+    *ip = bp[1];
+    *sp = reinterpret_cast<uintptr_t>(bp + 2);
+    *rbp = bp[0];
+    if (*ip < skip_start || *ip >= skip_end) return true;
+    bp = reinterpret_cast<uintptr_t*>(*rbp);
+  }
+}
+
+#ifdef PAGEWASTE_LOADED_LATE
+// A library loaded late (attach's feed, inject/) has too little static TLS
+// for the memo of the last walk: every walk is whole.
 __attribute__((noinline)) int FastBacktrace(uintptr_t* ips, int max, uintptr_t skip_start,
                                             uintptr_t skip_end) {
-  if (!g_slots) return -1;
-  // The shim's frames keep frame pointers: follow them to the first return
-  // address outside the shim. Its frame's CFA and saved rbp are where the
-  // program's registers were at the call.
-  auto* bp = static_cast<uintptr_t*>(__builtin_frame_address(0));
   uintptr_t ip = 0, sp = 0, rbp = 0;
-  for (int i = 0;; ++i) {
-    if (i == 32 || !bp) return -1;
-    ip = bp[1];
-    sp = reinterpret_cast<uintptr_t>(bp + 2);
-    rbp = bp[0];
-    if (ip < skip_start || ip >= skip_end) break;
-    bp = reinterpret_cast<uintptr_t*>(rbp);
+  if (!g_slots || !FindProgramFrame(static_cast<uintptr_t*>(__builtin_frame_address(0)),
+                                    skip_start, skip_end, &ip, &sp, &rbp))
+    return -1;
+  int n = 0;
+  for (int walked = 0; n < max && walked < kMemoFrames; ++walked) {
+    if (ip < skip_start || ip >= skip_end) ips[n++] = ip;
+    Rule rule = RuleAt(ip - 1);
+    if (rule.flags & Rule::kUnsupported) return -1;
+    if (rule.flags & Rule::kOutermost) break;
+    uintptr_t cfa = ((rule.flags & Rule::kCfaFromBp) ? rbp : sp) +
+                    static_cast<intptr_t>(rule.cfa_offset);
+    if (cfa <= sp || (cfa & 7) || cfa - sp > (256u << 20)) return -1;
+    ip = *reinterpret_cast<const uintptr_t*>(cfa + rule.ra_offset);
+    if (rule.flags & Rule::kBpSaved)
+      rbp = *reinterpret_cast<const uintptr_t*>(cfa + rule.bp_offset);
+    sp = cfa;
+    if (ip == 0) break;
   }
+  return n;
+}
+#else
+__attribute__((noinline)) int FastBacktrace(uintptr_t* ips, int max, uintptr_t skip_start,
+                                            uintptr_t skip_end) {
+  uintptr_t ip = 0, sp = 0, rbp = 0;
+  if (!g_slots || !FindProgramFrame(static_cast<uintptr_t*>(__builtin_frame_address(0)),
+                                    skip_start, skip_end, &ip, &sp, &rbp))
+    return -1;
   WalkMemo& memo = t_memo;
   uint32_t generation = g_generation.load(std::memory_order_relaxed);
   bool can_match = memo.generation == generation && memo.count > 0;
@@ -535,5 +570,7 @@ __attribute__((noinline)) int FastBacktrace(uintptr_t* ips, int max, uintptr_t s
   memo.generation = generation;
   return n;
 }
+
+#endif
 
 }  // namespace pagewaste::shim
