@@ -58,13 +58,19 @@ TEST_P(BpfBackend, CountsWhatThePtraceBackendCounts) {
   EXPECT_EQ(b.run.out, p.run.out);
   ASSERT_EQ(b.reports.size(), p.reports.size()) << b.run.err;
   ASSERT_FALSE(b.reports.empty());
-  // Traces are named by pid, which differ: match them by order of start.
+  // Traces are named by pid, which differ: match them by order of start
+  // (a pid's image that exec'd before the one it exec'd).
   auto by_pid = [](const Profile& profile) {
-    std::map<uint64_t, const json*> ordered;
-    for (const json& r : profile.reports) ordered[r["process"]["pid"].get<uint64_t>()] = &r;
+    std::map<std::pair<uint64_t, bool>, const json*> ordered;
+    for (const json& r : profile.reports) {
+      bool after_exec = r["process"]["exit"]["reason"] != "exec";
+      ordered[{r["process"]["pid"].get<uint64_t>(), after_exec}] = &r;
+    }
     return ordered;
   };
   auto ptrace_reports = by_pid(p), bpf_reports = by_pid(b);
+  ASSERT_EQ(ptrace_reports.size(), p.reports.size());
+  ASSERT_EQ(bpf_reports.size(), p.reports.size());
   for (auto pt = ptrace_reports.begin(), bp = bpf_reports.begin(); pt != ptrace_reports.end();
        ++pt, ++bp) {
     const json& pr = *pt->second;
