@@ -20,7 +20,7 @@
 namespace pagewaste::inject {
 
 inline constexpr uint64_t kFeedMagic = 0x646565667770ull;  // "pwfeed"
-inline constexpr uint32_t kFeedVersion = 1;
+inline constexpr uint32_t kFeedVersion = 2;
 inline constexpr uint64_t kFeedControlBytes = 4096;
 inline constexpr int kFeedMaxDepth = 64;
 
@@ -29,24 +29,15 @@ inline constexpr int kFeedMaxDepth = 64;
 // the memfd, or -errno.
 inline constexpr const char* kFeedStartSymbol = "pagewaste_feed_start";
 
-// The first page of the file.
+// The first page of the file. What the producers write (head), what the
+// consumer writes (tail and its clock) and what every hook reads
+// (recording) lie on cache lines of their own: a line written by one core
+// and read by the other costs a transfer at each write.
 struct FeedControl {
   uint64_t magic;
   uint32_t version;
   uint32_t pad;
   uint64_t ring_bytes;
-  uint64_t head;  // bytes reserved, ever (atomic)
-  uint64_t tail;  // bytes consumed, ever (atomic)
-  // Records the ring had no room for (atomic): the consumer was gone.
-  uint64_t lost;
-  // 1 while the tool records; it sets 0 to detach, and the first hook
-  // that sees it puts every call site back as it found it and sets 2.
-  uint32_t recording;
-  uint32_t pad2;
-  // When the consumer last read (CLOCK_MONOTONIC): a producer that finds
-  // the ring full waits while the consumer reads, and drops its record
-  // once the consumer has not read for a second.
-  uint64_t consumer_ns;
   // Where each process that shares the feed marks a thread inside a
   // malloc-family call: one byte per thread id (1: inside; 2: the
   // library's own system calls), which the BPF program reads at each
@@ -56,7 +47,19 @@ struct FeedControl {
   // Call sites patched, and those the table had no room for.
   uint32_t patched_slots;
   uint32_t unpatched_slots;
+  // 1 while the tool records; it sets 0 to detach, and the first hook
+  // that sees it puts every call site back as it found it and sets 2.
+  alignas(64) uint32_t recording;
+  alignas(64) uint64_t head;  // bytes reserved, ever (atomic)
+  alignas(64) uint64_t tail;  // bytes consumed, ever (atomic)
+  // When the consumer last read (CLOCK_MONOTONIC): a producer that finds
+  // the ring full waits while the consumer reads, and drops its record
+  // once the consumer has not read for a second.
+  uint64_t consumer_ns;
+  // Records the ring had no room for (atomic): the consumer was gone.
+  alignas(64) uint64_t lost;
 };
+static_assert(sizeof(FeedControl) <= kFeedControlBytes);
 
 // The thread marks (FeedControl::thread_marks), as the BPF program reads
 // them (bpf/bpf_events.h, PW_MARK_*).

@@ -75,12 +75,15 @@ struct ThreadState {
   uint32_t inside;  // in a hook: calls made from there are not recorded
   int64_t sample_left;
   uint64_t rng;
+  // The consumer's tail as this thread last read it: the tail only moves
+  // on, so room under it is room (read again only when it shows none).
+  uint64_t tail_seen;
 };
 // Initial-exec: a global-dynamic variable would be allocated, with malloc,
-// at a thread's first hook. 24 bytes fit the static TLS the loader keeps
+// at a thread's first hook. 32 bytes fit the static TLS the loader keeps
 // for libraries loaded late (the stack walk's memo does not: it is
 // global-dynamic, and allocated under the mark of the library's own).
-__thread ThreadState t_thread __attribute__((tls_model("initial-exec"))) = {0, 0, -1, 0};
+__thread ThreadState t_thread __attribute__((tls_model("initial-exec"))) = {0, 0, -1, 0, 0};
 
 uint64_t NowNs() {
   timespec ts;
@@ -107,11 +110,19 @@ FeedRecord* Reserve(uint32_t size) {
   FeedControl* c = g_control;
   uint64_t head = __atomic_load_n(&c->head, __ATOMIC_RELAXED);
   for (;;) {
-    uint64_t tail = __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE);
-    if (head + size - tail > c->ring_bytes) {
+    if (head + size - t_thread.tail_seen > c->ring_bytes)
+      t_thread.tail_seen = __atomic_load_n(&c->tail, __ATOMIC_ACQUIRE);
+    if (head + size - t_thread.tail_seen > c->ring_bytes) {
       uint64_t read_at = __atomic_load_n(&c->consumer_ns, __ATOMIC_RELAXED);
-      if (!__atomic_load_n(&c->recording, __ATOMIC_RELAXED) || NowNs() - read_at > 1000000000u) {
+      uint64_t silent_ns = NowNs() - read_at;
+      if (!__atomic_load_n(&c->recording, __ATOMIC_RELAXED) || silent_ns > 1000000000u) {
         __atomic_add_fetch(&c->lost, 1, __ATOMIC_RELAXED);
+        // A consumer silent for ten seconds is gone (killed): detach as it
+        // would have, and the next hook puts the call sites back.
+        uint32_t recording = 1;
+        if (silent_ns > 10000000000u)
+          __atomic_compare_exchange_n(&c->recording, &recording, 0, false, __ATOMIC_ACQ_REL,
+                                      __ATOMIC_RELAXED);
         return nullptr;
       }
       syscall(SYS_sched_yield);

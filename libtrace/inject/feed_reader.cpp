@@ -60,10 +60,18 @@ uint64_t FeedReader::Read(uint64_t until_ns, const Handler& handler) {
   uint64_t mask = control_->ring_bytes - 1;
   uint64_t tail = __atomic_load_n(&control_->tail, __ATOMIC_RELAXED);
   uint64_t read = 0;
+  // head is read again only when the records below it are read (each read
+  // of it is likely a transfer from the producers' core), and tail is
+  // published every 64 records and at the end.
+  uint64_t head = tail;
   for (;;) {
-    uint64_t head = __atomic_load_n(&control_->head, __ATOMIC_ACQUIRE);
-    if (tail == head) break;
+    if (tail == head) {
+      __atomic_store_n(&control_->tail, tail, __ATOMIC_RELEASE);
+      head = __atomic_load_n(&control_->head, __ATOMIC_ACQUIRE);
+      if (tail == head) break;
+    }
     auto* r = reinterpret_cast<FeedRecord*>(ring_ + (tail & mask));
+    __builtin_prefetch(ring_ + ((tail + 256) & mask));
     uint32_t kind = __atomic_load_n(&r->record, __ATOMIC_ACQUIRE);
     uint32_t size = __atomic_load_n(&r->size, __ATOMIC_RELAXED);
     if (kind == kFeedUncommitted) {
@@ -82,10 +90,11 @@ uint64_t FeedReader::Read(uint64_t until_ns, const Handler& handler) {
     stuck_since_ns_ = 0;
     memset(r, 0, size);
     tail += size;
-    __atomic_store_n(&control_->tail, tail, __ATOMIC_RELEASE);
+    if ((read & 63) == 0) __atomic_store_n(&control_->tail, tail, __ATOMIC_RELEASE);
     if ((read & 4095) == 0)
       __atomic_store_n(&control_->consumer_ns, MonotonicNs(), __ATOMIC_RELAXED);
   }
+  __atomic_store_n(&control_->tail, tail, __ATOMIC_RELEASE);
   return read;
 }
 

@@ -67,7 +67,11 @@ bool SameNamespaces(pid_t pid, std::string* err) {
     struct stat ours, theirs;
     std::string path = "/proc/" + std::to_string(pid) + "/ns/" + ns;
     if (stat((std::string("/proc/self/ns/") + ns).c_str(), &ours) != 0 ||
-        stat(path.c_str(), &theirs) != 0 || ours.st_ino != theirs.st_ino) {
+        stat(path.c_str(), &theirs) != 0) {
+      *err = "cannot read " + path + ": " + strerror(errno);
+      return false;
+    }
+    if (ours.st_ino != theirs.st_ino) {
       *err = std::string("it runs in another ") + (ns[0] == 'm' ? "mount" : "pid") + " namespace";
       return false;
     }
@@ -75,10 +79,24 @@ bool SameNamespaces(pid_t pid, std::string* err) {
   return true;
 }
 
+// Whether the process is stopped (SIGSTOP, or a debugger's): running a
+// thread of it to a system call would resume it.
+bool Stopped(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = stat.rfind(')');
+  return paren != std::string::npos && paren + 2 < stat.size() &&
+         (stat[paren + 2] == 'T' || stat[paren + 2] == 't');
+}
+
 }  // namespace
 
 int InjectFeed(const FeedRequest& request, std::string* err) {
   if (!SameNamespaces(request.pid, err)) return -1;
+  if (Stopped(request.pid)) {
+    *err = "it is stopped";
+    return -1;
+  }
   uint64_t dlopen_at = DynamicSymbol(request.libc_path, "dlopen");
   uint64_t dlsym_at = DynamicSymbol(request.libc_path, "dlsym");
   uint64_t dlerror_at = DynamicSymbol(request.libc_path, "dlerror");
