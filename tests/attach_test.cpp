@@ -236,6 +236,40 @@ TEST(AttachFeed, SeesThreadsAndChildrenWithTheAllocatorsSystemCalls) {
   EXPECT_EQ(child["summary"]["frees"], 100);
 }
 
+// A program that makes no system call while attach looks for a point to
+// load the feed library at: it is stopped in its own code, and the feed
+// sees its 1000 mallocs.
+TEST(AttachFeed, LoadsIntoAProgramThatOnlyComputes) {
+  SKIP_WITHOUT_BPF();
+  Child program = Child::Start({ProgramPath("spin_alloc")}, /*read_stderr=*/false);
+  ASSERT_EQ(program.ReadLine(), "ready\n");
+  TempDir dir;
+  Child attach = StartAttach(program, dir.path(), "inject");
+  std::string said = attach.ReadLine();
+  EXPECT_EQ(said.rfind("pagewaste: attached to " + std::to_string(program.pid) +
+                           " (spin_alloc): recording until", 0),
+            0u)
+      << said;
+  kill(program.pid, SIGUSR1);
+  EXPECT_EQ(program.ReadLine(), "done\n");
+  EXPECT_EQ(program.Wait(), 0);
+  std::string rest;
+  for (std::string line; !(line = attach.ReadLine()).empty();) rest += line;
+  ASSERT_EQ(attach.Wait(), 0) << rest;
+  std::vector<std::string> traces;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
+    traces.push_back(entry.path().string());
+  ASSERT_EQ(traces.size(), 1u) << rest;
+  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", traces[0]});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json report = ParseReport(r.out);
+  EXPECT_EQ(report["trace"]["status"], "complete");
+  EXPECT_EQ(report["summary"]["allocations"], 1000);
+  EXPECT_EQ(report["summary"]["frees"], 1000);
+  int site = SiteLine("spin_alloc.c", "spin_block");
+  EXPECT_EQ(SumAtSite(report, "spin_alloc.c", site, "allocations"), 1000u);
+}
+
 INSTANTIATE_TEST_SUITE_P(MallocCalls, Attach, ::testing::Values("inject", "uprobes"),
                          [](const auto& info) { return info.param; });
 

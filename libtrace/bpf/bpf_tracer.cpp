@@ -449,6 +449,12 @@ class BpfTracer {
     } else {
       request.libc_path = libc->path;
       request.libc_bias = libc->load_bias;
+      for (const ModuleInfo& m : image.modules) {
+        std::string name = m.path.substr(m.path.rfind('/') + 1);
+        if (&m != libc && name.rfind("ld-", 0) != 0) continue;
+        for (const ModuleSegment& segment : m.segments)
+          request.unsafe_code.push_back({segment.start, segment.start + segment.length});
+      }
       fd = inject::InjectFeed(request, &err);
     }
     if (fd >= 0) {

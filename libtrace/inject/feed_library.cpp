@@ -230,8 +230,11 @@ bool Recording() {
   uint32_t expected = 0;
   if (__atomic_compare_exchange_n(&c->recording, &expected, 2, false, __ATOMIC_ACQ_REL,
                                   __ATOMIC_RELAXED)) {
+    // (Its mprotect calls, for entries in RELRO, are the library's own.)
     t_thread.inside = 1;
+    Mark(kMarkOwn);
     RestoreCallSites();
+    Mark(0);
     t_thread.inside = 0;
   }
   return false;

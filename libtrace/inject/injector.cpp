@@ -106,7 +106,7 @@ int InjectFeed(const FeedRequest& request, std::string* err) {
     return -1;
   }
   uint64_t bias = request.libc_bias;
-  RemoteThread thread(request.pid);
+  RemoteThread thread(request.pid, request.unsafe_code);
   if (!thread.ok()) {
     *err = thread.error();
     return -1;

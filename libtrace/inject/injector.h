@@ -10,6 +10,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "remote_call.h"
 
 namespace pagewaste::inject {
 
@@ -18,6 +21,9 @@ struct FeedRequest {
   std::string library;      // the feed library's absolute path
   std::string libc_path;    // the C library the process maps, and where
   uint64_t libc_bias = 0;
+  // The C library's and the loader's code, where the process is not
+  // stopped outside a system call (remote_call.h).
+  std::vector<CodeRange> unsafe_code;
   uint64_t ring_bytes = 0;  // a power of two, at least a page
   uint64_t sample_bytes = 0;
 };

@@ -16,6 +16,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "clock.h"
 
@@ -40,7 +41,8 @@ std::string Errno(const char* what) { return std::string(what) + ": " + strerror
 
 }  // namespace
 
-RemoteThread::RemoteThread(pid_t tid) : tid_(tid) {
+RemoteThread::RemoteThread(pid_t tid, std::vector<CodeRange> unsafe_code)
+    : tid_(tid), unsafe_code_(std::move(unsafe_code)) {
   if (ptrace(PTRACE_SEIZE, tid, nullptr, reinterpret_cast<void*>(PTRACE_O_TRACESYSGOOD)) != 0) {
     error_ = Errno("cannot trace it");
     return;
@@ -96,20 +98,35 @@ bool RemoteThread::Resume(int signal) {
   return ptrace(PTRACE_CONT, tid_, nullptr, data) == 0;
 }
 
+bool RemoteThread::SafeOutsideSystemCall() const {
+  for (const CodeRange& r : unsafe_code_)
+    if (saved_.rip >= r.start && saved_.rip < r.end) return false;
+  return true;
+}
+
 // Interrupted inside a system call that is not risky: there. Otherwise at
-// the entry of the next one that is not.
+// the entry of the next one that is not, or after 200 ms, wherever an
+// interrupt every 10 ms finds it outside the C library and the loader.
 bool RemoteThread::FindSafePoint() {
   if (ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr) != 0) {
     error_ = Errno("cannot stop it");
     return false;
   }
-  uint64_t deadline = MonotonicNs() + 1000000000u;
+  uint64_t start = MonotonicNs();
+  uint64_t deadline = start + 1000000000u;
+  bool interrupting = true;  // an interrupt is on its way
   for (;;) {
     int status;
-    uint64_t now = MonotonicNs();
-    if (now >= deadline || !WaitStop(&status, static_cast<int>((deadline - now) / 1000000) + 1)) {
-      error_ = "it made no system call where a call could be made in a second";
-      return false;
+    if (!WaitStop(&status, 10)) {
+      if (MonotonicNs() >= deadline) {
+        error_ = "it was not at a point where a call could be made within a second";
+        return false;
+      }
+      if (!interrupting && MonotonicNs() - start > 200000000u) {
+        ptrace(PTRACE_INTERRUPT, tid_, nullptr, nullptr);
+        interrupting = true;
+      }
+      continue;
     }
     if (!WIFSTOPPED(status)) {
       attached_ = false;
@@ -133,8 +150,11 @@ bool RemoteThread::FindSafePoint() {
           at_syscall_entry_ = true;
           return true;
         }
-      } else if (nr >= 0 && !Risky(nr)) {
-        return true;
+      } else {
+        interrupting = false;
+        if (nr >= 0 ? !Risky(nr)
+                    : MonotonicNs() - start > 200000000u && SafeOutsideSystemCall())
+          return true;
       }
       sig = 0;
     }

@@ -1,9 +1,13 @@
 // Calls a function inside a running process, as a debugger's `call` does:
 // one of its threads is stopped with ptrace at a point where it holds no
-// lock of the C library (blocked in a system call that is not a memory or
-// futex call, or at the entry of one), made to call the function on its own
-// stack, and put back exactly as it was. The process's other threads run
-// on meanwhile. x86-64 only.
+// lock of the C library, made to call the function on its own stack, and
+// put back exactly as it was. The process's other threads run on
+// meanwhile. x86-64 only.
+//
+// A safe point is, best, a system call that is not a memory or futex call
+// (the thread blocked in it, or at its entry); a thread that makes none
+// for 200 ms (a loop that only computes) is stopped every 10 ms until it
+// is in code outside the C library and the loader.
 #pragma once
 
 #include <sys/types.h>
@@ -15,11 +19,18 @@
 
 namespace pagewaste::inject {
 
+// Code a thread is not stopped in outside a system call: the C library's
+// and the loader's, whose locks the function called may take.
+struct CodeRange {
+  uint64_t start = 0;
+  uint64_t end = 0;
+};
+
 class RemoteThread {
  public:
   // Stops thread tid at a safe point (waiting at most about a second for
   // one); ok() says whether it did, and error() why not.
-  explicit RemoteThread(pid_t tid);
+  RemoteThread(pid_t tid, std::vector<CodeRange> unsafe_code);
   // Puts the thread back as it was found and lets it go.
   ~RemoteThread();
   RemoteThread(const RemoteThread&) = delete;
@@ -43,7 +54,10 @@ class RemoteThread {
   bool WaitStop(int* status, int timeout_ms);
   bool FindSafePoint();
 
+  bool SafeOutsideSystemCall() const;
+
   pid_t tid_;
+  std::vector<CodeRange> unsafe_code_;
   bool attached_ = false;
   bool stopped_ = false;
   // At a system call's entry (to be made again when put back), or
