@@ -28,6 +28,7 @@
 #include <mutex>
 #include <thread>
 
+#include "allocator_records.h"
 #include "bpf_events.h"
 #include "bpf_programs.h"
 #include "clock.h"
@@ -51,7 +52,10 @@ bool Gone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
 
 class BpfTracer {
  public:
-  explicit BpfTracer(const BpfTracerOptions& options) : options_(options) {
+  explicit BpfTracer(const BpfTracerOptions& options)
+      : options_(options),
+        allocator_records_([this](pid_t tgid) { return RecorderOf(tgid); },
+                           options.sample_bytes) {
     recorder_options_.output_pattern = options.output_pattern;
     recorder_options_.session_id = options.session_id;
     recorder_options_.backend = format::Backend::kBpf;
@@ -286,12 +290,12 @@ class BpfTracer {
           Exec(static_cast<pid_t>(e->header.tgid), filename, e->start_code);
         }
         return;
-      case PW_EVENT_ALLOC: return Allocation(data, size);
+      case PW_EVENT_ALLOC: return allocator_records_.Allocation(data, size);
       case PW_EVENT_FREE:
         if (size >= sizeof(pw_free_event)) {
           pw_free_event e;
           memcpy(&e, data, sizeof e);
-          Free(e.header, format::FreeKind::kFree, e.address, e.chunk);
+          allocator_records_.Free(e.header, format::FreeKind::kFree, e.address, e.chunk);
         }
         return;
       case PW_EVENT_EXIT:
@@ -313,8 +317,8 @@ class BpfTracer {
     if (!recorder) return;
     if (e->flags & PW_IN_ALLOCATOR) {
       // The allocator's, for the call in progress: charged to its block.
-      allocator_syscalls_[static_cast<pid_t>(e->header.tid)].push_back(
-          {e->header.time_ns, SyscallKindOf(e->nr), e->kernel_ns});
+      allocator_records_.AllocatorSyscall(static_cast<pid_t>(e->header.tid), e->header.time_ns,
+                                          e->nr, e->kernel_ns);
       return;
     }
     producer::MemorySyscall call;
@@ -339,96 +343,6 @@ class BpfTracer {
     stack.frame_count = static_cast<int>(frames < e->frame_count ? frames : e->frame_count);
     if (e->flags & PW_CHAIN_CUT) recorder->CountStackCut();
     recorder->RecordCall(static_cast<pid_t>(e->header.tid), e->header.time_ns, call, stack);
-  }
-
-  // What glibc's two words before a block say of it, as the shim reads
-  // them (shim/tracker.cpp InspectChunk): its usable size, and for a chunk
-  // with a mapping of its own, the mapping's bytes.
-  struct Chunk {
-    uint64_t usable = 0;
-    uint64_t mapped_bytes = 0;
-    bool mmapped = false;
-  };
-  static Chunk ReadChunk(const uint64_t words[2]) {
-    Chunk c;
-    uint64_t size = words[1] & ~uint64_t{7};
-    if (!(words[1] & 2)) {
-      c.usable = size >= 8 ? size - 8 : 0;
-      return c;
-    }
-    c.usable = size >= 16 ? size - 16 : 0;
-    c.mmapped = true;
-    c.mapped_bytes = size + words[0];
-    return c;
-  }
-
-  // The system calls thread tid's allocator call made, taken for its event.
-  // Those made by time_ns, when the call returned: with a feed, a
-  // thread's next call's may be read before this one's record.
-  SyscallCounts TakeAllocatorSyscalls(pid_t tid, uint64_t time_ns) {
-    auto it = allocator_syscalls_.find(tid);
-    if (it == allocator_syscalls_.end()) return {};
-    SyscallCounts counts;
-    std::deque<AllocatorSyscall>& made = it->second;
-    while (!made.empty() && made.front().time_ns <= time_ns) {
-      counts.Add(made.front().kind);
-      counts.ns += made.front().kernel_ns;
-      made.pop_front();
-    }
-    if (made.empty()) allocator_syscalls_.erase(it);
-    return counts;
-  }
-
-  void Allocation(const void* data, size_t size) {
-    const auto* e = static_cast<const pw_alloc_event*>(data);
-    size_t fixed = sizeof *e - sizeof e->frames;
-    if (size < fixed) return;
-    pid_t tid = static_cast<pid_t>(e->header.tid);
-    ProcessRecorder* recorder = RecorderOf(static_cast<pid_t>(e->header.tgid));
-    if (!recorder) return;
-    SyscallCounts syscalls = TakeAllocatorSyscalls(tid, e->header.time_ns);
-    bool old_recorded = !options_.sample_bytes || (e->flags & PW_OLD_RECORDED);
-    if (e->kind == PW_REALLOC && e->old_address && old_recorded)
-      Free(e->header, format::FreeKind::kRealloc, e->old_address, e->old_chunk);
-    AllocEvent alloc;
-    alloc.kind = static_cast<format::AllocKind>(e->kind);
-    alloc.address = e->address;
-    alloc.requested = e->requested;
-    alloc.alignment = e->alignment;
-    Chunk chunk = ReadChunk(e->chunk);
-    alloc.usable = chunk.usable >= e->requested ? chunk.usable : e->requested;
-    alloc.mapped_bytes = chunk.mapped_bytes;
-    if (chunk.mmapped) alloc.flags |= format::kFlagMmappedChunk;
-    if (e->flags & PW_SAMPLED) alloc.flags |= format::kFlagSampled;
-    alloc.syscalls = syscalls;
-    ptrace::RecordedStack stack;
-    stack.ip = e->ip;
-    stack.sp = e->sp;
-    stack.bp = e->bp;
-    stack.frames = reinterpret_cast<const ptrace::RecordedStack::Frame*>(e->frames);
-    size_t frames = (size - fixed) / sizeof e->frames[0];
-    stack.frame_count = static_cast<int>(frames < e->frame_count ? frames : e->frame_count);
-    if (e->flags & PW_CHAIN_CUT) recorder->CountStackCut();
-    recorder->RecordAllocation(tid, e->header.time_ns, alloc, stack);
-  }
-
-  void Free(const pw_event_header& header, format::FreeKind kind, uint64_t address,
-            const uint64_t chunk_words[2]) {
-    Free(static_cast<pid_t>(header.tgid), static_cast<pid_t>(header.tid), header.time_ns, kind,
-         address, chunk_words);
-  }
-  void Free(pid_t tgid, pid_t tid, uint64_t time_ns, format::FreeKind kind, uint64_t address,
-            const uint64_t chunk_words[2]) {
-    ProcessRecorder* recorder = RecorderOf(tgid);
-    if (!recorder) return;
-    FreeEvent e;
-    e.kind = kind;
-    e.address = address;
-    Chunk chunk = ReadChunk(chunk_words);
-    e.mapped_bytes = chunk.mapped_bytes;
-    if (chunk.mmapped) e.flags |= format::kFlagMmappedChunk;
-    if (kind == format::FreeKind::kFree) e.syscalls = TakeAllocatorSyscalls(tid, time_ns);
-    recorder->RecordFree(tid, time_ns, e);
   }
 
   // ---- attach's allocator feed (inject/) ----
@@ -495,34 +409,10 @@ class BpfTracer {
     };
     feed_->Read(until_ns, [&](const inject::FeedRecord& r) {
       handle_held_until(r.time_ns);
-      FeedRecordRead(r);
+      uint64_t stopped_at = ptrace::StopSignalTimeNs();
+      if (!stopped_at || r.time_ns < stopped_at) allocator_records_.Feed(r);
     });
     handle_held_until(until_ns == ~uint64_t{0} ? until_ns : until_ns - 1);
-  }
-
-  void FeedRecordRead(const inject::FeedRecord& r) {
-    uint64_t stopped_at = ptrace::StopSignalTimeNs();
-    if (stopped_at && r.time_ns >= stopped_at) return;
-    pid_t tid = static_cast<pid_t>(r.tid);
-    pid_t tgid = static_cast<pid_t>(r.tgid);
-    if (r.record == inject::kFeedFree)
-      return Free(tgid, tid, r.time_ns, static_cast<format::FreeKind>(r.kind), r.address, r.chunk);
-    ProcessRecorder* recorder = RecorderOf(tgid);
-    if (!recorder || r.record != inject::kFeedAlloc) return;
-    AllocEvent alloc;
-    alloc.kind = static_cast<format::AllocKind>(r.kind);
-    alloc.address = r.address;
-    alloc.requested = r.requested;
-    alloc.alignment = r.alignment;
-    Chunk chunk = ReadChunk(r.chunk);
-    alloc.usable = chunk.usable >= r.requested ? chunk.usable : r.requested;
-    alloc.mapped_bytes = chunk.mapped_bytes;
-    if (chunk.mmapped) alloc.flags |= format::kFlagMmappedChunk;
-    if (r.flags & inject::kFeedSampled) alloc.flags |= format::kFlagSampled;
-    alloc.syscalls = TakeAllocatorSyscalls(tid, r.time_ns);
-    if (r.flags & inject::kFeedStackCut) recorder->CountStackCut();
-    int depth = r.depth < inject::kFeedMaxDepth ? static_cast<int>(r.depth) : inject::kFeedMaxDepth;
-    recorder->RecordAllocation(tid, r.time_ns, alloc, r.ips, depth);
   }
 
   // The feed's lost records, charged once, to the process attached to.
@@ -685,12 +575,7 @@ class BpfTracer {
   std::map<pid_t, std::unique_ptr<ProcessRecorder>> recorders_;  // by process
   std::map<pid_t, pid_t> parents_;  // each traced process's parent
   // By thread: the system calls of its allocator call in progress.
-  struct AllocatorSyscall {
-    uint64_t time_ns;
-    format::SyscallKind kind;
-    uint64_t kernel_ns;
-  };
-  std::map<pid_t, std::deque<AllocatorSyscall>> allocator_syscalls_;
+  AllocatorRecords allocator_records_;
   std::unique_ptr<inject::FeedReader> feed_;  // attach: the injected feed, if it loaded
   std::deque<std::string> held_;              // the ring's records, with a feed
   bool feed_lost_taken_ = false;
