@@ -66,15 +66,38 @@ struct Child {
   }
 };
 
-// Starts `pagewaste attach` on the program, seeing the malloc family the
-// given way, and reads its first line: it records from then on.
-Child StartAttach(const Child& program, const std::string& dir, const std::string& malloc_calls,
-                  const std::vector<std::string>& options = {}) {
+// Starts `pagewaste attach` on the program (named name), seeing the malloc
+// family the given way, and reads its first line: it records from then on.
+Child StartAttach(const Child& program, const std::string& name, const std::string& dir,
+                  const std::string& malloc_calls, const std::vector<std::string>& options = {}) {
   std::vector<std::string> argv = {PagewastePath(), "attach", "-o", dir + "/%e.%p.trace",
                                    "--malloc-calls", malloc_calls};
   argv.insert(argv.end(), options.begin(), options.end());
   argv.push_back(std::to_string(program.pid));
-  return Child::Start(argv, /*read_stderr=*/true);
+  Child attach = Child::Start(argv, /*read_stderr=*/true);
+  std::string said = attach.ReadLine();
+  EXPECT_EQ(said.rfind("pagewaste: attached to " + std::to_string(program.pid) + " (" + name +
+                           "): recording until",
+                       0),
+            0u)
+      << said;
+  return attach;
+}
+
+// Waits for the attach to end (status 0) and reports each trace in dir,
+// which it then removes.
+std::vector<json> FinishAttach(Child* attach, const std::string& dir) {
+  std::string rest;
+  for (std::string line; !(line = attach->ReadLine()).empty();) rest += line;
+  EXPECT_EQ(attach->Wait(), 0) << rest;
+  std::vector<json> reports;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", entry.path()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    reports.push_back(ParseReport(r.out));
+    std::filesystem::remove(entry.path());
+  }
+  return reports;
 }
 
 // One attach to the program: waits for the line that says it records, lets
@@ -82,13 +105,7 @@ Child StartAttach(const Child& program, const std::string& dir, const std::strin
 // last, by ending the program's input: it exits, and attach with it).
 json AttachForOneRound(Child* program, const std::string& dir, const std::string& malloc_calls,
                        int round, bool last, const std::vector<std::string>& options = {}) {
-  Child attach = StartAttach(*program, dir, malloc_calls, options);
-  std::string said = attach.ReadLine();
-  EXPECT_EQ(said.rfind("pagewaste: attached to " + std::to_string(program->pid) +
-                           " (attach_target): recording until",
-                       0),
-            0u)
-      << said;
+  Child attach = StartAttach(*program, "attach_target", dir, malloc_calls, options);
   program->Write("go\n");
   EXPECT_EQ(program->ReadLine(), "round " + std::to_string(round) + "\n");
   if (last) {
@@ -97,18 +114,9 @@ json AttachForOneRound(Child* program, const std::string& dir, const std::string
   } else {
     kill(attach.pid, SIGINT);
   }
-  std::string rest;
-  for (std::string line; !(line = attach.ReadLine()).empty();) rest += line;
-  EXPECT_EQ(attach.Wait(), 0) << rest;
-  std::vector<std::string> traces;
-  for (const auto& entry : std::filesystem::directory_iterator(dir))
-    traces.push_back(entry.path().string());
-  EXPECT_EQ(traces.size(), 1u) << rest;
-  if (traces.empty()) return json::object();
-  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", traces[0]});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  std::filesystem::remove(traces[0]);
-  return ParseReport(r.out);
+  std::vector<json> reports = FinishAttach(&attach, dir);
+  EXPECT_EQ(reports.size(), 1u);
+  return reports.empty() ? json::object() : reports[0];
 }
 
 // attach to a program that waits, then makes 1000 page mappings and 1000
@@ -186,30 +194,15 @@ TEST(AttachFeed, SeesThreadsAndChildrenWithTheAllocatorsSystemCalls) {
   Child program = Child::Start({ProgramPath("attach_workers")}, /*read_stderr=*/false);
   ASSERT_EQ(program.ReadLine(), "ready\n");
   TempDir dir;
-  Child attach = StartAttach(program, dir.path(), "inject");
-  std::string said = attach.ReadLine();
-  EXPECT_EQ(said.rfind("pagewaste: attached to " + std::to_string(program.pid) +
-                           " (attach_workers): recording until", 0),
-            0u)
-      << said;
+  Child attach = StartAttach(program, "attach_workers", dir.path(), "inject");
   program.Write("go\n");
   EXPECT_EQ(program.ReadLine(), "done\n");
   EXPECT_EQ(program.Wait(), 4);
-  std::string rest;
-  for (std::string line; !(line = attach.ReadLine()).empty();) rest += line;
-  ASSERT_EQ(attach.Wait(), 0) << rest;
-
-  std::vector<std::string> traces;
-  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
-    traces.push_back(entry.path().string());
-  ASSERT_EQ(traces.size(), 2u) << rest;
-  json parent, child;
-  for (const std::string& trace : traces) {
-    CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", trace});
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    json report = ParseReport(r.out);
-    (report["process"]["pid"] == program.pid ? parent : child) = report;
-  }
+  std::vector<json> reports = FinishAttach(&attach, dir.path());
+  ASSERT_EQ(reports.size(), 2u);
+  bool parent_first = reports[0]["process"]["pid"] == program.pid;
+  const json& parent = reports[parent_first ? 0 : 1];
+  const json& child = reports[parent_first ? 1 : 0];
   const char* file = "attach_workers.c";
   EXPECT_EQ(parent["trace"]["status"], "complete");
   EXPECT_EQ(parent["process"]["exit"]["status"], 4);
@@ -244,25 +237,13 @@ TEST(AttachFeed, LoadsIntoAProgramThatOnlyComputes) {
   Child program = Child::Start({ProgramPath("spin_alloc")}, /*read_stderr=*/false);
   ASSERT_EQ(program.ReadLine(), "ready\n");
   TempDir dir;
-  Child attach = StartAttach(program, dir.path(), "inject");
-  std::string said = attach.ReadLine();
-  EXPECT_EQ(said.rfind("pagewaste: attached to " + std::to_string(program.pid) +
-                           " (spin_alloc): recording until", 0),
-            0u)
-      << said;
+  Child attach = StartAttach(program, "spin_alloc", dir.path(), "inject");
   kill(program.pid, SIGUSR1);
   EXPECT_EQ(program.ReadLine(), "done\n");
   EXPECT_EQ(program.Wait(), 0);
-  std::string rest;
-  for (std::string line; !(line = attach.ReadLine()).empty();) rest += line;
-  ASSERT_EQ(attach.Wait(), 0) << rest;
-  std::vector<std::string> traces;
-  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))
-    traces.push_back(entry.path().string());
-  ASSERT_EQ(traces.size(), 1u) << rest;
-  CommandResult r = RunCapture({PagewastePath(), "report", "--format", "json", traces[0]});
-  ASSERT_EQ(r.exit_code, 0) << r.err;
-  json report = ParseReport(r.out);
+  std::vector<json> reports = FinishAttach(&attach, dir.path());
+  ASSERT_EQ(reports.size(), 1u);
+  const json& report = reports[0];
   EXPECT_EQ(report["trace"]["status"], "complete");
   EXPECT_EQ(report["summary"]["allocations"], 1000);
   EXPECT_EQ(report["summary"]["frees"], 1000);

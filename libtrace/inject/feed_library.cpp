@@ -31,6 +31,7 @@
 #include "format.h"
 #include "inject/call_sites.h"
 #include "producer/raw_mmap.h"
+#include "sample_gap.h"
 #include "shim/fast_unwind.h"
 #include "shim/module_map.h"
 #include "shim/sampled_blocks.h"
@@ -158,25 +159,7 @@ bool OwnMapping(const uint64_t words[2]) { return (words[1] & 2) != 0; }
 
 // Sampling, as the preload shim samples (shim/tracker.cpp): a Poisson
 // process over the bytes requested, the gap drawn per thread.
-int64_t NextGap() {
-  uint64_t& s = t_thread.rng;
-  if (!s) s = 0x9E3779B97F4A7C15ull;
-  s ^= s >> 12;
-  s ^= s << 25;
-  s ^= s >> 27;
-  double u = (static_cast<double>((s * 0x2545F4914F6CDD1Dull) >> 11) + 1) / 9007199254740992.0;
-  // -ln(u) by the series of 2 atanh((m - 1) / (m + 1)), u = m 2^e.
-  uint64_t bits;
-  memcpy(&bits, &u, sizeof bits);
-  int exponent = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
-  bits = (bits & ((uint64_t{1} << 52) - 1)) | (uint64_t{1023} << 52);
-  double m;
-  memcpy(&m, &bits, sizeof m);
-  double x = (m - 1) / (m + 1), x2 = x * x;
-  double ln_m = 2 * x * (1 + x2 * (1.0 / 3 + x2 * (1.0 / 5 + x2 * (1.0 / 7 + x2 / 9))));
-  double minus_log = -(ln_m + exponent * 0.6931471805599453);
-  return static_cast<int64_t>(minus_log * static_cast<double>(g_sample_interval)) + 1;
-}
+int64_t NextGap() { return NextSampleGap(&t_thread.rng, g_sample_interval); }
 
 bool Picked(uint64_t requested) {
   if (t_thread.sample_left < 0) t_thread.sample_left = NextGap();

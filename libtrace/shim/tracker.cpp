@@ -18,6 +18,7 @@
 #include "fast_unwind.h"
 #include "lifecycle.h"
 #include "real_functions.h"
+#include "sample_gap.h"
 #include "sampled_blocks.h"
 #include "trace.h"
 
@@ -178,31 +179,8 @@ ChunkInfo InspectChunk(const void* p) {
 thread_local int64_t t_sample_left __attribute__((tls_model("initial-exec"))) = -1;
 thread_local uint64_t t_sample_rng __attribute__((tls_model("initial-exec"))) = 0;
 
-// -ln(u) for u in (0, 1], well enough for drawing gaps: u = m 2^e with m in
-// [1, 2), ln m = 2 atanh((m - 1) / (m + 1)) by its series.
-double MinusLog(double u) {
-  uint64_t bits;
-  memcpy(&bits, &u, sizeof bits);
-  int exponent = static_cast<int>((bits >> 52) & 0x7ff) - 1023;
-  bits = (bits & ((uint64_t{1} << 52) - 1)) | (uint64_t{1023} << 52);
-  double m;
-  memcpy(&m, &bits, sizeof m);
-  double t = (m - 1) / (m + 1);
-  double t2 = t * t;
-  double ln_m = 2 * t * (1 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 / 9))));
-  return -(ln_m + exponent * 0.6931471805599453);
-}
-
 // The gap to the next picked byte: exponential with mean `interval`.
-int64_t NextGap(uint64_t interval) {
-  if (!t_sample_rng) t_sample_rng = 0x9E3779B97F4A7C15ull;
-  t_sample_rng ^= t_sample_rng >> 12;
-  t_sample_rng ^= t_sample_rng << 25;
-  t_sample_rng ^= t_sample_rng >> 27;
-  uint64_t r = t_sample_rng * 0x2545F4914F6CDD1Dull;
-  double u = (static_cast<double>(r >> 11) + 1) / 9007199254740992.0;  // (0, 1]
-  return static_cast<int64_t>(MinusLog(u) * static_cast<double>(interval)) + 1;
-}
+int64_t NextGap(uint64_t interval) { return NextSampleGap(&t_sample_rng, interval); }
 
 // What to do with an allocator call's new block: kRecordSampled (picked:
 // each requested byte is picked with probability 1 / interval), kRecord
