@@ -33,6 +33,9 @@ class Addresses : public RecordVisitor {
 
 }  // namespace
 
+SymbolCache::SymbolCache() = default;
+SymbolCache::~SymbolCache() = default;
+
 bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* result,
                   std::string* err) {
   auto source = OpenFileSource(path, err);
@@ -68,7 +71,7 @@ bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* resu
         if (ip >= seg.start && ip < seg.start + seg.length) found_in = &m;
     return found_in;
   };
-  std::unique_ptr<Symbolizer> symbolizer;  // made at the first address not in the cache
+  std::unique_ptr<Symbolizer> symbolizer;  // for addresses in no module
   std::vector<SymbolizedAddress> addresses;
   addresses.reserve(found.ips.size());
   for (uint64_t ip : found.ips) {
@@ -81,8 +84,20 @@ bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* resu
     if (hit != cache->frames.end()) {
       a.frames = hit->second;
     } else {
-      if (!symbolizer) symbolizer = std::make_unique<Symbolizer>(found.modules);
-      for (const Frame& f : symbolizer->Symbolize(ip))
+      const std::vector<Frame>* frames;
+      if (m) {
+        SymbolCache::ModuleSymbolizer& of_module = cache->symbolizers[{m->path, key.build_id}];
+        if (!of_module.symbolizer) {
+          of_module.load_bias = m->load_bias;
+          of_module.symbolizer = std::make_unique<Symbolizer>(std::vector<ModuleInfo>{*m});
+        }
+        frames = &of_module.symbolizer->Symbolize(ip - m->load_bias + of_module.load_bias);
+      } else {
+        // In no module the trace names: its own map, for what it can say.
+        if (!symbolizer) symbolizer = std::make_unique<Symbolizer>(found.modules);
+        frames = &symbolizer->Symbolize(ip);
+      }
+      for (const Frame& f : *frames)
         a.frames.push_back({f.function, f.file, static_cast<uint32_t>(f.line > 0 ? f.line : 0),
                             f.module, f.module_offset, f.inlined});
       if (m) cache->frames.emplace(key, a.frames);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -14,12 +15,21 @@
 
 namespace pagewaste {
 
-// What earlier traces of the same run found, by module file and offset:
-// the processes of a run share their libraries (and often their program),
-// and loading a library's debug information is most of the cost, so each is
-// loaded at most once per run for the addresses seen before.
+class Symbolizer;
+
+// What earlier traces of the same run found, by module file and offset,
+// and each module's symbolizer: the processes of a run share their
+// libraries (and often their program), and loading a library's debug
+// information is most of the cost (libdw inflating the C library's
+// compressed sections: tens of milliseconds), so each module file is
+// loaded once per run, whatever the number of processes.
 class SymbolCache {
  public:
+  SymbolCache();
+  ~SymbolCache();
+  SymbolCache(const SymbolCache&) = delete;
+  SymbolCache& operator=(const SymbolCache&) = delete;
+
   struct Key {
     std::string path, build_id;
     uint64_t offset;
@@ -29,6 +39,13 @@ class SymbolCache {
   };
   std::map<Key, std::vector<SymbolFrame>> frames;
   std::map<std::string, std::string> build_ids;  // by path
+  // One module's symbolizer, with the module where the first trace that
+  // needed it had it (an address of another process's is moved there).
+  struct ModuleSymbolizer {
+    uint64_t load_bias = 0;
+    std::unique_ptr<Symbolizer> symbolizer;
+  };
+  std::map<std::pair<std::string, std::string>, ModuleSymbolizer> symbolizers;  // path, build id
 };
 
 struct EmbedResult {

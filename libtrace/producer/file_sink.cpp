@@ -240,7 +240,7 @@ uint8_t* FileSink::MapRange(uint64_t start, size_t size) {
     if (errno == EOPNOTSUPP || errno == ENOSYS) use_mapping_ = false;
     return nullptr;
   }
-  void* addr = RawMmap(nullptr, span.length, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+  void* addr = RawMmap(nullptr, span.length, PROT_READ | PROT_WRITE, MAP_SHARED,
                        fd_, static_cast<off_t>(span.start));
   syscalls_.Add(format::SyscallKind::kMmap);
   if (!addr) {
