@@ -20,7 +20,7 @@
 namespace pagewaste::inject {
 
 inline constexpr uint64_t kFeedMagic = 0x646565667770ull;  // "pwfeed"
-inline constexpr uint32_t kFeedVersion = 2;
+inline constexpr uint32_t kFeedVersion = 3;
 inline constexpr uint64_t kFeedControlBytes = 4096;
 inline constexpr int kFeedMaxDepth = 64;
 
@@ -77,15 +77,15 @@ enum FeedRecordKind : uint32_t {
 };
 
 enum FeedRecordFlags : uint32_t {
-  kFeedSampled = 1u << 0,      // picked by sampling
-  kFeedOldRecorded = 1u << 1,  // realloc: the old block's allocation was recorded
-  kFeedStackCut = 1u << 2,     // the stack could not be unwound to its end
-  kFeedOldFreed = 1u << 3,     // realloc: the old block was given back
+  kFeedSampled = 1u << 0,   // picked by sampling
+  kFeedStackCut = 1u << 1,  // the stack could not be unwound to its end
 };
 
-// One record: a block handed out (kFeedAlloc: kind is format::AllocKind;
-// old_* for realloc) or given back (kFeedFree). `size`, `tid` and `tgid`
-// are stored when the bytes are reserved, before the record is committed.
+// One record: a block handed out (kFeedAlloc: kind is format::AllocKind)
+// or given back (kFeedFree: kind is format::FreeKind; a realloc's old
+// block is a record of its own, before the new one's). `size`, `tid` and
+// `tgid` are stored when the bytes are reserved, before the record is
+// committed.
 struct FeedRecord {
   uint32_t record;  // FeedRecordKind; stored last
   uint32_t size;    // of the whole record, a multiple of 8
@@ -97,9 +97,9 @@ struct FeedRecord {
   uint64_t address;
   uint64_t requested;
   uint64_t alignment;
-  uint64_t old_address;
-  uint64_t old_chunk[2];  // glibc's two words before the old block, before the call
-  uint64_t chunk[2];      // and before the new one (or the freed one), after it
+  // glibc's two words before the block: the new one's after the call, the
+  // freed one's before it.
+  uint64_t chunk[2];
   uint32_t depth;
   uint32_t pad;
   uint64_t ips[kFeedMaxDepth];  // return addresses, innermost first; depth of them

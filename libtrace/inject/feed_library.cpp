@@ -252,8 +252,6 @@ void RecordAlloc(AllocKind kind, void* result, uint64_t requested, uint64_t alig
   r->address = reinterpret_cast<uint64_t>(result);
   r->requested = requested;
   r->alignment = alignment;
-  r->old_address = 0;
-  r->old_chunk[0] = r->old_chunk[1] = 0;
   r->chunk[0] = chunk[0];
   r->chunk[1] = chunk[1];
   if (depth > 0) {
