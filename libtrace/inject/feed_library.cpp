@@ -363,9 +363,10 @@ void* Realloc(void* p, size_t size) {
 }
 
 void* Reallocarray(void* p, size_t n, size_t size) {
-  if (!Recording()) return real.reallocarray(p, n, size);
   size_t total = 0;
-  __builtin_mul_overflow(n, size, &total);
+  // (A product that overflows fails, and changes nothing.)
+  if (!Recording() || __builtin_mul_overflow(n, size, &total))
+    return real.reallocarray(p, n, size);
   return Reallocate(AllocKind::kReallocarray, p, total, n, size, PW_CALLER);
 }
 
