@@ -4,9 +4,13 @@
 // their outer frames share those nodes, so a new stack usually costs one or
 // two records.
 //
-// Storage is reserved once with mmap (never malloc) and touched lazily. When
-// it is full, a stack keeps only its outer frames that are already interned
-// (a million distinct edges is far beyond what real programs reach).
+// Storage is reserved with mmap (never malloc) and touched lazily: the nodes
+// once, the hash slots small at first and four times larger each time they
+// are half full, so that a short process touches a page or two of them
+// rather than one page per edge of a table sized for a million. When the
+// table is full, a stack keeps only its outer frames that are already
+// interned (a million distinct edges is far beyond what real programs
+// reach).
 #pragma once
 
 #include <cstddef>
@@ -36,6 +40,10 @@ class StackTable {
                   uint64_t* ids);
   // Writes every node again, in id order (a forked child's new trace).
   void Replay(RecordWriter* writer) const;
+  // The memory system calls the slots' growth made since Init or the last
+  // ForgetSyscalls (a forked child's trace starts its count anew).
+  SyscallCounts syscalls() const { return syscalls_; }
+  void ForgetSyscalls() { syscalls_ = {}; }
 
  private:
   struct Node {
@@ -52,9 +60,13 @@ class StackTable {
   };
   static constexpr uint32_t kRecent = 8192;
   Edge recent_[kRecent] = {};
+  bool Grow();
+
   Node* nodes_ = nullptr;      // by id; nodes_[0] unused
   uint32_t* slots_ = nullptr;  // open addressing: node ids, 0 = empty
+  uint32_t mask_ = 0;          // slots - 1
   uint32_t size_ = 0;          // nodes in use
+  SyscallCounts syscalls_;
 };
 
 }  // namespace pagewaste::producer

@@ -45,6 +45,7 @@ class TraceFile {
   void LeaveParentsFile() {
     writer_.Reset();
     sink_.Abandon();
+    stacks_.ForgetSyscalls();
   }
   void WriteKnownStacks() { stacks_.Replay(&writer_); }
 
@@ -69,9 +70,12 @@ class TraceFile {
     sink_.Close();
   }
 
-  // The memory system calls the sink and the live-mapping table made.
+  // The memory system calls the sink, the stack table's growth and the
+  // live-mapping table made.
   SyscallCounts OwnSyscalls() const {
     SyscallCounts total = sink_.syscalls();
+    SyscallCounts stacks = stacks_.syscalls();
+    for (int i = 0; i < format::kSyscallKinds; ++i) total.count[i] += stacks.count[i];
     total.Add(format::SyscallKind::kMmap, live_.mmaps());
     return total;
   }
