@@ -23,10 +23,10 @@ bool StackTable::Init() {
   return nodes_ && slots_;
 }
 
-// Four times the slots, the nodes hashed into them again; false (the table
-// stays as it is) where the memory cannot be had.
+// Four times the slots (at most kMaxSlots), the nodes hashed into them
+// again; false (the table stays as it is) where the memory cannot be had.
 bool StackTable::Grow() {
-  uint32_t slots = (mask_ + 1) * 4;
+  uint32_t slots = (mask_ + 1) * 4 < kMaxSlots ? (mask_ + 1) * 4 : kMaxSlots;
   auto* grown = static_cast<uint32_t*>(RawReserve(sizeof(uint32_t) * slots));
   syscalls_.Add(format::SyscallKind::kMmap);
   if (!grown) return false;
