@@ -9,6 +9,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -18,16 +20,19 @@
 namespace pagewaste::inject {
 namespace {
 
-// The value of the default version of a defined function in an ELF file's
-// dynamic symbol table (glibc exports dlopen twice: its own, and a
-// compatibility one for programs linked with libdl); 0 if absent.
-uint64_t DynamicSymbol(const std::string& path, const char* name) {
+// The values of the default versions of defined functions in an ELF
+// file's dynamic symbol table (glibc exports dlopen twice: its own, and a
+// compatibility one for programs linked with libdl), by name; a name
+// absent is absent from the result. The file is read once.
+std::map<std::string, uint64_t> DynamicSymbols(const std::string& path,
+                                               const std::set<std::string>& names) {
+  std::map<std::string, uint64_t> found;
   std::ifstream in(path, std::ios::binary);
   std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (file.size() < sizeof(Elf64_Ehdr) || memcmp(file.data(), ELFMAG, SELFMAG) != 0) return 0;
+  if (file.size() < sizeof(Elf64_Ehdr) || memcmp(file.data(), ELFMAG, SELFMAG) != 0) return found;
   Elf64_Ehdr eh;
   memcpy(&eh, file.data(), sizeof eh);
-  if (eh.e_shoff + uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr) > file.size()) return 0;
+  if (eh.e_shoff + uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr) > file.size()) return found;
   std::vector<Elf64_Shdr> sections(eh.e_shnum);
   memcpy(sections.data(), file.data() + eh.e_shoff, eh.e_shnum * sizeof(Elf64_Shdr));
   const Elf64_Shdr* dynsym = nullptr;
@@ -36,11 +41,11 @@ uint64_t DynamicSymbol(const std::string& path, const char* name) {
     if (s.sh_type == SHT_DYNSYM) dynsym = &s;
     if (s.sh_type == SHT_GNU_versym) versym = &s;
   }
-  if (!dynsym || dynsym->sh_link >= sections.size()) return 0;
+  if (!dynsym || dynsym->sh_link >= sections.size()) return found;
   const Elf64_Shdr& strtab = sections[dynsym->sh_link];
   if (dynsym->sh_offset + dynsym->sh_size > file.size() ||
       strtab.sh_offset + strtab.sh_size > file.size())
-    return 0;
+    return found;
   size_t count = dynsym->sh_size / sizeof(Elf64_Sym);
   for (size_t i = 0; i < count; ++i) {
     Elf64_Sym sym;
@@ -48,15 +53,16 @@ uint64_t DynamicSymbol(const std::string& path, const char* name) {
     if (sym.st_shndx == SHN_UNDEF || ELF64_ST_TYPE(sym.st_info) != STT_FUNC ||
         sym.st_name >= strtab.sh_size)
       continue;
-    if (strcmp(file.c_str() + strtab.sh_offset + sym.st_name, name) != 0) continue;
+    std::string name(file.c_str() + strtab.sh_offset + sym.st_name);
+    if (!names.count(name) || found.count(name)) continue;
     if (versym && versym->sh_offset + (i + 1) * 2 <= file.size()) {
       uint16_t version;
       memcpy(&version, file.data() + versym->sh_offset + i * 2, 2);
       if (version & 0x8000) continue;  // hidden: not the default version
     }
-    return sym.st_value;
+    found[name] = sym.st_value;
   }
-  return 0;
+  return found;
 }
 
 // Whether the process sees the files and the thread ids we do: the
@@ -97,11 +103,9 @@ int InjectFeed(const FeedRequest& request, std::string* err) {
     *err = "it is stopped";
     return -1;
   }
-  uint64_t dlopen_at = DynamicSymbol(request.libc_path, "dlopen");
-  uint64_t dlsym_at = DynamicSymbol(request.libc_path, "dlsym");
-  uint64_t dlerror_at = DynamicSymbol(request.libc_path, "dlerror");
-  uint64_t close_at = DynamicSymbol(request.libc_path, "close");
-  if (!dlopen_at || !dlsym_at || !dlerror_at || !close_at) {
+  std::map<std::string, uint64_t> at =
+      DynamicSymbols(request.libc_path, {"dlopen", "dlsym", "dlerror", "close"});
+  if (at.size() != 4) {
     *err = "its C library has no dlopen (glibc before 2.34?)";
     return -1;
   }
@@ -115,19 +119,19 @@ int InjectFeed(const FeedRequest& request, std::string* err) {
   uint64_t symbol = thread.PushString(kFeedStartSymbol);
   uint64_t handle = 0;
   if (!library || !symbol ||
-      !thread.Call(bias + dlopen_at, {library, static_cast<uint64_t>(RTLD_NOW)}, &handle)) {
+      !thread.Call(bias + at["dlopen"], {library, static_cast<uint64_t>(RTLD_NOW)}, &handle)) {
     *err = thread.error();
     return -1;
   }
   if (!handle) {
     uint64_t message = 0;
-    thread.Call(bias + dlerror_at, {}, &message);
+    thread.Call(bias + at["dlerror"], {}, &message);
     std::string why = thread.ReadString(message);
     *err = "dlopen failed: " + (why.empty() ? request.library : why);
     return -1;
   }
   uint64_t start = 0, result = 0;
-  if (!thread.Call(bias + dlsym_at, {handle, symbol}, &start) || !start ||
+  if (!thread.Call(bias + at["dlsym"], {handle, symbol}, &start) || !start ||
       !thread.Call(start, {request.ring_bytes, request.sample_bytes}, &result)) {
     *err = thread.error().empty() ? "the feed library has no entry point" : thread.error();
     return -1;
@@ -142,7 +146,7 @@ int InjectFeed(const FeedRequest& request, std::string* err) {
   if (fd < 0) *err = std::string("cannot open the feed: ") + strerror(errno);
   // The process keeps the mapping, not the descriptor.
   uint64_t ignored;
-  thread.Call(bias + close_at, {static_cast<uint64_t>(remote_fd)}, &ignored);
+  thread.Call(bias + at["close"], {static_cast<uint64_t>(remote_fd)}, &ignored);
   return fd;
 }
 

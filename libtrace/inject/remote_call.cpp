@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "clock.h"
+#include "syscall_kind.h"
 
 namespace pagewaste::inject {
 namespace {
@@ -27,10 +28,10 @@ namespace {
 // called could want: the allocator's own (mmap and the rest, made under
 // its arena's lock), a futex (any lock), and the ends of a process.
 bool Risky(long nr) {
+  if (SyscallKindOf(nr) != format::SyscallKind::kOther) return true;
   switch (nr) {
-    case SYS_mmap: case SYS_munmap: case SYS_mremap: case SYS_brk: case SYS_mprotect:
-    case SYS_madvise: case SYS_futex: case SYS_exit: case SYS_exit_group: case SYS_execve:
-    case SYS_execveat: case SYS_rt_sigreturn:
+    case SYS_futex: case SYS_exit: case SYS_exit_group: case SYS_execve: case SYS_execveat:
+    case SYS_rt_sigreturn:
       return true;
     default:
       return false;
