@@ -82,8 +82,8 @@ struct ThreadState {
 };
 // Initial-exec: a global-dynamic variable would be allocated, with malloc,
 // at a thread's first hook. 32 bytes fit the static TLS the loader keeps
-// for libraries loaded late (the stack walk's memo does not: it is
-// global-dynamic, and allocated under the mark of the library's own).
+// for libraries loaded late (the stack walk's memo would not: this build of
+// the walk keeps none, and makes no system call).
 __thread ThreadState t_thread __attribute__((tls_model("initial-exec"))) = {0, 0, -1, 0, 0};
 
 uint64_t NowNs() {
@@ -240,9 +240,7 @@ void RecordAlloc(AllocKind kind, void* result, uint64_t requested, uint64_t alig
     UnlockSampled();
   }
   uintptr_t ips[kFeedMaxDepth];
-  Mark(kMarkOwn);
   int depth = shim::FastBacktrace(ips, kFeedMaxDepth, g_own_code.start, g_own_code.end);
-  Mark(0);
   uint32_t frames = depth > 0 ? static_cast<uint32_t>(depth) : 1;
   FeedRecord* r = Reserve(kFeedFixedBytes + frames * 8);
   if (!r) return;
