@@ -382,6 +382,10 @@ class BpfTracer {
     if (!feed_)
       fprintf(stderr, "pagewaste: cannot load the allocator feed into %d (%s): its malloc calls "
               "are seen through uprobes, at a far higher cost per call\n", pid, err.c_str());
+    else if (feed_->unredirected_call_sites())
+      fprintf(stderr, "pagewaste: %d: %u of its call sites of the malloc family are not seen "
+              "(the feed's table holds %u)\n", pid, feed_->unredirected_call_sites(),
+              feed_->redirected_call_sites());
   }
 
   // The feed's records and the ring's, stamped more than kFeedLagNs ago,

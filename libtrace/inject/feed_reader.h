@@ -23,6 +23,10 @@ class FeedReader {
   // address there), and that table's size.
   uint64_t thread_marks() const { return control_->thread_marks; }
   uint64_t thread_marks_bytes() const { return control_->thread_marks_bytes; }
+  // Call sites the library pointed at its hooks, and those its table had
+  // no room for (calls through them are not seen).
+  uint32_t redirected_call_sites() const { return control_->patched_slots; }
+  uint32_t unredirected_call_sites() const { return control_->unpatched_slots; }
 
   using Handler = std::function<void(const FeedRecord& record)>;
   // Hands over, in order, the committed records stamped before until_ns
