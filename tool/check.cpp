@@ -56,7 +56,7 @@ bool FrameMatches(const SitePattern& p, const Frame& f) {
   return true;
 }
 
-bool SiteMatches(const SitePattern& p, const std::vector<Frame>& frames) {
+bool SiteMatches(const SitePattern& p, const Stack& frames) {
   return std::any_of(frames.begin(), frames.end(),
                      [&](const Frame& f) { return FrameMatches(p, f); });
 }
@@ -167,7 +167,7 @@ std::string DefaultName(const Limit& limit) {
 // them out.
 struct Site {
   const json* figures;
-  std::vector<Frame> frames;
+  Stack frames;
   int suppressed_by = -1;
 };
 

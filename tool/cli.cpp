@@ -47,7 +47,6 @@ struct ReportArgs {
 };
 
 int ReportCommand(const ReportArgs& args) {
-  std::vector<Report> reports;
   int code = exit_code::kOk;
   ReplayOptions options;
   // Text shows the top sites. JSON lists the first 500 by each ranking and
@@ -104,6 +103,14 @@ int ReportCommand(const ReportArgs& args) {
       return exit_code::kUsage;
     }
   }
+  // One trace at a time: each process's report goes to the writer and the
+  // combined view, and is let go before the next trace replays.
+  std::unique_ptr<ReportWriter> writer = args.format == "json"     ? JsonWriter(render)
+                                         : args.format == "folded" ? FoldedWriter(metric)
+                                         : args.format == "pprof"  ? PprofWriter(metric)
+                                         : args.format == "html"   ? HtmlWriter()
+                                                   : TextWriter(render, args.traces.size());
+  CombinedView combined;
   for (const std::string& path : args.traces) {
     Report report;
     std::string err;
@@ -116,18 +123,23 @@ int ReportCommand(const ReportArgs& args) {
                  TraceStatusName(report.process.status), report.process.status_message);
       code = exit_code::kIncompleteTrace;
     }
-    reports.push_back(std::move(report));
+    writer->AddProcess(report);
+    combined.Add(std::move(report));
   }
-  std::string text = args.format == "json"     ? RenderJson(reports, render)
-                     : args.format == "folded" ? RenderFolded(reports, metric)
-                     : args.format == "pprof"  ? RenderPprof(reports, metric)
-                     : args.format == "html"   ? RenderHtml(reports)
-                                               : RenderText(reports, render);
-  if (text.empty() && args.format == "pprof") {
+  OutputFile out;
+  std::string err;
+  if (!out.Open(args.output, &err)) {
+    fmt::print(stderr, "pagewaste: {}\n", err);
+    return exit_code::kInternal;
+  }
+  if (!writer->Finish(combined.Finish(), &out)) {
     fmt::print(stderr, "pagewaste: the pprof profile could not be encoded\n");
     return exit_code::kInternal;
   }
-  if (!WriteOutput(args.output, text)) return exit_code::kInternal;
+  if (!out.Commit(&err)) {
+    fmt::print(stderr, "pagewaste: {}\n", err);
+    return exit_code::kInternal;
+  }
   return code;
 }
 

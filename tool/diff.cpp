@@ -21,7 +21,7 @@ bool IsBytes(const std::string& metric) { return FindMetric(metric)->bytes; }
 
 struct Merged {
   SiteLocation where;
-  std::vector<Frame> frames;
+  Stack frames;
   std::vector<uint64_t> values;
   uint64_t waste = 0;  // the location kept is that of the part with the most
   bool located = false;
@@ -30,7 +30,7 @@ struct Merged {
 std::map<std::string, Merged> SitesByKey(const ReportDocument& doc) {
   std::map<std::string, Merged> out;
   for (const json& site : doc.call_sites()) {
-    std::vector<Frame> frames = doc.Frames(site);
+    Stack frames = doc.Frames(site);
     Merged& m = out[SiteMatchKey(frames)];
     if (m.values.empty()) m.values.resize(DiffSiteMetrics().size());
     for (size_t i = 0; i < DiffSiteMetrics().size(); ++i)
@@ -92,7 +92,7 @@ DiffResult Diff(const ReportDocument& base, const ReportDocument& now,
   // Each site is labelled among the sites of both reports, so that a site
   // that is new beside an old one with the same innermost own frame is
   // named by the caller that tells them apart.
-  std::vector<const std::vector<Frame>*> stacks;
+  std::vector<const Stack*> stacks;
   for (const auto& [key, unused] : keys) {
     auto a = after.find(key);
     stacks.push_back(a != after.end() ? &a->second.frames : &before.find(key)->second.frames);

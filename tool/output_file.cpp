@@ -7,12 +7,29 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <utility>
 
 namespace pagewaste {
 namespace {
 
 bool IsStdout(const std::string& path) { return path.empty() || path == "-"; }
+
+// All of text to fd; false with errno set (0 for a write that made no
+// progress).
+bool WriteAll(int fd, std::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = 0;
+      return false;
+    }
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
 
 std::string DirectoryOf(const std::string& path) {
   size_t slash = path.rfind('/');
@@ -60,11 +77,23 @@ bool CheckOutputPath(const std::string& path, const std::vector<std::string>& in
 }
 
 bool WriteOutputFile(const std::string& path, const std::string& text, std::string* err) {
+  OutputFile out;
+  if (!out.Open(path, err)) return false;
+  out.Write(text);
+  return out.Commit(err);
+}
+
+OutputFile::~OutputFile() {
+  if (temp_.empty()) return;
+  close(fd_);
+  unlink(temp_.c_str());
+}
+
+bool OutputFile::Open(const std::string& path, std::string* err) {
+  path_ = path;
   if (IsStdout(path)) {
-    fwrite(text.data(), 1, text.size(), stdout);
-    if (fflush(stdout) == 0) return true;
-    *err = std::string("stdout: ") + strerror(errno);
-    return false;
+    fd_ = STDOUT_FILENO;
+    return true;
   }
   if (!CheckOutputPath(path, {}, err)) return false;
   // A new private file beside the target (mkstemp: O_EXCL, 0600), renamed
@@ -77,26 +106,89 @@ bool WriteOutputFile(const std::string& path, const std::string& text, std::stri
     *err = path + ": cannot create a file in " + DirectoryOf(path) + ": " + strerror(errno);
     return false;
   }
-  const char* data = text.data();
-  size_t left = text.size();
-  while (left > 0) {
-    ssize_t n = write(fd, data, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      *err = path + ": " + strerror(n < 0 ? errno : ENOSPC);
-      close(fd);
-      unlink(temp.c_str());
-      return false;
-    }
-    data += n;
-    left -= static_cast<size_t>(n);
-  }
-  if (close(fd) != 0 || rename(temp.c_str(), path.c_str()) != 0) {
-    *err = path + ": " + strerror(errno);
-    unlink(temp.c_str());
+  fd_ = fd;
+  temp_ = temp;
+  return true;
+}
+
+void OutputFile::Write(std::string_view text) {
+  if (error_) return;
+  if (fd_ == STDOUT_FILENO) fflush(stdout);  // after anything printed before
+  if (!WriteAll(fd_, text)) error_ = errno ? errno : ENOSPC;
+}
+
+bool OutputFile::Commit(std::string* err) {
+  std::string name = temp_.empty() ? "stdout" : path_;
+  if (temp_.empty()) {
+    if (!error_) return true;
+    *err = name + ": " + strerror(error_);
     return false;
   }
-  return true;
+  if (close(std::exchange(fd_, -1)) != 0 && !error_) error_ = errno;
+  if (!error_ && rename(temp_.c_str(), path_.c_str()) != 0) error_ = errno;
+  if (error_) unlink(temp_.c_str());
+  temp_.clear();
+  if (!error_) return true;
+  *err = name + ": " + strerror(error_);
+  return false;
+}
+
+Spool::Spool() {
+  const char* dir = getenv("TMPDIR");
+  fd_ = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd_ < 0 && dir && *dir) fd_ = open("/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
+Spool::~Spool() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void Spool::Write(std::string_view text) {
+  size_ += text.size();
+  if (fd_ >= 0 && WriteAll(fd_, text)) return;
+  if (fd_ >= 0) {
+    // The scratch file failed (a full disk): what it held comes back to memory.
+    std::string held(size_ - text.size(), '\0');
+    bool read_back = pread(fd_, held.data(), held.size(), 0) == static_cast<ssize_t>(held.size());
+    close(fd_);
+    fd_ = -1;
+    memory_ = read_back ? std::move(held) : std::string();
+    if (!read_back) size_ = text.size();
+  }
+  memory_ += text;
+}
+
+FILE* Spool::Reopen() {
+  if (fd_ < 0) return nullptr;
+  int fd = fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  FILE* in = fd >= 0 ? fdopen(fd, "r") : nullptr;
+  if (!in) {
+    if (fd >= 0) close(fd);
+    // Back to memory: the caller reads memory().
+    StringSink held;
+    CopyTo(&held);
+    memory_ = std::move(held.text());
+    close(fd_);
+    fd_ = -1;
+    return nullptr;
+  }
+  rewind(in);
+  return in;
+}
+
+void Spool::CopyTo(TextSink* out) {
+  if (fd_ < 0) {
+    out->Write(memory_);
+    return;
+  }
+  std::string buffer(1 << 20, '\0');
+  for (uint64_t at = 0; at < size_;) {
+    ssize_t n = pread(fd_, buffer.data(), buffer.size(), static_cast<off_t>(at));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out->Write(std::string_view(buffer.data(), static_cast<size_t>(n)));
+    at += static_cast<uint64_t>(n);
+  }
 }
 
 }  // namespace pagewaste

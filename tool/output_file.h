@@ -6,7 +6,10 @@
 // at the path by another user is neither followed nor kept.
 #pragma once
 
+#include <cstdint>
+#include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pagewaste {
@@ -20,5 +23,70 @@ bool CheckOutputPath(const std::string& path, const std::vector<std::string>& in
 
 // Writes text to path ("" or "-": stdout) as above; false with *err.
 bool WriteOutputFile(const std::string& path, const std::string& text, std::string* err);
+
+// Where an output goes as it is written, piece by piece.
+class TextSink {
+ public:
+  virtual ~TextSink() = default;
+  virtual void Write(std::string_view text) = 0;
+};
+
+// An output held in memory (tests, and documents read back).
+class StringSink : public TextSink {
+ public:
+  void Write(std::string_view text) override { text_ += text; }
+  std::string& text() { return text_; }
+
+ private:
+  std::string text_;
+};
+
+// An output file written as it is made: a new private file beside path,
+// renamed over it by Commit once whole (stdout for "" and "-"), and
+// removed if never committed.
+class OutputFile : public TextSink {
+ public:
+  OutputFile() = default;
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  ~OutputFile() override;
+
+  // False with *err, one line naming the path.
+  bool Open(const std::string& path, std::string* err);
+  // A failed write is kept and said by Commit.
+  void Write(std::string_view text) override;
+  bool Commit(std::string* err);
+
+ private:
+  std::string path_;
+  std::string temp_;  // empty for stdout
+  int fd_ = -1;
+  int error_ = 0;  // the first write's errno
+};
+
+// A private scratch file that no path names (O_TMPFILE under $TMPDIR or
+// /tmp; in memory where none can be made): what a writer holds until its
+// output's turn comes, instead of in memory.
+class Spool : public TextSink {
+ public:
+  Spool();
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+  ~Spool() override;
+
+  void Write(std::string_view text) override;
+  // Everything written, in order, to out.
+  void CopyTo(TextSink* out);
+  bool empty() const { return size_ == 0; }
+  // Everything written, read from the start: a stream the caller closes,
+  // or null with the text in memory().
+  FILE* Reopen();
+  const std::string& memory() const { return memory_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::string memory_;  // when no file could be made, or one failed
+};
 
 }  // namespace pagewaste

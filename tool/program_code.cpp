@@ -178,7 +178,7 @@ void CodeOrigin::Classify(std::vector<Frame>* frames) const {
   }
 }
 
-std::vector<bool> OwnFrames(const std::vector<Frame>& frames) {
+std::vector<bool> OwnFrames(const Stack& frames) {
   std::vector<bool> own(frames.size(), false);
   bool any = false;
   for (size_t i = 0; i < frames.size(); ++i)
@@ -188,7 +188,7 @@ std::vector<bool> OwnFrames(const std::vector<Frame>& frames) {
   return own;
 }
 
-size_t LocationIndex(const std::vector<Frame>& frames) {
+size_t LocationIndex(const Stack& frames) {
   if (frames.empty()) return SIZE_MAX;
   std::vector<bool> own = OwnFrames(frames);
   for (size_t i = 0; i < frames.size(); ++i)
@@ -204,7 +204,7 @@ std::string FrameText(const Frame& f) {
   return fmt::format("{} ({})", FrameName(f), WhereOf(f));
 }
 
-std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>& stacks) {
+std::vector<std::string> SiteLabels(const std::vector<const Stack*>& stacks) {
   const size_t n = stacks.size();
   std::vector<std::string> labels(n);
   std::vector<size_t> loc(n);
@@ -216,7 +216,7 @@ std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>
   }
   auto frame_at = [&](size_t i, ptrdiff_t offset) -> const Frame* {
     ptrdiff_t at = static_cast<ptrdiff_t>(loc[i]) + offset;
-    const std::vector<Frame>& frames = *stacks[i];
+    const Stack& frames = *stacks[i];
     return at < 0 || at >= static_cast<ptrdiff_t>(frames.size()) ? nullptr : &frames[at];
   };
   for (auto& group : groups) {
@@ -270,8 +270,8 @@ std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>
     for (size_t i : members) {
       bool seen = false;
       for (size_t j : firsts) {
-        const std::vector<Frame>& a = *stacks[i];
-        const std::vector<Frame>& b = *stacks[j];
+        const Stack& a = *stacks[i];
+        const Stack& b = *stacks[j];
         if (a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), SameFrame)) {
           labels[i] = labels[j];
           seen = true;
@@ -288,7 +288,7 @@ std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>
 
 void LabelSites(const std::vector<std::vector<CallSite>*>& lists) {
   std::unordered_map<std::string, size_t> index;  // key -> stack
-  std::vector<const std::vector<Frame>*> stacks;
+  std::vector<const Stack*> stacks;
   for (std::vector<CallSite>* list : lists)
     for (const CallSite& site : *list)
       if (index.emplace(site.key, stacks.size()).second) stacks.push_back(&site.frames);

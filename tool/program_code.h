@@ -63,12 +63,12 @@ class CodeOrigin {
 // program's own code; where it has none, its innermost frame with a
 // source file, else its innermost. SIZE_MAX for no frames. The frames must
 // have been classified.
-size_t LocationIndex(const std::vector<Frame>& frames);
+size_t LocationIndex(const Stack& frames);
 
 // Whether each frame counts as the program's own in its stack: the
 // program's frames with a source file, or, where a stack has none of those,
 // those without one that are not a library's.
-std::vector<bool> OwnFrames(const std::vector<Frame>& frames);
+std::vector<bool> OwnFrames(const Stack& frames);
 
 // "page_alloc (objs.c:6)": how one frame is named, with its short file.
 std::string FrameText(const Frame& frame);
@@ -81,7 +81,7 @@ std::string FrameText(const Frame& frame);
 // part ("main.fill (fill.go:8) via runtime.(*mheap).grow"). Stacks with
 // the same frames get the same label. The frames must have been
 // classified (CodeOrigin::Classify sets what they are compared by).
-std::vector<std::string> SiteLabels(const std::vector<const std::vector<Frame>*>& stacks);
+std::vector<std::string> SiteLabels(const std::vector<const Stack*>& stacks);
 
 // Sets the label of each site in the lists, unique across all of them
 // (a site in several lists, by key, has one label).

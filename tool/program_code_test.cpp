@@ -1,6 +1,7 @@
 // The rules that tell the program's frames from the libraries' and the
 // labels that tell sites apart, on frames written here; and how the
 // processes tables tell images apart.
+#include "combined_report.h"
 #include "program_code.h"
 
 #include <gtest/gtest.h>
@@ -98,11 +99,11 @@ TEST(CodeOrigin, ShortPathsAreRelativeToTheRootOrTheLibrarysOwn) {
 }
 
 // The frames of a stack, innermost first, classified.
-std::vector<Frame> Stack(std::vector<Frame> frames) {
+Stack Classified(std::vector<Frame> frames) {
   CodeOrigin origin(CodeRules{"/home/u/app", {}, {}});
   origin.Learn(frames);
   origin.Classify(&frames);
-  return frames;
+  return Stack(frames);
 }
 
 const Frame kMmap = F("mmap64", "../sysdeps/unix/sysv/linux/mmap64.c", 58,
@@ -111,29 +112,29 @@ const Frame kStart = F("__libc_start_call_main", "../sysdeps/nptl/libc_start_cal
                        "/usr/lib/x86_64-linux-gnu/libc.so.6");
 
 TEST(LocationIndex, IsTheFirstOwnFrameWithASourceFile) {
-  std::vector<Frame> s = Stack({kMmap, F("page_alloc", "/home/u/app/objs.c", 6),
+  Stack s = Classified({kMmap, F("page_alloc", "/home/u/app/objs.c", 6),
                                 F("main", "/home/u/app/objs.c", 20), kStart});
   EXPECT_EQ(LocationIndex(s), 1u);
   EXPECT_EQ(FrameText(s[1]), "page_alloc (objs.c:6)");
   EXPECT_EQ(OwnFrames(s), (std::vector<bool>{false, true, true, false}));
   // A static program's C library has no lines: its frames are not the site.
-  std::vector<Frame> static_c = Stack({F("__mmap", "", 0), F("page_alloc", "/home/u/app/objs.c", 6)});
+  Stack static_c = Classified({F("__mmap", "", 0), F("page_alloc", "/home/u/app/objs.c", 6)});
   EXPECT_EQ(LocationIndex(static_c), 1u);
   // Built without debug information: the first frame not a library's.
-  std::vector<Frame> bare = Stack({kMmap, F("page_alloc", "", 0), F("main", "", 0)});
+  Stack bare = Classified({kMmap, F("page_alloc", "", 0), F("main", "", 0)});
   EXPECT_EQ(LocationIndex(bare), 1u);
   EXPECT_EQ(FrameText(bare[1]), "page_alloc (app+0x0)");
   Frame unknown = F("", "", 0, "/usr/bin/python3.11");
   unknown.module_offset = 0x510a2b;
   EXPECT_EQ(FrameText(unknown), "?? (python3.11+0x510a2b)");
   // Only libraries (the loader's own mappings): the innermost with a file.
-  std::vector<Frame> loader = Stack({F("", "", 0, "/lib64/ld-linux-x86-64.so.2"), kMmap});
+  Stack loader = Classified({F("", "", 0, "/lib64/ld-linux-x86-64.so.2"), kMmap});
   EXPECT_EQ(LocationIndex(loader), 1u);
   EXPECT_EQ(LocationIndex({}), SIZE_MAX);
 }
 
-std::vector<std::string> Labels(const std::vector<std::vector<Frame>>& stacks) {
-  std::vector<const std::vector<Frame>*> pointers;
+std::vector<std::string> Labels(const std::vector<Stack>& stacks) {
+  std::vector<const Stack*> pointers;
   for (const auto& s : stacks) pointers.push_back(&s);
   return SiteLabels(pointers);
 }
@@ -141,13 +142,13 @@ std::vector<std::string> Labels(const std::vector<std::vector<Frame>>& stacks) {
 TEST(SiteLabels, NameTheCallersWhereSitesPart) {
   Frame page_alloc = F("page_alloc", "/home/u/app/objs.c", 6);
   Frame main_frame = F("main", "/home/u/app/objs.c", 30);
-  auto via = [&](Frame caller) { return Stack({kMmap, page_alloc, caller, main_frame, kStart}); };
-  std::vector<Frame> obj = via(F("make_obj", "/home/u/app/objs.c", 12));
-  std::vector<Frame> tag = via(F("make_tag", "/home/u/app/objs.c", 21));
+  auto via = [&](Frame caller) { return Classified({kMmap, page_alloc, caller, main_frame, kStart}); };
+  Stack obj = via(F("make_obj", "/home/u/app/objs.c", 12));
+  Stack tag = via(F("make_tag", "/home/u/app/objs.c", 21));
   EXPECT_EQ(Labels({obj, tag}), (std::vector<std::string>{"page_alloc ← make_obj (objs.c:12)",
                                                           "page_alloc ← make_tag (objs.c:21)"}));
   // Alone, or with a site elsewhere, the location is the label.
-  std::vector<Frame> other = Stack({kMmap, F("grow", "/home/u/app/pool.c", 9), main_frame});
+  Stack other = Classified({kMmap, F("grow", "/home/u/app/pool.c", 9), main_frame});
   EXPECT_EQ(Labels({obj, other}),
             (std::vector<std::string>{"page_alloc (objs.c:6)", "grow (pool.c:9)"}));
   // The same frames: the same label.
@@ -155,16 +156,16 @@ TEST(SiteLabels, NameTheCallersWhereSitesPart) {
                                                           "page_alloc (objs.c:6)"}));
   // Parting two callers out: the frames between are elided.
   Frame make = F("make", "/home/u/app/objs.c", 15);
-  std::vector<Frame> a = Stack({kMmap, page_alloc, make, F("run_a", "/home/u/app/t.c", 40), kStart});
-  std::vector<Frame> b = Stack({kMmap, page_alloc, make, F("run_b", "/home/u/app/t.c", 50), kStart});
+  Stack a = Classified({kMmap, page_alloc, make, F("run_a", "/home/u/app/t.c", 40), kStart});
+  Stack b = Classified({kMmap, page_alloc, make, F("run_b", "/home/u/app/t.c", 50), kStart});
   EXPECT_EQ(Labels({a, b}), (std::vector<std::string>{"page_alloc ← … ← run_a (t.c:40)",
                                                       "page_alloc ← … ← run_b (t.c:50)"}));
   // Parting only inside the location: the first frame inward that differs.
   Frame line = F("main", "/home/u/app/m.c", 5);
-  std::vector<Frame> mapped = Stack({kMmap, F("sysmalloc", "./malloc/malloc.c", 2500,
+  Stack mapped = Classified({kMmap, F("sysmalloc", "./malloc/malloc.c", 2500,
                                               "/usr/lib/x86_64-linux-gnu/libc.so.6"),
                                      line, kStart});
-  std::vector<Frame> grown = Stack({F("__brk", "../sysdeps/unix/sysv/linux/brk.c", 36,
+  Stack grown = Classified({F("__brk", "../sysdeps/unix/sysv/linux/brk.c", 36,
                                       "/usr/lib/x86_64-linux-gnu/libc.so.6"),
                                     F("sysmalloc", "./malloc/malloc.c", 2600,
                                       "/usr/lib/x86_64-linux-gnu/libc.so.6"),
@@ -179,9 +180,9 @@ TEST(SiteLabels, NameTheCallersWhereSitesPart) {
 TEST(SiteLabels, AreUniqueAmongManySitesOfOneLine) {
   // 300 callers of one allocator: each label names its caller.
   Frame page_alloc = F("page_alloc", "/home/u/app/objs.c", 6);
-  std::vector<std::vector<Frame>> stacks;
+  std::vector<Stack> stacks;
   for (int i = 0; i < 300; ++i)
-    stacks.push_back(Stack({kMmap, page_alloc, F("caller", "/home/u/app/c.c", 100 + i), kStart}));
+    stacks.push_back(Classified({kMmap, page_alloc, F("caller", "/home/u/app/c.c", 100 + i), kStart}));
   std::vector<std::string> labels = Labels(stacks);
   std::set<std::string> distinct(labels.begin(), labels.end());
   EXPECT_EQ(distinct.size(), 300u);

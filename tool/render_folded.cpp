@@ -5,14 +5,17 @@
 #include <fmt/format.h>
 
 #include <map>
+#include <utility>
 
 #include "render.h"
 
 namespace pagewaste {
 
-std::string RenderFolded(const std::vector<Report>& reports, const std::string& metric) {
+namespace {
+
+std::string Folded(const CombinedReport& combined, const std::string& metric) {
   std::map<std::string, uint64_t> stacks;  // sorted: the same text every time
-  for (const CallSite& site : Combine(reports).call_sites) {
+  for (const CallSite& site : combined.call_sites) {
     uint64_t value = 0;
     if (!FigureOf(site, metric, &value) || value == 0) continue;
     std::string stack;
@@ -28,6 +31,24 @@ std::string RenderFolded(const std::vector<Report>& reports, const std::string& 
   std::string out;
   for (const auto& [stack, value] : stacks) out += fmt::format("{} {}\n", stack, value);
   return out;
+}
+
+class FoldedReportWriter : public ReportWriter {
+ public:
+  explicit FoldedReportWriter(std::string metric) : metric_(std::move(metric)) {}
+  bool Finish(const CombinedReport& combined, TextSink* out) override {
+    out->Write(Folded(combined, metric_));
+    return true;
+  }
+
+ private:
+  std::string metric_;
+};
+
+}  // namespace
+
+std::unique_ptr<ReportWriter> FoldedWriter(const std::string& metric) {
+  return std::make_unique<FoldedReportWriter>(metric);
 }
 
 }  // namespace pagewaste

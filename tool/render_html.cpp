@@ -98,10 +98,8 @@ json Card(const char* label, uint64_t value, bool bytes, bool hot = false, std::
   return {{"label", label}, {"value", value}, {"bytes", bytes}, {"hot", hot}, {"note", note}};
 }
 
-}  // namespace
-
-std::string RenderHtml(const std::vector<Report>& reports) {
-  CombinedReport c = Combine(reports);
+std::string Html(const CombinedReport& c) {
+  const std::vector<Report>& reports = c.each;
   json d;
   std::string title;
   for (const Report& r : reports) {
@@ -147,9 +145,7 @@ std::string RenderHtml(const std::vector<Report>& reports) {
   d["warnings"] = warnings;
   // The timeline, what-if and memory tables of the process that held the
   // most pages (the only one, usually).
-  const Report* largest = reports.empty() ? nullptr : &reports[0];
-  for (const Report& r : reports)
-    if (r.peak_mapped_bytes > largest->peak_mapped_bytes) largest = &r;
+  const Report* largest = reports.empty() ? nullptr : &reports[c.largest];
   json samples = json::array();
   json page_sizes = json::array(), allocators = json::array(), went = json::array();
   if (largest) {
@@ -208,5 +204,17 @@ std::string RenderHtml(const std::vector<Report>& reports) {
   if (at != std::string::npos) page.replace(at, slot.size(), data);
   return page;
 }
+
+class HtmlReportWriter : public ReportWriter {
+ public:
+  bool Finish(const CombinedReport& combined, TextSink* out) override {
+    out->Write(Html(combined));
+    return true;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ReportWriter> HtmlWriter() { return std::make_unique<HtmlReportWriter>(); }
 
 }  // namespace pagewaste

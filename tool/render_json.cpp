@@ -14,8 +14,13 @@
 // same JSON.
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include <map>
 #include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "render.h"
 #include "report_document.h"
@@ -69,55 +74,87 @@ void Cost(const CostTotals& c, json* j) {
   (*j)["estimated_waste_bytes"] = c.estimated_waste_bytes;
 }
 
-// The frame and stack tables, filled as sites are written.
+// Strings from a trace (paths, arguments, symbol names) need not be UTF-8:
+// such bytes come out as U+FFFD.
+std::string Compact(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// A section's call sites, each written out as a line as it is made: a
+// combined view of thousands of sites is never a tree of objects at once.
+// The section holds null in their place.
+using SiteLines = std::vector<std::string>;
+
+// The frame and stack tables, filled as sites are written, each frame kept
+// as its line of output.
 class StackTables {
  public:
   // The innermost node of the site's stack; null for a site without frames.
-  json Stack(const std::vector<Frame>& frames) {
+  json Stack(const pagewaste::Stack& frames) {
     int64_t parent = -1;
     for (auto f = frames.rbegin(); f != frames.rend(); ++f) {
       auto [it, fresh] = nodes_.emplace(std::make_pair(FrameIndex(*f), parent), stacks_.size());
-      if (fresh) stacks_.push_back(json::array({it->first.first, parent}));
+      if (fresh) stacks_.emplace_back(it->first.first, parent);
       parent = static_cast<int64_t>(it->second);
     }
     return parent < 0 ? json(nullptr) : json(parent);
   }
-  json TakeFrames() { return std::move(frames_); }
-  json TakeStacks() { return std::move(stacks_); }
+  const std::vector<std::string>& frames() const { return frames_; }
+  const std::vector<std::pair<int64_t, int64_t>>& stacks() const { return stacks_; }
 
  private:
   using FrameKey = std::tuple<std::string, std::string, int, std::string, uint64_t, bool, bool>;
 
   int64_t FrameIndex(const Frame& f) {
+    // A pooled frame is looked up once; frames that differ only in what the
+    // table leaves out share an entry.
+    auto known = by_frame_.find(&f);
+    if (known != by_frame_.end()) return known->second;
     FrameKey key{f.function, f.file, f.line, f.module, f.module_offset, f.inlined, f.library};
     auto [it, fresh] = frame_index_.emplace(std::move(key), frames_.size());
     if (fresh)
-      frames_.push_back({{"function", f.function},
-                         {"file", f.file},
-                         {"line", f.line},
-                         {"module", f.module},
-                         {"module_offset", f.module_offset},
-                         {"inlined", f.inlined},
-                         {"library", f.library}});
+      frames_.push_back(Compact({{"function", f.function},
+                                 {"file", f.file},
+                                 {"line", f.line},
+                                 {"module", f.module},
+                                 {"module_offset", f.module_offset},
+                                 {"inlined", f.inlined},
+                                 {"library", f.library}}));
+    by_frame_.emplace(&f, static_cast<int64_t>(it->second));
     return static_cast<int64_t>(it->second);
   }
 
+  std::unordered_map<const Frame*, int64_t> by_frame_;
   std::map<FrameKey, size_t> frame_index_;
   std::map<std::pair<int64_t, int64_t>, size_t> nodes_;
-  json frames_ = json::array();
-  json stacks_ = json::array();
+  std::vector<std::string> frames_;
+  std::vector<std::pair<int64_t, int64_t>> stacks_;
 };
 
 json CallSiteJson(const CallSite& site, bool combined, StackTables* tables);
 
 // The sites listed, and the rest summed in other_sites, so that the sites
 // and other_sites still add up to the summary.
+constexpr size_t kNoSites = SIZE_MAX;  // every site summed in other_sites
+
 void CallSites(const std::vector<CallSite>& all, size_t top, bool combined, StackTables* tables,
-               json* j) {
-  SitesShown shown = ShownSites(all, top);
-  json sites = json::array();
-  for (const CallSite& site : shown.sites) sites.push_back(CallSiteJson(site, combined, tables));
-  (*j)["call_sites"] = sites;
+               json* j, SiteLines* lines) {
+  SitesShown shown;
+  if (top == kNoSites) {
+    shown.other_sites = all.size();
+    for (const CallSite& site : all) {
+      shown.other.Add(site.cost);
+      shown.other_leaked_allocations += site.leaked_allocations;
+      shown.other_leaked_bytes += site.leaked_bytes;
+    }
+  } else {
+    shown = ShownSites(all, top);
+  }
+  lines->clear();
+  lines->reserve(shown.sites.size());
+  for (const CallSite& site : shown.sites)
+    lines->push_back(Compact(CallSiteJson(site, combined, tables)));
+  (*j)["call_sites"] = nullptr;
   json other = {{"sites", shown.other_sites}};
   Cost(shown.other, &other);
   other["leaked_allocations"] = shown.other_leaked_allocations;
@@ -208,7 +245,7 @@ json ProcessJson(const Report& r) {
             {"unmapped_bytes", r.before_attach.unmapped_bytes}}}};
 }
 
-json ReportJson(const Report& r, size_t top, StackTables* tables) {
+json ReportJson(const Report& r, size_t top, StackTables* tables, SiteLines* lines) {
   const ProcessInfo& p = r.process;
   json j;
   j["process"] = ProcessJson(r);
@@ -246,9 +283,9 @@ json ReportJson(const Report& r, size_t top, StackTables* tables) {
   summary["leaked_allocations"] = r.leaked_allocations;
   summary["syscall_time_share"] = r.syscall_time_share();
   j["summary"] = summary;
-  CallSites(r.call_sites, top, false, tables, &j);
-  j["kernel_sites"] = KernelSites(r.kernel_sites, tables);
-  j["leak_sites"] = LeakSites(r.leak_sites, tables);
+  CallSites(r.call_sites, top, false, tables, &j, lines);
+  j["kernel_sites"] = KernelSites(top == kNoSites ? std::vector<CallSite>() : r.kernel_sites, tables);
+  j["leak_sites"] = LeakSites(top == kNoSites ? std::vector<CallSite>() : r.leak_sites, tables);
   json peak_sites = json::array();
   for (const CallSite& site : r.peak.sites)
     peak_sites.push_back({{"key", site.key},
@@ -310,7 +347,7 @@ json ReportJson(const Report& r, size_t top, StackTables* tables) {
   return j;
 }
 
-json CombinedJson(const CombinedReport& c, size_t top, StackTables* tables) {
+json CombinedJson(const CombinedReport& c, size_t top, StackTables* tables, SiteLines* lines) {
   json j;
   j["processes"] = c.processes;
   j["lost"] = {{"incomplete_traces", c.lost.incomplete_traces},
@@ -333,45 +370,57 @@ json CombinedJson(const CombinedReport& c, size_t top, StackTables* tables) {
                {"live_mappings", c.peak.live_mappings},
                {"processes", holders},
                {"time_ns", c.peak.time_ns}};
-  CallSites(c.call_sites, top, true, tables, &j);
+  CallSites(c.call_sites, top, true, tables, &j, lines);
   j["kernel_sites"] = KernelSites(c.kernel_sites, tables);
   j["leak_sites"] = LeakSites(c.leak_sites, tables);
   return j;
 }
 
-// Strings from a trace (paths, arguments, symbol names) need not be UTF-8:
-// such bytes come out as U+FFFD.
-std::string Compact(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 // Objects are indented, one field per line; an array of objects or arrays
 // has one element per line, each written compactly: a site, a frame or a
 // stack node per line, which keeps the file small and a diff readable.
-// The processes at the top are the exception: each is an object written out.
-void Write(const json& j, int indent, std::string* out, bool spread_elements = false) {
-  if (j.is_array() && spread_elements) {
-    *out += "[\n";
-    for (size_t i = 0; i < j.size(); ++i) {
-      out->append(indent + 2, ' ');
-      Write(j[i], indent + 2, out);
-      *out += i + 1 < j.size() ? ",\n" : "\n";
-    }
-    out->append(indent, ' ');
-    *out += "]";
-  } else if (j.is_object() && !j.empty()) {
-    *out += "{\n";
-    bool first = true;
-    for (const auto& [key, value] : j.items()) {
-      if (!first) *out += ",\n";
-      first = false;
-      out->append(indent + 2, ' ');
-      *out += Compact(key) + ": ";
-      Write(value, indent + 2, out, indent == 0 && key == "processes");
-    }
-    *out += "\n";
-    out->append(indent, ' ');
-    *out += "}";
+void Write(const json& j, int indent, std::string* out);
+
+// One line per element, as Write lays out an array of structured elements.
+template <typename Lines>
+void WriteLines(const Lines& lines, int indent, std::string* out) {
+  if (lines.empty()) {
+    *out += "[]";
+    return;
+  }
+  *out += "[\n";
+  for (size_t i = 0; i < lines.size(); ++i) {
+    out->append(indent + 2, ' ');
+    *out += lines[i];
+    *out += i + 1 < lines.size() ? ",\n" : "\n";
+  }
+  out->append(indent, ' ');
+  *out += "]";
+}
+
+// j with its "call_sites" from lines (none: j's own).
+void Write(const json& j, int indent, std::string* out, const SiteLines* lines) {
+  if (!j.is_object() || j.empty()) return Write(j, indent, out);
+  *out += "{\n";
+  bool first = true;
+  for (const auto& [key, value] : j.items()) {
+    if (!first) *out += ",\n";
+    first = false;
+    out->append(indent + 2, ' ');
+    *out += Compact(key) + ": ";
+    if (lines && key == "call_sites")
+      WriteLines(*lines, indent + 2, out);
+    else
+      Write(value, indent + 2, out);
+  }
+  *out += "\n";
+  out->append(indent, ' ');
+  *out += "}";
+}
+
+void Write(const json& j, int indent, std::string* out) {
+  if (j.is_object() && !j.empty()) {
+    Write(j, indent, out, nullptr);
   } else if (j.is_array() && !j.empty() && j.front().is_structured()) {
     *out += "[\n";
     for (size_t i = 0; i < j.size(); ++i) {
@@ -386,21 +435,55 @@ void Write(const json& j, int indent, std::string* out, bool spread_elements = f
   }
 }
 
+// Each process is written out as its replay ends and kept as text; the
+// combined view, the processes and the tables of the frames and stacks
+// that both name follow at the end.
+class JsonReportWriter : public ReportWriter {
+ public:
+  explicit JsonReportWriter(const RenderOptions& options) : options_(options) {}
+
+  void AddProcess(const Report& report) override {
+    std::string text = processes_.empty() ? "    " : ",\n    ";
+    SiteLines lines;
+    json section =
+        ReportJson(report, options_.process_sites ? options_.top : kNoSites, &tables_, &lines);
+    Write(section, 4, &text, &lines);
+    processes_.Write(text);
+  }
+
+  bool Finish(const CombinedReport& combined, TextSink* sink) override {
+    std::string out = fmt::format("{{\n  \"schema_version\": {},\n  \"combined\": ", kSchemaVersion);
+    SiteLines lines;
+    json section = CombinedJson(combined, options_.top, &tables_, &lines);
+    Write(section, 2, &out, &lines);
+    out += ",\n  \"processes\": [\n";
+    sink->Write(out);
+    processes_.CopyTo(sink);
+    out = processes_.empty() ? "  ]" : "\n  ]";
+    out += ",\n  \"frames\": ";
+    WriteLines(tables_.frames(), 2, &out);
+    out += ",\n  \"stacks\": ";
+    const auto& nodes = tables_.stacks();
+    out += nodes.empty() ? "[]" : "[\n";
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      fmt::format_to(std::back_inserter(out), "    [{},{}]{}", nodes[i].first, nodes[i].second,
+                     i + 1 < nodes.size() ? ",\n" : "\n  ]");
+      if (out.size() >= (1 << 20)) sink->Write(std::exchange(out, {}));
+    }
+    sink->Write(out + "\n}\n");
+    return true;
+  }
+
+ private:
+  RenderOptions options_;
+  StackTables tables_;
+  Spool processes_;  // each process written out, indented, one after another
+};
+
 }  // namespace
 
-std::string RenderJson(const std::vector<Report>& reports, const RenderOptions& options) {
-  StackTables tables;
-  json j;
-  j["schema_version"] = kSchemaVersion;
-  j["combined"] = CombinedJson(Combine(reports), options.top, &tables);
-  json processes = json::array();
-  for (const Report& r : reports) processes.push_back(ReportJson(r, options.top, &tables));
-  j["processes"] = processes;
-  j["frames"] = tables.TakeFrames();
-  j["stacks"] = tables.TakeStacks();
-  std::string out;
-  Write(j, 0, &out);
-  return out + "\n";
+std::unique_ptr<ReportWriter> JsonWriter(const RenderOptions& options) {
+  return std::make_unique<JsonReportWriter>(options);
 }
 
 }  // namespace pagewaste

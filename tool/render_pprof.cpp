@@ -142,13 +142,12 @@ bool PprofMetric(const std::string& metric, std::string* sample_type) {
   return false;
 }
 
-std::string RenderPprof(const std::vector<Report>& reports, const std::string& default_metric) {
+namespace {
+
+std::string Pprof(const CombinedReport& combined, const std::string& default_metric) {
   // The frames of a merged site are those of one process: its modules'
   // build ids are looked up among every process's.
-  std::map<std::string, std::string> build_ids;
-  for (const Report& r : reports)
-    build_ids.insert(r.module_build_ids.begin(), r.module_build_ids.end());
-  ProfileBuilder b(std::move(build_ids));
+  ProfileBuilder b(combined.module_build_ids);
   pb::Profile& p = b.profile();
   for (const SampleType& t : kSampleTypes) {
     pb::ValueType* v = p.add_sample_type();
@@ -158,10 +157,9 @@ std::string RenderPprof(const std::vector<Report>& reports, const std::string& d
   std::string default_type = "page_waste";
   PprofMetric(default_metric, &default_type);
   p.set_default_sample_type(b.String(default_type));
-  CombinedReport combined = Combine(reports);
   // The executables' mappings first: pprof names the profile after the first.
-  for (const Report& r : reports)
-    if (r.module_build_ids.count(r.process.header.exe)) b.Mapping(r.process.header.exe);
+  for (const Report& r : combined.each)
+    if (combined.module_build_ids.count(r.process.header.exe)) b.Mapping(r.process.header.exe);
   for (const CallSite& site : combined.call_sites) {
     pb::Sample* sample = p.add_sample();
     for (size_t i = 0; i < site.frames.size();) {
@@ -180,16 +178,17 @@ std::string RenderPprof(const std::vector<Report>& reports, const std::string& d
     label->set_key(b.String("site"));
     label->set_str(b.String(site.label));
   }
-  for (const Report& r : reports) {
+  for (const Report& r : combined.each) {
     const ProcessInfo& info = r.process;
     std::string argv;
     for (const std::string& a : info.header.argv) argv += (argv.empty() ? "" : " ") + a;
     p.add_comment(b.String(
         fmt::format("pagewaste: pid {} {}: {}", info.header.process.pid, info.header.exe, argv)));
   }
-  if (!reports.empty()) {
-    p.set_time_nanos(static_cast<int64_t>(reports[0].process.header.process.start_realtime_ns));
-    p.set_duration_nanos(static_cast<int64_t>(reports[0].process.duration_ns));
+  if (!combined.each.empty()) {
+    const ProcessInfo& first = combined.each[0].process;
+    p.set_time_nanos(static_cast<int64_t>(first.header.process.start_realtime_ns));
+    p.set_duration_nanos(static_cast<int64_t>(first.duration_ns));
   }
   pb::ValueType* period = p.mutable_period_type();
   period->set_type(b.String("page_waste"));
@@ -198,6 +197,25 @@ std::string RenderPprof(const std::vector<Report>& reports, const std::string& d
   std::string raw, out;
   if (!p.SerializeToString(&raw) || !Gzip(raw, &out)) return {};
   return out;
+}
+
+class PprofReportWriter : public ReportWriter {
+ public:
+  explicit PprofReportWriter(std::string metric) : metric_(std::move(metric)) {}
+  bool Finish(const CombinedReport& combined, TextSink* out) override {
+    std::string profile = Pprof(combined, metric_);
+    out->Write(profile);
+    return !profile.empty();
+  }
+
+ private:
+  std::string metric_;
+};
+
+}  // namespace
+
+std::unique_ptr<ReportWriter> PprofWriter(const std::string& default_metric) {
+  return std::make_unique<PprofReportWriter>(default_metric);
 }
 
 }  // namespace pagewaste

@@ -130,7 +130,7 @@ std::vector<std::string> SiteLines(const CostTotals& c) {
 // lines; from_location starts at the location's caller (the short lists,
 // whose "at" line names the location).
 void Frames(const CallSite& site, size_t limit, bool from_location, std::string* out) {
-  const std::vector<Frame>& frames = site.frames;
+  const Stack& frames = site.frames;
   if (frames.empty()) return;  // the "at" line says so
   size_t location = LocationIndex(frames);
   std::vector<bool> own = OwnFrames(frames);
@@ -423,9 +423,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
 // Several processes: their sum leads, with their call sites merged by key
 // and the peak they reached together; one line per process follows, then
 // each process's own report.
-void Combined(const std::vector<Report>& reports, const RenderOptions& options,
-              std::string* out) {
-  CombinedReport t = Combine(reports);
+void Combined(const CombinedReport& t, const RenderOptions& options, std::string* out) {
   const CostTotals& c = t.summary;
   *out += fmt::format("pagewaste report: {} processes, combined\n", t.processes);
   if (t.lost.incomplete_traces)
@@ -449,7 +447,7 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
   *out += fmt::format("  peak in pages        {} at {:.3f} s, all processes together\n",
                       Bytes(t.peak.page_bytes), static_cast<double>(t.peak.time_ns) / 1e9);
   for (const CombinedPeak::Share& share : t.peak.processes) {
-    const ProcessInfo& p = reports[share.process].process;
+    const ProcessInfo& p = t.each[share.process].process;
     *out += fmt::format("                       {} by pid {} ({})\n", Bytes(share.page_bytes),
                         p.header.process.pid, p.header.exe);
   }
@@ -460,11 +458,11 @@ void Combined(const std::vector<Report>& reports, const RenderOptions& options,
   *out += "\nProcesses\n";
   *out += fmt::format("  {:>8}  {:>12}  {:>28}  {:>10}  {}\n", "pid", "allocations",
                       "page-rounding waste", "syscalls", "executable");
-  for (const Report& r : reports)
+  for (const Report& r : t.each)
     *out += fmt::format("  {:>8}  {:>12}  {:>28}  {:>10}  {}{}\n", r.process.header.process.pid,
                         Num(r.summary.allocations), Bytes(r.summary.page_waste_bytes),
                         Num(SumSyscalls(r.summary.syscalls)), r.process.header.exe,
-                        ProcessImageNote(r, reports));
+                        ProcessImageNote(r, t.each));
 }
 
 // Colour for a terminal (options.colour): headings bold, waste red,
@@ -493,30 +491,42 @@ std::string Colourize(const std::string& text) {
   return out;
 }
 
-}  // namespace
-
-std::string RenderText(const std::vector<Report>& reports, const RenderOptions& options) {
-  std::string out = RenderPlainText(reports, options);
-  return options.colour ? Colourize(out) : out;
-}
-
 // Several processes: the combined view with the sites asked for, then each
 // process with its first three of each list (the combined view has the
 // rest; the JSON has every one).
 constexpr size_t kSitesPerProcess = 3;
 
-std::string RenderPlainText(const std::vector<Report>& reports, const RenderOptions& options) {
-  std::string out;
-  RenderOptions each = options;
-  if (reports.size() > 1) {
-    Combined(reports, options, &out);
-    each.top = options.top ? std::min(options.top, kSitesPerProcess) : kSitesPerProcess;
+class TextReportWriter : public ReportWriter {
+ public:
+  TextReportWriter(const RenderOptions& options, size_t processes)
+      : options_(options), each_(options) {
+    if (processes > 1)
+      each_.top = options.top ? std::min(options.top, kSitesPerProcess) : kSitesPerProcess;
   }
-  for (const Report& report : reports) {
-    if (!out.empty()) out += "\n";
-    Process(report, each, &out);
+
+  void AddProcess(const Report& report) override {
+    sections_ += "\n";
+    Process(report, each_, &sections_);
   }
-  return out;
+
+  bool Finish(const CombinedReport& combined, TextSink* sink) override {
+    std::string out;
+    if (combined.processes > 1) Combined(combined, options_, &out);
+    out += out.empty() ? sections_.substr(std::min<size_t>(1, sections_.size())) : sections_;
+    sink->Write(options_.colour ? Colourize(out) : out);
+    return true;
+  }
+
+ private:
+  RenderOptions options_;
+  RenderOptions each_;
+  std::string sections_;  // each process's, each after an empty line
+};
+
+}  // namespace
+
+std::unique_ptr<ReportWriter> TextWriter(const RenderOptions& options, size_t processes) {
+  return std::make_unique<TextReportWriter>(options, processes);
 }
 
 }  // namespace pagewaste

@@ -2,7 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <fstream>
+#include <iterator>
+#include <memory>
+#include <utility>
+#include <vector>
 #include <sstream>
 #include <unordered_set>
 
@@ -57,6 +62,69 @@ bool CheckFigures(const json& object, const std::string& path, std::string* err)
     }
   }
   return true;
+}
+
+// The fields of a site that no limit, diff or CI format reads: left out as
+// the report is parsed, they would be most of a large report's memory.
+const std::unordered_set<std::string>& UnreadFields() {
+  static const std::unordered_set<std::string> fields = {
+      "frees", "unmappings", "file_mappings", "remappings", "brk_calls", "memory_calls",
+      "reservations", "reserved_bytes", "made_accessible_bytes", "failed_calls",
+      "usable_bytes", "own_mappings", "own_requested_bytes", "waste_estimated", "syscall_ns",
+      "syscalls_estimated", "estimated_calls", "calls", "syscalls_per_call", "syscall_pattern",
+      "usage_measured_mappings", "resident_pages", "used_bytes", "used_bytes_estimated",
+      "temporary_allocations", "sampling_error_bytes", "advice", "lifetimes"};
+  return fields;
+}
+
+// The characters of a stream, read 64 KiB at a time: the parser's input
+// (its own FILE* input takes a lock per character).
+class StreamChars {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
+
+  StreamChars() = default;  // the end
+  explicit StreamChars(FILE* in) : state_(std::make_shared<State>()) {
+    state_->in = in;
+    Fill();
+  }
+  reference operator*() const { return state_->buffer[state_->at]; }
+  StreamChars& operator++() {
+    if (++state_->at == state_->size) Fill();
+    return *this;
+  }
+  bool operator==(const StreamChars& other) const { return AtEnd() == other.AtEnd(); }
+  bool operator!=(const StreamChars& other) const { return !(*this == other); }
+
+ private:
+  struct State {
+    FILE* in = nullptr;
+    std::vector<char> buffer = std::vector<char>(64 << 10);
+    size_t at = 0;
+    size_t size = 0;
+  };
+  bool AtEnd() const { return !state_ || state_->size == 0; }
+  void Fill() {
+    state_->size = fread(state_->buffer.data(), 1, state_->buffer.size(), state_->in);
+    state_->at = 0;
+  }
+  std::shared_ptr<State> state_;
+};
+
+// The report without UnreadFields; discarded if it does not parse.
+template <typename... Input>
+json ParseKept(Input&&... text) {
+  return json::parse(
+      std::forward<Input>(text)...,
+      [](int, json::parse_event_t event, json& parsed) {
+        return event != json::parse_event_t::key || !parsed.is_string() ||
+               !UnreadFields().count(parsed.get_ref<const std::string&>());
+      },
+      false);
 }
 
 }  // namespace
@@ -114,7 +182,7 @@ void ReportDocument::NameSites() {
     all.push_back(std::move(frame));
   }
   origin_.Learn(all);
-  std::vector<std::vector<Frame>> stacks;
+  std::vector<Stack> stacks;
   std::vector<std::string> keys;
   std::unordered_set<std::string> seen;
   auto add = [&](const json& site) {
@@ -125,8 +193,8 @@ void ReportDocument::NameSites() {
   };
   for (const json& site : call_sites()) add(site);
   for (const json* site : PeakSites()) add(*site);
-  std::vector<const std::vector<Frame>*> pointers;
-  for (const std::vector<Frame>& stack : stacks) pointers.push_back(&stack);
+  std::vector<const Stack*> pointers;
+  for (const Stack& stack : stacks) pointers.push_back(&stack);
   std::vector<std::string> labels = SiteLabels(pointers);
   labels_.clear();
   for (size_t i = 0; i < keys.size(); ++i) labels_[keys[i]] = labels[i];
@@ -139,7 +207,11 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     return Parse(text, paths[0], err);
   }
-  std::vector<Report> reports;
+  // Every site: site limits and suppressions must see them all.
+  RenderOptions render;
+  render.process_sites = false;
+  std::unique_ptr<ReportWriter> writer = JsonWriter(render);
+  CombinedView combined;
   for (const std::string& path : paths) {
     if (StartsLikeJson(path)) {
       *err = fmt::format("{}: a JSON report goes alone, not with other inputs", path);
@@ -152,17 +224,26 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
     if (report.process.status != TraceStatus::kComplete)
       fmt::print(stderr, "pagewaste: {}: trace is {} ({}); using what it holds\n", path,
                  TraceStatusName(report.process.status), report.process.status_message);
-    reports.push_back(std::move(report));
+    writer->AddProcess(report);
+    combined.Add(std::move(report));
   }
-  // Every site: site limits and suppressions must see them all.
-  doc_ = json::parse(RenderJson(reports, {}));
+  // The document's text goes through a scratch file: a suite's combined
+  // view is tens of MB of text, which the parsed document need not sit beside.
+  Spool text;
+  writer->Finish(combined.Finish(), &text);
+  if (FILE* in = text.Reopen()) {
+    doc_ = ParseKept(StreamChars(in), StreamChars());
+    fclose(in);
+  } else {
+    doc_ = ParseKept(text.memory());
+  }
   NameSites();
   return true;
 }
 
 bool ReportDocument::Parse(const std::string& text, const std::string& name, std::string* err) {
   name_ = name;
-  doc_ = json::parse(text, nullptr, false);
+  doc_ = ParseKept(text);
   if (doc_.is_discarded()) {
     *err = fmt::format("{}: not a JSON report (it does not parse)", name);
     return false;
@@ -263,9 +344,9 @@ bool ReportDocument::Validate(std::string* err) const {
   return true;
 }
 
-std::vector<Frame> ReportDocument::Frames(const json& site) const {
+Stack ReportDocument::Frames(const json& site) const {
   std::vector<Frame> out;
-  if (site["stack"].is_null()) return out;
+  if (site["stack"].is_null()) return {};
   for (int64_t node = site["stack"].get<int64_t>(); node >= 0;
        node = doc_["stacks"][node][1].get<int64_t>()) {
     const json& f = doc_["frames"][doc_["stacks"][node][0].get<size_t>()];
@@ -279,7 +360,7 @@ std::vector<Frame> ReportDocument::Frames(const json& site) const {
     out.push_back(std::move(frame));
   }
   origin_.Classify(&out);
-  return out;
+  return Stack(out);
 }
 
 std::vector<const json*> ReportDocument::PeakSites() const {
@@ -317,7 +398,7 @@ std::vector<const json*> ReportDocument::PeakSites() const {
 }
 
 SiteLocation ReportDocument::Location(const json& site) const {
-  std::vector<Frame> frames = Frames(site);
+  Stack frames = Frames(site);
   size_t at = LocationIndex(frames);
   if (at == SIZE_MAX) return {};
   const Frame& pick = frames[at];

@@ -62,7 +62,7 @@ class ReportDocument {
   const nlohmann::json& call_sites() const { return doc_["combined"]["call_sites"]; }
   // Innermost first, classified; validated, so any site's stack can be
   // asked for.
-  std::vector<Frame> Frames(const nlohmann::json& site) const;
+  Stack Frames(const nlohmann::json& site) const;
   SiteLocation Location(const nlohmann::json& site) const;
   // The sites that held the most pages at the peak, in the process that
   // held the most at the combined peak: who made a peak. Each has key,

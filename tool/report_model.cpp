@@ -67,64 +67,6 @@ bool Ranked(const CallSite& a, const CallSite& b, Key key) {
   return a.key < b.key;
 }
 
-// Bytes in pages a process held at absolute time t (its steps' clock plus
-// its start), 0 outside its run.
-uint64_t HeldAt(const Report& r, uint64_t t) {
-  uint64_t start = r.process.header.process.start_monotonic_ns;
-  const std::vector<PageStep>& steps = r.page_steps;
-  if (steps.empty() || t < start + steps.front().time_ns) return 0;
-  uint64_t end = start + std::max(r.process.duration_ns, steps.back().time_ns);
-  if (t > end) return 0;
-  auto it = std::upper_bound(steps.begin(), steps.end(), t - start,
-                             [](uint64_t v, const PageStep& s) { return v < s.time_ns; });
-  --it;  // the last step at or before t
-  return it->time_ns == t - start ? it->highest : it->last;
-}
-
-CombinedPeak CombinedPeakOf(const std::vector<Report>& reports) {
-  CombinedPeak peak;
-  uint64_t origin = UINT64_MAX;
-  for (const Report& r : reports) {
-    origin = std::min(origin, r.process.header.process.start_monotonic_ns);
-    peak.live_mappings = std::max(peak.live_mappings, r.peak.live_mappings);
-  }
-  // Every millisecond in which some process changed its pages, in time
-  // order; the sum there is what each process held at that moment.
-  std::vector<uint64_t> times;
-  for (const Report& r : reports)
-    for (const PageStep& s : r.page_steps)
-      times.push_back(r.process.header.process.start_monotonic_ns + s.time_ns);
-  std::sort(times.begin(), times.end());
-  times.erase(std::unique(times.begin(), times.end()), times.end());
-  uint64_t best_time = 0;
-  for (uint64_t t : times) {
-    uint64_t total = 0;
-    for (const Report& r : reports) total += HeldAt(r, t);
-    if (total > peak.page_bytes) {
-      peak.page_bytes = total;
-      best_time = t;
-    }
-  }
-  if (!peak.page_bytes) return peak;
-  peak.time_ns = best_time - origin;
-  for (size_t i = 0; i < reports.size(); ++i)
-    if (uint64_t held = HeldAt(reports[i], best_time)) peak.processes.push_back({i, held});
-  std::stable_sort(peak.processes.begin(), peak.processes.end(),
-                   [](const auto& a, const auto& b) { return a.page_bytes > b.page_bytes; });
-  return peak;
-}
-
-template <typename Order>
-std::vector<CallSite> FirstOf(const std::vector<CallSite>& sites, size_t n, Order order,
-                              bool (*keep)(const CallSite&)) {
-  std::vector<CallSite> out;
-  for (const CallSite& s : sites)
-    if (keep(s)) out.push_back(s);
-  std::sort(out.begin(), out.end(), order);
-  if (out.size() > n) out.resize(n);
-  return out;
-}
-
 }  // namespace
 
 bool ByWaste(const CallSite& a, const CallSite& b) {
@@ -227,45 +169,6 @@ void Losses::Add(const ProcessInfo& p) {
   bytes += p.bytes_lost();
 }
 
-CombinedReport Combine(const std::vector<Report>& reports) {
-  CombinedReport c;
-  std::map<std::string, size_t> by_key;
-  std::vector<size_t> last_process;  // by combined site: the last report that added to it
-  for (const Report& r : reports) {
-    ++c.processes;
-    c.lost.Add(r.process);
-    c.summary.Add(r.summary);
-    c.leaked_allocations += r.leaked_allocations;
-    c.leaked_bytes += r.leaked_bytes;
-    c.peak_live_bytes = std::max(c.peak_live_bytes, r.peak_live_bytes);
-    for (const CallSite& site : r.call_sites) {
-      auto [it, fresh] = by_key.emplace(site.key, c.call_sites.size());
-      if (fresh) {
-        c.call_sites.push_back(site);
-        c.call_sites.back().processes = 1;
-        last_process.push_back(c.processes);
-        continue;
-      }
-      CallSite& into = c.call_sites[it->second];
-      // Sites of one process with the same key count it once.
-      if (last_process[it->second] != c.processes) {
-        ++into.processes;
-        last_process[it->second] = c.processes;
-      }
-      MergeSite(&into, site);
-    }
-  }
-  std::sort(c.call_sites.begin(), c.call_sites.end(), ByWaste);
-  c.kernel_sites = FirstOf(c.call_sites, 10, BySyscalls,
-                           [](const CallSite& s) { return SumSyscalls(s.cost.syscalls) > 0; });
-  c.leak_sites = FirstOf(c.call_sites, 10, ByLeaked,
-                         [](const CallSite& s) { return s.leaked_allocations > 0; });
-  c.peak = CombinedPeakOf(reports);
-  // One process's sites are labelled already, among the same sites.
-  if (reports.size() > 1) LabelSites({&c.call_sites, &c.kernel_sites, &c.leak_sites});
-  return c;
-}
-
 std::string ValidUtf8(const std::string& s) {
   std::string out;
   out.reserve(s.size());
@@ -291,32 +194,6 @@ std::string ValidUtf8(const std::string& s) {
     }
   }
   return out;
-}
-
-// How a process image came to be and ended, beside the others of a run:
-// " (child of 4242; exec'd in place of zig)": a fork and its exec, which
-// share a pid and often a name, are told apart.
-std::string ProcessImageNote(const Report& r, const std::vector<Report>& reports) {
-  const auto& me = r.process.header;
-  std::vector<std::string> notes;
-  for (const Report& other : reports) {
-    const auto& them = other.process.header;
-    if (&other == &r || them.process.start_monotonic_ns > me.process.start_monotonic_ns) continue;
-    if (them.process.pid == me.process.pid && other.process.end &&
-        other.process.end->reason == format::EndReason::kExec)
-      notes.push_back("exec'd in place of " + them.exe.substr(them.exe.rfind('/') + 1));
-  }
-  if (notes.empty())
-    for (const Report& other : reports)
-      if (&other != &r && other.process.header.process.pid == me.process.ppid) {
-        notes.push_back(fmt::format("child of {}", me.process.ppid));
-        break;
-      }
-  if (r.process.end && r.process.end->reason == format::EndReason::kExec)
-    notes.push_back("until its exec");
-  std::string out;
-  for (const std::string& n : notes) out += (out.empty() ? " (" : "; ") + n;
-  return out.empty() ? out : out + ")";
 }
 
 std::string Counted(uint64_t n, const char* singular, const char* plural) {
@@ -367,7 +244,7 @@ namespace {
 // FNV-1a (64 bits) over the frames' symbolized names: function and file
 // name without its directory, or the module's name where the function is
 // unknown; with lines (and offsets, and the inlined mark) when asked.
-std::string HashFrames(const std::vector<Frame>& frames, bool with_lines) {
+std::string HashFrames(const Stack& frames, bool with_lines) {
   auto base_name = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };
   uint64_t hash = 0xcbf29ce484222325ull;
   auto mix = [&hash](const std::string& text) {
@@ -390,11 +267,11 @@ std::string HashFrames(const std::vector<Frame>& frames, bool with_lines) {
 
 }  // namespace
 
-std::string SiteKey(const std::vector<Frame>& frames) {
+std::string SiteKey(const Stack& frames) {
   return frames.empty() ? std::string() : HashFrames(frames, true);
 }
 
-std::string SiteMatchKey(const std::vector<Frame>& frames) { return HashFrames(frames, false); }
+std::string SiteMatchKey(const Stack& frames) { return HashFrames(frames, false); }
 
 const char* EndReasonName(format::EndReason reason) {
   switch (reason) {

@@ -13,6 +13,7 @@
 
 #include "digit_grouping.h"
 #include "format.h"
+#include "frames.h"
 #include "trace_reader.h"
 #include "timeline.h"
 #include "what_if.h"
@@ -26,30 +27,6 @@ inline uint64_t SumSyscalls(const SyscallTotals& s) {
   for (uint64_t v : s) total += v;
   return total;
 }
-
-struct Frame {
-  uint64_t address = 0;
-  std::string function;  // demangled; empty when unknown
-  std::string file;      // empty when unknown
-  int line = 0;
-  // Set by CodeOrigin (program_code.h): where in file the path a report
-  // shows begins (relative to the source root, std/os/linux.zig, ...): it
-  // is always the end of the path, so an offset holds it.
-  uint32_t shown_from = 0;
-  std::string module;    // path of the module, or empty
-  uint64_t module_offset = 0;
-  bool inlined = false;  // inlined into the next frame
-  // Set by CodeOrigin: a library's frame on the way to the system call,
-  // not the program's own code; and a hash of what names the frame
-  // (function, file, line; module offset where the function is unknown),
-  // which site labels compare frames by before they compare the names.
-  bool library = false;
-  uint32_t name_hash = 0;
-
-  std::string_view shown_file() const {
-    return std::string_view(file).substr(std::min<size_t>(shown_from, file.size()));
-  }
-};
 
 // Figures of one kind of cost, kept the same way for the whole process and
 // for each call site so that the sites sum to the total.
@@ -155,7 +132,7 @@ struct CallSite {
   uint64_t temporary_allocations = 0;
   std::array<uint64_t, kLifetimeBuckets> lifetimes{};  // freed blocks, by lifetime
   std::string advice;  // what to do about it, where the pattern is clear
-  std::vector<Frame> frames;  // innermost first
+  Stack frames;  // innermost first
   std::string key;  // SiteKey(frames): the same site in another run has the same
   // What reports call it, unique among the sites of one report: its first
   // frame in the program's own code, and the callers where two sites part
@@ -180,11 +157,11 @@ std::string FrameName(const Frame& frame);
 // symbolized frames (function, file name without its directory, line,
 // inlined; module name and offset where the function is unknown), never
 // addresses, which move with ASLR. Empty for no frames.
-std::string SiteKey(const std::vector<Frame>& frames);
+std::string SiteKey(const Stack& frames);
 // The same without lines, offsets or inlined marks: what matches a site
 // across two builds of a program (pagewaste diff), where every edit moves
 // lines.
-std::string SiteMatchKey(const std::vector<Frame>& frames);
+std::string SiteMatchKey(const Stack& frames);
 
 inline constexpr size_t kThreadsListed = 64;
 
@@ -318,22 +295,6 @@ struct Report {
   }
 };
 
-// The processes of several traces (a parent and its children) as one
-// picture; one process gives the same figures as its own report.
-struct CombinedPeak {
-  // The most bytes in pages of own mappings that the processes held at
-  // once, to the millisecond (PageStep): exact for one process, and for
-  // processes that did not run at the same time.
-  uint64_t page_bytes = 0;
-  uint64_t time_ns = 0;  // since the first process started
-  struct Share {
-    size_t process = 0;  // index into the reports
-    uint64_t page_bytes = 0;
-  };
-  std::vector<Share> processes;  // those that held pages then, most first
-  uint64_t live_mappings = 0;    // the most own mappings one process held at once
-};
-
 // What the traces of a report lost, added up: every output says it, and
 // `check` fails on it unless the budget allows.
 struct Losses {
@@ -343,28 +304,6 @@ struct Losses {
   uint64_t bytes = 0;
   void Add(const ProcessInfo& p);
 };
-
-struct CombinedReport {
-  size_t processes = 0;
-  Losses lost;
-  CostTotals summary;
-  uint64_t leaked_allocations = 0;
-  uint64_t leaked_bytes = 0;
-  uint64_t peak_live_bytes = 0;  // the largest of one process's
-  // Every process's call sites merged by key (SiteKey), ordered as a
-  // process's are; frames and advice are those of the largest part.
-  std::vector<CallSite> call_sites;
-  std::vector<CallSite> kernel_sites;  // the ten that make the most system calls
-  std::vector<CallSite> leak_sites;    // the ten with the most live at exit
-  CombinedPeak peak;
-};
-CombinedReport Combine(const std::vector<Report>& reports);
-
-// How a process image came to be and ended, beside the others of a run,
-// for the processes tables: " (child of 4242; exec'd in place of zig)", so
-// that a fork and its exec, which share a pid and often a name, are told
-// apart. Empty where there is nothing to say.
-std::string ProcessImageNote(const Report& r, const std::vector<Report>& reports);
 
 // Adds site's figures to into's (the frames kept are the larger part's).
 void MergeSite(CallSite* into, const CallSite& site);

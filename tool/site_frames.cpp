@@ -72,13 +72,17 @@ void SiteFrames::Give(std::initializer_list<std::vector<CallSite>*> lists, const
       }
   CodeOrigin origin(rules);
   for (const std::vector<Frame>& frames : unique) origin.Learn(frames);
-  for (std::vector<Frame>& frames : unique) origin.Classify(&frames);
+  // Classified, each address's frames go to the pool; the sites hold them there.
+  std::vector<std::vector<const Frame*>> pooled(unique.size());
+  for (size_t i = 0; i < unique.size(); ++i) {
+    origin.Classify(&unique[i]);
+    for (const Frame& f : unique[i]) pooled[i].push_back(PooledFrame(f));
+  }
+  unique.clear();
   for (auto* sites : lists)
     for (CallSite& site : *sites)
-      for (uint64_t id = site.stack_id; id && id < nodes.size(); id = nodes[id].first) {
-        const std::vector<Frame>& frames = unique[slot[id] - 1];
-        site.frames.insert(site.frames.end(), frames.begin(), frames.end());
-      }
+      for (uint64_t id = site.stack_id; id && id < nodes.size(); id = nodes[id].first)
+        site.frames.append(pooled[slot[id] - 1]);
   if (symbolizer) *warnings = symbolizer->warnings();
 }
 
