@@ -348,3 +348,71 @@ TEST(PreloadTree, GoVersionEndsWithARawExitNotATruncatedTrace) {
 
 }  // namespace
 }  // namespace pagewaste::e2e
+
+namespace pagewaste::e2e {
+namespace {
+
+// A test suite's worth of short processes (short_tree.c: the root and 200
+// descendants, one at a time): the combined report of all their traces has
+// every figure of their own reports summed, and, as no two of them held
+// pages at once, the peak the largest of them reached alone.
+TEST(ProcessTree, TheCombinedReportOfTwoHundredProcessesIsTheirReportsSummed) {
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"short_tree"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.err;
+  ASSERT_EQ(p.traces.size(), 201u) << p.run.err;
+  const std::vector<std::string> counted = {
+      "allocations", "frees", "mappings", "unmappings", "requested_bytes",
+      "page_bytes", "page_waste_bytes", "leaked_bytes", "leaked_allocations"};
+  std::map<std::string, uint64_t> sum, syscalls;
+  uint64_t largest_peak = 0;
+  for (const json& r : p.reports) {
+    const json& s = r["summary"];
+    for (const std::string& figure : counted) sum[figure] += s[figure].get<uint64_t>();
+    for (const auto& [kind, n] : s["syscalls"].items()) syscalls[kind] += n.get<uint64_t>();
+    largest_peak = std::max(largest_peak, s["peak_page_bytes"].get<uint64_t>());
+  }
+  // The program's own figures, by hand (short_tree.c).
+  EXPECT_EQ(sum["mappings"], 500u);
+  EXPECT_EQ(sum["unmappings"], 500u);
+  EXPECT_EQ(sum["page_waste_bytes"], 500u * 3996);
+  EXPECT_EQ(sum["page_bytes"], 500u * 4096);
+  EXPECT_EQ(largest_peak, 16384u);
+
+  std::vector<std::string> argv = {PagewastePath(), "report", "--format", "json"};
+  argv.insert(argv.end(), p.traces.begin(), p.traces.end());
+  CommandResult all = RunCapture(argv);
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  json doc = json::parse(all.out);
+  json combined = Expanded(doc, doc["combined"]);
+  EXPECT_EQ(combined["processes"], 201);
+  EXPECT_EQ(combined["lost"]["incomplete_traces"], 0);
+  for (const std::string& figure : counted)
+    EXPECT_EQ(combined["summary"][figure], sum[figure]) << figure;
+  for (const auto& [kind, n] : syscalls) EXPECT_EQ(combined["summary"]["syscalls"][kind], n) << kind;
+  EXPECT_EQ(combined["summary"]["peak_page_bytes"], largest_peak);
+  EXPECT_EQ(combined["peak"]["processes"].size(), 1u);
+  // The mappings are two sites (from a child, from a grandchild), each
+  // merged across its processes.
+  int line = SiteLine("short_tree.c", "tree_page");
+  EXPECT_EQ(SumAtSite(combined, "short_tree.c", line, "mappings"), 500u);
+  EXPECT_EQ(SumAtSite(combined, "short_tree.c", line, "processes"), 200u);
+  EXPECT_EQ(SumAtSite(combined, "short_tree.c", line, "page_waste_bytes"), 1998000u);
+
+  // check reads the same combined figures.
+  std::string budget = dir.path() + "/budget.json";
+  std::ofstream(budget) << R"({"limits": [{"metric": "mappings", "max": 499},
+                                          {"metric": "peak_page_bytes", "max": "16K"}]})";
+  argv = {PagewastePath(), "check", "--budget", budget};
+  argv.insert(argv.end(), p.traces.begin(), p.traces.end());
+  CommandResult check = RunCapture(argv);
+  EXPECT_EQ(check.exit_code, 1) << check.err;
+  EXPECT_NE(check.out.find("FAIL mappings (whole run): 500 > limit 499"), std::string::npos)
+      << check.out;
+  EXPECT_NE(check.out.find("ok   peak_page_bytes (whole run): 16,384 B <= limit 16,384 B"),
+            std::string::npos)
+      << check.out;
+}
+
+}  // namespace
+}  // namespace pagewaste::e2e
