@@ -47,9 +47,9 @@ void Replay(const std::vector<uint8_t>& bytes, bool symbolize) {
   RenderJson(reports, {});
   RenderText(reports, {});
   if (symbolize) return;  // the formats below render the same model again
-  RenderFolded(reports, "page_waste_bytes");
-  RenderPprof(reports, "page_waste_bytes");
-  RenderHtml(reports);
+  Render(FoldedWriter("page_waste_bytes").get(), reports);
+  Render(PprofWriter("page_waste_bytes").get(), reports);
+  Render(HtmlWriter().get(), reports);
 }
 
 }  // namespace

@@ -160,6 +160,12 @@ struct EndEvent {
   SyscallCounts observed_syscalls;
   // The observer's count from the image's exec to the shim's start.
   SyscallCounts before_start_syscalls;
+  // When the producer began and ended this process's trace, on the fine
+  // monotonic clock (event times may be on the coarse one): two short
+  // processes within one clock tick are told apart. 0: not known (before
+  // version 6, or an End written for a process that could not).
+  uint64_t started_ns = 0;
+  uint64_t ended_ns = 0;
 };
 
 }  // namespace pagewaste

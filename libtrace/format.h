@@ -35,12 +35,13 @@ namespace pagewaste::format {
 
 // "PGWASTE" followed by a NUL: the first 8 bytes of every trace.
 inline constexpr uint8_t kMagic[8] = {'P', 'G', 'W', 'A', 'S', 'T', 'E', 0};
-inline constexpr uint16_t kVersion = 5;
+inline constexpr uint16_t kVersion = 6;
 // Version 3 added EndReason::kRawExit and nothing else; version 4 added
 // thread chunks (with their gap areas and StackNodeAt records) and near or
 // far address bases; version 5 added the bpf backend (Backend::kBpf), its
-// Lost record, and kHeaderAttached:
-// version 2 to 4 traces are read as they are.
+// Lost record, and kHeaderAttached; version 6 added the process's lifetime
+// on the fine clock at the end of the End record:
+// version 2 to 5 traces are read as they are.
 inline constexpr uint16_t kOldestReadableVersion = 2;
 
 // Fixed-size part of the header, little-endian, 64 bytes:

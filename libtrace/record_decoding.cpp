@@ -298,6 +298,10 @@ bool TraceReader::DecodeRecord(Cursor* cursor, DeltaState* delta, RecordVisitor*
           bool dirty = true;
           ReadSyscalls(&c, counts, &dirty);
         }
+        if (version_ >= 6) {
+          e.started_ns = c.U();
+          e.ended_ns = c.U();
+        }
         if (c.ok) {
           result->has_end = true;
           result->end = e;

@@ -394,7 +394,7 @@ void RecordWriter::End(format::EndReason reason, int64_t status,
                        const SyscallCounts& shim_syscalls,
                        const SyscallCounts& observed_syscalls,
                        const SyscallCounts& before_start_syscalls) {
-  uint8_t* p = Reserve(1 + (13 + 3 * format::kSyscallKinds) * kMaxVarintBytes);
+  uint8_t* p = Reserve(1 + (15 + 3 * format::kSyscallKinds) * kMaxVarintBytes);
   *p++ = static_cast<uint8_t>(RecordType::kEnd);
   p = Varint(p, static_cast<uint64_t>(reason));
   p = Varint(p, ZigZag(status));
@@ -406,6 +406,8 @@ void RecordWriter::End(format::EndReason reason, int64_t status,
   p = Syscalls(p, shim_syscalls);
   p = Syscalls(p, observed_syscalls);
   p = Syscalls(p, before_start_syscalls);
+  p = Varint(p, started_ns_);
+  p = Varint(p, ended_ns_);
   // Not Commit(): the End record's counts are of the records before it, and
   // an exec that fails takes the End back without disturbing them.
   used_ = static_cast<size_t>(p - chunk_);

@@ -104,6 +104,12 @@ class RecordWriter {
   void End(format::EndReason reason, int64_t status, const SyscallCounts& shim_syscalls,
            const SyscallCounts& observed_syscalls = {},
            const SyscallCounts& before_start_syscalls = {});
+  // The process's lifetime for the End record, on the fine clock (events.h
+  // EndEvent); unset, the record says it is not known.
+  void SetLifetime(uint64_t started_ns, uint64_t ended_ns) {
+    started_ns_ = started_ns;
+    ended_ns_ = ended_ns;
+  }
 
   // Continues the counts of a trace written by another writer, whose End
   // record this one is to write (pagewaste run ending the trace of a process
@@ -189,6 +195,8 @@ class RecordWriter {
   uint64_t stack_nodes_ = 0;
   uint64_t chunks_lost_ = 0;
   uint64_t bytes_lost_ = 0;
+  uint64_t started_ns_ = 0;  // SetLifetime
+  uint64_t ended_ns_ = 0;
 };
 
 }  // namespace pagewaste

@@ -155,6 +155,7 @@ std::vector<uint8_t> SampleTrace(MemorySink* sink, bool lose_a_chunk = false) {
   SyscallCounts own;
   own.Add(format::SyscallKind::kMmap, 3);
   own.Add(format::SyscallKind::kMunmap, 1);
+  w.SetLifetime(5'000'000'123, 5'004'000'456);
   w.End(format::EndReason::kExit, 0, own);
   return sink->bytes;
 }
@@ -222,6 +223,8 @@ TEST(TraceFormat, RoundTripsEveryRecordType) {
   EXPECT_EQ(r.end.stack_nodes, 2u);
   EXPECT_EQ(r.end.shim_syscalls.count[0], 3u);
   EXPECT_EQ(r.end.shim_syscalls.count[1], 1u);
+  EXPECT_EQ(r.end.started_ns, 5'000'000'123u);
+  EXPECT_EQ(r.end.ended_ns, 5'004'000'456u);
   EXPECT_EQ(rec.log.back(), "end");
 }
 
@@ -405,7 +408,7 @@ TEST(TraceFormat, RejectsWhatIsNotAReadableTrace) {
             std::string::npos);
   std::vector<uint8_t> newer = good;
   newer[8] = format::kVersion + 1;
-  EXPECT_NE(header_error(newer).find("version 6 is not supported (this build reads versions 2 to 5)"),
+  EXPECT_NE(header_error(newer).find("version 7 is not supported (this build reads versions 2 to 6)"),
             std::string::npos);
   EXPECT_NE(header_error(newer).find("upgrade pagewaste"), std::string::npos);
   std::vector<uint8_t> older = good;

@@ -2,6 +2,8 @@
 #include "combined_report.h"
 
 #include <algorithm>
+#include <optional>
+#include <tuple>
 #include <utility>
 
 #include <fmt/format.h>
@@ -25,15 +27,72 @@ uint64_t HeldAt(const Report& r, uint64_t t) {
   return it->time_ns == t - start ? it->highest : it->last;
 }
 
+// When a process was alive, on one clock for all: the producer's lifetime
+// on the fine clock where the trace has it (version 6); otherwise from its
+// start to its last event or page step, a tick and a millisecond on.
+struct Lifetime {
+  uint64_t from = 0;
+  uint64_t to = 0;
+};
+
+Lifetime LifetimeOf(const Report& r) {
+  const std::optional<EndEvent>& end = r.process.end;
+  if (end && end->started_ns && end->ended_ns >= end->started_ns)
+    return {end->started_ns, end->ended_ns};
+  const auto& process = r.process.header.process;
+  uint64_t last = r.page_steps.empty() ? 0 : r.page_steps.back().time_ns;
+  return {process.start_monotonic_ns, process.start_monotonic_ns +
+                                          std::max(r.process.duration_ns, last) + kPageStepNs +
+                                          process.time_resolution_ns};
+}
+
+// Of the processes that held pages in one millisecond, the most that
+// those alive at one moment held together, and who they were: page steps
+// cannot order two processes within a tick of the coarse clock, their
+// lifetimes can.
+uint64_t MostAtOnce(const std::vector<CombinedPeak::Share>& held,
+                    const std::vector<Lifetime>& lifetimes,
+                    std::vector<CombinedPeak::Share>* holders) {
+  if (held.size() <= 1) {
+    if (holders) *holders = held;
+    return held.empty() ? 0 : held[0].page_bytes;
+  }
+  // Starts before ends at one time: lifetimes are closed.
+  std::vector<std::tuple<uint64_t, int, uint64_t>> edges;
+  for (const CombinedPeak::Share& s : held) {
+    edges.emplace_back(lifetimes[s.process].from, 0, s.page_bytes);
+    edges.emplace_back(lifetimes[s.process].to, 1, s.page_bytes);
+  }
+  std::sort(edges.begin(), edges.end());
+  uint64_t total = 0, best = 0, best_at = 0;
+  for (const auto& [time, is_end, bytes] : edges) {
+    if (is_end) {
+      total -= bytes;
+    } else if ((total += bytes) > best) {
+      best = total;
+      best_at = time;
+    }
+  }
+  if (holders) {
+    holders->clear();
+    for (const CombinedPeak::Share& s : held)
+      if (lifetimes[s.process].from <= best_at && best_at <= lifetimes[s.process].to)
+        holders->push_back(s);
+  }
+  return best;
+}
+
 CombinedPeak CombinedPeakOf(const std::vector<Report>& reports) {
   CombinedPeak peak;
   uint64_t origin = UINT64_MAX;
+  std::vector<Lifetime> lifetimes;
   for (const Report& r : reports) {
     origin = std::min(origin, r.process.header.process.start_monotonic_ns);
     peak.live_mappings = std::max(peak.live_mappings, r.peak.live_mappings);
+    lifetimes.push_back(LifetimeOf(r));
   }
   // Every millisecond in which some process changed its pages, in time
-  // order; the sum there is what each process held at that moment.
+  // order; what each process held then, of those alive at one moment.
   std::vector<uint64_t> times;
   for (const Report& r : reports)
     for (const PageStep& s : r.page_steps)
@@ -41,9 +100,12 @@ CombinedPeak CombinedPeakOf(const std::vector<Report>& reports) {
   std::sort(times.begin(), times.end());
   times.erase(std::unique(times.begin(), times.end()), times.end());
   uint64_t best_time = 0;
+  std::vector<CombinedPeak::Share> held;
   for (uint64_t t : times) {
-    uint64_t total = 0;
-    for (const Report& r : reports) total += HeldAt(r, t);
+    held.clear();
+    for (size_t i = 0; i < reports.size(); ++i)
+      if (uint64_t bytes = HeldAt(reports[i], t)) held.push_back({i, bytes});
+    uint64_t total = MostAtOnce(held, lifetimes, nullptr);
     if (total > peak.page_bytes) {
       peak.page_bytes = total;
       best_time = t;
@@ -51,8 +113,10 @@ CombinedPeak CombinedPeakOf(const std::vector<Report>& reports) {
   }
   if (!peak.page_bytes) return peak;
   peak.time_ns = best_time - origin;
+  held.clear();
   for (size_t i = 0; i < reports.size(); ++i)
-    if (uint64_t held = HeldAt(reports[i], best_time)) peak.processes.push_back({i, held});
+    if (uint64_t bytes = HeldAt(reports[i], best_time)) held.push_back({i, bytes});
+  MostAtOnce(held, lifetimes, &peak.processes);
   std::stable_sort(peak.processes.begin(), peak.processes.end(),
                    [](const auto& a, const auto& b) { return a.page_bytes > b.page_bytes; });
   return peak;

@@ -20,8 +20,9 @@ namespace pagewaste {
 
 struct CombinedPeak {
   // The most bytes in pages of own mappings that the processes held at
-  // once, to the millisecond (PageStep): exact for one process, and for
-  // processes that did not run at the same time.
+  // once, to the millisecond (PageStep), adding up in one millisecond only
+  // processes alive at one moment (their lifetimes, EndEvent): exact for
+  // one process, and for processes that did not run at the same time.
   uint64_t page_bytes = 0;
   uint64_t time_ns = 0;  // since the first process started
   struct Share {

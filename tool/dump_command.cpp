@@ -71,10 +71,10 @@ class Dumper : public RecordVisitor {
                      e.address, e.length, e.argument, e.flags, Syscalls(e.syscalls)));
   }
   void OnEnd(const EndEvent& e) override {
-    Line(fmt::format("end reason={} status={} records={} events={} stack_nodes={} chunks_lost={} bytes_lost={} shim{} observed{}",
+    Line(fmt::format("end reason={} status={} records={} events={} stack_nodes={} chunks_lost={} bytes_lost={} shim{} observed{} started_ns={} ended_ns={}",
                      static_cast<int>(e.reason), e.status, e.records, e.events, e.stack_nodes,
                      e.chunks_lost, e.bytes_lost, Syscalls(e.shim_syscalls),
-                     Syscalls(e.observed_syscalls)));
+                     Syscalls(e.observed_syscalls), e.started_ns, e.ended_ns));
   }
   void OnSymbolModule(const SymbolModule& m) override {
     Line(fmt::format("symbol_module path={} build_id={}", m.path, m.build_id));

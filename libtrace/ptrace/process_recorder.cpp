@@ -192,6 +192,7 @@ void ProcessRecorder::Finish(format::EndReason reason, int64_t status) {
   finished_ = true;
   if (stacks_cut_) trace_->writer().StacksCut(stacks_cut_);
   trace_->FinishData();
+  trace_->writer().SetLifetime(start_ns_, MonotonicNs());
   trace_->End(reason, status, SyscallCounts());
 }
 

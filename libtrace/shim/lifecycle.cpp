@@ -286,6 +286,7 @@ void Initialize() {
   info.page_size = static_cast<uint32_t>(sysconf(_SC_PAGESIZE));
   info.pid = static_cast<uint32_t>(getpid());
   info.start_monotonic_ns = CoarseMonotonicNs();
+  info.started_ns = MonotonicNs();
   info.time_resolution_ns = CoarseResolutionNs();
   const char* pattern = secure_getenv("PAGEWASTE_OUTPUT");
   info.pattern = pattern && *pattern ? pattern : kDefaultPattern;

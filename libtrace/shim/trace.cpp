@@ -252,6 +252,7 @@ bool Trace::AfterForkChild() {
   if (!tracing()) return true;
   uint32_t ppid = info_.pid;
   info_.pid = static_cast<uint32_t>(getpid());
+  info_.started_ns = MonotonicNs();
   // The parent's unwritten records are the parent's, its threads' chunks
   // too; the child starts a trace of its own, with the stacks interned so
   // far written again so that ids stay valid.
@@ -317,6 +318,7 @@ void Trace::End(format::EndReason reason, int64_t status) {
     for (uint32_t i = 0; i < used; ++i)
       if (g_slot_ready[i].load()) writer.AddCounts(slots_[i].writer);
     writer.AddCounts(overflow_.writer);
+    writer.SetLifetime(info_.started_ns, MonotonicNs());
     file_.End(reason, status, OwnSyscalls(), observed, before_start);
     writer.Restore(own);
     if (sink_locked) sink_lock_.Unlock();

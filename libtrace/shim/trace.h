@@ -70,6 +70,7 @@ struct ProcessInfo {
   uint32_t pid = 0;
   uint64_t session_id = 0;
   uint64_t start_monotonic_ns = 0;  // on the coarse clock (clock.h)
+  uint64_t started_ns = 0;  // this process's trace began, on the fine clock
   uint32_t time_resolution_ns = 1;
   uint64_t sample_interval = 0;   // pagewaste run --sample, for the header
   const char* pattern = nullptr;  // the trace file's name (file_sink.h)

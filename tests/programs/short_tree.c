@@ -2,9 +2,12 @@
 // children one after another, and each child, once its own work is done,
 // forks 9 grandchildren one after another. Process k (0 to 199: child c is
 // 10c, its grandchildren 10c+1 to 10c+9) maps 1 + k % 4 pages of 100 bytes
-// each, writes to them, and unmaps them 10 ms before it forks or exits, so
-// that no two processes hold pages at once, even to the shim's clock, which
-// ticks every few milliseconds. The root maps nothing.
+// each, writes to them, and unmaps them before it forks or exits, so that
+// no two processes hold pages at once. A child waits 10 ms before it forks:
+// its pages and its children's are then apart on the shim's clock too,
+// which ticks every few milliseconds; the grandchildren, one after another,
+// run several to a tick, told apart only by their lifetimes. The root maps
+// nothing.
 //
 // Summed over the 200: 500 mappings of 100 bytes, 500 mmap and 500 munmap,
 // 500 x 3,996 = 1,998,000 bytes of page-rounding waste; the most one
@@ -24,7 +27,6 @@ static int map_pages(int k) {
     memset(pages[i], k, 100);
   }
   for (int i = 0; i < n; ++i) munmap(pages[i], 100);
-  usleep(10000);
   return 1;
 }
 
@@ -41,6 +43,7 @@ static int grandchild(int k) { return map_pages(k); }
 
 static int child(int k) {
   if (!map_pages(k)) return 0;
+  usleep(10000);
   for (int g = 1; g <= 9; ++g)
     if (!in_child(grandchild, k + g)) return 0;
   return 1;
