@@ -9,9 +9,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <thread>
 #include <set>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <optional>
 
@@ -89,13 +93,14 @@ std::vector<std::string> FindSessionTraces(const std::string& pattern, uint64_t 
 constexpr uint64_t kSummaryLimit = 4u << 20;
 
 // The line for a trace too large to replay here: what its header says.
-void PrintTraceHeader(const std::string& path, const TraceHeader& header, uint64_t plain_bytes,
-                      uint64_t bytes) {
-  fmt::print(stderr, "  {}  ({}, pid {}, {}): {} B of trace{}\n", path,
-             fs::path(header.exe).filename().string(), header.process.pid,
-             BackendName(header.process.backend), GroupDigits(bytes),
-             plain_bytes != bytes ? fmt::format(" (zstd, from {} B)", GroupDigits(plain_bytes))
-                                  : "");
+std::string TraceHeaderLine(const std::string& path, const TraceHeader& header,
+                            uint64_t plain_bytes, uint64_t bytes) {
+  return fmt::format("  {}  ({}, pid {}, {}): {} B of trace{}\n", path,
+                     fs::path(header.exe).filename().string(), header.process.pid,
+                     BackendName(header.process.backend), GroupDigits(bytes),
+                     plain_bytes != bytes
+                         ? fmt::format(" (zstd, from {} B)", GroupDigits(plain_bytes))
+                         : "");
 }
 
 // A Go program the preload shim recorded (a cgo build, dynamically linked):
@@ -120,65 +125,109 @@ class GoPrograms {
   std::string lines_;
 };
 
+// What finishing one trace said, and its header where it could be read.
+struct FinishedTrace {
+  std::string lines;
+  std::optional<TraceHeader> header;
+};
+
+// The symbols every trace of a run shares, one trace at a time.
+struct SharedSymbols {
+  std::mutex mutex;
+  SymbolCache cache;
+};
+
+// Compresses a closed trace, adds its symbols, and says its figures in a
+// line.
+FinishedTrace FinishTrace(const std::string& path, const RunOptions& options,
+                          SharedSymbols* symbols) {
+  FinishedTrace out;
+  CompressResult compressed;
+  std::string err;
+  if (options.compress && !CompressTrace(path, &compressed, &err))
+    out.lines += fmt::format("  {}\n", err);
+  if (options.symbolize) {
+    EmbedResult embedded;
+    std::lock_guard<std::mutex> lock(symbols->mutex);
+    if (!EmbedSymbols(path, &symbols->cache, &embedded, &err))
+      out.lines += fmt::format("  {}\n", err);
+  }
+  TraceHeader header;
+  auto source = OpenFileSource(path, &err);
+  if (!source || !TraceReader(std::move(source)).ReadHeader(&header, &err)) {
+    out.lines += fmt::format("  {}: {}\n", path, err);
+    return out;
+  }
+  out.header = header;
+  std::error_code ec;
+  uint64_t bytes = fs::file_size(path, ec);
+  uint64_t plain_bytes = compressed.compressed ? compressed.bytes_before : bytes;
+  if (plain_bytes > kSummaryLimit) {
+    out.lines += TraceHeaderLine(path, header, plain_bytes, bytes);
+    return out;
+  }
+  Report report;
+  ReplayOptions replay;
+  replay.symbolize = false;
+  replay.top = 1;
+  if (!ReplayTrace(path, replay, &report, &err)) {
+    out.lines += fmt::format("  {}: {}\n", path, err);
+    return out;
+  }
+  const CostTotals& s = report.summary;
+  out.lines += fmt::format(
+      "  {}  ({}, pid {}, {}): {}, {}, {} B in pages, "
+      "{} B page-rounding waste, {}; {} B of trace{}\n",
+      path, fs::path(report.process.header.exe).filename().string(),
+      report.process.header.process.pid, BackendName(report.process.header.process.backend),
+      Counted(s.allocations, "allocation", "allocations"),
+      Counted(s.mappings, "mapping", "mappings"), GroupDigits(s.page_bytes),
+      GroupDigits(s.page_waste_bytes), Counted(SumSyscalls(s.syscalls), "syscall", "syscalls"),
+      GroupDigits(bytes),
+      report.process.status == TraceStatus::kComplete ? ""
+      : report.process.events_lost
+          ? fmt::format(" [incomplete: {} lost]",
+                        Counted(report.process.events_lost, "event", "events"))
+          : std::string(" [") + TraceStatusName(report.process.status) + "]");
+  return out;
+}
+
 // Compresses each closed trace and adds its symbols (the program has
 // exited, so this costs it nothing), then prints a line of figures for each.
+// The traces are finished on the machine's cores at once (symbols one trace
+// at a time, from the cache they share), and said in order.
 void FinishTraces(const std::vector<std::string>& traces, const RunOptions& options) {
-  bool compress = options.compress;
   if (traces.empty()) {
     fmt::print(stderr, "pagewaste: no trace was written (exit {} unless the program failed)\n",
                exit_code::kInternal);
     return;
   }
   fmt::print(stderr, "pagewaste: {}:\n", Counted(traces.size(), "trace", "traces"));
-  SymbolCache symbols;  // shared by the run's traces
+  SharedSymbols symbols;
+  std::vector<FinishedTrace> finished(traces.size());
+  std::atomic<size_t> next{0};
+  std::mutex failure_mutex;
+  std::exception_ptr failure;  // the first exception of any thread, thrown here after
+  auto work = [&] {
+    try {
+      for (size_t i; (i = next.fetch_add(1)) < traces.size();)
+        finished[i] = FinishTrace(traces[i], options, &symbols);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+      next = traces.size();
+    }
+  };
+  size_t cores = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::thread> helpers;
+  for (size_t i = 1; i < std::min(cores, traces.size()); ++i) helpers.emplace_back(work);
+  work();
+  for (std::thread& t : helpers) t.join();
+  if (failure) std::rethrow_exception(failure);
   GoPrograms go_programs;
-  for (const std::string& path : traces) {
-    CompressResult compressed;
-    std::string compress_err;
-    if (compress && !CompressTrace(path, &compressed, &compress_err))
-      fmt::print(stderr, "  {}\n", compress_err);
-    EmbedResult embedded;
-    std::string embed_err;
-    if (options.symbolize && !EmbedSymbols(path, &symbols, &embedded, &embed_err))
-      fmt::print(stderr, "  {}\n", embed_err);
-    std::string err;
-    TraceHeader header;
-    auto source = OpenFileSource(path, &err);
-    if (!source || !TraceReader(std::move(source)).ReadHeader(&header, &err)) {
-      fmt::print(stderr, "  {}: {}\n", path, err);
-      continue;
-    }
-    go_programs.Note(header);
-    std::error_code ec;
-    uint64_t bytes = fs::file_size(path, ec);
-    uint64_t plain_bytes = compressed.compressed ? compressed.bytes_before : bytes;
-    if (plain_bytes > kSummaryLimit) {
-      PrintTraceHeader(path, header, plain_bytes, bytes);
-      continue;
-    }
-    Report report;
-    ReplayOptions options;
-    options.symbolize = false;
-    options.top = 1;
-    if (!ReplayTrace(path, options, &report, &err)) {
-      fmt::print(stderr, "  {}: {}\n", path, err);
-      continue;
-    }
-    const CostTotals& s = report.summary;
-    fmt::print(stderr,
-               "  {}  ({}, pid {}, {}): {}, {}, {} B in pages, "
-               "{} B page-rounding waste, {}; {} B of trace{}\n",
-               path, fs::path(report.process.header.exe).filename().string(),
-               report.process.header.process.pid, BackendName(report.process.header.process.backend),
-               Counted(s.allocations, "allocation", "allocations"),
-               Counted(s.mappings, "mapping", "mappings"), GroupDigits(s.page_bytes),
-               GroupDigits(s.page_waste_bytes),
-               Counted(SumSyscalls(s.syscalls), "syscall", "syscalls"), GroupDigits(bytes),
-               report.process.status == TraceStatus::kComplete ? ""
-               : report.process.events_lost
-                   ? fmt::format(" [incomplete: {} lost]",
-                                 Counted(report.process.events_lost, "event", "events"))
-                   : std::string(" [") + TraceStatusName(report.process.status) + "]");
+  for (const FinishedTrace& f : finished) {
+    fmt::print(stderr, "{}", f.lines);
+    if (f.header) go_programs.Note(*f.header);
   }
   fmt::print(stderr, "{}", go_programs.lines());
   fmt::print(stderr, "pagewaste: see them with: pagewaste report {}\n",
