@@ -133,10 +133,10 @@ class StackTables {
 
 json CallSiteJson(const CallSite& site, bool combined, StackTables* tables);
 
-// The sites listed, and the rest summed in other_sites, so that the sites
-// and other_sites still add up to the summary.
-constexpr size_t kNoSites = SIZE_MAX;  // every site summed in other_sites
+constexpr size_t kNoSites = SIZE_MAX;  // a `top` that lists none: every site in other_sites
 
+// The sites listed (as lines), and the rest summed in other_sites, so that
+// the sites and other_sites still add up to the summary.
 void CallSites(const std::vector<CallSite>& all, size_t top, bool combined, StackTables* tables,
                json* j, SiteLines* lines) {
   SitesShown shown;

@@ -6,10 +6,10 @@
 #include <fstream>
 #include <iterator>
 #include <memory>
-#include <utility>
-#include <vector>
 #include <sstream>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "render.h"
 #include "replay.h"
