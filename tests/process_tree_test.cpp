@@ -372,6 +372,20 @@ TEST(ProcessTree, TheCombinedReportOfTwoHundredProcessesIsTheirReportsSummed) {
     for (const auto& [kind, n] : s["syscalls"].items()) syscalls[kind] += n.get<uint64_t>();
     largest_peak = std::max(largest_peak, s["peak_page_bytes"].get<uint64_t>());
   }
+  // run lists the 10 traces with the most waste and sums them all.
+  size_t listed = 0;
+  for (size_t at = 0; (at = p.run.err.find("(short_tree, pid ", at)) != std::string::npos; ++at)
+    ++listed;
+  EXPECT_EQ(listed, 10u) << p.run.err;
+  EXPECT_NE(p.run.err.find("  and 191 traces not listed"), std::string::npos) << p.run.err;
+  EXPECT_NE(p.run.err.find("pagewaste: in all, 201 traces: " +
+                           Grouped(sum["allocations"]) +
+                           (sum["allocations"] == 1 ? " allocation" : " allocations") +
+                           ", 500 mappings, " +
+                           "2,048,000 B in pages, 1,998,000 B page-rounding waste, " +
+                           Grouped(syscalls["total"]) + " syscalls\n"),
+            std::string::npos)
+      << p.run.err;
   // The program's own figures, by hand (short_tree.c).
   EXPECT_EQ(sum["mappings"], 500u);
   EXPECT_EQ(sum["unmappings"], 500u);

@@ -10,14 +10,14 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
-#include <thread>
-#include <set>
 #include <cerrno>
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <mutex>
 #include <optional>
+#include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -125,10 +125,13 @@ class GoPrograms {
   std::string lines_;
 };
 
-// What finishing one trace said, and its header where it could be read.
+// What finishing one trace said, and its header where it could be read;
+// its figures where it was replayed.
 struct FinishedTrace {
   std::string lines;
   std::optional<TraceHeader> header;
+  std::optional<CostTotals> summary;
+  bool trouble = false;  // an error, or a trace not complete: always said
 };
 
 // The symbols every trace of a run shares, one trace at a time.
@@ -144,6 +147,7 @@ FinishedTrace FinishTrace(const std::string& path, const RunOptions& options,
   FinishedTrace out;
   CompressResult compressed;
   std::string err;
+  out.trouble = true;  // until the trace's line is said
   if (options.compress && !CompressTrace(path, &compressed, &err))
     out.lines += fmt::format("  {}\n", err);
   if (options.symbolize) {
@@ -152,6 +156,7 @@ FinishedTrace FinishTrace(const std::string& path, const RunOptions& options,
     if (!EmbedSymbols(path, &symbols->cache, &embedded, &err))
       out.lines += fmt::format("  {}\n", err);
   }
+  bool said_error = !out.lines.empty();
   TraceHeader header;
   auto source = OpenFileSource(path, &err);
   if (!source || !TraceReader(std::move(source)).ReadHeader(&header, &err)) {
@@ -164,6 +169,7 @@ FinishedTrace FinishTrace(const std::string& path, const RunOptions& options,
   uint64_t plain_bytes = compressed.compressed ? compressed.bytes_before : bytes;
   if (plain_bytes > kSummaryLimit) {
     out.lines += TraceHeaderLine(path, header, plain_bytes, bytes);
+    out.trouble = said_error;
     return out;
   }
   Report report;
@@ -175,6 +181,8 @@ FinishedTrace FinishTrace(const std::string& path, const RunOptions& options,
     return out;
   }
   const CostTotals& s = report.summary;
+  out.summary = s;
+  out.trouble = said_error || report.process.status != TraceStatus::kComplete;
   out.lines += fmt::format(
       "  {}  ({}, pid {}, {}): {}, {}, {} B in pages, "
       "{} B page-rounding waste, {}; {} B of trace{}\n",
@@ -189,6 +197,51 @@ FinishedTrace FinishTrace(const std::string& path, const RunOptions& options,
           ? fmt::format(" [incomplete: {} lost]",
                         Counted(report.process.events_lost, "event", "events"))
           : std::string(" [") + TraceStatusName(report.process.status) + "]");
+  return out;
+}
+
+// A line for each trace; for a run of more than kTracesListed (a test
+// suite's hundreds), the traces with the most waste and every one in
+// trouble, then the rest summed, and every trace's figures summed.
+constexpr size_t kTracesListed = 20;
+constexpr size_t kTopTraces = 10;
+
+std::string SummaryLines(const std::vector<FinishedTrace>& finished) {
+  std::string out;
+  if (finished.size() <= kTracesListed) {
+    for (const FinishedTrace& f : finished) out += f.lines;
+    return out;
+  }
+  std::vector<size_t> by_waste;
+  for (size_t i = 0; i < finished.size(); ++i)
+    if (finished[i].summary) by_waste.push_back(i);
+  std::stable_sort(by_waste.begin(), by_waste.end(), [&](size_t a, size_t b) {
+    return finished[a].summary->page_waste_bytes > finished[b].summary->page_waste_bytes;
+  });
+  std::vector<bool> listed(finished.size(), false);
+  for (size_t k = 0; k < by_waste.size() && k < kTopTraces; ++k) listed[by_waste[k]] = true;
+  CostTotals all;
+  size_t summed = 0, unlisted = 0;
+  for (size_t i = 0; i < finished.size(); ++i) {
+    const FinishedTrace& f = finished[i];
+    if (f.summary) {
+      all.Add(*f.summary);
+      ++summed;
+    }
+    if (listed[i] || f.trouble)
+      out += f.lines;
+    else
+      ++unlisted;
+  }
+  if (unlisted)
+    out += fmt::format("  and {} not listed (above: the {} with the most waste, and any not "
+                       "complete)\n",
+                       Counted(unlisted, "trace", "traces"), kTopTraces);
+  out += fmt::format(
+      "pagewaste: in all, {}: {}, {}, {} B in pages, {} B page-rounding waste, {}\n",
+      Counted(summed, "trace", "traces"), Counted(all.allocations, "allocation", "allocations"),
+      Counted(all.mappings, "mapping", "mappings"), GroupDigits(all.page_bytes),
+      GroupDigits(all.page_waste_bytes), Counted(SumSyscalls(all.syscalls), "syscall", "syscalls"));
   return out;
 }
 
@@ -225,10 +278,9 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
   for (std::thread& t : helpers) t.join();
   if (failure) std::rethrow_exception(failure);
   GoPrograms go_programs;
-  for (const FinishedTrace& f : finished) {
-    fmt::print(stderr, "{}", f.lines);
+  for (const FinishedTrace& f : finished)
     if (f.header) go_programs.Note(*f.header);
-  }
+  fmt::print(stderr, "{}", SummaryLines(finished));
   fmt::print(stderr, "{}", go_programs.lines());
   fmt::print(stderr, "pagewaste: see them with: pagewaste report {}\n",
              traces.size() == 1 ? traces[0] : "TRACE...");
