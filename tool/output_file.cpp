@@ -11,6 +11,8 @@
 #include <cstring>
 #include <utility>
 
+#include <fmt/format.h>
+
 namespace pagewaste {
 namespace {
 
@@ -160,7 +162,9 @@ void Spool::Write(std::string_view text) {
 
 FILE* Spool::Reopen() {
   if (fd_ < 0) return nullptr;
-  int fd = fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  // Opened anew, not dup'ed: a descriptor of its own keeps its own offset,
+  // and reading does not move where the next Write goes.
+  int fd = open(fmt::format("/proc/self/fd/{}", fd_).c_str(), O_RDONLY | O_CLOEXEC);
   FILE* in = fd >= 0 ? fdopen(fd, "r") : nullptr;
   if (!in) {
     if (fd >= 0) close(fd);
