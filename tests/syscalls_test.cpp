@@ -76,6 +76,25 @@ TEST(Syscalls, EightThreadsGetExactPerThreadCounts) {
   EXPECT_EQ(SyscallsAtSite(r, "threads_large.c", SiteLine("threads_large.c", "free"), "munmap"), 400u);
 }
 
+TEST(Syscalls, AFreeThatWaitsForTheArenaLockIsChargedNoSystemCall) {
+  // lock_wait.c makes one free wait in futex for the arena lock, and says
+  // so. The lock's futex calls are not trapped: the free makes no system
+  // call the report counts, so it records no stack of its own and is
+  // charged, with nothing, to the block's allocation.
+  TempDir dir;
+  Profile p = ProfileProgram(dir, {"lock_wait"});
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.out << p.run.err;
+  EXPECT_EQ(p.run.out, "the free waited on the arena lock\n");
+  const json& r = OnlyReport(p);
+  EXPECT_EQ(FindSite(r, "lock_wait.c", SiteLine("lock_wait.c", "free")), nullptr);
+  int block = SiteLine("lock_wait.c", "block");
+  EXPECT_EQ(SumAtSite(r, "lock_wait.c", block, "allocations"), 1u);
+  EXPECT_EQ(SumAtSite(r, "lock_wait.c", block, "frees"), 1u);
+  EXPECT_EQ(SyscallsAtSite(r, "lock_wait.c", block, "other"), 0u);
+  EXPECT_EQ(r["summary"]["syscalls"]["other"], 0);
+  EXPECT_FALSE(r["summary"]["syscalls_estimated"].get<bool>());
+}
+
 TEST(Syscalls, AProgramsOwnSigsysHandlerKeepsWorking) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"own_sigsys"});

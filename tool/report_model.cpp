@@ -323,8 +323,7 @@ std::string SyscallPattern(const CostTotals& c) {
   if (uint64_t n = Of(c, K::kMprotect))
     parts.push_back(fmt::format("new arena memory is made usable: {} mprotect", GroupDigits(n)));
   if (uint64_t n = Of(c, K::kOther))
-    parts.push_back(fmt::format("{} (lock waits and the like)",
-                                Counted(n, "other system call", "other system calls")));
+    parts.push_back(Counted(n, "other system call", "other system calls"));
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) out += (i ? "; " : "") + parts[i];
   return out;

@@ -1,5 +1,7 @@
 #include "syscall_dispatch.h"
 
+#include <dlfcn.h>
+#include <link.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -27,21 +29,37 @@
 #define SYS_USER_DISPATCH 2
 #endif
 
-// The allowed range: a raw system call and the SIGSYS handler's restorer.
-// Nothing else may live here: every system call made from this range skips
-// dispatch.
+// The shim's raw system call and the SIGSYS handler's restorer. Both run
+// only while the thread's selector is ALLOW (the handler sets it before
+// either), so neither needs the allowed range, which goes to the C library's
+// lock code instead (LockWaitRange below).
 extern "C" {
 long pw_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 void pw_sigreturn();
-extern const char pw_allowed_begin[];
-extern const char pw_allowed_end[];
+void pw_resume_counting();
+extern const char pw_own_syscalls_begin[];
+extern const char pw_own_syscalls_end[];
+}
+
+// The thread's SUD switch (the kernel reads it on every system call), and
+// where the handler's returns into a counted allocator call resume: see
+// pw_resume_counting. The assembly below reaches both by name.
+struct ResumeRing {
+  uint64_t top;  // index of the newest entry, 0 to 7
+  uint64_t address[8];
+};
+extern "C" {
+__attribute__((visibility("hidden"), tls_model("initial-exec"))) thread_local volatile char
+    pw_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+__attribute__((visibility("hidden"), tls_model("initial-exec"))) thread_local ResumeRing
+    pw_resume_ring;
 }
 
 asm(R"(
-  .pushsection .text.pagewaste_allowed, "ax", @progbits
-  .globl pw_allowed_begin
-  .hidden pw_allowed_begin
-pw_allowed_begin:
+  .text
+  .globl pw_own_syscalls_begin
+  .hidden pw_own_syscalls_begin
+pw_own_syscalls_begin:
   .globl pw_raw_syscall
   .hidden pw_raw_syscall
   .type pw_raw_syscall, @function
@@ -63,11 +81,44 @@ pw_sigreturn:
   mov $15, %rax
   syscall
   .size pw_sigreturn, .-pw_sigreturn
-  .globl pw_allowed_end
-  .hidden pw_allowed_end
-pw_allowed_end:
+  .globl pw_own_syscalls_end
+  .hidden pw_own_syscalls_end
+pw_own_syscalls_end:
   nop
-  .popsection
+
+  # Where the SIGSYS handler returns to when it interrupted a counted
+  # allocator call: it leaves the selector ALLOW so that its own
+  # rt_sigreturn is not trapped, and this sets it back to BLOCK before the
+  # allocator goes on. Every register and flag is the allocator's: this
+  # saves what it uses below the red zone, takes the address to resume at
+  # from the thread's ring (a ring, because a program's signal handler that
+  # calls malloc can interrupt this very code and come back through it),
+  # and returns there, giving back the red zone with "ret $128".
+  .globl pw_resume_counting
+  .hidden pw_resume_counting
+  .type pw_resume_counting, @function
+pw_resume_counting:
+  lea -128(%rsp), %rsp
+  push %rax
+  pushfq
+  push %rax
+  push %rcx
+  movq pw_resume_ring@gottpoff(%rip), %rax
+  addq %fs:0, %rax
+  movq (%rax), %rcx
+  movq 8(%rax,%rcx,8), %rcx
+  movq %rcx, 24(%rsp)
+  movq (%rax), %rcx
+  subq $1, %rcx
+  andq $7, %rcx
+  movq %rcx, (%rax)
+  movq pw_selector@gottpoff(%rip), %rax
+  movb $1, %fs:(%rax)
+  pop %rcx
+  pop %rax
+  popfq
+  ret $128
+  .size pw_resume_counting, .-pw_resume_counting
 )");
 
 namespace pagewaste::shim {
@@ -75,9 +126,7 @@ namespace {
 
 using format::SyscallKind;
 
-// The thread's SUD switch, and what its handler has counted so far.
-thread_local volatile char t_selector __attribute__((tls_model("initial-exec"))) =
-    SYSCALL_DISPATCH_FILTER_ALLOW;
+// What the thread's handler has counted so far.
 thread_local uint32_t t_enabled_pid __attribute__((tls_model("initial-exec"))) = 0;
 thread_local SyscallCounts t_tally __attribute__((tls_model("initial-exec")));
 // Trapped system calls so far: when it has not moved, a call made none, and
@@ -122,7 +171,6 @@ void PassToProgram(int sig, siginfo_t* info, void* context) {
   // the signal again; it arrives once this handler returns.
   KernelSigaction dfl = {reinterpret_cast<void*>(SIG_DFL), 0, nullptr, 0};
   pw_raw_syscall(SYS_rt_sigaction, SIGSYS, reinterpret_cast<long>(&dfl), 0, 8, 0, 0);
-  // Raw calls only: inside an allocator call the selector may be BLOCK.
   pw_raw_syscall(SYS_tgkill, pw_raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0),
                  pw_raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), SIGSYS, 0, 0, 0);
 }
@@ -148,17 +196,31 @@ long EmulateSigprocmask(ucontext_t* uc, long how, long set_address, long old_add
   return 0;
 }
 
+// Returns from the handler into the interrupted code with the selector it
+// had. The selector stays ALLOW until rt_sigreturn is behind (our restorer
+// is outside the allowed range); pw_resume_counting sets BLOCK again.
+void ResumeWith(char selector, greg_t* r) {
+  if (selector != SYSCALL_DISPATCH_FILTER_BLOCK) return;
+  uint64_t top = (pw_resume_ring.top + 1) & 7;
+  pw_resume_ring.address[top] = static_cast<uint64_t>(r[REG_RIP]);
+  pw_resume_ring.top = top;
+  r[REG_RIP] = reinterpret_cast<greg_t>(&pw_resume_counting);
+}
+
 void OnSigsys(int sig, siginfo_t* info, void* context) {
+  char selector = pw_selector;
+  pw_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  auto* uc = static_cast<ucontext_t*>(context);
+  greg_t* r = uc->uc_mcontext.gregs;
   if (info->si_code != SYS_USER_DISPATCH) {
+    // Not a trap of ours (a seccomp filter's, or sent): the program's. Its
+    // handler's system calls are not the allocator's.
     ++t_in_handler;
     PassToProgram(sig, info, context);
     --t_in_handler;
+    ResumeWith(selector, r);
     return;
   }
-  char selector = t_selector;
-  t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
-  auto* uc = static_cast<ucontext_t*>(context);
-  greg_t* r = uc->uc_mcontext.gregs;
   long nr = info->si_syscall;
   if (nr == SYS_rt_sigreturn) {
     // A handler of the program's returning in the middle of an allocator
@@ -181,7 +243,7 @@ void OnSigsys(int sig, siginfo_t* info, void* context) {
   t_tally.Add(SyscallKindOf(nr));
   ++t_traps;
   r[REG_RAX] = result;
-  t_selector = selector;
+  ResumeWith(selector, r);
 }
 
 bool InstallHandler() {
@@ -198,14 +260,72 @@ bool InstallHandler() {
   return true;
 }
 
+// A stretch of code whose system calls are never trapped.
+struct CodeRange {
+  uintptr_t begin = 0;
+  uintptr_t end = 0;  // past the last syscall instruction: the kernel
+                      // compares the address after it
+};
+
+CodeRange g_allowed;
+
+CodeRange FunctionExtent(const char* name) {
+  void* address = dlsym(RTLD_DEFAULT, name);
+  Dl_info info;
+  void* extra = nullptr;
+  if (!address || !dladdr1(address, &info, &extra, RTLD_DL_SYMENT) || !extra) return {};
+  const auto* symbol = static_cast<const ElfW(Sym)*>(extra);
+  if (!symbol->st_size) return {};
+  auto begin = reinterpret_cast<uintptr_t>(address);
+  return {begin, begin + symbol->st_size};
+}
+
+// Whether every system call instruction in the range is a futex call: each
+// "syscall" (0f 05) follows a "mov $SYS_futex, %eax" (b8 ca 00 00 00)
+// closely. Anything else found there, or bytes that merely look like a
+// system call, and the range is not used.
+bool OnlyFutexCalls(CodeRange range) {
+  static_assert(SYS_futex == 0xca);
+  const unsigned char kMovFutex[] = {0xb8, 0xca, 0x00, 0x00, 0x00};
+  const auto* code = reinterpret_cast<const unsigned char*>(range.begin);
+  size_t size = range.end - range.begin;
+  int calls = 0;
+  for (size_t i = 0; i + 1 < size; ++i) {
+    if (code[i] != 0x0f || code[i + 1] != 0x05) continue;
+    bool futex = false;
+    for (size_t j = i >= 16 ? i - 16 : 0; j + sizeof kMovFutex <= i && !futex; ++j)
+      futex = memcmp(code + j, kMovFutex, sizeof kMovFutex) == 0;
+    if (!futex) return false;
+    ++calls;
+  }
+  return calls > 0;
+}
+
+// The range whose system calls run untrapped. glibc's lock wait and wake
+// (the futex calls of a contended lock, adjacent in its lowlevellock code)
+// when they can be found and hold nothing else: a program that frees on
+// another thread than it allocated contends on an arena lock in malloc and
+// free, and trapping each of those futex calls cost more than the rest of
+// tracing put together. They are not memory system calls: the counts lose
+// only lock waits, which are not the allocation's cost but the contention's.
+// Otherwise the shim's own two system calls, which need no range.
+CodeRange AllowedRange() {
+  CodeRange wait = FunctionExtent("__lll_lock_wait_private");
+  CodeRange wake = FunctionExtent("__lll_lock_wake_private");
+  CodeRange locks = {wait.begin, wake.end};
+  if (wait.begin && wake.begin && wait.begin < wake.begin && wake.end - wait.begin <= 1024 &&
+      OnlyFutexCalls(locks))
+    return locks;
+  return {reinterpret_cast<uintptr_t>(pw_own_syscalls_begin),
+          reinterpret_cast<uintptr_t>(pw_own_syscalls_end) + 1};
+}
+
 bool EnableOnThisThread() {
   uint32_t pid = g_trace.info().pid;
   if (t_enabled_pid == pid) return true;
-  auto begin = reinterpret_cast<unsigned long>(pw_allowed_begin);
-  // Past the last syscall instruction: the kernel checks the address after it.
-  unsigned long length = reinterpret_cast<unsigned long>(pw_allowed_end) - begin + 1;
-  t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
-  if (prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, begin, length, &t_selector) != 0)
+  pw_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  if (prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_ON, g_allowed.begin,
+            g_allowed.end - g_allowed.begin, &pw_selector) != 0)
     return false;
   t_enabled_pid = pid;
   return true;
@@ -230,6 +350,7 @@ bool SigsysDeliverable() {
 }  // namespace
 
 bool InitSyscallDispatch(bool allowed) {
+  g_allowed = AllowedRange();
   g_active = allowed && EnableOnThisThread() && InstallHandler();
   if (!g_active && t_enabled_pid) {
     prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
@@ -238,7 +359,7 @@ bool InitSyscallDispatch(bool allowed) {
   return g_active;
 }
 
-bool CountingOnThisThread() { return t_selector == SYSCALL_DISPATCH_FILTER_BLOCK; }
+bool CountingOnThisThread() { return pw_selector == SYSCALL_DISPATCH_FILTER_BLOCK; }
 
 AllocatorCall::AllocatorCall() {
   running_ = true;
@@ -250,7 +371,7 @@ AllocatorCall::AllocatorCall() {
   traps_before_ = t_traps;
   before_ = t_tally;
   t_window_broken = false;
-  t_selector = SYSCALL_DISPATCH_FILTER_BLOCK;
+  pw_selector = SYSCALL_DISPATCH_FILTER_BLOCK;
 }
 
 void AllocatorCall::Stop() {
@@ -261,7 +382,7 @@ void AllocatorCall::Stop() {
     if (break_moved()) moved_break_ = break_after_;
     return;
   }
-  t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  pw_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
   if (t_window_broken) {
     // Part of the call ran uncounted: estimate it instead.
     exact_ = false;
@@ -277,7 +398,7 @@ void AllocatorCall::Stop() {
 }
 
 void DisableSyscallDispatchForExec() {
-  t_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
+  pw_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
   if (t_enabled_pid) prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);
   t_enabled_pid = 0;
 }

@@ -3,15 +3,23 @@
 //
 // While the real allocator function runs, the thread's SUD selector is set
 // to BLOCK: every system call it makes traps to our SIGSYS handler, which
-// counts and times it, executes it from the shim's allowed code range, and
-// puts the result where the allocator expects it. Outside allocator calls
-// the selector is ALLOW and system calls run untouched at full speed.
+// counts and times it, executes it with the selector ALLOW, and puts the
+// result where the allocator expects it. Outside allocator calls the
+// selector is ALLOW and system calls run untouched at full speed.
+//
+// The one range of code SUD never traps is the C library's lock wait and
+// wake: a free on another thread than the allocation's contends for an
+// arena lock, and a signal for each of its futex calls cost more than all
+// the rest of tracing. Lock waits are the contention's cost, not the
+// allocation's, and are not counted.
 //
 // The traps to watch for:
-// - The handler returns through rt_sigreturn, itself a system call: it is
-//   issued by our own restorer inside the allowed range, so the handler is
-//   installed with the raw rt_sigaction system call (the C library would
-//   substitute its own restorer, outside the range).
+// - The handler returns through rt_sigreturn, itself a system call, made by
+//   our own restorer with the selector still ALLOW; it returns into a
+//   counted call through a few instructions that set BLOCK again
+//   (pw_resume_counting). The handler is installed with the raw
+//   rt_sigaction system call, since the C library would substitute its own
+//   restorer.
 // - The kernel compares the address *after* the syscall instruction with
 //   the range, so the range ends past the last syscall instruction.
 // - A SIGSYS that is blocked when SUD forces it kills the process. So the
