@@ -222,7 +222,7 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
       result.status = TraceStatus::kCorrupt;
       break;
     }
-    chunk_.resize(size);
+    chunk_.Resize(size);
     got = ReadFully(chunk_.data(), size, &io_err);
     if (got < size) {
       result.status = TraceStatus::kTruncated;
@@ -325,7 +325,7 @@ bool TraceReader::Expand(std::string* why) {
            GroupDigits(kMaxExpansion) + ", as no trace does (a decompression bomb)";
     return false;
   }
-  expanded_.resize(expanded_size);
+  expanded_.Resize(expanded_size);
   if (!zstd_) zstd_ = ZSTD_createDCtx();
   size_t n = ZSTD_decompressDCtx(zstd_, expanded_.data(), expanded_.size(), chunk_.data() + 4,
                                  chunk_.size() - 4);
