@@ -6,11 +6,12 @@
 // memory.
 #pragma once
 
-#include <algorithm>
 #include <cstddef>
+#include <cstdlib>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -170,26 +171,38 @@ class TraceReader {
   bool Drain(uint64_t below, RecordVisitor* visitor, ReadResult* result);
   // Drops the last of pending_ (a stream all of whose events are delivered).
   void Release();
+  // A stream to fill, with the buffers of one released earlier when there is
+  // one: copying each thread chunk into fresh memory faulted in every page.
+  std::unique_ptr<ThreadStream> NewStream();
+  void Recycle(std::unique_ptr<ThreadStream> stream);
 
   // A chunk's bytes, one chunk after another: Resize neither zeroes what it
   // adds nor gives memory back (a vector's resize zeroed the part of each
   // chunk longer than the one before it, and cost the replay 17%).
   class ChunkBuffer {
    public:
-    // Room for n bytes, whose contents are left undefined.
+    ChunkBuffer() = default;
+    ChunkBuffer(const ChunkBuffer&) = delete;
+    ChunkBuffer& operator=(const ChunkBuffer&) = delete;
+    ~ChunkBuffer() { std::free(bytes_); }
+    // Room for n bytes, whose contents are left undefined. Grown with
+    // realloc, which moves a large block's pages (mremap) instead of
+    // touching new ones.
     void Resize(size_t n) {
       if (n > capacity_) {
-        capacity_ = std::max(n, capacity_ + capacity_ / 2);
-        bytes_.reset(new uint8_t[capacity_]);
+        void* grown = std::realloc(bytes_, n);
+        if (!grown) throw std::bad_alloc();
+        bytes_ = static_cast<uint8_t*>(grown);
+        capacity_ = n;
       }
       size_ = n;
     }
-    uint8_t* data() { return bytes_.get(); }
-    const uint8_t* data() const { return bytes_.get(); }
+    uint8_t* data() { return bytes_; }
+    const uint8_t* data() const { return bytes_; }
     size_t size() const { return size_; }
 
    private:
-    std::unique_ptr<uint8_t[]> bytes_;
+    uint8_t* bytes_ = nullptr;
     size_t size_ = 0;
     size_t capacity_ = 0;
   };
@@ -226,6 +239,9 @@ class TraceReader {
   // A heap (StreamLater) of the thread chunks with events left.
   std::vector<std::unique_ptr<ThreadStream>> pending_;
   uint64_t pending_bytes_ = 0;  // held by pending_ (records and gap areas)
+  // Released streams kept for their buffers' capacity, spare_bytes_ of it.
+  std::vector<std::unique_ptr<ThreadStream>> spare_streams_;
+  uint64_t spare_bytes_ = 0;
   uint64_t module_generation_ = 0;
   std::unordered_set<std::string> modules_;  // "path@bias" of each distinct module
   uint16_t version_ = format::kVersion;  // the header's
