@@ -6,8 +6,13 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "expansion_limit.h"
@@ -24,6 +29,8 @@ namespace {
 // reader to hold one expanded.
 constexpr size_t kGroupBytes = 8u << 20;
 constexpr int kLevel = 3;
+// Groups compressed at once, on as many cores.
+constexpr size_t kMaxPackers = 4;
 
 // A read-only mapping of a whole file, unmapped on destruction.
 class MappedFile {
@@ -41,7 +48,9 @@ class MappedFile {
       size_ = static_cast<size_t>(st.st_size);
     }
     if (ok && size_) {
-      void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      // Populated at once: faulting its pages in one at a time cost more
+      // than compressing them.
+      void* m = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
       ok = m != MAP_FAILED;
       if (ok) data_ = static_cast<const uint8_t*>(m);
     }
@@ -71,6 +80,7 @@ struct Group {
 // unused space after their records (their payload length cut to match).
 void GroupBytes(const uint8_t* data, const Group& g, std::vector<uint8_t>* out) {
   out->clear();
+  out->reserve(g.end - g.begin);
   for (size_t offset = g.begin; offset < g.end;) {
     uint32_t length = static_cast<uint32_t>(GetLE(data + offset, 4));
     uint32_t flags = static_cast<uint32_t>(GetLE(data + offset + 4, 4));
@@ -116,6 +126,75 @@ bool PlanGroups(const uint8_t* data, size_t size, size_t offset, std::vector<Gro
   return false;
 }
 
+// Compresses groups, one at a time, into what goes into the file for each.
+class Packer {
+ public:
+  Packer() : zstd_(ZSTD_createCCtx()) {
+    ZSTD_CCtx_setParameter(zstd_, ZSTD_c_compressionLevel, kLevel);
+    // A damaged compressed chunk is then reported as such, not decoded.
+    ZSTD_CCtx_setParameter(zstd_, ZSTD_c_checksumFlag, 1);
+    // Long-distance matching over a window as large as a group: a program's
+    // repetitions are whole stretches of records. churn: 11.5 KB -> 6.6 KB
+    // for 8 MiB of plain chunks, at the same speed. (Readers accept windows
+    // up to 2^27 without being told.)
+    ZSTD_CCtx_setParameter(zstd_, ZSTD_c_enableLongDistanceMatching, 1);
+    ZSTD_CCtx_setParameter(zstd_, ZSTD_c_windowLog, 24);
+  }
+  Packer(const Packer&) = delete;
+  Packer& operator=(const Packer&) = delete;
+  ~Packer() { ZSTD_freeCCtx(zstd_); }
+
+  // Sets `packed` to the group's compressed chunk (the last one flagged
+  // kChunkEnd), or to its plain chunks where compressing could not bring
+  // it under a chunk's largest payload; or sets `error`.
+  void Pack(const uint8_t* data, const Group& g, bool last) {
+    error.clear();
+    GroupBytes(data, g, &chunks_);
+    size_t plain = chunks_.size();
+    constexpr size_t kHead = format::kChunkPrefixSize + 4;
+    // Not zeroed: only what zstd writes is written out.
+    size_t room =
+        kHead + ZSTD_compressBound(plain) + plain / kMaxExpansion + kSkippableFrameHeader + 1;
+    if (room > room_) {
+      out_.reset(new uint8_t[room]);
+      room_ = room;
+    }
+    size_t n = ZSTD_compress2(zstd_, out_.get() + kHead, room_ - kHead, chunks_.data(), plain);
+    if (ZSTD_isError(n)) {
+      error = std::string("zstd: ") + ZSTD_getErrorName(n);
+      return;
+    }
+    size_t pad = ExpansionPadding(4 + n, plain);
+    if (pad) {
+      WriteSkippableFrame(out_.get() + kHead + n, pad);
+      n += pad;
+    }
+    if (4 + n > format::kMaxChunkPayload) {
+      // Incompressible and as large as a chunk may be: keep it plain.
+      packed = chunks_.data();
+      packed_size = plain;
+      return;
+    }
+    PutLE32(out_.get(), static_cast<uint32_t>(4 + n));
+    PutLE32(out_.get() + 4, format::kChunkFinished | format::kChunkZstd |
+                                (last ? format::kChunkEnd : 0u));
+    PutLE32(out_.get() + format::kChunkPrefixSize, static_cast<uint32_t>(plain));
+    packed = out_.get();
+    packed_size = kHead + n;
+  }
+
+  // What Pack made, held until the next Pack.
+  const uint8_t* packed = nullptr;
+  size_t packed_size = 0;
+  std::string error;
+
+ private:
+  std::unique_ptr<uint8_t[]> out_;
+  size_t room_ = 0;
+  ZSTD_CCtx* zstd_;
+  std::vector<uint8_t> chunks_;
+};
+
 bool WriteAll(int fd, const uint8_t* p, size_t n, std::string* err) {
   while (n) {
     ssize_t w = write(fd, p, n);
@@ -159,53 +238,39 @@ bool CompressTrace(const std::string& path, CompressResult* result, std::string*
     *err = temp + ": " + strerror(errno);
     return false;
   }
-  ZSTD_CCtx* zstd = ZSTD_createCCtx();
-  ZSTD_CCtx_setParameter(zstd, ZSTD_c_compressionLevel, kLevel);
-  // A damaged compressed chunk is then reported as such, not decoded.
-  ZSTD_CCtx_setParameter(zstd, ZSTD_c_checksumFlag, 1);
-  // Long-distance matching over a window as large as a group: a program's
-  // repetitions are whole stretches of records. churn: 11.5 KB -> 6.6 KB for
-  // 8 MiB of plain chunks, at the same speed. (Readers accept windows up to
-  // 2^27 without being told.)
-  ZSTD_CCtx_setParameter(zstd, ZSTD_c_enableLongDistanceMatching, 1);
-  ZSTD_CCtx_setParameter(zstd, ZSTD_c_windowLog, 24);
-  std::vector<uint8_t> out, chunks;
+  // Groups are compressed independently, so as many at once as there are
+  // cores (at most kMaxPackers, each holding a group and its output), and
+  // written in order.
+  size_t packers = std::min<size_t>({std::max(1u, std::thread::hardware_concurrency()),
+                                     kMaxPackers, groups.size()});
+  std::vector<Packer> packer(packers);
   bool ok = WriteAll(fd, in.data(), header, err);
   uint64_t written = header;
-  for (const Group& g : groups) {
-    if (!ok) break;
-    GroupBytes(in.data(), g, &chunks);
-    size_t plain = chunks.size();
-    out.resize(format::kChunkPrefixSize + 4 + ZSTD_compressBound(plain));
-    size_t n = ZSTD_compress2(zstd, out.data() + format::kChunkPrefixSize + 4,
-                              out.size() - format::kChunkPrefixSize - 4, chunks.data(), plain);
-    if (ZSTD_isError(n)) {
-      *err = std::string("zstd: ") + ZSTD_getErrorName(n);
-      ok = false;
-      break;
+  for (size_t first = 0; ok && first < groups.size(); first += packers) {
+    size_t count = std::min(packers, groups.size() - first);
+    auto pack = [&](size_t k) {
+      packer[k].Pack(in.data(), groups[first + k], first + k + 1 == groups.size());
+    };
+    std::vector<std::thread> beside;
+    for (size_t k = 1; k < count; ++k) {
+      try {
+        beside.emplace_back(pack, k);
+      } catch (const std::system_error&) {
+        pack(k);  // no thread to be had: here, one after another
+      }
     }
-    size_t pad = ExpansionPadding(4 + n, plain);
-    if (pad) {
-      out.resize(format::kChunkPrefixSize + 4 + n + pad);
-      WriteSkippableFrame(out.data() + format::kChunkPrefixSize + 4 + n, pad);
-      n += pad;
+    pack(0);
+    for (std::thread& t : beside) t.join();
+    for (size_t k = 0; ok && k < count; ++k) {
+      if (!packer[k].error.empty()) {
+        *err = packer[k].error;
+        ok = false;
+        break;
+      }
+      ok = WriteAll(fd, packer[k].packed, packer[k].packed_size, err);
+      written += packer[k].packed_size;
     }
-    if (4 + n > format::kMaxChunkPayload) {
-      // Incompressible and as large as a chunk may be: keep it plain.
-      ok = WriteAll(fd, chunks.data(), plain, err);
-      written += plain;
-      continue;
-    }
-    PutLE32(out.data(), static_cast<uint32_t>(4 + n));
-    bool last = &g == &groups.back();
-    PutLE32(out.data() + 4, format::kChunkFinished | format::kChunkZstd |
-                                (last ? format::kChunkEnd : 0u));
-    PutLE32(out.data() + format::kChunkPrefixSize, static_cast<uint32_t>(plain));
-    size_t total = format::kChunkPrefixSize + 4 + n;
-    ok = WriteAll(fd, out.data(), total, err);
-    written += total;
   }
-  ZSTD_freeCCtx(zstd);
   close(fd);
   if (ok && rename(temp.c_str(), path.c_str()) != 0) {
     *err = strerror(errno);
