@@ -132,8 +132,9 @@ int ReportCommand(const ReportArgs& args) {
     fmt::print(stderr, "pagewaste: {}\n", err);
     return exit_code::kInternal;
   }
-  if (!writer->Finish(combined.Finish(), &out)) {
-    fmt::print(stderr, "pagewaste: the pprof profile could not be encoded\n");
+  if (!writer->Finish(combined.Finish(), &out, &err)) {
+    // Not committed: the output file is left as it was.
+    fmt::print(stderr, "pagewaste: {}\n", err);
     return exit_code::kInternal;
   }
   if (!out.Commit(&err)) {

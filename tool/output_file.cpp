@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -150,14 +151,28 @@ void Spool::Write(std::string_view text) {
   if (fd_ >= 0 && WriteAll(fd_, text)) return;
   if (fd_ >= 0) {
     // The scratch file failed (a full disk): what it held comes back to memory.
-    std::string held(size_ - text.size(), '\0');
-    bool read_back = pread(fd_, held.data(), held.size(), 0) == static_cast<ssize_t>(held.size());
+    size_ -= text.size();
+    StringSink held;
+    bool read_back = CopyTo(&held);
     close(fd_);
     fd_ = -1;
-    memory_ = read_back ? std::move(held) : std::string();
-    if (!read_back) size_ = text.size();
+    memory_ = std::move(held.text());
+    size_ = memory_.size() + text.size();
+    if (!read_back && !error_) error_ = EIO;
   }
   memory_ += text;
+}
+
+bool Spool::ok(std::string* err) const {
+  if (!error_) return true;
+  *err = error();
+  return false;
+}
+
+std::string Spool::error() const {
+  return fmt::format("the report's scratch file could not be read back ({}): the report is "
+                     "not complete",
+                     strerror(error_ ? error_ : EIO));
 }
 
 FILE* Spool::Reopen() {
@@ -168,9 +183,9 @@ FILE* Spool::Reopen() {
   FILE* in = fd >= 0 ? fdopen(fd, "r") : nullptr;
   if (!in) {
     if (fd >= 0) close(fd);
-    // Back to memory: the caller reads memory().
+    // Back to memory: the caller reads memory(), after ok().
     StringSink held;
-    CopyTo(&held);
+    CopyTo(&held);  // sets error_ if it could not
     memory_ = std::move(held.text());
     close(fd_);
     fd_ = -1;
@@ -180,19 +195,27 @@ FILE* Spool::Reopen() {
   return in;
 }
 
-void Spool::CopyTo(TextSink* out) {
+bool Spool::CopyTo(TextSink* out) {
   if (fd_ < 0) {
     out->Write(memory_);
-    return;
+    return !error_;
   }
   std::string buffer(1 << 20, '\0');
   for (uint64_t at = 0; at < size_;) {
-    ssize_t n = pread(fd_, buffer.data(), buffer.size(), static_cast<off_t>(at));
+    // No further than what was written whole: a write that failed part way
+    // may have left some of its text in the file.
+    size_t want = static_cast<size_t>(std::min<uint64_t>(buffer.size(), size_ - at));
+    ssize_t n = pread(fd_, buffer.data(), want, static_cast<off_t>(at));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
+    if (n <= 0) {
+      if (n == 0) errno = EIO;  // shorter than what was written to it
+      error_ = errno;
+      return false;
+    }
     out->Write(std::string_view(buffer.data(), static_cast<size_t>(n)));
     at += static_cast<uint64_t>(n);
   }
+  return !error_;
 }
 
 }  // namespace pagewaste

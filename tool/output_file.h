@@ -75,9 +75,13 @@ class Spool : public TextSink {
   ~Spool() override;
 
   void Write(std::string_view text) override;
-  // Everything written, in order, to out.
-  void CopyTo(TextSink* out);
+  // Everything written, in order, to out; false (error() says why) if the
+  // scratch file could not be read back, or had already lost text.
+  bool CopyTo(TextSink* out);
   bool empty() const { return size_ == 0; }
+  // Whether everything written is still held; false with *err if not.
+  bool ok(std::string* err) const;
+  std::string error() const;
   // Everything written, read from the start: a stream the caller closes,
   // or null with the text in memory().
   FILE* Reopen();
@@ -87,6 +91,7 @@ class Spool : public TextSink {
   int fd_ = -1;
   uint64_t size_ = 0;
   std::string memory_;  // when no file could be made, or one failed
+  int error_ = 0;       // errno of the failure that lost text; 0: none
 };
 
 }  // namespace pagewaste

@@ -3,12 +3,16 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace pagewaste {
@@ -51,6 +55,64 @@ TEST(Spool, GivesBackWhatWasWrittenInOrder) {
     EXPECT_EQ(read, all);
     fclose(in);
   }
+}
+
+// In a child process: a spool whose scratch file may grow to 1 MiB only (a
+// full disk, as the spool sees it) is written 3 MiB. Exits 0 if it still
+// gives back every byte, from memory.
+void FillAScratchFileOfOneMebibyte() {
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit limit = {1 << 20, 1 << 20};
+  setrlimit(RLIMIT_FSIZE, &limit);
+  Spool spool;
+  std::string all = Pieces(&spool);
+  StringSink copy;
+  std::string err;
+  bool whole = spool.CopyTo(&copy) && copy.text() == all && spool.ok(&err) &&
+               spool.Reopen() == nullptr && spool.memory() == all;
+  _exit(whole ? 0 : 1);
+}
+
+TEST(Spool, AScratchFileThatFillsUpFallsBackToMemoryWithNothingLost) {
+  EXPECT_EXIT(FillAScratchFileOfOneMebibyte(), ::testing::ExitedWithCode(0), "");
+}
+
+// The descriptors open now.
+std::set<int> OpenDescriptors() {
+  std::set<int> fds;
+  for (const auto& entry : fs::directory_iterator("/proc/self/fd"))
+    fds.insert(std::stoi(entry.path().filename().string()));
+  // Less the iterator's own, closed by now.
+  std::set<int> open;
+  for (int fd : fds)
+    if (fcntl(fd, F_GETFD) != -1) open.insert(fd);
+  return open;
+}
+
+TEST(Spool, AScratchFileThatCannotBeReadBackIsAnErrorNotAShortCopy) {
+  std::set<int> before = OpenDescriptors();
+  Spool spool;
+  std::set<int> after = OpenDescriptors();
+  int scratch = -1;
+  for (int fd : after)
+    if (!before.count(fd) && fs::read_symlink("/proc/self/fd/" + std::to_string(fd))
+                                     .string()
+                                     .find("(deleted)") != std::string::npos)
+      scratch = fd;
+  ASSERT_GE(scratch, 0);
+  Pieces(&spool);
+  // The scratch file's descriptor now reads nothing back (write-only).
+  int write_only = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(write_only, 0);
+  ASSERT_EQ(dup2(write_only, scratch), scratch);
+  close(write_only);
+  StringSink copy;
+  EXPECT_FALSE(spool.CopyTo(&copy));
+  std::string err;
+  EXPECT_FALSE(spool.ok(&err));
+  EXPECT_NE(err.find("could not be read back (Bad file descriptor): the report is not complete"),
+            std::string::npos)
+      << err;
 }
 
 TEST(OutputFile, AppearsWholeOnCommitAndPrivate) {

@@ -10,7 +10,8 @@ std::string Render(ReportWriter* writer, const std::vector<Report>& reports) {
     view.Add(r);
   }
   StringSink out;
-  if (!writer->Finish(view.Finish(), &out)) return {};
+  std::string err;
+  if (!writer->Finish(view.Finish(), &out, &err)) return {};
   return std::move(out.text());
 }
 

@@ -32,8 +32,9 @@ class ReportWriter {
   // Each process's report, in the order of the traces.
   virtual void AddProcess(const Report& report) { (void)report; }
   // The output, from the combined view of every process added, to out;
-  // false if it cannot be made (nothing was written).
-  virtual bool Finish(const CombinedReport& combined, TextSink* out) = 0;
+  // false with *err if it cannot be made whole (what was written is then
+  // not the whole output, and must not be taken for it).
+  virtual bool Finish(const CombinedReport& combined, TextSink* out, std::string* err) = 0;
 };
 
 // Text for people: the combined view of several processes first, then each

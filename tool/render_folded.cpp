@@ -36,7 +36,7 @@ std::string Folded(const CombinedReport& combined, const std::string& metric) {
 class FoldedReportWriter : public ReportWriter {
  public:
   explicit FoldedReportWriter(std::string metric) : metric_(std::move(metric)) {}
-  bool Finish(const CombinedReport& combined, TextSink* out) override {
+  bool Finish(const CombinedReport& combined, TextSink* out, std::string* /*err*/) override {
     out->Write(Folded(combined, metric_));
     return true;
   }

@@ -207,7 +207,7 @@ std::string Html(const CombinedReport& c) {
 
 class HtmlReportWriter : public ReportWriter {
  public:
-  bool Finish(const CombinedReport& combined, TextSink* out) override {
+  bool Finish(const CombinedReport& combined, TextSink* out, std::string* /*err*/) override {
     out->Write(Html(combined));
     return true;
   }

@@ -451,14 +451,17 @@ class JsonReportWriter : public ReportWriter {
     processes_.Write(text);
   }
 
-  bool Finish(const CombinedReport& combined, TextSink* sink) override {
+  bool Finish(const CombinedReport& combined, TextSink* sink, std::string* err) override {
     std::string out = fmt::format("{{\n  \"schema_version\": {},\n  \"combined\": ", kSchemaVersion);
     SiteLines lines;
     json section = CombinedJson(combined, options_.top, &tables_, &lines);
     Write(section, 2, &out, &lines);
     out += ",\n  \"processes\": [\n";
     sink->Write(out);
-    processes_.CopyTo(sink);
+    if (!processes_.CopyTo(sink)) {
+      *err = processes_.error();
+      return false;
+    }
     out = processes_.empty() ? "  ]" : "\n  ]";
     out += ",\n  \"frames\": ";
     WriteLines(tables_.frames(), 2, &out);

@@ -202,10 +202,14 @@ std::string Pprof(const CombinedReport& combined, const std::string& default_met
 class PprofReportWriter : public ReportWriter {
  public:
   explicit PprofReportWriter(std::string metric) : metric_(std::move(metric)) {}
-  bool Finish(const CombinedReport& combined, TextSink* out) override {
+  bool Finish(const CombinedReport& combined, TextSink* out, std::string* err) override {
     std::string profile = Pprof(combined, metric_);
+    if (profile.empty()) {
+      *err = "the pprof profile could not be encoded";
+      return false;
+    }
     out->Write(profile);
-    return !profile.empty();
+    return true;
   }
 
  private:

@@ -509,7 +509,7 @@ class TextReportWriter : public ReportWriter {
     Process(report, each_, &sections_);
   }
 
-  bool Finish(const CombinedReport& combined, TextSink* sink) override {
+  bool Finish(const CombinedReport& combined, TextSink* sink, std::string* /*err*/) override {
     std::string out;
     if (combined.processes > 1) Combined(combined, options_, &out);
     out += out.empty() ? sections_.substr(std::min<size_t>(1, sections_.size())) : sections_;

@@ -230,10 +230,12 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
   // The document's text goes through a scratch file: a suite's combined
   // view is tens of MB of text, which the parsed document need not sit beside.
   Spool text;
-  writer->Finish(combined.Finish(), &text);
+  if (!writer->Finish(combined.Finish(), &text, err) || !text.ok(err)) return false;
   if (FILE* in = text.Reopen()) {
     doc_ = ParseKept(StreamChars(in), StreamChars());
     fclose(in);
+  } else if (!text.ok(err)) {
+    return false;
   } else {
     doc_ = ParseKept(text.memory());
   }
