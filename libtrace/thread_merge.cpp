@@ -44,7 +44,7 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
   uint64_t gap_bytes = GetLE(payload + 4, 4);
   if (used + gap_bytes > size - format::kThreadChunkHeader)
     return corrupt("records past the chunk's end");
-  std::unique_ptr<ThreadStream> stream = NewStream();
+  auto stream = std::make_unique<ThreadStream>();
   stream->first_seq = GetLE(payload + 8, 8);
   uint64_t low_seq = GetLE(payload + 16, 8);
   // Every event below low_seq is in the chunks read so far.
@@ -61,9 +61,6 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
     return corrupt("more than " + std::to_string(format::kMaxPendingThreadBytes >> 20) +
                    " MiB of thread chunks waiting for their events' turn (a low_seq that never "
                    "rises)");
-  // Room for the whole chunk, not only what it used: a producer's chunks
-  // are all of one size, so a recycled stream takes the next one as it is.
-  stream->bytes.reserve(size);
   stream->bytes.assign(records, records + used);
   stream->c = Cursor{stream->bytes.data(), stream->bytes.data() + used};
   stream->offset = offset;
@@ -75,8 +72,6 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
     pending_bytes_ += stream->bytes.size() + stream->gaps.size();
     pending_.push_back(std::move(stream));
     std::push_heap(pending_.begin(), pending_.end(), StreamLater());
-  } else {
-    Recycle(std::move(stream));
   }
   return true;
 }
@@ -84,31 +79,7 @@ bool TraceReader::ThreadChunk(const uint8_t* payload, uint32_t size, uint64_t of
 void TraceReader::Release() {
   const ThreadStream& done = *pending_.back();
   pending_bytes_ -= done.bytes.size() + done.gaps.size();
-  Recycle(std::move(pending_.back()));
   pending_.pop_back();
-}
-
-std::unique_ptr<TraceReader::ThreadStream> TraceReader::NewStream() {
-  if (spare_streams_.empty()) return std::make_unique<ThreadStream>();
-  std::unique_ptr<ThreadStream> stream = std::move(spare_streams_.back());
-  spare_streams_.pop_back();
-  std::vector<uint8_t> bytes = std::move(stream->bytes);
-  std::vector<uint8_t> gaps = std::move(stream->gaps);
-  spare_bytes_ -= bytes.capacity() + gaps.capacity();
-  *stream = ThreadStream{};
-  stream->bytes = std::move(bytes);
-  stream->gaps = std::move(gaps);
-  return stream;
-}
-
-void TraceReader::Recycle(std::unique_ptr<ThreadStream> stream) {
-  // As many as a few threads' chunks take at once; what was pending is
-  // bounded already, and spares never hold more than this besides.
-  constexpr uint64_t kMaxSpareBytes = 16u << 20;
-  uint64_t held = stream->bytes.capacity() + stream->gaps.capacity();
-  if (spare_bytes_ + held > kMaxSpareBytes) return;
-  spare_bytes_ += held;
-  spare_streams_.push_back(std::move(stream));
 }
 
 bool TraceReader::ThreadChunkStructure(const uint8_t* records, const uint8_t* end, RecordVisitor* v,

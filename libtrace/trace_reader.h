@@ -171,10 +171,6 @@ class TraceReader {
   bool Drain(uint64_t below, RecordVisitor* visitor, ReadResult* result);
   // Drops the last of pending_ (a stream all of whose events are delivered).
   void Release();
-  // A stream to fill, with the buffers of one released earlier when there is
-  // one: copying each thread chunk into fresh memory faulted in every page.
-  std::unique_ptr<ThreadStream> NewStream();
-  void Recycle(std::unique_ptr<ThreadStream> stream);
 
   // A chunk's bytes, one chunk after another: Resize neither zeroes what it
   // adds nor gives memory back (a vector's resize zeroed the part of each
@@ -239,9 +235,6 @@ class TraceReader {
   // A heap (StreamLater) of the thread chunks with events left.
   std::vector<std::unique_ptr<ThreadStream>> pending_;
   uint64_t pending_bytes_ = 0;  // held by pending_ (records and gap areas)
-  // Released streams kept for their buffers' capacity, spare_bytes_ of it.
-  std::vector<std::unique_ptr<ThreadStream>> spare_streams_;
-  uint64_t spare_bytes_ = 0;
   uint64_t module_generation_ = 0;
   std::unordered_set<std::string> modules_;  // "path@bias" of each distinct module
   uint16_t version_ = format::kVersion;  // the header's
