@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -130,6 +131,7 @@ bool PlanGroups(const uint8_t* data, size_t size, size_t offset, std::vector<Gro
 class Packer {
  public:
   Packer() : zstd_(ZSTD_createCCtx()) {
+    if (!zstd_) return;  // said by Pack
     ZSTD_CCtx_setParameter(zstd_, ZSTD_c_compressionLevel, kLevel);
     // A damaged compressed chunk is then reported as such, not decoded.
     ZSTD_CCtx_setParameter(zstd_, ZSTD_c_checksumFlag, 1);
@@ -146,9 +148,28 @@ class Packer {
 
   // Sets `packed` to the group's compressed chunk (the last one flagged
   // kChunkEnd), or to its plain chunks where compressing could not bring
-  // it under a chunk's largest payload; or sets `error`.
+  // it under a chunk's largest payload; or sets `error`. Throws nothing: it
+  // runs on threads of its own.
   void Pack(const uint8_t* data, const Group& g, bool last) {
     error.clear();
+    try {
+      PackOrThrow(data, g, last);
+    } catch (const std::bad_alloc&) {
+      error = "out of memory for a group of chunks";
+    }
+  }
+
+  // What Pack made, held until the next Pack.
+  const uint8_t* packed = nullptr;
+  size_t packed_size = 0;
+  std::string error;
+
+ private:
+  void PackOrThrow(const uint8_t* data, const Group& g, bool last) {
+    if (!zstd_) {
+      error = "zstd: no compression context";
+      return;
+    }
     GroupBytes(data, g, &chunks_);
     size_t plain = chunks_.size();
     constexpr size_t kHead = format::kChunkPrefixSize + 4;
@@ -183,12 +204,6 @@ class Packer {
     packed_size = kHead + n;
   }
 
-  // What Pack made, held until the next Pack.
-  const uint8_t* packed = nullptr;
-  size_t packed_size = 0;
-  std::string error;
-
- private:
   std::unique_ptr<uint8_t[]> out_;
   size_t room_ = 0;
   ZSTD_CCtx* zstd_;

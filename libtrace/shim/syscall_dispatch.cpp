@@ -32,7 +32,7 @@
 // The shim's raw system call and the SIGSYS handler's restorer. Both run
 // only while the thread's selector is ALLOW (the handler sets it before
 // either), so neither needs the allowed range, which goes to the C library's
-// lock code instead (LockWaitRange below).
+// lock code instead (AllowedRange below).
 extern "C" {
 long pw_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 void pw_sigreturn();
@@ -126,7 +126,8 @@ namespace {
 
 using format::SyscallKind;
 
-// What the thread's handler has counted so far.
+// The process whose SUD this thread turned on (a forked child turns it on
+// again), and what the thread's handler has counted so far.
 thread_local uint32_t t_enabled_pid __attribute__((tls_model("initial-exec"))) = 0;
 thread_local SyscallCounts t_tally __attribute__((tls_model("initial-exec")));
 // Trapped system calls so far: when it has not moved, a call made none, and
