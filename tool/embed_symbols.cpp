@@ -36,8 +36,8 @@ class Addresses : public RecordVisitor {
 SymbolCache::SymbolCache() = default;
 SymbolCache::~SymbolCache() = default;
 
-bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* result,
-                  std::string* err) {
+bool BuildSymbolSection(const std::string& path, SymbolCache* cache, SymbolSection* section,
+                        EmbedResult* result, std::string* err) {
   auto source = OpenFileSource(path, err);
   if (!source) return false;
   TraceReader reader(std::move(source));
@@ -106,18 +106,24 @@ bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* resu
   }
   std::vector<SymbolModule> modules;
   for (const auto& [module_path, build_id] : build_ids) modules.push_back({module_path, build_id});
-  std::vector<uint8_t> section = EncodeSymbolSection(modules, addresses);
+  section->bytes = EncodeSymbolSection(modules, addresses);
+  section->addresses = addresses.size();
+  section->trace_end = read.bytes;
+  return true;
+}
 
+bool AppendSymbolSection(const std::string& path, const SymbolSection& section,
+                         uint64_t trace_end, EmbedResult* result, std::string* err) {
   // After the End record, where the file ends; then the header says so.
   int fd = open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
-  if (fd >= 0 && fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != read.bytes) {
+  if (fd >= 0 && fstat(fd, &st) == 0 && static_cast<uint64_t>(st.st_size) != trace_end) {
     close(fd);
     result->why = "does not end at its end record";
     return true;
   }
-  bool ok = fd >= 0 && pwrite(fd, section.data(), section.size(), st.st_size) ==
-                           static_cast<ssize_t>(section.size());
+  bool ok = fd >= 0 && pwrite(fd, section.bytes.data(), section.bytes.size(), st.st_size) ==
+                           static_cast<ssize_t>(section.bytes.size());
   uint8_t flags[2];
   ok = ok && pread(fd, flags, sizeof flags, 10) == sizeof flags;
   PutLE(flags, GetLE(flags, 2) | format::kHeaderHasSymbols, 2);
@@ -126,9 +132,17 @@ bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* resu
   if (fd >= 0) close(fd);
   if (!ok) return false;
   result->embedded = true;
-  result->addresses = addresses.size();
-  result->bytes = section.size();
+  result->addresses = section.addresses;
+  result->bytes = section.bytes.size();
   return true;
+}
+
+bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* result,
+                  std::string* err) {
+  SymbolSection section;
+  if (!BuildSymbolSection(path, cache, &section, result, err)) return false;
+  if (!result->why.empty()) return true;
+  return AppendSymbolSection(path, section, section.trace_end, result, err);
 }
 
 }  // namespace pagewaste

@@ -55,9 +55,27 @@ struct EmbedResult {
   std::string why;   // when not embedded and not an error: why not
 };
 
+// A trace's symbol section, before it is appended.
+struct SymbolSection {
+  std::vector<uint8_t> bytes;  // whole chunks (symbol_section.h)
+  size_t addresses = 0;
+  uint64_t trace_end = 0;  // where the trace it was made from ends
+};
+
 // False with *err on an I/O error. A trace without its End record, or one
 // that already has a section, is left as it is (result->why).
 bool EmbedSymbols(const std::string& path, SymbolCache* cache, EmbedResult* result,
                   std::string* err);
+
+// The two halves of EmbedSymbols, for `run`, which builds the section from
+// the plain trace while another thread compresses it. BuildSymbolSection:
+// false with *err on an I/O error; true with result->why (and no section)
+// for a trace to leave as it is. AppendSymbolSection: appends it to the
+// trace at path, which must end at trace_end (its End record's chunk, or
+// the compressed chunk that holds it), and says so in its header.
+bool BuildSymbolSection(const std::string& path, SymbolCache* cache, SymbolSection* section,
+                        EmbedResult* result, std::string* err);
+bool AppendSymbolSection(const std::string& path, const SymbolSection& section,
+                         uint64_t trace_end, EmbedResult* result, std::string* err);
 
 }  // namespace pagewaste

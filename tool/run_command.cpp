@@ -15,8 +15,10 @@
 #include <exception>
 #include <filesystem>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include <fmt/format.h>
@@ -140,22 +142,65 @@ struct SharedSymbols {
   SymbolCache cache;
 };
 
+// Compresses a closed trace and adds its symbols: the symbol section is
+// built from the plain trace on this thread while another compresses it,
+// and appended once both are done. Says what failed in lines.
+CompressResult CompressAndSymbolize(const std::string& path, const RunOptions& options,
+                                    SharedSymbols* symbols, std::string* lines) {
+  CompressResult compressed;
+  bool compressed_ok = true;
+  std::string compress_err;
+  auto compress = [&] {
+    try {
+      compressed_ok = CompressTrace(path, &compressed, &compress_err);
+    } catch (const std::bad_alloc&) {
+      compressed_ok = false;
+      compress_err = path + ": out of memory to compress it";
+    }
+  };
+  SymbolSection section;
+  EmbedResult embedded;
+  std::string symbol_err;
+  bool symbols_ok = true;
+  std::thread compressing;
+  if (options.compress && options.symbolize) {
+    try {
+      compressing = std::thread(compress);
+    } catch (const std::system_error&) {
+      compress();  // no thread to be had: one after the other
+    }
+  } else if (options.compress) {
+    compress();
+  }
+  if (options.symbolize) {
+    try {
+      std::lock_guard<std::mutex> lock(symbols->mutex);
+      symbols_ok = BuildSymbolSection(path, &symbols->cache, &section, &embedded, &symbol_err);
+    } catch (...) {
+      if (compressing.joinable()) compressing.join();
+      throw;
+    }
+  }
+  if (compressing.joinable()) compressing.join();
+  if (!compressed_ok) *lines += fmt::format("  {}\n", compress_err);
+  if (options.symbolize && symbols_ok && embedded.why.empty()) {
+    // It was read before or after compression, whichever came first.
+    uint64_t end = section.trace_end;
+    if (compressed.compressed && end == compressed.bytes_before) end = compressed.bytes_after;
+    symbols_ok = AppendSymbolSection(path, section, end, &embedded, &symbol_err);
+  }
+  if (!symbols_ok) *lines += fmt::format("  {}\n", symbol_err);
+  return compressed;
+}
+
 // Compresses a closed trace, adds its symbols, and says its figures in a
 // line.
 FinishedTrace FinishTrace(const std::string& path, const RunOptions& options,
                           SharedSymbols* symbols) {
   FinishedTrace out;
-  CompressResult compressed;
   std::string err;
   out.trouble = true;  // until the trace's line is said
-  if (options.compress && !CompressTrace(path, &compressed, &err))
-    out.lines += fmt::format("  {}\n", err);
-  if (options.symbolize) {
-    EmbedResult embedded;
-    std::lock_guard<std::mutex> lock(symbols->mutex);
-    if (!EmbedSymbols(path, &symbols->cache, &embedded, &err))
-      out.lines += fmt::format("  {}\n", err);
-  }
+  CompressResult compressed = CompressAndSymbolize(path, options, symbols, &out.lines);
   bool said_error = !out.lines.empty();
   TraceHeader header;
   auto source = OpenFileSource(path, &err);
