@@ -95,6 +95,24 @@ TEST(Syscalls, AFreeThatWaitsForTheArenaLockIsChargedNoSystemCall) {
   EXPECT_FALSE(r["summary"]["syscalls_estimated"].get<bool>());
 }
 
+TEST(Syscalls, WithLockWaitsCountedTheSameFreeIsChargedItsWaitAndWake) {
+  // PAGEWASTE_SYSCALLS=lock-waits traps the lock's futex calls as well: the
+  // free that waited makes two system calls, its wait and, the lock being
+  // contended when it took it, its wake, and records its own stack.
+  TempDir dir;
+  setenv("PAGEWASTE_SYSCALLS", "lock-waits", 1);
+  Profile p = ProfileProgram(dir, {"lock_wait"});
+  unsetenv("PAGEWASTE_SYSCALLS");
+  ASSERT_EQ(p.run.exit_code, 0) << p.run.out << p.run.err;
+  EXPECT_EQ(p.run.out, "the free waited on the arena lock\n");
+  const json& r = OnlyReport(p);
+  int free_line = SiteLine("lock_wait.c", "free");
+  ASSERT_NE(FindSite(r, "lock_wait.c", free_line), nullptr);
+  EXPECT_EQ(SyscallsAtSite(r, "lock_wait.c", free_line, "other"), 2u);
+  EXPECT_EQ(SumAtSite(r, "lock_wait.c", free_line, "frees"), 1u);
+  EXPECT_FALSE(r["summary"]["syscalls_estimated"].get<bool>());
+}
+
 TEST(Syscalls, AProgramsOwnSigsysHandlerKeepsWorking) {
   TempDir dir;
   Profile p = ProfileProgram(dir, {"own_sigsys"});

@@ -340,7 +340,8 @@ void Initialize() {
     return g_trace.Disable();
   }
   const char* syscalls = secure_getenv("PAGEWASTE_SYSCALLS");
-  InitSyscallDispatch(!(syscalls && strcmp(syscalls, "estimate") == 0));
+  InitSyscallDispatch(!(syscalls && strcmp(syscalls, "estimate") == 0),
+                      syscalls && strcmp(syscalls, "lock-waits") == 0);
   pthread_atfork(BeforeFork, AfterForkParent, AfterForkChild);
   InstallFatalSignalHandlers();
   g_trace.Resume();

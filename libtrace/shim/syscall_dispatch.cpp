@@ -29,10 +29,10 @@
 #define SYS_USER_DISPATCH 2
 #endif
 
-// The shim's raw system call and the SIGSYS handler's restorer. Both run
+// The shim's raw system call and the SIGSYS handler's restorer. Where the
+// allowed range is the C library's lock code (AllowedRange below), both run
 // only while the thread's selector is ALLOW (the handler sets it before
-// either), so neither needs the allowed range, which goes to the C library's
-// lock code instead (AllowedRange below).
+// either); otherwise the allowed range is theirs.
 extern "C" {
 long pw_raw_syscall(long nr, long a1, long a2, long a3, long a4, long a5, long a6);
 void pw_sigreturn();
@@ -197,11 +197,20 @@ long EmulateSigprocmask(ucontext_t* uc, long how, long set_address, long old_add
   return 0;
 }
 
+// Whether the allowed range is the shim's own raw system call and restorer
+// (AllowedRange): the handler's rt_sigreturn is then never trapped.
+bool g_own_range = true;
+
 // Returns from the handler into the interrupted code with the selector it
-// had. The selector stays ALLOW until rt_sigreturn is behind (our restorer
-// is outside the allowed range); pw_resume_counting sets BLOCK again.
+// had. Where the allowed range is the C library's lock code, the selector
+// stays ALLOW until rt_sigreturn is behind; pw_resume_counting sets BLOCK
+// again.
 void ResumeWith(char selector, greg_t* r) {
   if (selector != SYSCALL_DISPATCH_FILTER_BLOCK) return;
+  if (g_own_range) {
+    pw_selector = selector;
+    return;
+  }
   uint64_t top = (pw_resume_ring.top + 1) & 7;
   pw_resume_ring.address[top] = static_cast<uint64_t>(r[REG_RIP]);
   pw_resume_ring.top = top;
@@ -309,14 +318,21 @@ bool OnlyFutexCalls(CodeRange range) {
 // free, and trapping each of those futex calls cost more than the rest of
 // tracing put together. They are not memory system calls: the counts lose
 // only lock waits, which are not the allocation's cost but the contention's.
-// Otherwise the shim's own two system calls, which need no range.
-CodeRange AllowedRange() {
+// Otherwise (PAGEWASTE_SYSCALLS=lock-waits, or a thread with a shadow
+// stack, whose "ret" in pw_resume_counting would not match it) the shim's
+// own raw system call and restorer, and lock waits are counted as other
+// system calls.
+CodeRange AllowedRange(bool count_lock_waits) {
+  constexpr int kArchShstkStatus = 0x5005;  // arch_prctl: CET shadow stack state
+  unsigned long shadow_stack = 0;
+  syscall(SYS_arch_prctl, kArchShstkStatus, &shadow_stack);
   CodeRange wait = FunctionExtent("__lll_lock_wait_private");
   CodeRange wake = FunctionExtent("__lll_lock_wake_private");
   CodeRange locks = {wait.begin, wake.end};
-  if (wait.begin && wake.begin && wait.begin < wake.begin && wake.end - wait.begin <= 1024 &&
-      OnlyFutexCalls(locks))
-    return locks;
+  g_own_range = count_lock_waits || (shadow_stack & 1) || !wait.begin || !wake.begin ||
+                wait.begin >= wake.begin || wake.end - wait.begin > 1024 ||
+                !OnlyFutexCalls(locks);
+  if (!g_own_range) return locks;
   return {reinterpret_cast<uintptr_t>(pw_own_syscalls_begin),
           reinterpret_cast<uintptr_t>(pw_own_syscalls_end) + 1};
 }
@@ -350,8 +366,8 @@ bool SigsysDeliverable() {
 
 }  // namespace
 
-bool InitSyscallDispatch(bool allowed) {
-  g_allowed = AllowedRange();
+bool InitSyscallDispatch(bool allowed, bool count_lock_waits) {
+  g_allowed = AllowedRange(count_lock_waits);
   g_active = allowed && EnableOnThisThread() && InstallHandler();
   if (!g_active && t_enabled_pid) {
     prctl(PR_SET_SYSCALL_USER_DISPATCH, PR_SYS_DISPATCH_OFF, 0, 0, 0);

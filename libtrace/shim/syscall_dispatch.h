@@ -11,15 +11,18 @@
 // wake: a free on another thread than the allocation's contends for an
 // arena lock, and a signal for each of its futex calls cost more than all
 // the rest of tracing. Lock waits are the contention's cost, not the
-// allocation's, and are not counted.
+// allocation's, and are not counted (PAGEWASTE_SYSCALLS=lock-waits traps
+// and counts them, as does a thread with a CET shadow stack, which
+// pw_resume_counting's return would not match).
 //
 // The traps to watch for:
 // - The handler returns through rt_sigreturn, itself a system call, made by
 //   our own restorer with the selector still ALLOW; it returns into a
 //   counted call through a few instructions that set BLOCK again
-//   (pw_resume_counting). The handler is installed with the raw
-//   rt_sigaction system call, since the C library would substitute its own
-//   restorer.
+//   (pw_resume_counting). Where lock waits are trapped, the restorer lies
+//   in the allowed range instead and the handler sets BLOCK itself. The
+//   handler is installed with the raw rt_sigaction system call, since the
+//   C library would substitute its own restorer.
 // - The kernel compares the address *after* the syscall instruction with
 //   the range, so the range ends past the last syscall instruction.
 // - A SIGSYS that is blocked when SUD forces it kills the process. So the
@@ -51,8 +54,10 @@
 namespace pagewaste::shim {
 
 // Probes for SUD and installs the SIGSYS handler. Returns false (estimates
-// only) if SUD cannot be used.
-bool InitSyscallDispatch(bool allowed);
+// only) if SUD cannot be used. count_lock_waits: trap the C library's lock
+// waits too, and count them as other system calls (slower where threads
+// contend; PAGEWASTE_SYSCALLS=lock-waits).
+bool InitSyscallDispatch(bool allowed, bool count_lock_waits);
 
 // Brackets one real allocator call: counts what it makes while alive.
 // Whether an AllocatorCall on this thread is counting exactly right now:
