@@ -233,7 +233,12 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
   if (!writer->Finish(combined.Finish(), &text, err) || !text.ok(err)) return false;
   if (FILE* in = text.Reopen()) {
     doc_ = ParseKept(StreamChars(in), StreamChars());
+    bool read_whole = !ferror(in);
     fclose(in);
+    if (!read_whole) {
+      *err = "the report's scratch file could not be read back: the report is not complete";
+      return false;
+    }
   } else if (!text.ok(err)) {
     return false;
   } else {
