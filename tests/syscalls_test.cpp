@@ -177,20 +177,23 @@ TEST(Syscalls, WithoutDispatchTheFiguresAreEstimatedAndSaySo) {
 namespace pagewaste::e2e {
 namespace {
 
-// Memory system calls strace saw in the traced program after `marker` (the
-// creation of its trace file), by name, in all its threads: every line but
-// those of strace's own child, pagewaste run itself, which starts the log.
-// With an empty marker: everything from the program's exec on.
+// Memory system calls strace (-f -Y) saw in the traced program after
+// `marker` (the creation of its trace file), by name, in all its threads:
+// every line but those of strace's own child, pagewaste run itself, and its
+// threads (which compress and symbolize traces), each line's tid followed by
+// "<pagewaste>". With an empty marker: everything from the program's exec
+// on. (Before its exec the program's process is named pagewaste too, but
+// its trace file is created after.)
 std::map<std::string, uint64_t> StraceCountsAfter(const std::string& log, const std::string& marker) {
   std::map<std::string, uint64_t> counts;
   std::istringstream in(log);
   std::string line;
-  std::string pagewaste;  // the tid prefix of pagewaste run's lines
+  std::string first;  // the tid prefix of pagewaste run's lines
   bool started = false;
   while (std::getline(in, line)) {
     std::string tid = line.substr(0, line.find(' '));
-    if (pagewaste.empty()) pagewaste = tid;
-    if (tid == pagewaste) continue;
+    if (first.empty()) first = tid;
+    if (tid == first || (started && tid.find("<pagewaste>") != std::string::npos)) continue;
     std::string call = line.substr(tid.size());
     call.erase(0, call.find_first_not_of(' '));
     if (!started) {
@@ -226,7 +229,7 @@ TEST_P(AgainstStrace, TraceTotalsPlusTheShimsOwnEqualWhatStraceCounts) {
   TempDir dir;
   std::string trace = dir.path() + "/program.trace";
   std::string log = dir.path() + "/strace.log";
-  CommandResult run = RunCapture({"env", kNoLeakCheckUnderStrace, "strace", "-f", "-o", log, "-e",
+  CommandResult run = RunCapture({"env", kNoLeakCheckUnderStrace, "strace", "-f", "-Y", "-o", log, "-e",
                                   "trace=mmap,munmap,mremap,brk,madvise,mprotect,openat",
                                   PagewastePath(), "run", "-o", trace, "--",
                                   ProgramPath(GetParam())});
@@ -304,7 +307,7 @@ TEST_P(WithTheObserver, EventsShimAndOutsideAddUpToStrace) {
   TempDir dir;
   std::string plain = dir.path() + "/plain.trace";
   std::string log = dir.path() + "/strace.log";
-  std::vector<std::string> argv = {"env", kNoLeakCheckUnderStrace, "strace", "-f", "-o", log, "-e",
+  std::vector<std::string> argv = {"env", kNoLeakCheckUnderStrace, "strace", "-f", "-Y", "-o", log, "-e",
                                    "trace=mmap,munmap,mremap,brk,madvise,mprotect,openat,execve",
                                    PagewastePath(), "run", "-o", plain, "--"};
   argv.insert(argv.end(), command.begin(), command.end());
