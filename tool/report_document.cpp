@@ -236,7 +236,7 @@ bool ReportDocument::Load(const std::vector<std::string>& paths, std::string* er
     bool read_whole = !ferror(in);
     fclose(in);
     if (!read_whole) {
-      *err = "the report's scratch file could not be read back: the report is not complete";
+      *err = text.error();
       return false;
     }
   } else if (!text.ok(err)) {

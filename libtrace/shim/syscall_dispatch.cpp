@@ -197,9 +197,18 @@ long EmulateSigprocmask(ucontext_t* uc, long how, long set_address, long old_add
   return 0;
 }
 
+// A stretch of code whose system calls are never trapped.
+struct CodeRange {
+  uintptr_t begin = 0;
+  uintptr_t end = 0;  // past the last syscall instruction: the kernel
+                      // compares the address after it
+};
+
+CodeRange g_allowed;
+
 // Whether the allowed range is the shim's own raw system call and restorer
 // (AllowedRange): the handler's rt_sigreturn is then never trapped.
-bool g_own_range = true;
+bool OwnRange() { return g_allowed.begin == reinterpret_cast<uintptr_t>(pw_own_syscalls_begin); }
 
 // Returns from the handler into the interrupted code with the selector it
 // had. Where the allowed range is the C library's lock code, the selector
@@ -207,7 +216,7 @@ bool g_own_range = true;
 // again.
 void ResumeWith(char selector, greg_t* r) {
   if (selector != SYSCALL_DISPATCH_FILTER_BLOCK) return;
-  if (g_own_range) {
+  if (OwnRange()) {
     pw_selector = selector;
     return;
   }
@@ -270,14 +279,6 @@ bool InstallHandler() {
   return true;
 }
 
-// A stretch of code whose system calls are never trapped.
-struct CodeRange {
-  uintptr_t begin = 0;
-  uintptr_t end = 0;  // past the last syscall instruction: the kernel
-                      // compares the address after it
-};
-
-CodeRange g_allowed;
 
 CodeRange FunctionExtent(const char* name) {
   void* address = dlsym(RTLD_DEFAULT, name);
@@ -329,10 +330,10 @@ CodeRange AllowedRange(bool count_lock_waits) {
   CodeRange wait = FunctionExtent("__lll_lock_wait_private");
   CodeRange wake = FunctionExtent("__lll_lock_wake_private");
   CodeRange locks = {wait.begin, wake.end};
-  g_own_range = count_lock_waits || (shadow_stack & 1) || !wait.begin || !wake.begin ||
-                wait.begin >= wake.begin || wake.end - wait.begin > 1024 ||
-                !OnlyFutexCalls(locks);
-  if (!g_own_range) return locks;
+  bool use_locks = !count_lock_waits && !(shadow_stack & 1) && wait.begin && wake.begin &&
+                   wait.begin < wake.begin && wake.end - wait.begin <= 1024 &&
+                   OnlyFutexCalls(locks);
+  if (use_locks) return locks;
   return {reinterpret_cast<uintptr_t>(pw_own_syscalls_begin),
           reinterpret_cast<uintptr_t>(pw_own_syscalls_end) + 1};
 }
