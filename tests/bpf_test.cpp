@@ -36,6 +36,25 @@ std::map<std::string, std::string> OwnSites(const json& report) {
   return sites;
 }
 
+// The pid of the process `run` started: the one whose parent traced nothing.
+uint64_t FirstPid(const Profile& profile) {
+  std::set<uint64_t> pids;
+  for (const json& r : profile.reports) pids.insert(r["process"]["pid"].get<uint64_t>());
+  for (const json& r : profile.reports) {
+    if (!pids.count(r["process"]["ppid"].get<uint64_t>())) return r["process"]["pid"];
+  }
+  return 0;
+}
+
+uint64_t PidMax() {
+  uint64_t pid_max = 0;
+  if (FILE* f = std::fopen("/proc/sys/kernel/pid_max", "r")) {
+    if (std::fscanf(f, "%lu", &pid_max) != 1) pid_max = 0;
+    std::fclose(f);
+  }
+  return pid_max ? pid_max : 4194304;
+}
+
 struct StaticProgram {
   const char* name;
   const char* argument;  // a test program to pass, or null
@@ -59,16 +78,20 @@ TEST_P(BpfBackend, CountsWhatThePtraceBackendCounts) {
   ASSERT_EQ(b.reports.size(), p.reports.size()) << b.run.err;
   ASSERT_FALSE(b.reports.empty());
   // Traces are named by pid, which differ: match them by order of start
-  // (a pid's image that exec'd before the one it exec'd).
-  auto by_pid = [](const Profile& profile) {
+  // (a pid's image that exec'd before the one it exec'd). Pids are handed
+  // out in increasing order but wrap at pid_max, so the order is counted
+  // from the first process's pid, modulo pid_max.
+  auto by_start = [](const Profile& profile) {
+    uint64_t first = FirstPid(profile), pid_max = PidMax();
     std::map<std::pair<uint64_t, bool>, const json*> ordered;
     for (const json& r : profile.reports) {
+      uint64_t pid = r["process"]["pid"].get<uint64_t>();
       bool after_exec = r["process"]["exit"]["reason"] != "exec";
-      ordered[{r["process"]["pid"].get<uint64_t>(), after_exec}] = &r;
+      ordered[{(pid + pid_max - first) % pid_max, after_exec}] = &r;
     }
     return ordered;
   };
-  auto ptrace_reports = by_pid(p), bpf_reports = by_pid(b);
+  auto ptrace_reports = by_start(p), bpf_reports = by_start(b);
   ASSERT_EQ(ptrace_reports.size(), p.reports.size());
   ASSERT_EQ(bpf_reports.size(), p.reports.size());
   for (auto pt = ptrace_reports.begin(), bp = bpf_reports.begin(); pt != ptrace_reports.end();
