@@ -21,7 +21,7 @@
 #include "dump_command.h"
 #include "render.h"
 #include "replay.h"
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 
 #include "e2e_support.h"
 #include "schema_check.h"
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste::e2e {
 namespace {

@@ -19,11 +19,11 @@
 #include <vector>
 
 #include "e2e_support.h"
-#include "expansion_limit.h"
-#include "little_endian.h"
-#include "record_writer.h"
-#include "symbol_section.h"
-#include "varint.h"
+#include "format/expansion_limit.h"
+#include "format/little_endian.h"
+#include "producer/record_writer.h"
+#include "reader/symbol_section.h"
+#include "format/varint.h"
 
 namespace pagewaste::e2e {
 namespace {

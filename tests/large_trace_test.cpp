@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "e2e_support.h"
-#include "record_writer.h"
+#include "producer/record_writer.h"
 
 namespace pagewaste::e2e {
 namespace {

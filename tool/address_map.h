@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "open_addressing.h"
+#include "support/open_addressing.h"
 
 namespace pagewaste {
 

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <charconv>
 
-#include "page_cost.h"
+#include "format/page_cost.h"
 
 namespace pagewaste {
 

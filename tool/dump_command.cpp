@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "exit_codes.h"
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste {
 namespace {

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste {
 

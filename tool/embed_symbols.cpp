@@ -10,11 +10,11 @@
 #include <memory>
 #include <set>
 
-#include "little_endian.h"
-#include "ptrace/elf_headers.h"
-#include "symbol_section.h"
+#include "format/little_endian.h"
+#include "elf/elf_headers.h"
+#include "reader/symbol_section.h"
 #include "symbolizer.h"
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste {
 namespace {

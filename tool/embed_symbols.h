@@ -11,7 +11,7 @@
 #include <tuple>
 #include <vector>
 
-#include "symbol_section.h"
+#include "reader/symbol_section.h"
 
 namespace pagewaste {
 

@@ -19,7 +19,7 @@
 
 #include "address_map.h"
 #include "advice.h"
-#include "page_cost.h"
+#include "format/page_cost.h"
 #include "reconciliation.h"
 #include "program_code.h"
 #include "site_frames.h"

@@ -13,7 +13,7 @@
 #include "program_code.h"
 #include "report_model.h"
 #include "symbolizer.h"
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 #include "what_if.h"
 
 namespace pagewaste {

@@ -11,10 +11,10 @@
 #include <string_view>
 #include <vector>
 
-#include "digit_grouping.h"
-#include "format.h"
+#include "support/digit_grouping.h"
+#include "format/format.h"
 #include "frames.h"
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 #include "timeline.h"
 #include "what_if.h"
 

@@ -25,7 +25,7 @@
 
 #include "embed_symbols.h"
 #include "exit_codes.h"
-#include "ptrace/elf_headers.h"
+#include "elf/elf_headers.h"
 #include "ptrace/proc_maps.h"
 #include "ptrace/tracer.h"
 #ifdef PAGEWASTE_HAVE_BPF
@@ -34,8 +34,8 @@
 #endif
 #include "render.h"
 #include "replay.h"
-#include "trace_compressor.h"
-#include "trace_reader.h"
+#include "rewrite/trace_compressor.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste {
 namespace {

@@ -20,7 +20,7 @@
 #include "program_code.h"
 #include "report_model.h"
 #include "symbolizer.h"
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste {
 

@@ -16,7 +16,7 @@
 #include <set>
 #include <utility>
 
-#include "ptrace/elf_headers.h"
+#include "elf/elf_headers.h"
 
 namespace pagewaste {
 namespace {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "report_model.h"
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "page_cost.h"
+#include "format/page_cost.h"
 
 namespace pagewaste {
 namespace {

@@ -1,7 +1,7 @@
 // See allocator_records.h.
 #include "allocator_records.h"
 
-#include "syscall_kind.h"
+#include "format/syscall_kind.h"
 
 namespace pagewaste::bpf {
 namespace {

@@ -16,7 +16,7 @@
 #include <map>
 
 #include "bpf_events.h"
-#include "format.h"
+#include "format/format.h"
 #include "inject/feed_layout.h"
 #include "ptrace/process_recorder.h"
 

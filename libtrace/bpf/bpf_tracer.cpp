@@ -31,14 +31,14 @@
 #include "allocator_records.h"
 #include "bpf_events.h"
 #include "bpf_programs.h"
-#include "clock.h"
+#include "format/clock.h"
 #include "inject/feed_reader.h"
 #include "inject/injector.h"
 #include "ptrace/held_child.h"
 #include "ptrace/proc_maps.h"
 #include "ptrace/process_recorder.h"
 #include "ptrace/stop_signals.h"
-#include "syscall_kind.h"
+#include "format/syscall_kind.h"
 
 static_assert(pagewaste::inject::kMarkAllocator == PW_MARK_ALLOCATOR &&
               pagewaste::inject::kMarkOwn == PW_MARK_OWN);

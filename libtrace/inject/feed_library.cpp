@@ -28,10 +28,10 @@
 #include <cstring>
 
 #include "feed_layout.h"
-#include "format.h"
+#include "format/format.h"
 #include "inject/call_sites.h"
 #include "producer/raw_mmap.h"
-#include "sample_gap.h"
+#include "format/sample_gap.h"
 #include "shim/fast_unwind.h"
 #include "shim/module_map.h"
 #include "shim/sampled_blocks.h"

@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "clock.h"
+#include "format/clock.h"
 
 namespace pagewaste::inject {
 

@@ -18,8 +18,8 @@
 #include <cstring>
 #include <utility>
 
-#include "clock.h"
-#include "syscall_kind.h"
+#include "format/clock.h"
+#include "format/syscall_kind.h"
 
 namespace pagewaste::inject {
 namespace {

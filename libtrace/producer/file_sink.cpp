@@ -11,8 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "format.h"
-#include "little_endian.h"
+#include "format/format.h"
+#include "format/little_endian.h"
 #include "raw_mmap.h"
 
 namespace pagewaste::producer {

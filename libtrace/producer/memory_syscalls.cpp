@@ -4,7 +4,7 @@
 #include <sys/syscall.h>
 
 #include "live_mappings.h"
-#include "syscall_kind.h"
+#include "format/syscall_kind.h"
 
 namespace pagewaste::producer {
 namespace {

@@ -6,10 +6,10 @@
 
 #include <cstdint>
 
-#include "events.h"
+#include "format/events.h"
 #include "live_mappings.h"
 #include "record_writer.h"
-#include "usage_estimate.h"
+#include "format/usage_estimate.h"
 
 namespace pagewaste::producer {
 

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "events.h"
+#include "format/events.h"
 #include "file_sink.h"
 #include "live_mappings.h"
 #include "memory_syscalls.h"

@@ -1,8 +1,8 @@
 #include "proc_maps.h"
 
-#include "elf_headers.h"
-#include "format.h"
-#include "little_endian.h"
+#include "elf/elf_headers.h"
+#include "format/format.h"
+#include "format/little_endian.h"
 
 #include <dirent.h>
 #include <elf.h>

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "trace_reader.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste::ptrace {
 

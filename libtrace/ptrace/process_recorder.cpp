@@ -11,8 +11,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "clock.h"
-#include "elf_headers.h"
+#include "format/clock.h"
+#include "elf/elf_headers.h"
 #include "proc_maps.h"
 
 namespace pagewaste::ptrace {

@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "format.h"
+#include "format/format.h"
 #include "producer/trace_file.h"
 #include "remote_unwind.h"
-#include "trace_reader.h"
-#include "usage_estimate.h"
+#include "reader/trace_reader.h"
+#include "format/usage_estimate.h"
 
 namespace pagewaste::ptrace {
 

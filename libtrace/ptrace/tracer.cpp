@@ -51,14 +51,14 @@
 #include <memory>
 #include <set>
 
-#include "elf_headers.h"
+#include "elf/elf_headers.h"
 #include "held_child.h"
 #include "proc_maps.h"
 #include "process_recorder.h"
 #include "seccomp_filter.h"
 #include "stop_signals.h"
-#include "syscall_kind.h"
-#include "trace_completion.h"
+#include "format/syscall_kind.h"
+#include "rewrite/trace_completion.h"
 
 namespace pagewaste::ptrace {
 namespace {

@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "producer/raw_mmap.h"
-#include "varint.h"
+#include "format/varint.h"
 
 namespace pagewaste::shim {
 namespace {

@@ -12,13 +12,13 @@
 #include <cstdarg>
 #include <cstring>
 
-#include "clock.h"
+#include "format/clock.h"
 #include "fast_unwind.h"
 #include "lifecycle.h"
 #include "producer/raw_mmap.h"
 #include "real_functions.h"
 #include "syscall_dispatch.h"
-#include "syscall_kind.h"
+#include "format/syscall_kind.h"
 #include "tracker.h"
 
 #define PW_EXPORT extern "C" __attribute__((visibility("default")))

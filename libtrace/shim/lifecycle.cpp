@@ -22,7 +22,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
-#include "clock.h"
+#include "format/clock.h"
 #include "fast_unwind.h"
 #include "real_functions.h"
 #include "syscall_dispatch.h"

@@ -2,7 +2,7 @@
 // lifecycle.cpp): the entries the hooks for exec, exit and main call.
 #pragma once
 
-#include "format.h"
+#include "format/format.h"
 
 namespace pagewaste::shim {
 

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "record_writer.h"
+#include "producer/record_writer.h"
 
 namespace pagewaste::shim {
 

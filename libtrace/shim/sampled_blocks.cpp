@@ -1,6 +1,6 @@
 #include "sampled_blocks.h"
 
-#include "open_addressing.h"
+#include "support/open_addressing.h"
 #include "producer/raw_mmap.h"
 
 namespace pagewaste::shim {

@@ -12,8 +12,8 @@
 #include <cstring>
 
 #include "real_functions.h"
-#include "clock.h"
-#include "syscall_kind.h"
+#include "format/clock.h"
+#include "format/syscall_kind.h"
 #include "trace.h"
 
 #ifndef PR_SET_SYSCALL_USER_DISPATCH

@@ -49,7 +49,7 @@
 
 #include <cstdint>
 
-#include "events.h"
+#include "format/events.h"
 
 namespace pagewaste::shim {
 

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <new>
 
-#include "clock.h"
-#include "little_endian.h"
+#include "format/clock.h"
+#include "format/little_endian.h"
 #include "module_map.h"
 #include "producer/raw_mmap.h"
 

@@ -22,9 +22,9 @@
 #include <atomic>
 #include <cstdint>
 
-#include "format.h"
+#include "format/format.h"
 #include "producer/trace_file.h"
-#include "usage_estimate.h"
+#include "format/usage_estimate.h"
 
 namespace pagewaste::shim {
 

@@ -18,7 +18,7 @@
 #include "fast_unwind.h"
 #include "lifecycle.h"
 #include "real_functions.h"
-#include "sample_gap.h"
+#include "format/sample_gap.h"
 #include "sampled_blocks.h"
 #include "trace.h"
 

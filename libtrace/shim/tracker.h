@@ -15,11 +15,11 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "format.h"
+#include "format/format.h"
 #include "module_map.h"
 #include "syscall_dispatch.h"
 #include "trace.h"
-#include "usage_estimate.h"
+#include "format/usage_estimate.h"
 
 namespace pagewaste::shim {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "trace_reader.h"
-#include "varint.h"
+#include "format/varint.h"
 
 namespace pagewaste {
 namespace trace_reader_internal {

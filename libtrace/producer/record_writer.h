@@ -11,8 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "events.h"
-#include "format.h"
+#include "format/events.h"
+#include "format/format.h"
 
 namespace pagewaste {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "little_endian.h"
+#include "format/little_endian.h"
 #include "trace_reader.h"
 #include "trace_reader_internal.h"
 

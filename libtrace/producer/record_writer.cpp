@@ -5,8 +5,8 @@
 
 #include <cstring>
 
-#include "little_endian.h"
-#include "varint.h"
+#include "format/little_endian.h"
+#include "format/varint.h"
 
 namespace pagewaste {
 namespace {

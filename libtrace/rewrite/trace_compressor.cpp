@@ -16,11 +16,11 @@
 #include <thread>
 #include <vector>
 
-#include "expansion_limit.h"
-#include "format.h"
-#include "little_endian.h"
-#include "record_writer.h"
-#include "trace_reader.h"
+#include "format/expansion_limit.h"
+#include "format/format.h"
+#include "format/little_endian.h"
+#include "producer/record_writer.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste {
 namespace {

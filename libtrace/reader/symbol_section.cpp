@@ -1,4 +1,4 @@
-#include "expansion_limit.h"
+#include "format/expansion_limit.h"
 #include "symbol_section.h"
 
 #include <zstd.h>
@@ -7,9 +7,9 @@
 #include <memory>
 #include <unordered_map>
 
-#include "format.h"
-#include "little_endian.h"
-#include "varint.h"
+#include "format/format.h"
+#include "format/little_endian.h"
+#include "format/varint.h"
 
 namespace pagewaste {
 namespace {

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "events.h"
+#include "format/events.h"
 
 namespace pagewaste {
 

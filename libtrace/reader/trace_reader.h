@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "events.h"
-#include "format.h"
+#include "format/events.h"
+#include "format/format.h"
 #include "symbol_section.h"
 
 struct ZSTD_DCtx_s;  // zstd.h

@@ -7,9 +7,9 @@
 #include <cstring>
 #include <vector>
 
-#include "little_endian.h"
-#include "record_writer.h"
-#include "trace_reader.h"
+#include "format/little_endian.h"
+#include "producer/record_writer.h"
+#include "reader/trace_reader.h"
 
 namespace pagewaste {
 namespace {

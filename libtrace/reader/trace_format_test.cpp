@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "record_writer.h"
+#include "producer/record_writer.h"
 #include "symbol_section.h"
 #include "trace_reader.h"
-#include "varint.h"
+#include "format/varint.h"
 
 namespace pagewaste {
 namespace {

@@ -12,9 +12,9 @@
 
 #include <zstd.h>
 
-#include "digit_grouping.h"
-#include "expansion_limit.h"
-#include "little_endian.h"
+#include "support/digit_grouping.h"
+#include "format/expansion_limit.h"
+#include "format/little_endian.h"
 #include "trace_reader_internal.h"
 
 namespace pagewaste {
