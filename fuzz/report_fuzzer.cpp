@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <string>
 
-#include "check.h"
-#include "ci_formats.h"
-#include "diff.h"
-#include "report_document.h"
+#include "ci/check.h"
+#include "ci/ci_formats.h"
+#include "ci/diff.h"
+#include "render/report_document.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pagewaste;

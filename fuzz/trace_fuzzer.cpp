@@ -18,9 +18,9 @@
 #include <string>
 #include <vector>
 
-#include "dump_command.h"
-#include "render.h"
-#include "replay.h"
+#include "commands/dump_command.h"
+#include "render/render.h"
+#include "replay/replay.h"
 #include "reader/trace_reader.h"
 
 namespace {

@@ -5,7 +5,7 @@
 #include <sstream>
 #include <unordered_map>
 
-#include "address_map.h"  // header-only, from tool/
+#include "replay/address_map.h"  // header-only, from tool/
 #include "e2e_support.h"
 #include "schema_check.h"
 

@@ -1,3 +1,3 @@
-#include "cli.h"
+#include "commands/cli.h"
 
 int main(int argc, char** argv) { return pagewaste::RunCli(argc, argv); }

@@ -21,7 +21,7 @@
 #include "advice.h"
 #include "format/page_cost.h"
 #include "reconciliation.h"
-#include "program_code.h"
+#include "model/program_code.h"
 #include "site_frames.h"
 #include "thread_costs.h"
 

@@ -9,12 +9,12 @@
 #include <cstring>
 #include <fstream>
 
-#include "check.h"
-#include "ci_formats.h"
-#include "diff.h"
+#include "ci/check.h"
+#include "ci/ci_formats.h"
+#include "ci/diff.h"
 #include "exit_codes.h"
-#include "output_file.h"
-#include "byte_sizes.h"
+#include "io/output_file.h"
+#include "io/byte_sizes.h"
 
 namespace pagewaste {
 namespace {

@@ -7,7 +7,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "byte_sizes.h"
+#include "io/byte_sizes.h"
 
 namespace pagewaste {
 namespace {

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "program_code.h"
-#include "report_document.h"
+#include "model/program_code.h"
+#include "render/report_document.h"
 
 namespace pagewaste {
 

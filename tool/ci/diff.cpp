@@ -7,7 +7,7 @@
 #include <map>
 
 #include "check.h"
-#include "program_code.h"
+#include "model/program_code.h"
 
 namespace pagewaste {
 namespace {

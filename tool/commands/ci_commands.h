@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "check.h"
-#include "program_code.h"
+#include "ci/check.h"
+#include "model/program_code.h"
 
 namespace pagewaste {
 

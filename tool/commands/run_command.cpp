@@ -23,7 +23,7 @@
 
 #include <fmt/format.h>
 
-#include "embed_symbols.h"
+#include "symbols/embed_symbols.h"
 #include "exit_codes.h"
 #include "elf/elf_headers.h"
 #include "ptrace/proc_maps.h"
@@ -32,8 +32,8 @@
 #include "bpf/bpf_programs.h"
 #include "bpf/bpf_tracer.h"
 #endif
-#include "render.h"
-#include "replay.h"
+#include "render/render.h"
+#include "replay/replay.h"
 #include "rewrite/trace_compressor.h"
 #include "reader/trace_reader.h"
 

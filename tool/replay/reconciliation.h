@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "report_model.h"
+#include "model/report_model.h"
 
 namespace pagewaste {
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "combined_report.h"
-#include "output_file.h"
-#include "report_model.h"
+#include "model/combined_report.h"
+#include "io/output_file.h"
+#include "model/report_model.h"
 
 namespace pagewaste {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "render.h"
-#include "replay.h"
+#include "replay/replay.h"
 
 namespace pagewaste {
 namespace {

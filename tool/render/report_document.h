@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "program_code.h"
-#include "report_model.h"
+#include "model/program_code.h"
+#include "model/report_model.h"
 
 namespace pagewaste {
 

@@ -8,8 +8,8 @@
 #include <map>
 #include <string>
 
-#include "report_model.h"
-#include "what_if.h"
+#include "model/report_model.h"
+#include "model/what_if.h"
 
 namespace pagewaste {
 

@@ -9,7 +9,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "report_model.h"
+#include "model/report_model.h"
 
 namespace pagewaste {
 

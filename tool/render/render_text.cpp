@@ -5,7 +5,7 @@
 #include <regex>
 #include <sstream>
 
-#include "program_code.h"
+#include "model/program_code.h"
 #include "render.h"
 
 namespace pagewaste {

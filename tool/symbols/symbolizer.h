@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "report_model.h"
+#include "model/frames.h"
 #include "reader/trace_reader.h"
 
 namespace pagewaste {

@@ -17,9 +17,9 @@
 #include <utility>
 #include <vector>
 
-#include "program_code.h"
-#include "report_model.h"
-#include "symbolizer.h"
+#include "model/program_code.h"
+#include "model/report_model.h"
+#include "symbols/symbolizer.h"
 #include "reader/trace_reader.h"
 
 namespace pagewaste {

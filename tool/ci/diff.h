@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "report_document.h"
+#include "render/report_document.h"
 
 namespace pagewaste {
 

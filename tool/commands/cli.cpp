@@ -13,9 +13,9 @@
 #include "ci_commands.h"
 #include "dump_command.h"
 #include "exit_codes.h"
-#include "render.h"
-#include "byte_sizes.h"
-#include "replay.h"
+#include "render/render.h"
+#include "io/byte_sizes.h"
+#include "replay/replay.h"
 #include "run_command.h"
 
 namespace pagewaste {

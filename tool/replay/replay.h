@@ -10,11 +10,11 @@
 #include <optional>
 #include <string>
 
-#include "program_code.h"
-#include "report_model.h"
-#include "symbolizer.h"
+#include "model/program_code.h"
+#include "model/report_model.h"
+#include "symbols/symbolizer.h"
 #include "reader/trace_reader.h"
-#include "what_if.h"
+#include "model/what_if.h"
 
 namespace pagewaste {
 
