@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include "e2e_support.h"
@@ -103,6 +105,74 @@ TEST(EmbeddedSymbols, ABinaryReplacedSinceTheRunIsNotReadAndTheReportSaysSo) {
   EXPECT_NE(warning.find("is not the traced module's"), std::string::npos) << warning;
   CommandResult text = RunCapture({PagewastePath(), "report", trace});
   EXPECT_NE(text.out.find("WARNING   " + copy + ": build id"), std::string::npos) << text.out;
+}
+
+// Symbols kept between runs: the second run of a program takes its frames
+// from the file the first left, named by the program's build id; off, or
+// in a store that is not private, the binaries are read again.
+std::string ProgramBuildId(const std::string& trace, const std::string& program) {
+  CommandResult dump = RunCapture({PagewastePath(), "dump", trace});
+  std::string prefix = "symbol_module path=" + program + " build_id=";
+  size_t at = dump.out.find(prefix);
+  if (at == std::string::npos) return "";
+  at += prefix.size();
+  return dump.out.substr(at, dump.out.find('\n', at) - at);
+}
+
+std::string MainSiteFunction(const std::string& trace) {
+  json r = ReportJson(trace);
+  int line = SiteLine("mmap_two_bytes.c", "mmap");
+  const json* site = FindSite(r, "mmap_two_bytes.c", line);
+  if (!site) return "no site at line " + std::to_string(line);
+  for (const json& f : (*site)["frames"])
+    if (f["line"] == line) return f["function"];
+  return "no frame at line " + std::to_string(line);
+}
+
+TEST(SymbolStore, ASecondRunTakesTheFramesTheFirstKept) {
+  TempDir dir;
+  std::string store = dir.path() + "/store", trace = dir.path() + "/t.trace";
+  std::string program = ProgramPath("mmap_two_bytes");
+  auto run = [&](const std::string& store_setting) {
+    fs::remove(trace);
+    CommandResult r = RunCapture({"env", "PAGEWASTE_SYMBOL_CACHE=" + store_setting,
+                                  PagewastePath(), "run", "-o", trace, "--", program});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  };
+  run(store);
+  EXPECT_EQ(MainSiteFunction(trace), "main");
+  std::string build_id = ProgramBuildId(trace, program);
+  ASSERT_EQ(build_id.size(), 40u);
+  std::string kept = store + "/" + build_id;
+  ASSERT_TRUE(fs::is_regular_file(kept));
+  EXPECT_EQ(fs::status(store).permissions(), fs::perms::owner_all);
+  EXPECT_EQ(fs::status(kept).permissions(), fs::perms::owner_read | fs::perms::owner_write);
+
+  // The name kept for main, changed in the file (a string record: its
+  // length, then its bytes): the next run's report says the changed name.
+  std::string bytes;
+  {
+    std::ifstream in(kept, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  size_t at = bytes.find(std::string("\x04main"));
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at + 1, 4, "mAin");
+  { std::ofstream(kept, std::ios::binary | std::ios::trunc) << bytes; }
+  run(store);
+  EXPECT_EQ(MainSiteFunction(trace), "mAin");
+  run("off");
+  EXPECT_EQ(MainSiteFunction(trace), "main");
+
+  // A store others may enter is not used, and nothing is written there.
+  std::string open_store = dir.path() + "/open";
+  fs::create_directory(open_store);
+  fs::permissions(open_store, fs::perms::owner_all | fs::perms::group_read |
+                                  fs::perms::group_exec | fs::perms::others_read |
+                                  fs::perms::others_exec);
+  run(open_store);
+  EXPECT_EQ(MainSiteFunction(trace), "main");
+  EXPECT_TRUE(fs::is_empty(open_store));
 }
 
 // Call sites keep their key across runs (ASLR moves every address) and

@@ -1,4 +1,3 @@
-#include "format/expansion_limit.h"
 #include "symbol_section.h"
 
 #include <zstd.h>
@@ -7,6 +6,7 @@
 #include <memory>
 #include <unordered_map>
 
+#include "format/expansion_limit.h"
 #include "format/format.h"
 #include "format/little_endian.h"
 #include "format/varint.h"
@@ -78,13 +78,16 @@ struct Cursor {
 
 }  // namespace
 
-std::vector<uint8_t> EncodeSymbolSection(const std::vector<SymbolModule>& modules,
-                                         const std::vector<SymbolizedAddress>& addresses) {
-  std::vector<uint8_t> out;
-  // Strings are numbered within a piece, so that each chunk decodes alone.
+namespace {
+
+// The records of modules and addresses, in pieces of about piece_bytes
+// (strings are numbered within a piece, so that each decodes alone).
+void EncodeRecords(const std::vector<SymbolModule>& modules,
+                   const std::vector<SymbolizedAddress>& addresses, size_t piece_bytes,
+                   const std::function<void(const std::vector<uint8_t>&)>& on_piece) {
   auto encoder = std::make_unique<Encoder>();
   auto flush = [&] {
-    if (!encoder->bytes().empty()) AppendChunk(encoder->bytes(), &out);
+    if (!encoder->bytes().empty()) on_piece(encoder->bytes());
     encoder = std::make_unique<Encoder>();
   };
   for (const SymbolModule& m : modules) {
@@ -94,7 +97,7 @@ std::vector<uint8_t> EncodeSymbolSection(const std::vector<SymbolModule>& module
     encoder->Number(build_id);
   }
   for (const SymbolizedAddress& a : addresses) {
-    if (encoder->bytes().size() > kPieceBytes) flush();
+    if (encoder->bytes().size() > piece_bytes) flush();
     size_t count = std::min<size_t>(a.frames.size(), format::kMaxSymbolFrames);
     struct Ids {
       uint64_t function, file, module;
@@ -117,6 +120,23 @@ std::vector<uint8_t> EncodeSymbolSection(const std::vector<SymbolModule>& module
     }
   }
   flush();
+}
+
+}  // namespace
+
+std::vector<uint8_t> EncodeSymbolSection(const std::vector<SymbolModule>& modules,
+                                         const std::vector<SymbolizedAddress>& addresses) {
+  std::vector<uint8_t> out;
+  EncodeRecords(modules, addresses, kPieceBytes,
+                [&](const std::vector<uint8_t>& piece) { AppendChunk(piece, &out); });
+  return out;
+}
+
+std::vector<uint8_t> EncodeSymbolRecords(const std::vector<SymbolModule>& modules,
+                                         const std::vector<SymbolizedAddress>& addresses) {
+  std::vector<uint8_t> out;
+  EncodeRecords(modules, addresses, SIZE_MAX,
+                [&](const std::vector<uint8_t>& piece) { out = piece; });
   return out;
 }
 

@@ -36,6 +36,11 @@ struct SymbolModule {
 std::vector<uint8_t> EncodeSymbolSection(const std::vector<SymbolModule>& modules,
                                          const std::vector<SymbolizedAddress>& addresses);
 
+// The same records, plain and in one piece, as DecodeSymbolRecords reads
+// them (for a file of symbols kept apart from any trace).
+std::vector<uint8_t> EncodeSymbolRecords(const std::vector<SymbolModule>& modules,
+                                         const std::vector<SymbolizedAddress>& addresses);
+
 // Decodes the plain records of one section chunk (after expansion). False
 // with *why when they are damaged, or when *named_bytes (the bytes of names
 // the frames delivered, a running count over the section's chunks) passes

@@ -302,6 +302,7 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
   }
   fmt::print(stderr, "pagewaste: {}:\n", Counted(traces.size(), "trace", "traces"));
   SharedSymbols symbols;
+  if (options.symbolize) symbols.cache.store = SymbolStore::FromEnvironment();
   std::vector<FinishedTrace> finished(traces.size());
   std::atomic<size_t> next{0};
   std::mutex failure_mutex;
@@ -322,6 +323,7 @@ void FinishTraces(const std::vector<std::string>& traces, const RunOptions& opti
   work();
   for (std::thread& t : helpers) t.join();
   if (failure) std::rethrow_exception(failure);
+  symbols.cache.SaveToStore();
   GoPrograms go_programs;
   for (const FinishedTrace& f : finished)
     if (f.header) go_programs.Note(*f.header);

@@ -36,6 +36,22 @@ class Addresses : public RecordVisitor {
 SymbolCache::SymbolCache() = default;
 SymbolCache::~SymbolCache() = default;
 
+void SymbolCache::SaveToStore() {
+  if (!store) return;
+  for (const auto& [path, build_id] : added) {
+    auto of_module = symbolizers.find({path, build_id});
+    if (of_module == symbolizers.end() || !of_module->second.symbolizer ||
+        !of_module->second.symbolizer->warnings().empty())
+      continue;
+    ModuleFrames module_frames = store->Load({path, build_id});
+    for (auto it = frames.lower_bound({path, build_id, 0});
+         it != frames.end() && it->first.path == path && it->first.build_id == build_id; ++it)
+      module_frames[it->first.offset] = it->second;
+    store->Save({path, build_id}, module_frames);
+  }
+  added.clear();
+}
+
 bool BuildSymbolSection(const std::string& path, SymbolCache* cache, SymbolSection* section,
                         EmbedResult* result, std::string* err) {
   auto source = OpenFileSource(path, err);
@@ -61,6 +77,15 @@ bool BuildSymbolSection(const std::string& path, SymbolCache* cache, SymbolSecti
     if (known == cache->build_ids.end())
       known = cache->build_ids.emplace(m.path, ptrace::ReadBuildId(m.path)).first;
     build_ids[m.path] = known->second;
+  }
+  // What earlier runs found for modules whose file is the traced one.
+  for (const ModuleInfo& m : found.modules) {
+    const std::string& build_id = build_ids[m.path];
+    if (!cache->store || build_id.empty() || build_id != m.build_id ||
+        !cache->looked_up.insert({m.path, build_id}).second)
+      continue;
+    for (auto& [offset, stored] : cache->store->Load({m.path, build_id}))
+      cache->frames.emplace(SymbolCache::Key{m.path, build_id, offset}, std::move(stored));
   }
   // The module an address falls in, for the cache's key; the latest
   // snapshot that holds it, as the symbolizer takes it.
@@ -100,7 +125,11 @@ bool BuildSymbolSection(const std::string& path, SymbolCache* cache, SymbolSecti
       for (const Frame& f : *frames)
         a.frames.push_back({f.function, f.file, static_cast<uint32_t>(f.line > 0 ? f.line : 0),
                             f.module, f.module_offset, f.inlined});
-      if (m) cache->frames.emplace(key, a.frames);
+      if (m) {
+        cache->frames.emplace(key, a.frames);
+        if (key.build_id == m->build_id && !key.build_id.empty())
+          cache->added.insert({m->path, key.build_id});
+      }
     }
     addresses.push_back(std::move(a));
   }

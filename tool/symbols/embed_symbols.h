@@ -8,10 +8,12 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <set>
 #include <tuple>
 #include <vector>
 
 #include "reader/symbol_section.h"
+#include "symbol_store.h"
 
 namespace pagewaste {
 
@@ -46,6 +48,16 @@ class SymbolCache {
     std::unique_ptr<Symbolizer> symbolizer;
   };
   std::map<std::pair<std::string, std::string>, ModuleSymbolizer> symbolizers;  // path, build id
+
+  // Symbols kept between runs (none: the run's own only). Each module is
+  // looked up there once per run; what the run adds is written back by
+  // SaveToStore, for the modules whose file on disk is the traced one.
+  std::unique_ptr<SymbolStore> store;
+  std::set<std::pair<std::string, std::string>> looked_up;  // path, build id
+  std::set<std::pair<std::string, std::string>> added;
+  // Writes the modules the run added frames to; a module whose symbolizer
+  // could not read it as traced (its warnings) is left out.
+  void SaveToStore();
 };
 
 struct EmbedResult {
