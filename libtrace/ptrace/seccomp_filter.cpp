@@ -11,21 +11,14 @@
 #include <cstddef>
 #include <cstring>
 
+#include "format/syscall_kind.h"
+
 namespace pagewaste::ptrace {
-namespace {
 
-constexpr long kTraced[] = {SYS_mmap, SYS_munmap, SYS_mremap, SYS_brk, SYS_madvise, SYS_mprotect};
-
-}  // namespace
-
-bool IsTracedSyscall(long nr) {
-  for (long t : kTraced)
-    if (t == nr) return true;
-  return false;
-}
+bool IsTracedSyscall(long nr) { return SyscallKindOf(nr) != format::SyscallKind::kOther; }
 
 bool InstallMemorySyscallFilter(std::string* err) {
-  constexpr unsigned kCount = sizeof kTraced / sizeof kTraced[0];
+  constexpr unsigned kCount = sizeof kMemorySyscalls / sizeof kMemorySyscalls[0];
   // arch check, load nr, one jump per traced call, allow, trace.
   struct sock_filter program[4 + kCount + 2];
   unsigned n = 0;
@@ -37,7 +30,7 @@ bool InstallMemorySyscallFilter(std::string* err) {
   for (unsigned i = 0; i < kCount; ++i) {
     // Jump to the final "trace" statement: it is (kCount - i) statements on.
     unsigned to_trace = kCount - i;
-    program[n++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(kTraced[i]),
+    program[n++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<unsigned>(kMemorySyscalls[i].number),
                             static_cast<unsigned char>(to_trace), 0);
   }
   program[n++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);

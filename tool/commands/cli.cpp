@@ -332,10 +332,9 @@ int RunCli(int argc, char** argv) {
       return AttachCommand(attach);
     }
     if (*run_cmd) {
-      run.backend = backend == "preload" ? Backend::kPreload
-                    : backend == "ptrace" ? Backend::kPtrace
-                    : backend == "bpf"    ? Backend::kBpf
-                                          : Backend::kAuto;
+      for (format::Backend b :
+           {format::Backend::kPreload, format::Backend::kPtrace, format::Backend::kBpf})
+        if (backend == BackendName(b)) run.backend = b;
       run.compress = !no_compress;
       run.symbolize = !no_symbolize;
       if (run_check.empty()) return RunCommand(run);

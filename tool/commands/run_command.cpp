@@ -376,7 +376,7 @@ bool BpfUsable(std::string* why) {
 #endif
 }
 
-Backend ChooseBackend(const std::string& program, std::string* why) {
+std::optional<format::Backend> ChooseBackend(const std::string& program, std::string* why) {
   std::string path = ResolveProgram(program);
   std::string gained = PrivilegeGained(path);
   bool is_static = !ptrace::HasInterpreter(path);
@@ -387,26 +387,26 @@ Backend ChooseBackend(const std::string& program, std::string* why) {
     *why = "statically linked: no dynamic loader to preload into";
     if (!gained.empty()) *why += "; " + gained + ", it keeps its privileges";
     *why += "; tracing it with BPF";
-    return Backend::kBpf;
+    return format::Backend::kBpf;
   }
   if (!gained.empty() && !MayTracePrivileged()) {
     *why = gained + ", and you may not trace it with its privileges: the loader ignores "
            "LD_PRELOAD for it, and under ptrace the kernel would run it as you";
-    return Backend::kUntraced;
+    return std::nullopt;
   }
   if (is_static) {
     *why = "statically linked: no dynamic loader to preload into";
     if (!gained.empty()) *why += "; " + gained + ", it keeps its privileges";
     *why += "; tracing it with ptrace (not BPF: " + no_bpf + ")";
-    return Backend::kPtrace;
+    return format::Backend::kPtrace;
   }
   if (!gained.empty()) {
     *why = gained + ": the loader ignores LD_PRELOAD; it keeps its privileges; tracing it with "
            "ptrace";
-    return Backend::kPtrace;
+    return format::Backend::kPtrace;
   }
   *why = "dynamically linked";
-  return Backend::kPreload;
+  return format::Backend::kPreload;
 }
 
 namespace {
@@ -579,16 +579,18 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
     return exit_code::kUsage;
   }
   uint64_t session = NewSession();
-  Backend backend = options.backend;
-  if (backend == Backend::kAuto) {
+  std::optional<format::Backend> backend = options.backend;
+  if (!backend) {
     std::string why;
     backend = ChooseBackend(options.command[0], &why);
-    if (backend == Backend::kPtrace || backend == Backend::kBpf)
-      fmt::print(stderr, "pagewaste: {} is {}\n", options.command[0], why);
-    if (backend == Backend::kUntraced)
+    if (!backend) {
       fmt::print(stderr, "pagewaste: {} is {}; it runs untraced, with its privileges, and leaves "
                  "no trace (run pagewaste as root to trace it)\n", options.command[0], why);
-  } else if (backend == Backend::kPtrace) {
+      return SpawnAndWait(options);
+    }
+    if (backend != format::Backend::kPreload)
+      fmt::print(stderr, "pagewaste: {} is {}\n", options.command[0], why);
+  } else if (backend == format::Backend::kPtrace) {
     std::string gained = PrivilegeGained(ResolveProgram(options.command[0]));
     if (!gained.empty() && !MayTracePrivileged()) {
       fmt::print(stderr, "pagewaste: {} is {}, which a traced program gets only when pagewaste "
@@ -597,10 +599,9 @@ int RunCommand(const RunOptions& options, std::vector<std::string>* traces) {
       return exit_code::kCannotExecute;
     }
   }
-  if (backend == Backend::kUntraced) return SpawnAndWait(options);
-  if (backend == Backend::kBpf)
-    return RunWithBpf(options, pattern, session, traces, options.backend == Backend::kAuto);
-  if (backend == Backend::kPtrace) {
+  if (backend == format::Backend::kBpf)
+    return RunWithBpf(options, pattern, session, traces, !options.backend);
+  if (backend == format::Backend::kPtrace) {
     if (options.sample_bytes)
       fmt::print(stderr, "pagewaste: --sample does not apply to the ptrace backend, which sees "
                          "no malloc calls; every system call is recorded\n");

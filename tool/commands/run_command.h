@@ -4,20 +4,18 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
-namespace pagewaste {
+#include "format/format.h"
 
-// kUntraced: neither backend can trace the program without changing what it
-// does (a set-uid program run by a user who may not trace it with its
-// privileges); it runs as it would without pagewaste, and run says so.
-enum class Backend { kAuto, kPreload, kPtrace, kBpf, kUntraced };
+namespace pagewaste {
 
 struct RunOptions {
   std::string output_pattern;  // may hold %p and %e; empty: the default
   std::vector<std::string> command;
-  Backend backend = Backend::kAuto;
+  std::optional<format::Backend> backend;  // none: auto (ChooseBackend)
   // Preload backend: count every memory system call of the process with a
   // ptrace observer, so that those made outside allocator calls are known.
   bool observe_syscalls = false;
@@ -35,9 +33,12 @@ struct RunOptions {
 // What auto picks for PROGRAM (found on PATH like execvp does): for a
 // program the dynamic loader will not preload into (no PT_INTERP: statically
 // linked), bpf when we may load BPF programs, else ptrace; ptrace for a
-// set-uid or set-gid one when we may trace it with its privileges, untraced
-// when we may not; preload otherwise. *why says which it was, and why.
-Backend ChooseBackend(const std::string& program, std::string* why);
+// set-uid or set-gid one when we may trace it with its privileges; preload
+// otherwise. None when no backend can trace it without changing what it
+// does (a set-uid program run by a user who may not trace it with its
+// privileges): it runs as it would without pagewaste, and run says so.
+// *why says which it was, and why.
+std::optional<format::Backend> ChooseBackend(const std::string& program, std::string* why);
 
 // Returns the exit code for pagewaste: the program's status, 128+N for a
 // signal, 126/127 when it cannot be run, 125 for our own failures.
