@@ -117,15 +117,15 @@ class BudgetReader {
     if (!j.contains("metric")) return Fail(path + ".metric", "missing");
     if (!String(j["metric"], path + ".metric", &out->metric)) return false;
     const Metric* metric = FindMetric(out->metric);
-    if (!metric) {
-      std::string names;
-      for (const Metric& m : Metrics()) names += (names.empty() ? "" : ", ") + m.name;
+    if (!metric || !metric->for_limits) {
+      std::string names = MetricNames([](const Metric& m) { return m.for_limits; });
       return Fail(path + ".metric",
-                  fmt::format("unknown metric \"{}\" (one of {})", out->metric, names));
+                  fmt::format("{} metric \"{}\" (one of {})", metric ? "no limit may name the" :
+                              "unknown", out->metric, names));
     }
     if (j.contains("name") && !String(j["name"], path + ".name", &out->name)) return false;
     if (j.contains("site")) {
-      if (metric->whole_run_only)
+      if (metric->whole_run_only())
         return Fail(path + ".site", out->metric + " holds for the whole run only");
       out->site.emplace();
       if (!Pattern(j["site"], path + ".site", &*out->site)) return false;
@@ -188,7 +188,7 @@ std::vector<Site> SitesOf(const ReportDocument& doc, const Budget& budget) {
 uint64_t ValueOf(const ReportDocument& doc, const std::vector<Site>& sites, const Limit& limit,
                  std::vector<SiteFigure>* contributors) {
   uint64_t value = limit.site ? 0 : MetricValue(doc.summary(), limit.metric);
-  if (FindMetric(limit.metric)->whole_run_only) return value;  // no site sums to a peak
+  if (FindMetric(limit.metric)->whole_run_only()) return value;  // no site sums to a peak
   for (const Site& site : sites) {
     uint64_t v = MetricValue(*site.figures, limit.metric);
     if (site.suppressed_by >= 0) {
@@ -313,7 +313,7 @@ bool EvaluateBudget(const ReportDocument& report, const ReportDocument* baseline
     r.name = DefaultName(limit);
     r.metric = limit.metric;
     r.scope = limit.site ? limit.site->Text() : "whole run";
-    r.bytes = metric.bytes;
+    r.bytes = metric.bytes();
     r.value = ValueOf(report, sites, limit, &r.sites);
     if (limit.relative) {
       if (!baseline) {

@@ -297,8 +297,8 @@ std::string DiffJunit(const DiffResult& diff) {
     bool failed = std::find(diff.regressions.begin(), diff.regressions.end(), f.metric) !=
                   diff.regressions.end();
     std::string line =
-        fmt::format("{}: {} -> {} ({})", f.metric, FigureText(f.base, FindMetric(f.metric)->bytes),
-                    FigureText(f.now, FindMetric(f.metric)->bytes), ChangeText(f));
+        fmt::format("{}: {} -> {} ({})", f.metric, FigureText(f.base, FindMetric(f.metric)->bytes()),
+                    FigureText(f.now, FindMetric(f.metric)->bytes()), ChangeText(f));
     cases += fmt::format("    <testcase classname=\"pagewaste.diff\" name=\"{}\" time=\"0\">\n",
                          Xml(f.metric));
     if (failed)
@@ -358,8 +358,8 @@ std::string DiffMarkdown(const DiffResult& diff) {
   out += "| | base | new | change |\n|---|---:|---:|---:|\n";
   for (const DiffFigure& f : diff.totals)
     out += fmt::format("| {} | {} | {} | {} |\n", f.metric,
-                       FigureText(f.base, FindMetric(f.metric)->bytes),
-                       FigureText(f.now, FindMetric(f.metric)->bytes), ChangeText(f));
+                       FigureText(f.base, FindMetric(f.metric)->bytes()),
+                       FigureText(f.now, FindMetric(f.metric)->bytes()), ChangeText(f));
   out += fmt::format("\n{} changed.\n", Counted(diff.sites.size(), "call site", "call sites"));
   for (const DiffSite& s : diff.sites)
     out += fmt::format("- {} {}: {}\n", s.status, Markdown(s.where.Text()), SiteChange(s));

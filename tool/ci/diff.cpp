@@ -17,7 +17,7 @@ using nlohmann::json;
 const std::vector<std::string> kTotals = {"allocations", "waste_bytes", "syscalls",
                                           "peak_page_bytes"};
 
-bool IsBytes(const std::string& metric) { return FindMetric(metric)->bytes; }
+bool IsBytes(const std::string& metric) { return FindMetric(metric)->bytes(); }
 
 struct Merged {
   SiteLocation where;

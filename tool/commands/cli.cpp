@@ -67,15 +67,13 @@ int ReportCommand(const ReportArgs& args) {
   uint64_t unused;
   std::string sample_type;
   if (args.format == "folded" && !FigureOf(CallSite{}, metric, &unused)) {
-    fmt::print(stderr, "pagewaste: --metric {}: not a call site's figure (allocations, "
-                       "requested_bytes, page_bytes, page_waste_bytes, waste_bytes, syscalls, "
-                       "syscalls.KIND, syscall_ns, leaked_bytes, ...)\n", metric);
+    fmt::print(stderr, "pagewaste: --metric {}: not a call site's figure ({})\n", metric,
+               MetricNames([](const Metric& m) { return !m.whole_run_only(); }));
     return exit_code::kUsage;
   }
   if (args.format == "pprof" && !PprofMetric(metric, &sample_type)) {
-    fmt::print(stderr, "pagewaste: --metric {}: pprof's sample types are allocations, "
-                       "requested_bytes, page_bytes, page_waste_bytes, syscalls, syscall_ns and "
-                       "leaked_bytes\n", metric);
+    fmt::print(stderr, "pagewaste: --metric {}: pprof's sample types are those of {}\n", metric,
+               MetricNames([](const Metric& m) { return !m.pprof_type.empty(); }));
     return exit_code::kUsage;
   }
   if (!CheckOutputs({args.output}, args.traces)) return exit_code::kUsage;

@@ -202,37 +202,6 @@ std::string Counted(uint64_t n, const char* singular, const char* plural) {
 
 std::string SyscallName(int kind) { return format::kSyscallNames[kind]; }
 
-bool FigureOf(const CallSite& site, const std::string& metric, uint64_t* value) {
-  const CostTotals& c = site.cost;
-  if (metric.rfind("syscalls.", 0) == 0) {
-    for (int i = 0; i < format::kSyscallKinds; ++i)
-      if (metric.substr(9) == SyscallName(i)) {
-        *value = c.syscalls[i];
-        return true;
-      }
-    return false;
-  }
-  const std::pair<const char*, uint64_t> figures[] = {
-      {"allocations", c.allocations},
-      {"mappings", c.mappings},
-      {"requested_bytes", c.requested_bytes},
-      {"page_bytes", c.page_bytes},
-      {"page_waste_bytes", c.page_waste_bytes},
-      {"estimated_waste_bytes", c.estimated_waste_bytes},
-      {"waste_bytes", c.waste_bytes()},
-      {"syscalls", SumSyscalls(c.syscalls)},
-      {"syscall_ns", c.syscall_ns},
-      {"leaked_bytes", site.leaked_bytes},
-      {"leaked_allocations", site.leaked_allocations},
-  };
-  for (const auto& [name, figure] : figures)
-    if (metric == name) {
-      *value = figure;
-      return true;
-    }
-  return false;
-}
-
 std::string FrameName(const Frame& f) {
   if (!f.function.empty()) return f.function;
   if (f.module.empty()) return fmt::format("?? ({:#x})", f.address);

@@ -144,11 +144,6 @@ struct CallSite {
   uint64_t processes = 1;
 };
 
-// A site's figure by metric name: the names of docs/ci.md (allocations,
-// page_waste_bytes, syscalls, syscalls.mmap, ...) and syscall_ns. False for
-// a name that is none of them, or a whole-run figure (the peaks).
-bool FigureOf(const CallSite& site, const std::string& metric, uint64_t* value);
-
 // How flame graphs and profiles name a frame: the function, or
 // "?? (module+0x1a2b)" where it is unknown.
 std::string FrameName(const Frame& frame);

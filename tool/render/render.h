@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "model/combined_report.h"
+#include "model/metrics.h"
 #include "io/output_file.h"
 #include "model/report_model.h"
 

@@ -19,18 +19,9 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-// The flame graph's measures: a site's figure each.
-struct Measure {
-  const char* metric;
-  const char* label;
-  bool bytes;
-};
-constexpr Measure kMeasures[] = {
-    {"page_waste_bytes", "page waste", true},
-    {"allocations", "allocations", false},
-    {"page_bytes", "bytes in pages", true},
-    {"syscalls", "system calls", false},
-};
+// The flame graph's measures, by metric name (metrics.h), the first shown
+// first.
+constexpr const char* kMeasures[] = {"page_waste_bytes", "allocations", "page_bytes", "syscalls"};
 constexpr size_t kMeasureCount = sizeof kMeasures / sizeof kMeasures[0];
 constexpr uint64_t kPruneShare = 2000;  // keep frames holding >= 1/2000 of a measure
 
@@ -44,7 +35,7 @@ class Flame {
  public:
   void Add(const CallSite& site) {
     uint64_t values[kMeasureCount];
-    for (size_t m = 0; m < kMeasureCount; ++m) FigureOf(site, kMeasures[m].metric, &values[m]);
+    for (size_t m = 0; m < kMeasureCount; ++m) FigureOf(site, kMeasures[m], &values[m]);
     Node* node = &root_;
     Charge(node, values);
     for (auto f = site.frames.rbegin(); f != site.frames.rend(); ++f) {
@@ -58,7 +49,10 @@ class Flame {
   json Json() {
     root_.name = Name("all");
     json metrics = json::array();
-    for (const Measure& m : kMeasures) metrics.push_back({{"label", m.label}, {"bytes", m.bytes}});
+    for (const char* name : kMeasures) {
+      const Metric& m = *FindMetric(name);
+      metrics.push_back({{"label", m.what}, {"bytes", m.bytes()}});
+    }
     return {{"metrics", metrics}, {"root", NodeJson(root_)}, {"names", names_}};
   }
 

@@ -18,18 +18,21 @@ namespace {
 
 namespace pb = perftools::profiles;
 
-// The sample types, in this order, with the metric each takes from a site.
-struct SampleType {
-  const char* type;
-  const char* unit;
-  const char* metric;
-};
-constexpr SampleType kSampleTypes[] = {
-    {"allocations", "count", "allocations"}, {"requested", "bytes", "requested_bytes"},
-    {"in_pages", "bytes", "page_bytes"},     {"page_waste", "bytes", "page_waste_bytes"},
-    {"syscalls", "count", "syscalls"},       {"syscall_time", "nanoseconds", "syscall_ns"},
-    {"leaked", "bytes", "leaked_bytes"},
-};
+// The sample types: the metrics that have one (metrics.h), in their order.
+const char* UnitName(MetricUnit unit) {
+  switch (unit) {
+    case MetricUnit::kBytes: return "bytes";
+    case MetricUnit::kNanoseconds: return "nanoseconds";
+    default: return "count";
+  }
+}
+
+std::vector<const Metric*> SampleTypes() {
+  std::vector<const Metric*> out;
+  for (const Metric& m : Metrics())
+    if (!m.pprof_type.empty()) out.push_back(&m);
+  return out;
+}
 
 class ProfileBuilder {
  public:
@@ -134,9 +137,9 @@ bool Gzip(const std::string& in, std::string* out) {
 }  // namespace
 
 bool PprofMetric(const std::string& metric, std::string* sample_type) {
-  for (const SampleType& t : kSampleTypes)
-    if (metric == t.metric || metric == t.type) {
-      *sample_type = t.type;
+  for (const Metric* t : SampleTypes())
+    if (metric == t->name || metric == t->pprof_type) {
+      *sample_type = t->pprof_type;
       return true;
     }
   return false;
@@ -149,10 +152,11 @@ std::string Pprof(const CombinedReport& combined, const std::string& default_met
   // build ids are looked up among every process's.
   ProfileBuilder b(combined.module_build_ids);
   pb::Profile& p = b.profile();
-  for (const SampleType& t : kSampleTypes) {
+  const std::vector<const Metric*> sample_types = SampleTypes();
+  for (const Metric* t : sample_types) {
     pb::ValueType* v = p.add_sample_type();
-    v->set_type(b.String(t.type));
-    v->set_unit(b.String(t.unit));
+    v->set_type(b.String(t->pprof_type));
+    v->set_unit(b.String(UnitName(t->unit)));
   }
   std::string default_type = "page_waste";
   PprofMetric(default_metric, &default_type);
@@ -168,11 +172,7 @@ std::string Pprof(const CombinedReport& combined, const std::string& default_met
       sample->add_location_id(b.Location(&site.frames[i], &site.frames[last]));
       i = last + 1;
     }
-    for (const SampleType& t : kSampleTypes) {
-      uint64_t value = 0;
-      FigureOf(site, t.metric, &value);
-      sample->add_value(static_cast<int64_t>(value));
-    }
+    for (const Metric* t : sample_types) sample->add_value(static_cast<int64_t>(t->of_site(site)));
     // The site's name in every other output, for -tagfocus and -tags.
     pb::Label* label = sample->add_label();
     label->set_key(b.String("site"));

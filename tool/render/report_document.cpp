@@ -43,9 +43,11 @@ bool CheckFigures(const json& object, const std::string& path, std::string* err)
     *err = Expected(path + ".syscalls", "an object of counts by kind");
     return false;
   }
+  // The figures check and diff read: those a limit may name.
   for (const Metric& m : Metrics()) {
     const std::string& name = m.name;
-    if (m.whole_run_only && path.find("call_sites") != std::string::npos) continue;
+    if (!m.for_limits) continue;
+    if (m.whole_run_only() && path.find("call_sites") != std::string::npos) continue;
     const json* value;
     std::string field;
     if (name.rfind("syscalls", 0) == 0) {
@@ -128,35 +130,6 @@ json ParseKept(Input&&... text) {
 }
 
 }  // namespace
-
-const std::vector<Metric>& Metrics() {
-  static const std::vector<Metric> metrics = [] {
-    std::vector<Metric> m = {
-        {"allocations", "allocations", false, false},
-        {"mappings", "direct mappings", false, false},
-        {"requested_bytes", "requested bytes", true, false},
-        {"page_bytes", "bytes in pages", true, false},
-        {"page_waste_bytes", "page-rounding waste", true, false},
-        {"estimated_waste_bytes", "estimated waste", true, false},
-        {"waste_bytes", "waste (page-rounding, or estimated when larger)", true, false},
-        {"syscalls", "system calls", false, false},
-        {"leaked_bytes", "bytes live at exit", true, false},
-        {"leaked_allocations", "blocks and mappings live at exit", false, false},
-        {"peak_page_bytes", "peak bytes in pages", true, true},
-        {"peak_live_mappings", "peak live mappings", false, true},
-    };
-    for (int i = 0; i < format::kSyscallKinds; ++i)
-      m.push_back({"syscalls." + SyscallName(i), SyscallName(i) + " calls", false, false});
-    return m;
-  }();
-  return metrics;
-}
-
-const Metric* FindMetric(const std::string& name) {
-  for (const Metric& m : Metrics())
-    if (name == m.name) return &m;
-  return nullptr;
-}
 
 uint64_t MetricValue(const json& object, const std::string& metric) {
   if (metric.rfind("syscalls", 0) == 0)

@@ -12,21 +12,10 @@
 #include <vector>
 
 #include "model/program_code.h"
+#include "model/metrics.h"
 #include "model/report_model.h"
 
 namespace pagewaste {
-
-// The figures a limit or a diff can name (docs/ci.md). Each is a field of
-// a summary or a call site, "syscalls" the total and "syscalls.KIND" one
-// kind; the peaks hold for the whole run only.
-struct Metric {
-  std::string name;
-  std::string what;  // a few words for messages and reports
-  bool bytes;        // a size: K/M/G accepted, shown in bytes
-  bool whole_run_only;
-};
-const std::vector<Metric>& Metrics();
-const Metric* FindMetric(const std::string& name);
 
 // The schema_version of the JSON reports this build writes.
 inline constexpr int kSchemaVersion = 5;
