@@ -1,3 +1,5 @@
+// Helpers for the end-to-end tests: running programs under pagewaste, reading
+// reports, finding sites (e2e_support.h).
 #include "e2e_support.h"
 
 #include "schema_check.h"

@@ -1,3 +1,5 @@
+// A JSON Schema checker for docs/report.schema.json, enough of the standard for
+// it (schema_check.h).
 #include "schema_check.h"
 
 #include <fstream>

@@ -1,3 +1,5 @@
+// The ELF headers of a program file, and the notes read from them: build id,
+// interpreter, Go (elf_headers.h).
 #include "elf_headers.h"
 
 #include <fcntl.h>

@@ -1,3 +1,5 @@
+// The varint encoding against hand-worked bytes, its limits and random round
+// trips.
 #include "varint.h"
 
 #include <gtest/gtest.h>

@@ -1,3 +1,5 @@
+// A trace file as the producers write it: naming, opening, and committing whole
+// chunks to it (file_sink.h).
 #include "file_sink.h"
 
 #include <fcntl.h>

@@ -1,3 +1,5 @@
+// The program's own anonymous mappings still mapped, measured at exit
+// (live_mappings.h).
 #include "live_mappings.h"
 
 #include "raw_mmap.h"

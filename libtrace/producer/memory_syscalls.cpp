@@ -1,3 +1,5 @@
+// The events both producers build from a memory system call's arguments and
+// result (memory_syscalls.h).
 #include "memory_syscalls.h"
 
 #include <sys/mman.h>

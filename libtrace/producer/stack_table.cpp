@@ -1,3 +1,5 @@
+// Call stacks interned as a tree of (parent, return address) edges, each
+// written once (stack_table.h).
 #include "stack_table.h"
 
 #include "raw_mmap.h"

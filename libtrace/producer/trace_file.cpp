@@ -1,3 +1,5 @@
+// One trace file being written: sink, chunk buffer, writer and stack table
+// together (trace_file.h).
 #include "trace_file.h"
 
 #include <time.h>

@@ -1,3 +1,5 @@
+// What /proc says about another process: its module map and its identity
+// (proc_maps.h).
 #include "proc_maps.h"
 
 #include "elf/elf_headers.h"

@@ -1,3 +1,5 @@
+// Call stacks of a stopped thread of another process, with libunwind's ptrace
+// support (remote_unwind.h).
 #include "remote_unwind.h"
 
 #include <libunwind-ptrace.h>

@@ -1,3 +1,5 @@
+// The seccomp filter that stops the traced program's memory system calls for
+// the tracer (seccomp_filter.h).
 #include "seccomp_filter.h"
 
 #include <linux/audit.h>

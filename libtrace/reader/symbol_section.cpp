@@ -1,3 +1,4 @@
+// The symbol section of a trace, encoded and decoded (symbol_section.h).
 #include "symbol_section.h"
 
 #include <zstd.h>

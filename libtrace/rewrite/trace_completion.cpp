@@ -1,3 +1,4 @@
+// Ending a trace whose process could not end it itself (trace_completion.h).
 #include "trace_completion.h"
 
 #include <fcntl.h>

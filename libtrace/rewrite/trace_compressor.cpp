@@ -1,3 +1,5 @@
+// Rewriting a closed trace with its chunks compressed with zstd, on all cores
+// (trace_compressor.h).
 #include "trace_compressor.h"
 
 #include <fcntl.h>

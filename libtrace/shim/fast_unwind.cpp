@@ -1,3 +1,5 @@
+// The shim's stack walk: each return address's unwind rule, looked up once and
+// cached (fast_unwind.h).
 #include "fast_unwind.h"
 
 #include <elf.h>

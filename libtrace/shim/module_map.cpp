@@ -1,3 +1,5 @@
+// The loaded modules, written to the trace so that stacks are symbolized after
+// the process is gone (module_map.h).
 #include "module_map.h"
 
 #include <dlfcn.h>

@@ -1,3 +1,5 @@
+// Under sampling, the live blocks whose allocation was recorded, so that their
+// frees are too (sampled_blocks.h).
 #include "sampled_blocks.h"
 
 #include "support/open_addressing.h"

@@ -1,3 +1,5 @@
+// Counting an allocator's system calls with Syscall User Dispatch: the SIGSYS
+// handler and its rules (syscall_dispatch.h).
 #include "syscall_dispatch.h"
 
 #include <dlfcn.h>

@@ -1,3 +1,5 @@
+// The shim's one trace, g_trace: its file, its threads' writers, and its life
+// from open to end (trace.h).
 #include "trace.h"
 
 #include <sys/mman.h>

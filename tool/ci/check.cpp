@@ -1,3 +1,5 @@
+// `pagewaste check`: a budget read and validated, and a report held to its
+// limits (check.h).
 #include "check.h"
 
 #include <fmt/format.h>

@@ -1,5 +1,5 @@
 // `pagewaste check`: holds a report to limits (docs/ci.md). A limit names
-// a metric (report_document.h), for the whole run or for the call sites
+// a metric (model/metrics.h), for the whole run or for the call sites
 // that match a pattern, and a maximum: absolute, or relative to a baseline
 // report. Suppressions take the sites they match out of every figure.
 #pragma once

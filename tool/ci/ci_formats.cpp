@@ -1,3 +1,5 @@
+// check's and diff's results as JUnit XML, SARIF, GitHub workflow commands and
+// Markdown (ci_formats.h).
 #include "ci_formats.h"
 
 #include <fmt/format.h>

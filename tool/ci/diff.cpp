@@ -1,3 +1,5 @@
+// `pagewaste diff`: what changed between two reports, in total and by call site
+// (diff.h).
 #include "diff.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,5 @@
+// The check and diff commands: their arguments, the reports they load, and
+// every output they write (ci_commands.h).
 #include "ci_commands.h"
 
 #include <fcntl.h>

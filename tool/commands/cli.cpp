@@ -1,3 +1,4 @@
+// The command line: every command's options, and the dispatch to it (cli.h).
 #include "cli.h"
 
 #include <CLI/CLI.hpp>

@@ -1,3 +1,4 @@
+// `pagewaste dump`: every record of a trace, one per line (dump_command.h).
 #include "dump_command.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,5 @@
+// `pagewaste run` and `pagewaste attach`: a program traced by the backend that
+// suits it, and its traces finished (run_command.h).
 #include "run_command.h"
 
 #include <dirent.h>

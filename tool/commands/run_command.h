@@ -1,5 +1,7 @@
-// `pagewaste run`: starts a program with the shim preloaded, passes its
-// stdin/stdout/stderr and signals through, and exits as it did.
+// `pagewaste run`: starts a program traced by the backend that suits it (the
+// preload shim, ptrace or bpf), passes its stdin/stdout/stderr and signals
+// through, finishes its traces, and exits as it did. `pagewaste attach`:
+// the same for a process already running, from now on.
 #pragma once
 
 #include <sys/types.h>

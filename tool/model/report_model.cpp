@@ -1,5 +1,7 @@
-// The few pieces of the report model that are logic rather than data: names,
-// and the sentence that explains why a call site enters the kernel.
+// The report model's logic: cost totals added and merged, the order sites
+// are ranked and shown in, their keys across runs, the names of frames, end
+// reasons and backends, and the sentence that says why a site enters the
+// kernel.
 #include "report_model.h"
 
 #include "program_code.h"

@@ -1,3 +1,5 @@
+// The timeline of live and page bytes over a run, in a bounded number of
+// samples (timeline.h).
 #include "timeline.h"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// The what-if replays: the request stream under other page sizes and allocators
+// (what_if.h).
 #include "what_if.h"
 
 #include <algorithm>

@@ -42,7 +42,7 @@ class ReportWriter {
 // process's own. processes: how many will be added.
 std::unique_ptr<ReportWriter> TextWriter(const RenderOptions& options, size_t processes);
 std::unique_ptr<ReportWriter> JsonWriter(const RenderOptions& options);
-// Collapsed stacks of one metric (FigureOf's names), for flame graph tools.
+// Collapsed stacks of one metric (a site's, metrics.h), for flame graph tools.
 std::unique_ptr<ReportWriter> FoldedWriter(const std::string& metric);
 // pprof's profile.proto, gzip-compressed; default_metric names the sample
 // type pprof shows first. Finish fails if it cannot be encoded.

@@ -1,3 +1,5 @@
+// The text report: each process's summary, its call sites and their frames, and
+// the combined view.
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// A report as check and diff read it: the JSON document, validated field by
+// field (report_document.h).
 #include "report_document.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,5 @@
+// The advice beside a call site whose small requests each took pages of their
+// own (advice.h).
 #include "advice.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,5 @@
+// Where the memory went: what the program held, in parts that sum to it
+// (reconciliation.h).
 #include "reconciliation.h"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// The symbol section `run` builds for a trace and appends to it, and the
+// symbols a run shares (embed_symbols.h).
 #include "embed_symbols.h"
 
 #include <fcntl.h>

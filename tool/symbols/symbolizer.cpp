@@ -1,3 +1,5 @@
+// Offline symbolization with libdw: return addresses back into functions, files
+// and lines (symbolizer.h).
 #include "symbolizer.h"
 
 #include <cxxabi.h>
