@@ -51,7 +51,7 @@ deps:
 test-deps: deps
 	$(call install_packages,$(TEST_PACKAGES))
 
-CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(REQUIRE_ZIG),-DPAGEWASTE_REQUIRE_ZIG=ON) \
+CMAKE_FLAGS = -DCMAKE_BUILD_TYPE=RelWithDebInfo $(if $(REQUIRE_TEST_PROGRAMS),-DPAGEWASTE_REQUIRE_TEST_PROGRAMS=ON) \
               $(if $(REQUIRE_BPF),-DPAGEWASTE_REQUIRE_BPF=ON)
 
 build: deps
