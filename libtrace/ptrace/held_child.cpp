@@ -18,19 +18,19 @@ HeldChild::~HeldChild() {
 bool HeldChild::Fork(const std::vector<std::string>& command,
                      const std::vector<std::pair<std::string, std::string>>& environment,
                      const std::function<bool()>& before_exec, std::string* err) {
-  int go_pipe[2], status_pipe[2];
-  if (pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(status_pipe, O_CLOEXEC) != 0) {
-    *err = std::string("pipe: ") + strerror(errno);
+  int go_pipe[2] = {-1, -1}, status_pipe[2] = {-1, -1};
+  auto fail = [&](const char* what) {
+    *err = std::string(what) + ": " + strerror(errno);
+    for (int fd : {go_pipe[0], go_pipe[1], status_pipe[0], status_pipe[1]})
+      if (fd >= 0) close(fd);
     return false;
-  }
+  };
+  if (pipe2(go_pipe, O_CLOEXEC) != 0 || pipe2(status_pipe, O_CLOEXEC) != 0) return fail("pipe");
   std::vector<char*> argv;
   for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   pid_ = fork();
-  if (pid_ < 0) {
-    *err = std::string("fork: ") + strerror(errno);
-    return false;
-  }
+  if (pid_ < 0) return fail("fork");
   if (pid_ == 0) {
     close(go_pipe[1]);
     close(status_pipe[0]);

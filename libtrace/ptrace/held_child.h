@@ -1,7 +1,9 @@
-// A child forked to run a command once its tracer is ready (the ptrace and
-// bpf backends): it sets its environment, waits on a pipe until released,
-// runs a last step of its own (the seccomp filter), and execs the command;
-// an exec that fails, or a last step that does, reports back.
+// A child forked to run a command once its parent is ready (the ptrace and
+// bpf backends' tracers; `run` of a program it may not trace, once its
+// signals are passed on): it sets its environment, waits on a pipe until
+// released, runs a last step of its own (the seccomp filter), and execs the
+// command; an exec that fails, or a last step that does, reports back. The
+// one way pagewaste starts a program.
 #pragma once
 
 #include <sys/types.h>

@@ -28,6 +28,7 @@
 #include "symbols/embed_symbols.h"
 #include "exit_codes.h"
 #include "elf/elf_headers.h"
+#include "ptrace/held_child.h"
 #include "ptrace/proc_maps.h"
 #include "ptrace/tracer.h"
 #ifdef PAGEWASTE_HAVE_BPF
@@ -445,45 +446,23 @@ namespace {
 // for signal N) or 125/126/127. Like a shell: terminal signals reach it
 // through the process group; others sent to us are passed on.
 int SpawnAndWait(const RunOptions& options) {
-  int status_pipe[2];
-  if (pipe2(status_pipe, O_CLOEXEC) != 0) {
-    fmt::print(stderr, "pagewaste: pipe: {}\n", strerror(errno));
+  ptrace::HeldChild child;
+  std::string err;
+  if (!child.Fork(options.command, {}, nullptr, &err)) {
+    fmt::print(stderr, "pagewaste: {}\n", err);
     return exit_code::kInternal;
   }
-  std::vector<char*> argv;
-  for (const auto& a : options.command) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-
-  pid_t child = fork();
-  if (child < 0) {
-    fmt::print(stderr, "pagewaste: fork: {}\n", strerror(errno));
-    return exit_code::kInternal;
-  }
-  if (child == 0) {
-    close(status_pipe[0]);
-    execvp(argv[0], argv.data());
-    int err = errno;
-    ssize_t ignored = write(status_pipe[1], &err, sizeof err);
-    (void)ignored;
-    _exit(127);
-  }
-  close(status_pipe[1]);
-  g_child = child;
+  g_child = child.pid();
   signal(SIGINT, SIG_IGN);
   signal(SIGQUIT, SIG_IGN);
   for (int sig : {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) signal(sig, Forward);
-
+  child.Release(1);
   int exec_errno = 0;
-  ssize_t got;
-  do {
-    got = read(status_pipe[0], &exec_errno, sizeof exec_errno);
-  } while (got < 0 && errno == EINTR);
-  close(status_pipe[0]);
-
+  bool exec_failed = child.ExecFailed(&exec_errno);
   int status = 0;
-  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  while (waitpid(child.pid(), &status, 0) < 0 && errno == EINTR) {
   }
-  if (got == sizeof exec_errno) {
+  if (exec_failed) {
     bool missing = exec_errno == ENOENT || exec_errno == ENOTDIR;
     fmt::print(stderr, "pagewaste: {}: {}\n", options.command[0],
                missing ? "command not found" : strerror(exec_errno));
