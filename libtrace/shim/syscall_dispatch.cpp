@@ -399,7 +399,7 @@ void AllocatorCall::Stop() {
   running_ = false;
   if (!exact_) {
     break_after_ = CurrentBreak();
-    if (break_moved()) moved_break_ = break_after_;
+    if (break_seen_moving()) new_break_ = break_after_;
     return;
   }
   pw_selector = SYSCALL_DISPATCH_FILTER_ALLOW;
@@ -414,7 +414,7 @@ void AllocatorCall::Stop() {
   for (int i = 0; i < format::kSyscallKinds; ++i)
     counts_.count[i] = t_tally.count[i] - before_.count[i];
   counts_.ns = t_tally.ns - before_.ns;
-  if (counts_.count[static_cast<int>(format::SyscallKind::kBrk)]) moved_break_ = CurrentBreak();
+  if (counts_.count[static_cast<int>(format::SyscallKind::kBrk)]) new_break_ = CurrentBreak();
 }
 
 void DisableSyscallDispatchForExec() {

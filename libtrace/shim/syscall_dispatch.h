@@ -80,11 +80,12 @@ class AllocatorCall {
   const SyscallCounts& counts() const { return counts_; }
   // Counted exactly, and no system call at all: the common case.
   bool exact_and_none() const { return exact_ && !trapped_; }
-  // When not exact: whether the program break moved during the call.
-  bool break_moved() const { return break_before_ != break_after_; }
+  // When not exact: whether the program break was seen to move during the
+  // call (it differs after from before).
+  bool break_seen_moving() const { return break_before_ != break_after_; }
   // The break after the call, when the call moved it (brk counted, or the
   // break seen to move); 0 otherwise.
-  uintptr_t moved_break() const { return moved_break_; }
+  uintptr_t new_break() const { return new_break_; }
 
  private:
   bool exact_ = false;
@@ -95,7 +96,7 @@ class AllocatorCall {
   bool trapped_ = false;
   uintptr_t break_before_ = 0;
   uintptr_t break_after_ = 0;
-  uintptr_t moved_break_ = 0;
+  uintptr_t new_break_ = 0;
 };
 
 // Before exec: SUD off for this thread. Safe to call in any state.

@@ -202,7 +202,7 @@ SampleDecision DecideSample(uint64_t requested, const void* result, const Alloca
     t_sample_left -= static_cast<int64_t>(requested);
   // A call that entered the kernel (or failed) stands for itself, picked
   // or not: its count is exact.
-  bool entered_kernel = call.counts().Total() || call.moved_break() || InspectChunk(result).mmapped;
+  bool entered_kernel = call.counts().Total() || call.new_break() || InspectChunk(result).mmapped;
   if (!result || entered_kernel) return SampleDecision::kRecord;
   return picked ? SampleDecision::kRecordSampled : SampleDecision::kSkip;
 }
@@ -243,16 +243,16 @@ void ChargeSyscalls(const AllocatorCall& call, const ChunkInfo& before, const Ch
     out->Add(SyscallKind::kMmap);
   else if (before.mmapped)
     out->Add(SyscallKind::kMunmap);
-  if (call.break_moved()) out->Add(SyscallKind::kBrk);
+  if (call.break_seen_moving()) out->Add(SyscallKind::kBrk);
 }
 
 // Where an allocator call left the program break: the brk heap's size.
 void RecordAllocatorHeap(const AllocatorCall& call) {
-  if (!call.moved_break() || !g_setup.heap_start) return;
+  if (!call.new_break() || !g_setup.heap_start) return;
   BrkEvent e;
   e.kind = format::BrkKind::kBrk;
   e.old_break = g_setup.heap_start;
-  e.new_break = call.moved_break();
+  e.new_break = call.new_break();
   e.flags = format::kFlagAllocatorHeap;
   Record(&e, nullptr, [](RecordWriter* w, const BrkEvent& ev) { w->Brk(ev); });
 }
@@ -408,7 +408,7 @@ void FreeCall::Done(const AllocatorCall& call) {
   // Frees carry a stack only when they cost the kernel something (a mapping
   // returned, a heap trimmed): that is where a page allocator's cost shows,
   // and it keeps the common free cheap.
-  bool costly = chunk_.mmapped || call.counts().Total() || call.break_moved();
+  bool costly = chunk_.mmapped || call.counts().Total() || call.break_seen_moving();
   Stack stack;
   if (costly) CaptureStack(&stack);
   RecordFree(format::FreeKind::kFree, p_, chunk_, costly ? &stack : nullptr, &call, order_.seq());

@@ -147,10 +147,12 @@ void MergeSameKey(std::vector<CallSite>* sites) {
   out.reserve(sites->size());
   for (CallSite& site : *sites) {
     // A frame without module or function has only its address, which the
-    // key leaves out: such stacks stay apart.
-    bool resolved = std::all_of(site.frames.begin(), site.frames.end(), [](const Frame& f) {
-      return !f.function.empty() || !f.module.empty();
-    });
+    // key leaves out: such stacks stay apart, as do stacks not symbolized
+    // at all (no frames), which all have the empty key.
+    bool resolved = !site.frames.empty() &&
+                    std::all_of(site.frames.begin(), site.frames.end(), [](const Frame& f) {
+                      return !f.function.empty() || !f.module.empty();
+                    });
     if (!resolved) {
       out.push_back(std::move(site));
       continue;
