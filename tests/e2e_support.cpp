@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 
 namespace pagewaste::e2e {
@@ -59,6 +60,11 @@ void CheckInvariants(const nlohmann::json& report, const std::string& trace) {
 }
 
 }  // namespace
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 nlohmann::json StackFrames(const nlohmann::json& doc, const nlohmann::json& stack) {
   nlohmann::json frames = nlohmann::json::array();

@@ -19,6 +19,9 @@ struct CommandResult {
   std::string err;
 };
 
+// A file's bytes ("" when it cannot be read).
+std::string ReadFile(const std::string& path);
+
 // Runs argv, capturing stdout and stderr.
 CommandResult RunCapture(const std::vector<std::string>& argv);
 

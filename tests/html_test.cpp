@@ -6,7 +6,6 @@
 // the build folder.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <regex>
 #include <sstream>
 
@@ -14,13 +13,6 @@
 
 namespace pagewaste::e2e {
 namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // Chromium's flags for a headless run as root in a container; its console
 // messages go to stderr as "INFO:CONSOLE(...)".

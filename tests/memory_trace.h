@@ -8,21 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "memory_sink.h"
 #include "producer/record_writer.h"
 #include "replay/replay.h"
 
 namespace pagewaste::memory_trace {
-
-// Finished chunks into a byte vector.
-class MemorySink : public ChunkSink {
- public:
-  uint8_t* NextChunk(size_t) override { return nullptr; }
-  bool FinishChunk(const uint8_t* data, size_t size) override {
-    bytes.insert(bytes.end(), data, data + size);
-    return true;
-  }
-  std::vector<uint8_t> bytes;
-};
 
 // A process's trace, written event by event, with two call sites: the stack
 // nodes kSiteMap (the program's mmap line) and kSiteFree (its munmap and

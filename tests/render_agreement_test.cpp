@@ -82,11 +82,6 @@ TEST(RenderAgreement, TextAndJsonGiveTheSameFiguresForEachSite) {
   }
 }
 
-std::string Read(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 // check's text, Markdown, JUnit and SARIF are renderers too: each states
 // the figure the JSON report holds, and each site's share of it.
 TEST(RenderAgreement, CheckOutputsGiveTheJsonFigures) {
@@ -106,12 +101,12 @@ TEST(RenderAgreement, CheckOutputsGiveTheJsonFigures) {
   EXPECT_NE(r.out.find("page_waste_bytes (whole run): " + waste + " > limit 1 B"), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("syscalls (whole run): " + syscalls + " > limit 1"), std::string::npos) << r.out;
-  EXPECT_NE(Read(md).find("| " + waste + " | 1 B |"), std::string::npos) << Read(md);
-  EXPECT_NE(Read(md).find("| " + syscalls + " | 1 |"), std::string::npos) << Read(md);
-  EXPECT_NE(Read(junit).find("page_waste_bytes (whole run): " + waste + " &gt; limit 1 B"),
+  EXPECT_NE(ReadFile(md).find("| " + waste + " | 1 B |"), std::string::npos) << ReadFile(md);
+  EXPECT_NE(ReadFile(md).find("| " + syscalls + " | 1 |"), std::string::npos) << ReadFile(md);
+  EXPECT_NE(ReadFile(junit).find("page_waste_bytes (whole run): " + waste + " &gt; limit 1 B"),
             std::string::npos);
   // Each site's share, in SARIF, is the site's figure in the JSON.
-  json log = json::parse(Read(sarif));
+  json log = json::parse(ReadFile(sarif));
   std::map<std::string, uint64_t> waste_by_key;
   for (const json& site : doc["combined"]["call_sites"])
     waste_by_key[site["key"].get<std::string>()] = site["page_waste_bytes"].get<uint64_t>();

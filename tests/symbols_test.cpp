@@ -6,7 +6,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <map>
 
 #include "e2e_support.h"
@@ -150,11 +149,7 @@ TEST(SymbolStore, ASecondRunTakesTheFramesTheFirstKept) {
 
   // The name kept for main, changed in the file (a string record: its
   // length, then its bytes): the next run's report says the changed name.
-  std::string bytes;
-  {
-    std::ifstream in(kept, std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  std::string bytes = ReadFile(kept);
   size_t at = bytes.find(std::string("\x04main"));
   ASSERT_NE(at, std::string::npos);
   bytes.replace(at + 1, 4, "mAin");

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "memory_sink.h"
 #include "producer/record_writer.h"
 #include "symbol_section.h"
 #include "trace_reader.h"
@@ -13,24 +14,6 @@
 
 namespace pagewaste {
 namespace {
-
-// Takes finished chunks into a byte vector, the way the write(2) fallback does.
-class MemorySink : public ChunkSink {
- public:
-  uint8_t* NextChunk(size_t) override { return nullptr; }
-  bool FinishChunk(const uint8_t* data, size_t size) override {
-    if (fail_next) {
-      fail_next = false;
-      return false;
-    }
-    bytes.insert(bytes.end(), data, data + size);
-    ++chunks;
-    return true;
-  }
-  std::vector<uint8_t> bytes;
-  int chunks = 0;
-  bool fail_next = false;
-};
 
 // Collects what the reader delivers, in order, as text.
 class Recorder : public RecordVisitor {

@@ -19,8 +19,14 @@ namespace {
 
 bool IsStdout(const std::string& path) { return path.empty() || path == "-"; }
 
-// All of text to fd; false with errno set (0 for a write that made no
-// progress).
+std::string DirectoryOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
 bool WriteAll(int fd, std::string_view text) {
   while (!text.empty()) {
     ssize_t n = write(fd, text.data(), text.size());
@@ -33,14 +39,6 @@ bool WriteAll(int fd, std::string_view text) {
   }
   return true;
 }
-
-std::string DirectoryOf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-}  // namespace
 
 bool CheckOutputPath(const std::string& path, const std::vector<std::string>& inputs,
                      std::string* err) {

@@ -21,6 +21,10 @@ namespace pagewaste {
 bool CheckOutputPath(const std::string& path, const std::vector<std::string>& inputs,
                      std::string* err);
 
+// All of text to fd, however many writes it takes; false with errno set (0
+// for a write that made no progress).
+bool WriteAll(int fd, std::string_view text);
+
 // Writes text to path ("" or "-": stdout) as above; false with *err.
 bool WriteOutputFile(const std::string& path, const std::string& text, std::string* err);
 

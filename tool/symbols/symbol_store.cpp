@@ -12,6 +12,7 @@
 
 #include "elf/elf_headers.h"
 #include "format/little_endian.h"
+#include "io/output_file.h"
 
 namespace pagewaste {
 namespace {
@@ -52,17 +53,6 @@ bool ReadWhole(int fd, std::string* out) {
   size_t done = 0;
   while (done < out->size()) {
     ssize_t n = read(fd, out->data() + done, out->size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool WriteWhole(int fd, const std::string& bytes) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
     done += static_cast<size_t>(n);
@@ -201,7 +191,7 @@ bool SymbolStore::Save(const SymbolModule& module, const ModuleFrames& frames) c
   int fd = openat(directory_fd_, temp.c_str(),
                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return false;
-  bool ok = WriteWhole(fd, bytes);
+  bool ok = WriteAll(fd, bytes);
   ok = close(fd) == 0 && ok;
   ok = ok && renameat(directory_fd_, temp.c_str(), directory_fd_, module.build_id.c_str()) == 0;
   if (!ok) unlinkat(directory_fd_, temp.c_str(), 0);
