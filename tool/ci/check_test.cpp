@@ -59,7 +59,7 @@ TEST(CheckFromMemory, AWholeRunLimitFailsByTheFigureAndNamesTheSiteThatMadeIt) {
   EXPECT_EQ(result.failed(), 2u);
 }
 
-TEST(CheckFromMemory, ARelativeLimitHoldsTheFigureToTheBaselinePlusItsAllowance) {
+TEST(CheckFromMemory, ARelativeLimitHoldsTheFigureToTheBaselinePlusAPercentOfIt) {
   ReportDocument base = TwoBytePages(1000), now = TwoBytePages(1010);
   std::string err;
   // 1% of 1000 mmaps is 10: 1010 passes, and fails at 0.9%.
