@@ -94,6 +94,7 @@ uint32_t NameHash(const Frame& f) {
   h = h * 0x9e3779b97f4a7c15ull ^ std::hash<std::string>()(f.file);
   h = h * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(f.line);
   if (f.function.empty()) h = h * 0x9e3779b97f4a7c15ull ^ f.module_offset;
+  if (f.function.empty() && f.module.empty()) h = h * 0x9e3779b97f4a7c15ull ^ f.address;
   return static_cast<uint32_t>(h ^ (h >> 32));
 }
 

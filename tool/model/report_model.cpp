@@ -146,9 +146,9 @@ void MergeSameKey(std::vector<CallSite>* sites) {
   std::vector<CallSite> out;
   out.reserve(sites->size());
   for (CallSite& site : *sites) {
-    // A frame without module or function has only its address, which the
-    // key leaves out: such stacks stay apart, as do stacks not symbolized
-    // at all (no frames), which all have the empty key.
+    // A frame without module or function is named by its address alone,
+    // which no other run shares: such stacks stay apart, as do stacks not
+    // symbolized at all (no frames), which all have the empty key.
     bool resolved = !site.frames.empty() &&
                     std::all_of(site.frames.begin(), site.frames.end(), [](const Frame& f) {
                       return !f.function.empty() || !f.module.empty();
@@ -228,6 +228,8 @@ std::string HashFrames(const Stack& frames, bool with_lines) {
     if (f.function.empty()) {
       mix("?" + base_name(f.module));
       if (with_lines) mix(std::to_string(f.module_offset));
+      // Code no module maps (a JIT's): only its address tells it apart.
+      if (with_lines && f.module.empty()) mix("@" + std::to_string(f.address));
     } else {
       mix(f.function);
       mix(base_name(f.file));

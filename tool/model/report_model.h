@@ -151,7 +151,9 @@ std::string FrameName(const Frame& frame);
 // A call site's name across runs and machines: 16 hex digits hashing its
 // symbolized frames (function, file name without its directory, line,
 // inlined; module name and offset where the function is unknown), never
-// addresses, which move with ASLR. Empty for no frames.
+// addresses, which move with ASLR, but for a frame with neither function
+// nor module (code no module maps, a JIT's), which has nothing else to be
+// told apart by. Empty for no frames.
 std::string SiteKey(const Stack& frames);
 // The same without lines, offsets or inlined marks: what matches a site
 // across two builds of a program (pagewaste diff), where every edit moves

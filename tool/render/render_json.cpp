@@ -1,4 +1,4 @@
-// JSON output, schema_version 5 (kSchemaVersion), described by docs/report.schema.json.
+// JSON output, schema_version 6 (kSchemaVersion), described by docs/report.schema.json.
 //
 // One shape whatever the number of traces: `processes` (one report per
 // trace) and `combined` (their sum, call sites merged by key). Frames are
@@ -103,23 +103,28 @@ class StackTables {
   const std::vector<std::pair<int64_t, int64_t>>& stacks() const { return stacks_; }
 
  private:
-  using FrameKey = std::tuple<std::string, std::string, int, std::string, uint64_t, bool, bool>;
+  using FrameKey =
+      std::tuple<std::string, std::string, int, std::string, uint64_t, bool, bool, uint64_t>;
 
   int64_t FrameIndex(const Frame& f) {
     // A pooled frame is looked up once; frames that differ only in what the
     // table leaves out share an entry.
     auto known = by_frame_.find(&f);
     if (known != by_frame_.end()) return known->second;
-    FrameKey key{f.function, f.file, f.line, f.module, f.module_offset, f.inlined, f.library};
+    // A frame of code no module maps has only its address to tell it from
+    // another: it is written with it. Others are named by module and offset
+    // (addresses differ from run to run).
+    uint64_t address = f.function.empty() && f.module.empty() ? f.address : 0;
+    FrameKey key{f.function, f.file, f.line, f.module, f.module_offset, f.inlined, f.library, address};
     auto [it, fresh] = frame_index_.emplace(std::move(key), frames_.size());
-    if (fresh)
-      frames_.push_back(Compact({{"function", f.function},
-                                 {"file", f.file},
-                                 {"line", f.line},
-                                 {"module", f.module},
-                                 {"module_offset", f.module_offset},
-                                 {"inlined", f.inlined},
-                                 {"library", f.library}}));
+    if (fresh) {
+      json frame = {{"function", f.function}, {"file", f.file},
+                    {"line", f.line},         {"module", f.module},
+                    {"module_offset", f.module_offset}, {"inlined", f.inlined},
+                    {"library", f.library}};
+      if (address) frame["address"] = address;
+      frames_.push_back(Compact(frame));
+    }
     by_frame_.emplace(&f, static_cast<int64_t>(it->second));
     return static_cast<int64_t>(it->second);
   }

@@ -4,8 +4,6 @@
 
 #include <algorithm>
 #include <ctime>
-#include <regex>
-#include <sstream>
 
 #include "model/program_code.h"
 #include "render.h"
@@ -14,6 +12,32 @@ namespace pagewaste {
 namespace {
 
 std::string Num(uint64_t v) { return GroupDigits(v); }
+
+// What a span of the report is, where a terminal shows it apart: the
+// renderer says what each span is; RenderOptions::colour says whether it
+// becomes colour (a person at a terminal) or stays plain text (a pipe, a
+// file), so that the words and figures are the same either way.
+enum class Span {
+  kHeading,  // a section's first line: bold
+  kWaste,    // page-rounding waste, the report's point: red
+  kWarning,  // a trace that is not whole, symbols that could not be read: yellow
+};
+
+std::string Styled(const RenderOptions& options, Span span, const std::string& text) {
+  if (!options.colour) return text;
+  const char* start = span == Span::kHeading ? "\x1b[1m" : span == Span::kWaste ? "\x1b[31m" : "\x1b[33m";
+  return start + text + "\x1b[0m";
+}
+
+// A heading's line.
+void Heading(const RenderOptions& options, const std::string& text, std::string* out) {
+  *out += Styled(options, Span::kHeading, text) + "\n";
+}
+
+// "  WARNING   " and the rest of the line.
+void Warning(const RenderOptions& options, const std::string& text, std::string* out) {
+  *out += "  " + Styled(options, Span::kWarning, "WARNING") + "   " + text + "\n";
+}
 
 std::string Bytes(uint64_t v) {
   if (v < 10 * 1024) return Num(v) + " B";
@@ -174,7 +198,7 @@ void Frames(const CallSite& site, size_t limit, bool from_location, std::string*
 // the system calls they make.
 void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<CallSite>& kernel,
                       const RenderOptions& options, bool combined, std::string* out) {
-  *out += "Top call sites by page-rounding waste\n";
+  Heading(options, "Top call sites by page-rounding waste", out);
   size_t rank = 0;
   for (const CallSite& site : sites) {
     if (options.top && rank == options.top) break;
@@ -183,8 +207,9 @@ void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<Call
     // shows in what the mappings were used for: lead with that estimate.
     std::string waste = Bytes(c.waste_bytes()) + (c.waste_estimated() ? " estimated" : "");
     uint64_t error = site.sampling_error_bytes;
-    *out += fmt::format("#{:<3} {} waste, {} in pages, {}{} requested; syscalls {}{}\n", ++rank,
-                        waste, Bytes(c.page_bytes), Bytes(c.requested_bytes),
+    *out += fmt::format("#{:<3} {}, {} in pages, {}{} requested; syscalls {}{}\n", ++rank,
+                        Styled(options, Span::kWaste, waste + " waste"), Bytes(c.page_bytes),
+                        Bytes(c.requested_bytes),
                         error ? " +/- " + Bytes(error) : "", Syscalls(c.syscalls),
                         SyscallDetail(c));
     *out += fmt::format("     at {}\n", site.label);
@@ -208,7 +233,8 @@ void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<Call
   }
   if (!rank) *out += "  (none)\n";
 
-  *out += "\nCall sites that enter the kernel most often\n";
+  *out += "\n";
+  Heading(options, "Call sites that enter the kernel most often", out);
   rank = 0;
   for (const CallSite& site : kernel) {
     if (options.top && rank == options.top) break;
@@ -228,7 +254,7 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   const CostTotals& s = r.summary;
   std::string argv;
   for (const auto& a : p.header.argv) argv += (argv.empty() ? "" : " ") + a;
-  *out += fmt::format("pagewaste report: {}\n", p.trace_path);
+  Heading(options, "pagewaste report: " + p.trace_path, out);
   *out += fmt::format("  process   pid {} (parent {}), {}\n", p.header.process.pid,
                       p.header.process.ppid, p.header.exe);
   *out += fmt::format("  command   {}\n", argv);
@@ -261,17 +287,18 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                       Counted(r.threads, "thread", "threads"),
                       static_cast<double>(p.duration_ns) / 1e9, Bytes(p.trace_bytes));
   if (p.status != TraceStatus::kComplete)
-    *out += fmt::format("  WARNING   the trace is {}: {}; figures cover what it holds\n",
-                        TraceStatusName(p.status), p.status_message);
-  for (const std::string& warning : r.symbol_warnings)
-    *out += fmt::format("  WARNING   {}\n", warning);
+    Warning(options,
+            fmt::format("the trace is {}: {}; figures cover what it holds",
+                        TraceStatusName(p.status), p.status_message),
+            out);
+  for (const std::string& warning : r.symbol_warnings) Warning(options, warning, out);
   if (p.stacks_cut)
     *out += fmt::format("  note      {} cut at the depth the backend follows: their outermost\n"
                         "            frames are missing, their events are whole\n",
                         Counted(p.stacks_cut, "stack", "stacks"));
   *out += fmt::format("  page size {}\n\n", Bytes(p.header.process.page_size));
 
-  *out += "Summary\n";
+  Heading(options, "Summary", out);
   *out += fmt::format("  allocations          {:>14}   frees       {}\n", Num(s.allocations), Num(s.frees));
   *out += fmt::format("  direct mappings      {:>14}   unmappings  {}   file mappings {}\n",
                       Num(s.mappings), Num(s.unmappings), Num(s.file_mappings));
@@ -279,8 +306,9 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   *out += fmt::format("  bytes in pages       {}  in {}{}\n", Bytes(s.page_bytes),
                       Counted(s.own_mappings, "own mapping", "own mappings"),
                       MadeAccessible(s));
-  *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
-                      Bytes(s.page_waste_bytes), fmt::format("{:.2f}%", s.page_waste_percent()));
+  *out += fmt::format("  page-rounding waste  {}  {:.2f}% of bytes in pages\n",
+                      Styled(options, Span::kWaste, Bytes(s.page_waste_bytes)),
+                      s.page_waste_percent());
   if (s.usage_measured)
     *out += fmt::format("  used (measured)      {} in {} of {}, at unmap or exit (estimate);\n"
                         "                       estimated waste {}\n",
@@ -333,12 +361,17 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
       std::string bars;
       for (const TimelineSample& t : r.timeline)
         bars += kBars[(t.page_bytes * 8 + top - 1) / top];
-      *out += fmt::format("\nBytes in pages over time (each mark {:.3f} s, top {})\n  |{}|\n",
-                          static_cast<double>(r.timeline_interval_ns) / 1e9, Bytes(top), bars);
+      *out += "\n";
+      Heading(options,
+              fmt::format("Bytes in pages over time (each mark {:.3f} s, top {})",
+                          static_cast<double>(r.timeline_interval_ns) / 1e9, Bytes(top)),
+              out);
+      *out += fmt::format("  |{}|\n", bars);
     }
   }
 
-  *out += "\nStill allocated or mapped at exit, by call site\n";
+  *out += "\n";
+  Heading(options, "Still allocated or mapped at exit, by call site", out);
   int rank = 0;
   for (const CallSite& site : r.leak_sites) {
     if (options.top && static_cast<size_t>(rank) == options.top) break;
@@ -351,8 +384,11 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
 
   if (r.memory_went.total_bytes) {
     const MemoryReconciliation& m = r.memory_went;
-    *out += fmt::format("\nWhere the memory went, at the moment the program held the most ({:.3f} s)\n",
-                        static_cast<double>(m.time_ns) / 1e9);
+    *out += "\n";
+    Heading(options,
+            fmt::format("Where the memory went, at the moment the program held the most ({:.3f} s)",
+                        static_cast<double>(m.time_ns) / 1e9),
+            out);
     *out += fmt::format("    {:>28}  requested from malloc and co\n", Bytes(m.requested_bytes));
     *out += fmt::format("  + {:>28}  allocator slack (usable beyond requested)\n", Bytes(m.allocator_slack_bytes));
     *out += fmt::format("  + {:>28}  page rounding of malloc's own mappings\n", Bytes(m.page_rounding_bytes));
@@ -368,8 +404,11 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   }
 
   if (r.peak.page_bytes) {
-    *out += fmt::format("\nPeak: {} in pages of own mappings at {:.3f} s, held by\n",
-                        Bytes(r.peak.page_bytes), static_cast<double>(r.peak.time_ns) / 1e9);
+    *out += "\n";
+    Heading(options,
+            fmt::format("Peak: {} in pages of own mappings at {:.3f} s, held by",
+                        Bytes(r.peak.page_bytes), static_cast<double>(r.peak.time_ns) / 1e9),
+            out);
     size_t shown = 0;
     for (const CallSite& site : r.peak.sites) {
       if (options.top && shown++ == options.top) break;
@@ -386,7 +425,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   }
 
   if (!r.what_if_page_sizes.empty() || !r.what_if_allocators.empty()) {
-    *out += "\nWhat if: the same requests under other assumptions (docs/what-if.md)\n";
+    *out += "\n";
+    Heading(options, "What if: the same requests under other assumptions (docs/what-if.md)", out);
     if (!r.what_if_page_sizes.empty())
       *out += fmt::format("  {:<22} {:>24} {:>24} {:>24}\n", "page size", "bytes in pages",
                           "page waste", "peak in pages");
@@ -406,7 +446,8 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                           Bytes(a.peak_page_bytes), Bytes(a.page_waste_bytes), Num(a.syscalls));
   }
 
-  *out += "\nRequest sizes (allocations and direct mappings)\n";
+  *out += "\n";
+  Heading(options, "Request sizes (allocations and direct mappings)", out);
   *out += fmt::format("  {:>23}  {:>12}  {:>12}  {}\n", "size", "requests",
                       "own mapping", "page waste");
   bool marked = false;
@@ -427,12 +468,15 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
 // each process's own report.
 void Combined(const CombinedReport& t, const RenderOptions& options, std::string* out) {
   const CostTotals& c = t.summary;
-  *out += fmt::format("pagewaste report: {} processes, combined\n", t.processes);
+  Heading(options, fmt::format("pagewaste report: {} processes, combined", t.processes), out);
   if (t.lost.incomplete_traces)
-    *out += fmt::format("  WARNING   {} of {} not complete{}; figures cover what they hold\n",
+    Warning(options,
+            fmt::format("{} of {} not complete{}; figures cover what they hold",
                         Counted(t.lost.incomplete_traces, "trace", "traces"), Num(t.processes),
-                        LostText(t.lost.events, t.lost.bytes));
-  *out += "\nSummary\n";
+                        LostText(t.lost.events, t.lost.bytes)),
+            out);
+  *out += "\n";
+  Heading(options, "Summary", out);
   *out += fmt::format("  allocations          {:>14}   frees       {}\n", Num(c.allocations), Num(c.frees));
   *out += fmt::format("  direct mappings      {:>14}   unmappings  {}   file mappings {}\n",
                       Num(c.mappings), Num(c.unmappings), Num(c.file_mappings));
@@ -440,8 +484,9 @@ void Combined(const CombinedReport& t, const RenderOptions& options, std::string
   *out += fmt::format("  bytes in pages       {}  in {}{}\n", Bytes(c.page_bytes),
                       Counted(c.own_mappings, "own mapping", "own mappings"),
                       MadeAccessible(c));
-  *out += fmt::format("  page-rounding waste  {}  {} of bytes in pages\n",
-                      Bytes(c.page_waste_bytes), fmt::format("{:.2f}%", c.page_waste_percent()));
+  *out += fmt::format("  page-rounding waste  {}  {:.2f}% of bytes in pages\n",
+                      Styled(options, Span::kWaste, Bytes(c.page_waste_bytes)),
+                      c.page_waste_percent());
   if (c.usage_measured)
     *out += fmt::format("  estimated waste      {} (measured at unmap or exit)\n",
                         Bytes(c.estimated_waste_bytes));
@@ -457,7 +502,8 @@ void Combined(const CombinedReport& t, const RenderOptions& options, std::string
                       Counted(t.leaked_allocations, "block or mapping", "blocks and mappings"));
   CallSiteSections(t.call_sites, t.kernel_sites, options, true, out);
 
-  *out += "\nProcesses\n";
+  *out += "\n";
+  Heading(options, "Processes", out);
   *out += fmt::format("  {:>8}  {:>12}  {:>28}  {:>10}  {}\n", "pid", "allocations",
                       "page-rounding waste", "syscalls", "executable");
   for (const Report& r : t.each)
@@ -465,32 +511,6 @@ void Combined(const CombinedReport& t, const RenderOptions& options, std::string
                         Num(r.summary.allocations), Bytes(r.summary.page_waste_bytes),
                         Num(SumSyscalls(r.summary.syscalls)), r.process.header.exe,
                         ProcessImageNote(r, t.each));
-}
-
-// Colour for a terminal (options.colour): headings bold, waste red,
-// warnings yellow. Applied to the finished text, so that the words and
-// figures are the same with and without it.
-std::string Colourize(const std::string& text) {
-  static const std::regex site(R"(^(#\d+ +)([\d,]+ B(?: \([^)]*\))?(?: estimated)? waste))");
-  static const std::regex summary_waste(R"(^(  page-rounding waste  )([\d,]+ B(?: \([^)]*\))?))");
-  const char* bold = "\x1b[1m";
-  const char* red = "\x1b[31m";
-  const char* yellow = "\x1b[33m";
-  const char* reset = "\x1b[0m";
-  std::string out;
-  std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) {
-    std::smatch m;
-    if (!line.empty() && isalpha(static_cast<unsigned char>(line[0]))) {
-      line = bold + line + reset;
-    } else if (std::regex_search(line, m, site) || std::regex_search(line, m, summary_waste)) {
-      line = m[1].str() + red + m[2].str() + reset + m.suffix().str();
-    } else if (line.rfind("  WARNING", 0) == 0) {
-      line = std::string("  ") + yellow + "WARNING" + reset + line.substr(9);
-    }
-    out += line + "\n";
-  }
-  return out;
 }
 
 // Several processes: the combined view with the sites asked for, then each
@@ -515,7 +535,7 @@ class TextReportWriter : public ReportWriter {
     std::string out;
     if (combined.processes > 1) Combined(combined, options_, &out);
     out += out.empty() ? sections_.substr(std::min<size_t>(1, sections_.size())) : sections_;
-    sink->Write(options_.colour ? Colourize(out) : out);
+    sink->Write(out);
     return true;
   }
 

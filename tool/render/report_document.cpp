@@ -338,6 +338,7 @@ Stack ReportDocument::Frames(const json& site) const {
     frame.line = f["line"].get<int>();
     frame.module = f["module"].get<std::string>();
     frame.module_offset = f.value("module_offset", uint64_t{0});
+    frame.address = f.value("address", uint64_t{0});
     frame.inlined = f.value("inlined", false);
     out.push_back(std::move(frame));
   }

@@ -18,7 +18,7 @@
 namespace pagewaste {
 
 // The schema_version of the JSON reports this build writes.
-inline constexpr int kSchemaVersion = 5;
+inline constexpr int kSchemaVersion = 6;
 
 // Where a site is, for messages and CI formats: its first frame in the
 // program's own code (LocationIndex, program_code.h), with the file as
