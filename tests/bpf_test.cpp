@@ -227,7 +227,7 @@ TEST(Bpf, ARingBufferTooSmallCountsWhatItLostAndTheReportSaysSo) {
   EXPECT_EQ(r["summary"]["syscalls"]["total"].get<uint64_t>() + lost, 2006u);
   CommandResult text = RunCapture({PagewastePath(), "report", p.traces[0]});
   EXPECT_EQ(text.exit_code, 4);
-  EXPECT_NE(text.out.find("ring buffer had no room for " + Grouped(lost) + " events"),
+  EXPECT_NE(text.out.find("ring buffer had no room for " + GroupDigits(lost) + " events"),
             std::string::npos)
       << text.out << text.err;
 }

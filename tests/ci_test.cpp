@@ -237,7 +237,7 @@ TEST(Check, EachLimitPassesAtItsValueAndFailsJustBelow) {
     EXPECT_EQ(fail.exit_code, 1) << metric << ": " << fail.out << fail.err;
     // The message names the limit, its value and the limit.
     EXPECT_NE(fail.out.find(std::string("FAIL ") + metric), std::string::npos) << fail.out;
-    EXPECT_NE(fail.out.find(Grouped(value)), std::string::npos) << metric << fail.out;
+    EXPECT_NE(fail.out.find(GroupDigits(value)), std::string::npos) << metric << fail.out;
   }
 }
 
@@ -326,7 +326,7 @@ TEST(Check, RelativeLimitsAllowAPercentageOrAnAllowance) {
             0);
   CommandResult over = Check({"--budget", relative(0, 9), "--baseline", Runs().base}, Runs().extra);
   EXPECT_EQ(over.exit_code, 1);
-  EXPECT_NE(over.out.find("(baseline " + Grouped(base) + ")"), std::string::npos) << over.out;
+  EXPECT_NE(over.out.find("(baseline " + GroupDigits(base) + ")"), std::string::npos) << over.out;
   // 10 more is within 5% of 200-odd calls when the allowance is smaller.
   EXPECT_EQ(Check({"--budget", relative(5, 0), "--baseline", Runs().base}, Runs().extra).exit_code,
             0);

@@ -66,16 +66,6 @@ std::string ReadFile(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-nlohmann::json StackFrames(const nlohmann::json& doc, const nlohmann::json& stack) {
-  nlohmann::json frames = nlohmann::json::array();
-  if (stack.is_null()) return frames;
-  // Innermost first: each node names its frame and the next outer node.
-  for (int64_t node = stack.get<int64_t>(); node >= 0;
-       node = doc["stacks"][node][1].get<int64_t>())
-    frames.push_back(doc["frames"][doc["stacks"][node][0].get<size_t>()]);
-  return frames;
-}
-
 nlohmann::json Expanded(const nlohmann::json& doc, const nlohmann::json& part) {
   nlohmann::json out = part;
   for (const char* list : {"call_sites", "kernel_sites", "leak_sites"})
@@ -163,15 +153,6 @@ std::vector<std::string> TempDir::Files() const {
   for (const auto& e : fs::directory_iterator(path_)) files.push_back(e.path().string());
   std::sort(files.begin(), files.end());
   return files;
-}
-
-std::string Grouped(uint64_t v) {
-  std::string digits = std::to_string(v), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 std::string ProgramPath(const std::string& name) {

@@ -11,6 +11,9 @@
 #include <utility>
 #include <vector>
 
+#include "render/report_document.h"  // StackFrames
+#include "support/digit_grouping.h"  // GroupDigits: figures as every output writes them
+
 namespace pagewaste::e2e {
 
 struct CommandResult {
@@ -96,11 +99,8 @@ nlohmann::json ParseDocument(const std::string& text);
 // The one process of a one-trace report, its sites' frames written out.
 nlohmann::json ParseReport(const std::string& text);
 // A part of the document (a process, or `combined`) with its sites' frames.
+// (StackFrames, render/report_document.h.)
 nlohmann::json Expanded(const nlohmann::json& doc, const nlohmann::json& part);
-nlohmann::json StackFrames(const nlohmann::json& doc, const nlohmann::json& stack);
-
-// 399600 -> "399,600", as every output writes figures.
-std::string Grouped(uint64_t v);
 
 // Sums a numeric field over the call sites with a frame at file:line.
 uint64_t SumAtSite(const nlohmann::json& report, const std::string& file, int line,

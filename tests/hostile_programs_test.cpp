@@ -145,7 +145,7 @@ TEST(Hostile, AFullDiskCostsTheTraceNotTheProgram) {
   // A limit the trace's figures meet does not make it pass.
   CommandResult check = RunCapture({PagewastePath(), "check", "--max-allocations", "1000000", trace});
   EXPECT_EQ(check.exit_code, 1) << check.out;
-  EXPECT_NE(check.out.find("FAIL incomplete traces (" + Grouped(lost) + " events and "),
+  EXPECT_NE(check.out.find("FAIL incomplete traces (" + GroupDigits(lost) + " events and "),
             std::string::npos)
       << check.out;
   CommandResult allowed = RunCapture(

@@ -379,11 +379,11 @@ TEST(ProcessTree, TheCombinedReportOfTwoHundredProcessesIsTheirReportsSummed) {
   EXPECT_EQ(listed, 10u) << p.run.err;
   EXPECT_NE(p.run.err.find("  and 191 traces not listed"), std::string::npos) << p.run.err;
   EXPECT_NE(p.run.err.find("pagewaste: in all, 201 traces: " +
-                           Grouped(sum["allocations"]) +
+                           GroupDigits(sum["allocations"]) +
                            (sum["allocations"] == 1 ? " allocation" : " allocations") +
                            ", 500 mappings, " +
                            "2,048,000 B in pages, 1,998,000 B page-rounding waste, " +
-                           Grouped(syscalls["total"]) + " syscalls\n"),
+                           GroupDigits(syscalls["total"]) + " syscalls\n"),
             std::string::npos)
       << p.run.err;
   // The program's own figures, by hand (short_tree.c).

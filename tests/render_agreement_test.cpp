@@ -96,8 +96,8 @@ TEST(RenderAgreement, CheckOutputsGiveTheJsonFigures) {
                                 "1", "--markdown", md, "--junit", junit, "--sarif", sarif,
                                 p.traces[0]});
   ASSERT_EQ(r.exit_code, 1) << r.err;
-  std::string waste = Grouped(summary["page_waste_bytes"].get<uint64_t>()) + " B";
-  std::string syscalls = Grouped(summary["syscalls"]["total"].get<uint64_t>());
+  std::string waste = GroupDigits(summary["page_waste_bytes"].get<uint64_t>()) + " B";
+  std::string syscalls = GroupDigits(summary["syscalls"]["total"].get<uint64_t>());
   EXPECT_NE(r.out.find("page_waste_bytes (whole run): " + waste + " > limit 1 B"), std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("syscalls (whole run): " + syscalls + " > limit 1"), std::string::npos) << r.out;
@@ -117,7 +117,7 @@ TEST(RenderAgreement, CheckOutputsGiveTheJsonFigures) {
     std::string key = fingerprint.substr(0, fingerprint.find('/'));
     ASSERT_TRUE(waste_by_key.count(key)) << fingerprint;
     EXPECT_NE(result["message"]["text"].get<std::string>().find(
-                  ": " + Grouped(waste_by_key[key]) + " B."),
+                  ": " + GroupDigits(waste_by_key[key]) + " B."),
               std::string::npos)
         << result["message"]["text"];
     ++checked;

@@ -326,12 +326,18 @@ bool ReportDocument::Validate(std::string* err) const {
   return true;
 }
 
+json StackFrames(const json& doc, const json& stack) {
+  json frames = json::array();
+  if (stack.is_null()) return frames;
+  // Each node names its frame and the next outer node.
+  for (int64_t node = stack.get<int64_t>(); node >= 0; node = doc["stacks"][node][1].get<int64_t>())
+    frames.push_back(doc["frames"][doc["stacks"][node][0].get<size_t>()]);
+  return frames;
+}
+
 Stack ReportDocument::Frames(const json& site) const {
   std::vector<Frame> out;
-  if (site["stack"].is_null()) return {};
-  for (int64_t node = site["stack"].get<int64_t>(); node >= 0;
-       node = doc_["stacks"][node][1].get<int64_t>()) {
-    const json& f = doc_["frames"][doc_["stacks"][node][0].get<size_t>()];
+  for (const json& f : StackFrames(doc_, site["stack"])) {
     Frame frame;
     frame.function = f["function"].get<std::string>();
     frame.file = f["file"].get<std::string>();

@@ -69,6 +69,10 @@ class ReportDocument {
   std::map<std::string, std::string> labels_;  // by site key
 };
 
+// The entries of a JSON report's `frames` that a site's `stack` names
+// (an index into its `stacks`, or null), innermost first.
+nlohmann::json StackFrames(const nlohmann::json& doc, const nlohmann::json& stack);
+
 // A metric of a summary or a call site (validated by Load).
 uint64_t MetricValue(const nlohmann::json& object, const std::string& metric);
 
