@@ -245,48 +245,56 @@ ReadResult TraceReader::ReadRecords(RecordVisitor* visitor) {
   if (result.status == TraceStatus::kComplete || result.status == TraceStatus::kTruncated)
     Drain(UINT64_MAX, visitor, &result);
   result.bytes = offset_;
-  if (result.status == TraceStatus::kComplete && !orphans_.empty()) {
-    result.status = TraceStatus::kCorrupt;
-    result.message = "a stack node whose parent is not in the trace";
+  Conclude(&result);
+  return result;
+}
+
+// What a trace read to its end is: complete, or why not (no End record,
+// counts that disagree, chunks or ring-buffer records lost, symbols
+// missing), said in result->message.
+void TraceReader::Conclude(ReadResult* result) const {
+  if (result->status == TraceStatus::kComplete && !orphans_.empty()) {
+    result->status = TraceStatus::kCorrupt;
+    result->message = "a stack node whose parent is not in the trace";
   }
-  if (result.status == TraceStatus::kComplete) {
-    if (!result.has_end) {
-      result.status = TraceStatus::kTruncated;
-      result.message =
+  if (result->status == TraceStatus::kComplete) {
+    if (!result->has_end) {
+      result->status = TraceStatus::kTruncated;
+      result->message =
           "no end record: the process ended without closing its trace "
           "(killed, or by a signal whose handler it had replaced); the " +
-          std::to_string(result.events) + " events before that are all here";
-    } else if (result.end.chunks_lost == 0 && result.end.records != result.records - 1) {
-      result.status = TraceStatus::kCorrupt;
-      result.message = "the end record counts " + std::to_string(result.end.records) +
-                       " records, read " + std::to_string(result.records - 1);
-    } else if (result.end.chunks_lost > 0) {
-      result.status = TraceStatus::kIncomplete;
-      result.events_lost = result.end.events > result.events ? result.end.events - result.events : 0;
-      result.message = "the producer could not write " + GroupDigits(result.end.chunks_lost) +
-                       " of its chunks (a full disk, or an unwritable file): " +
-                       GroupDigits(result.events_lost) + " events and " +
-                       GroupDigits(result.end.bytes_lost) + " bytes lost";
+          std::to_string(result->events) + " events before that are all here";
+    } else if (result->end.chunks_lost == 0 && result->end.records != result->records - 1) {
+      result->status = TraceStatus::kCorrupt;
+      result->message = "the end record counts " + std::to_string(result->end.records) +
+                        " records, read " + std::to_string(result->records - 1);
+    } else if (result->end.chunks_lost > 0) {
+      result->status = TraceStatus::kIncomplete;
+      result->events_lost =
+          result->end.events > result->events ? result->end.events - result->events : 0;
+      result->message = "the producer could not write " + GroupDigits(result->end.chunks_lost) +
+                        " of its chunks (a full disk, or an unwritable file): " +
+                        GroupDigits(result->events_lost) + " events and " +
+                        GroupDigits(result->end.bytes_lost) + " bytes lost";
     }
   }
-  if (result.events_dropped &&
-      (result.status == TraceStatus::kComplete || result.status == TraceStatus::kIncomplete)) {
-    std::string dropped = "the ring buffer had no room for " +
-                          GroupDigits(result.events_dropped) +
+  if (result->events_dropped &&
+      (result->status == TraceStatus::kComplete || result->status == TraceStatus::kIncomplete)) {
+    std::string dropped = "the ring buffer had no room for " + GroupDigits(result->events_dropped) +
                           " events (the bpf backend; raise --ring-buffer)";
-    result.message = result.status == TraceStatus::kComplete ? dropped
-                                                             : result.message + "; " + dropped;
-    result.status = TraceStatus::kIncomplete;
-    result.events_lost += result.events_dropped;
+    result->message =
+        result->status == TraceStatus::kComplete ? dropped : result->message + "; " + dropped;
+    result->status = TraceStatus::kIncomplete;
+    result->events_lost += result->events_dropped;
   }
-  if (result.status == TraceStatus::kComplete && (header_flags_ & format::kHeaderHasSymbols) &&
+  if (result->status == TraceStatus::kComplete && (header_flags_ & format::kHeaderHasSymbols) &&
       !symbols_seen_) {
-    result.status = TraceStatus::kIncomplete;
-    result.symbols_missing = true;
-    result.message = "its header says it carries its symbols, but the symbol section is missing "
-                     "(the file was cut short)";
+    result->status = TraceStatus::kIncomplete;
+    result->symbols_missing = true;
+    result->message =
+        "its header says it carries its symbols, but the symbol section is missing "
+        "(the file was cut short)";
   }
-  return result;
 }
 
 bool TraceReader::PlainChunk(const uint8_t* payload, uint32_t size, uint64_t offset,

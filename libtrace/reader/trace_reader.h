@@ -135,6 +135,8 @@ class TraceReader {
   uint64_t offset() const { return offset_; }
 
  private:
+  // The status of a trace read to its end, from what was read.
+  void Conclude(ReadResult* result) const;
   // Fills exactly size bytes; returns the count actually read.
   size_t ReadFully(uint8_t* out, size_t size, std::string* err);
   // Each returns whether reading goes on; on an error it sets the result's
@@ -150,6 +152,13 @@ class TraceReader {
   // One record at the cursor; false with result->message if it is bad.
   bool DecodeRecord(trace_reader_internal::Cursor* c, trace_reader_internal::DeltaState* d,
                     RecordVisitor* visitor, ReadResult* result);
+  // A record that is not an event (modules, stack nodes, time, thread, the
+  // End record...); false for a type there is none of, or with
+  // result->message for one that is bad.
+  bool DecodeStructure(format::RecordType type, trace_reader_internal::Cursor* c,
+                       trace_reader_internal::DeltaState* d, RecordVisitor* visitor,
+                       ReadResult* result);
+  bool DecodeModule(trace_reader_internal::Cursor* c, RecordVisitor* visitor, ReadResult* result);
   bool StackNodeAt(uint64_t id, uint64_t parent, uint64_t ip, RecordVisitor* visitor,
                    ReadResult* result);
   // A thread chunk's records in their own order, for a visitor that wants

@@ -92,9 +92,8 @@ json Card(const char* label, uint64_t value, bool bytes, bool hot = false, std::
   return {{"label", label}, {"value", value}, {"bytes", bytes}, {"hot", hot}, {"note", note}};
 }
 
-std::string Html(const CombinedReport& c) {
-  const std::vector<Report>& reports = c.each;
-  json d;
+// "page_per_object (pid 4242), ..." for the page's title.
+std::string Title(const std::vector<Report>& reports) {
   std::string title;
   for (const Report& r : reports) {
     std::string exe = r.process.header.exe.substr(r.process.header.exe.rfind('/') + 1);
@@ -105,9 +104,13 @@ std::string Html(const CombinedReport& c) {
       break;
     }
   }
-  d["title"] = title;
+  return title;
+}
+
+// The figures the page leads with.
+json Cards(const CombinedReport& c) {
   const CostTotals& s = c.summary;
-  d["cards"] = json::array(
+  return json::array(
       {Card("page-rounding waste", s.page_waste_bytes, true, s.page_waste_bytes > 0,
             fmt::format("{:.2f}% of bytes in pages", s.page_waste_percent())),
        Card("bytes in pages", s.page_bytes, true, false,
@@ -121,6 +124,9 @@ std::string Html(const CombinedReport& c) {
        Card("live at exit", c.leaked_bytes, true, false,
             "in " + Counted(c.leaked_allocations, "block or mapping", "blocks and mappings")),
        Card("processes", c.processes, false)});
+}
+
+json Processes(const std::vector<Report>& reports) {
   json processes = json::array();
   for (const Report& r : reports) {
     std::string command;
@@ -128,17 +134,28 @@ std::string Html(const CombinedReport& c) {
     processes.push_back({{"pid", r.process.header.process.pid},
                          {"command", command + ProcessImageNote(r, reports)}});
   }
-  d["processes"] = processes;
-  // A trace that is not complete is said before any figure.
+  return processes;
+}
+
+// A trace that is not complete is said before any figure.
+json Warnings(const std::vector<Report>& reports) {
   json warnings = json::array();
   for (const Report& r : reports)
     if (r.process.status != TraceStatus::kComplete)
       warnings.push_back(fmt::format("pid {}: the trace is {}: {}; figures cover what it holds",
                                      r.process.header.process.pid,
                                      TraceStatusName(r.process.status), r.process.status_message));
-  d["warnings"] = warnings;
-  // The timeline, what-if and memory tables of the process that held the
-  // most pages (the only one, usually).
+  return warnings;
+}
+
+// The timeline, what-if and memory tables of the process that held the
+// most pages (the only one, usually).
+struct ProcessTables {
+  json timeline, what_if, memory_went;
+};
+
+ProcessTables LargestProcessTables(const CombinedReport& c) {
+  const std::vector<Report>& reports = c.each;
   const Report* largest = reports.empty() ? nullptr : &reports[c.largest];
   json samples = json::array();
   json page_sizes = json::array(), allocators = json::array(), went = json::array();
@@ -166,14 +183,19 @@ std::string Html(const CombinedReport& c) {
       went.push_back(
           json::array({"kept by the brk heap beyond its live blocks", m.kept_after_free_bytes}));
   }
-  d["timeline"] = {{"interval_ns", largest ? largest->timeline_interval_ns : 0},
-                   {"samples", samples},
-                   {"peak",
-                    {{"time_ns", largest ? largest->peak.time_ns : 0},
-                     {"page_bytes", largest ? largest->peak_mapped_bytes : 0}}}};
-  Flame flame;
-  for (const CallSite& site : c.call_sites) flame.Add(site);
-  d["flame"] = flame.Json();
+  ProcessTables tables;
+  tables.timeline = {{"interval_ns", largest ? largest->timeline_interval_ns : 0},
+                     {"samples", samples},
+                     {"peak",
+                      {{"time_ns", largest ? largest->peak.time_ns : 0},
+                       {"page_bytes", largest ? largest->peak_mapped_bytes : 0}}}};
+  tables.what_if = {{"page_sizes", page_sizes}, {"allocators", allocators}};
+  tables.memory_went = went;
+  return tables;
+}
+
+// The table of call sites, the first 100.
+json Sites(const CombinedReport& c) {
   json sites = json::array();
   for (const CallSite& site : ShownSites(c.call_sites, 100).sites)
     sites.push_back({{"where", site.label},
@@ -184,9 +206,23 @@ std::string Html(const CombinedReport& c) {
                      {"syscalls", SumSyscalls(site.cost.syscalls)},
                      {"per_call", site.cost.syscalls_per_call()},
                      {"leaked", site.leaked_bytes}});
-  d["sites"] = sites;
-  d["what_if"] = {{"page_sizes", page_sizes}, {"allocators", allocators}};
-  d["memory_went"] = went;
+  return sites;
+}
+
+std::string Html(const CombinedReport& c) {
+  json d;
+  d["title"] = Title(c.each);
+  d["cards"] = Cards(c);
+  d["processes"] = Processes(c.each);
+  d["warnings"] = Warnings(c.each);
+  ProcessTables tables = LargestProcessTables(c);
+  d["timeline"] = tables.timeline;
+  Flame flame;
+  for (const CallSite& site : c.call_sites) flame.Add(site);
+  d["flame"] = flame.Json();
+  d["sites"] = Sites(c);
+  d["what_if"] = tables.what_if;
+  d["memory_went"] = tables.memory_went;
   // Inside a <script> element: no "<" at all, so that no "</script>" or
   // "<!--" from a symbol name can end it.
   std::string data;

@@ -250,29 +250,32 @@ json ProcessJson(const Report& r) {
             {"unmapped_bytes", r.before_attach.unmapped_bytes}}}};
 }
 
-json ReportJson(const Report& r, size_t top, StackTables* tables, SiteLines* lines) {
+// The trace: where, how whole, what it holds.
+json TraceJson(const Report& r) {
   const ProcessInfo& p = r.process;
-  json j;
-  j["process"] = ProcessJson(r);
-  j["trace"] = {{"path", p.trace_path},
-                {"status", TraceStatusName(p.status)},
-                {"message", p.status_message},
-                {"truncated", p.status == TraceStatus::kTruncated},
-                {"events", p.events},
-                {"file_bytes", p.trace_bytes},
-                {"duration_ns", p.duration_ns},
-                {"chunks_lost", p.chunks_lost()},
-                {"events_lost", p.events_lost},
-                {"bytes_lost", p.bytes_lost()},
-                {"symbols_missing", p.symbols_missing},
-                {"stacks_cut", p.stacks_cut},
-                {"embedded_symbols", (p.header.flags & format::kHeaderHasSymbols) != 0},
-                {"symbol_warnings", r.symbol_warnings},
-                {"shim_syscalls", ShimSyscalls(p)},
-                {"observed_syscalls", ObservedSyscalls(p)},
-                {"format_version", p.header.version},
-                {"time_resolution_ns", p.header.process.time_resolution_ns},
-                {"sample_interval_bytes", p.header.process.sample_interval_bytes}};
+  return {{"path", p.trace_path},
+          {"status", TraceStatusName(p.status)},
+          {"message", p.status_message},
+          {"truncated", p.status == TraceStatus::kTruncated},
+          {"events", p.events},
+          {"file_bytes", p.trace_bytes},
+          {"duration_ns", p.duration_ns},
+          {"chunks_lost", p.chunks_lost()},
+          {"events_lost", p.events_lost},
+          {"bytes_lost", p.bytes_lost()},
+          {"symbols_missing", p.symbols_missing},
+          {"stacks_cut", p.stacks_cut},
+          {"embedded_symbols", (p.header.flags & format::kHeaderHasSymbols) != 0},
+          {"symbol_warnings", r.symbol_warnings},
+          {"shim_syscalls", ShimSyscalls(p)},
+          {"observed_syscalls", ObservedSyscalls(p)},
+          {"format_version", p.header.version},
+          {"time_resolution_ns", p.header.process.time_resolution_ns},
+          {"sample_interval_bytes", p.header.process.sample_interval_bytes}};
+}
+
+// The process's totals, with its peaks and what it left at exit.
+json SummaryJson(const Report& r) {
   json summary;
   Cost(r.summary, &summary);
   summary["page_waste_percent"] = r.summary.page_waste_percent();
@@ -287,40 +290,49 @@ json ReportJson(const Report& r, size_t top, StackTables* tables, SiteLines* lin
   summary["leaked_bytes"] = r.leaked_bytes;
   summary["leaked_allocations"] = r.leaked_allocations;
   summary["syscall_time_share"] = r.syscall_time_share();
-  j["summary"] = summary;
-  CallSites(r.call_sites, top, false, tables, &j, lines);
-  j["kernel_sites"] = KernelSites(top == kNoSites ? std::vector<CallSite>() : r.kernel_sites, tables);
-  j["leak_sites"] = LeakSites(top == kNoSites ? std::vector<CallSite>() : r.leak_sites, tables);
+  return summary;
+}
+
+// The peak in pages, with the sites that held it.
+json PeakJson(const Report& r, StackTables* tables) {
   json peak_sites = json::array();
   for (const CallSite& site : r.peak.sites)
     peak_sites.push_back({{"key", site.key},
                           {"label", site.label},
                           {"stack", tables->Stack(site.frames)},
                           {"page_bytes", site.cost.page_bytes}});
-  j["peak"] = {{"page_bytes", r.peak.page_bytes},
-               {"live_mappings", r.peak.live_mappings},
-               {"max_map_count", r.peak.max_map_count},
-               {"sites", peak_sites},
-               {"time_ns", r.peak.time_ns}};
-  const MemoryReconciliation& m = r.memory_went;
-  j["where_memory_went"] = {{"requested_bytes", m.requested_bytes},
-                            {"allocator_slack_bytes", m.allocator_slack_bytes},
-                            {"page_rounding_bytes", m.page_rounding_bytes},
-                            {"direct_mapping_bytes", m.direct_mapping_bytes},
-                            {"kept_after_free_bytes",
-                             m.kept_known ? json(m.kept_after_free_bytes) : json(nullptr)},
-                            {"total_bytes", m.total_bytes},
-                            {"time_ns", m.time_ns}};
+  return {{"page_bytes", r.peak.page_bytes},
+          {"live_mappings", r.peak.live_mappings},
+          {"max_map_count", r.peak.max_map_count},
+          {"sites", peak_sites},
+          {"time_ns", r.peak.time_ns}};
+}
+
+json WhereMemoryWentJson(const MemoryReconciliation& m) {
+  return {{"requested_bytes", m.requested_bytes},
+          {"allocator_slack_bytes", m.allocator_slack_bytes},
+          {"page_rounding_bytes", m.page_rounding_bytes},
+          {"direct_mapping_bytes", m.direct_mapping_bytes},
+          {"kept_after_free_bytes", m.kept_known ? json(m.kept_after_free_bytes) : json(nullptr)},
+          {"total_bytes", m.total_bytes},
+          {"time_ns", m.time_ns}};
+}
+
+// The threads with the most calls, and the rest summed.
+void ThreadsJson(const Report& r, json* j) {
   json threads = json::array();
   for (const ThreadTotals& t : r.thread_totals) {
     json thread = {{"tid", t.tid}};
     Cost(t.cost, &thread);
     threads.push_back(thread);
   }
-  j["threads"] = threads;
+  (*j)["threads"] = threads;
   json other_threads = {{"threads", r.other_threads.threads}};
   Cost(r.other_threads.cost, &other_threads);
-  j["other_threads"] = other_threads;
+  (*j)["other_threads"] = other_threads;
+}
+
+json HistogramJson(const Report& r) {
   json histogram = json::array();
   for (const HistogramBucket& b : r.histogram)
     histogram.push_back({{"min_size", b.min_size},
@@ -328,7 +340,10 @@ json ReportJson(const Report& r, size_t top, StackTables* tables, SiteLines* lin
                          {"count", b.count},
                          {"own_mappings", b.own_mappings},
                          {"page_waste_bytes", b.page_waste_bytes}});
-  j["size_histogram"] = histogram;
+  return histogram;
+}
+
+json WhatIfJson(const Report& r) {
   json page_sizes = json::array();
   for (const PageSizeResult& w : r.what_if_page_sizes)
     page_sizes.push_back({{"page_size", w.page_size},
@@ -341,14 +356,33 @@ json ReportJson(const Report& r, size_t top, StackTables* tables, SiteLines* lin
                           {"peak_page_bytes", a.peak_page_bytes},
                           {"page_waste_bytes", a.page_waste_bytes},
                           {"syscalls", a.syscalls}});
-  j["what_if"] = {{"page_sizes", page_sizes}, {"allocators", allocators}};
+  return {{"page_sizes", page_sizes}, {"allocators", allocators}};
+}
+
+json TimelineJson(const Report& r) {
   json timeline = json::array();
   for (const TimelineSample& t : r.timeline)
     timeline.push_back({{"time_ns", t.start_ns},
                         {"live_bytes", t.live_bytes},
                         {"page_bytes", t.page_bytes},
                         {"page_waste_bytes", t.page_waste_bytes}});
-  j["timeline"] = {{"interval_ns", r.timeline_interval_ns}, {"samples", timeline}};
+  return {{"interval_ns", r.timeline_interval_ns}, {"samples", timeline}};
+}
+
+json ReportJson(const Report& r, size_t top, StackTables* tables, SiteLines* lines) {
+  json j;
+  j["process"] = ProcessJson(r);
+  j["trace"] = TraceJson(r);
+  j["summary"] = SummaryJson(r);
+  CallSites(r.call_sites, top, false, tables, &j, lines);
+  j["kernel_sites"] = KernelSites(top == kNoSites ? std::vector<CallSite>() : r.kernel_sites, tables);
+  j["leak_sites"] = LeakSites(top == kNoSites ? std::vector<CallSite>() : r.leak_sites, tables);
+  j["peak"] = PeakJson(r, tables);
+  j["where_memory_went"] = WhereMemoryWentJson(r.memory_went);
+  ThreadsJson(r, &j);
+  j["size_histogram"] = HistogramJson(r);
+  j["what_if"] = WhatIfJson(r);
+  j["timeline"] = TimelineJson(r);
   return j;
 }
 

@@ -249,9 +249,9 @@ void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<Call
   if (!rank) *out += "  (none)\n";
 }
 
-void Process(const Report& r, const RenderOptions& options, std::string* out) {
+// Which process, how it was recorded, and how whole its trace is.
+void ProcessHeading(const Report& r, const RenderOptions& options, std::string* out) {
   const ProcessInfo& p = r.process;
-  const CostTotals& s = r.summary;
   std::string argv;
   for (const auto& a : p.header.argv) argv += (argv.empty() ? "" : " ") + a;
   Heading(options, "pagewaste report: " + p.trace_path, out);
@@ -297,7 +297,12 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         "            frames are missing, their events are whole\n",
                         Counted(p.stacks_cut, "stack", "stacks"));
   *out += fmt::format("  page size {}\n\n", Bytes(p.header.process.page_size));
+}
 
+// The process's totals: calls, bytes, waste, system calls, peaks, leaks.
+void ProcessSummary(const Report& r, const RenderOptions& options, std::string* out) {
+  const ProcessInfo& p = r.process;
+  const CostTotals& s = r.summary;
   Heading(options, "Summary", out);
   *out += fmt::format("  allocations          {:>14}   frees       {}\n", Num(s.allocations), Num(s.frees));
   *out += fmt::format("  direct mappings      {:>14}   unmappings  {}   file mappings {}\n",
@@ -349,9 +354,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                         Bytes(r.reserved_at_exit_bytes), Bytes(s.made_accessible_bytes));
   *out += fmt::format("  live at exit         {} in {}\n\n", Bytes(r.leaked_bytes),
                       Counted(r.leaked_allocations, "block or mapping", "blocks and mappings"));
+}
 
-  CallSiteSections(r.call_sites, r.kernel_sites, options, false, out);
-
+// Bytes in pages over the run, as a line of bars.
+void Timeline(const Report& r, const RenderOptions& options, std::string* out) {
   if (!r.timeline.empty()) {
     // One character per sample: the highest bytes in pages in its interval.
     static const char* kBars[] = {" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
@@ -369,7 +375,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
       *out += fmt::format("  |{}|\n", bars);
     }
   }
+}
 
+// What the process left allocated or mapped, by call site.
+void LeakSites(const Report& r, const RenderOptions& options, std::string* out) {
   *out += "\n";
   Heading(options, "Still allocated or mapped at exit, by call site", out);
   int rank = 0;
@@ -381,7 +390,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     Frames(site, 3, true, out);
   }
   if (!rank) *out += "  (nothing)\n";
+}
 
+// What the program held at its peak, from requests to whole pages.
+void MemoryWent(const Report& r, const RenderOptions& options, std::string* out) {
   if (r.memory_went.total_bytes) {
     const MemoryReconciliation& m = r.memory_went;
     *out += "\n";
@@ -402,7 +414,10 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
     else
       *out += "    (what the allocator kept after frees is not known for this trace)\n";
   }
+}
 
+// The call sites that held the most pages at the peak.
+void PeakHolders(const Report& r, const RenderOptions& options, std::string* out) {
   if (r.peak.page_bytes) {
     *out += "\n";
     Heading(options,
@@ -423,7 +438,12 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
                           Num(r.peak.live_mappings), Num(r.peak.max_map_count),
                           Percent(r.peak.live_mappings, r.peak.max_map_count));
   }
+}
 
+// The same requests under other page sizes and allocators.
+void WhatIf(const Report& r, const RenderOptions& options, std::string* out) {
+  const ProcessInfo& p = r.process;
+  const CostTotals& s = r.summary;
   if (!r.what_if_page_sizes.empty() || !r.what_if_allocators.empty()) {
     *out += "\n";
     Heading(options, "What if: the same requests under other assumptions (docs/what-if.md)", out);
@@ -445,7 +465,11 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
       *out += fmt::format("  {:<22} {:>24} {:>24} {:>12}\n", AllocatorModelName(a.model),
                           Bytes(a.peak_page_bytes), Bytes(a.page_waste_bytes), Num(a.syscalls));
   }
+}
 
+// Requests by size, with the one-page mark.
+void SizeHistogram(const Report& r, const RenderOptions& options, std::string* out) {
+  const ProcessInfo& p = r.process;
   *out += "\n";
   Heading(options, "Request sizes (allocations and direct mappings)", out);
   *out += fmt::format("  {:>23}  {:>12}  {:>12}  {}\n", "size", "requests",
@@ -462,6 +486,18 @@ void Process(const Report& r, const RenderOptions& options, std::string* out) {
   }
 }
 
+// One process's report, section by section.
+void Process(const Report& r, const RenderOptions& options, std::string* out) {
+  ProcessHeading(r, options, out);
+  ProcessSummary(r, options, out);
+  CallSiteSections(r.call_sites, r.kernel_sites, options, false, out);
+  Timeline(r, options, out);
+  LeakSites(r, options, out);
+  MemoryWent(r, options, out);
+  PeakHolders(r, options, out);
+  WhatIf(r, options, out);
+  SizeHistogram(r, options, out);
+}
 
 // Several processes: their sum leads, with their call sites merged by key
 // and the peak they reached together; one line per process follows, then
