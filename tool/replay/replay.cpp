@@ -23,6 +23,7 @@
 #include "reconciliation.h"
 #include "model/program_code.h"
 #include "site_frames.h"
+#include "site_lists.h"
 #include "thread_costs.h"
 
 namespace pagewaste {
@@ -325,60 +326,13 @@ class Replayer : public RecordVisitor {
     for (const CallSite& site : sites_) r.summary.Add(site.cost);
     std::vector<CallSite> all(std::make_move_iterator(sites_.begin()),
                               std::make_move_iterator(sites_.end()));
-    // Waste as measured where the request itself was not visible (a page
-    // allocator that rounds up before mmap) ranks the same as page waste.
-    r.call_sites = TopSites(all, options.top, [](const CallSite& s) {
-      return std::make_tuple(s.cost.waste_bytes(), SumSyscalls(s.cost.syscalls),
-                             s.cost.requested_bytes, s.cost.allocations);
-    });
-    r.kernel_sites = TopSites(all, options.top ? options.top : 10, [](const CallSite& s) {
-      return std::make_tuple(SumSyscalls(s.cost.syscalls), s.cost.calls(), uint64_t{0},
-                             uint64_t{0});
-    });
-    for (CallSite& site : r.call_sites) site.advice = advice_.For(site);
+    RankSites(all, options.top, &advice_, &r);
     r.memory_went = held_.highest();
-    r.leak_sites = TopSites(all, options.top ? options.top : 10, [](const CallSite& s) {
-      return std::make_tuple(s.leaked_bytes, s.leaked_allocations, uint64_t{0}, uint64_t{0});
-    });
-    while (!r.leak_sites.empty() && r.leak_sites.back().leaked_allocations == 0) r.leak_sites.pop_back();
-    while (!r.kernel_sites.empty() && SumSyscalls(r.kernel_sites.back().cost.syscalls) == 0)
-      r.kernel_sites.pop_back();
     if (peak_pending_) SnapshotPeak();
     r.peak.page_bytes = r.peak_mapped_bytes;
     r.peak.live_mappings = peak_mappings_;
-    std::sort(peak_sites_.begin(), peak_sites_.end(),
-              [](const auto& a, const auto& b) { return a.second > b.second || (a.second == b.second && a.first < b.first); });
-    for (const auto& [site, bytes] : peak_sites_) {
-      if (r.peak.sites.size() == (options.top ? options.top : 10)) break;
-      CallSite peak_site;
-      peak_site.stack_id = site;
-      peak_site.cost.page_bytes = bytes;
-      r.peak.sites.push_back(peak_site);
-    }
-    auto lists = {&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites};
-    if (options.symbolize)
-      frames_.Give(lists, nodes_, modules_, options.code, &r.symbol_warnings);
-    for (auto* sites : lists) {
-      for (CallSite& site : *sites) {
-        site.key = SiteKey(site.frames);
-        site.sampling_error_bytes = SamplingErrorBytes(sample_interval_, site.cost.sampled_bytes);
-      }
-      // Two stacks that symbolize alike (two calls on one line) are one
-      // site to whoever reads the report.
-      MergeSameKey(sites);
-    }
-    // Ties in the ranking go by key, not by stack id: the same order in every
-    // run of a deterministic program.
-    std::stable_sort(r.call_sites.begin(), r.call_sites.end(), ByWaste);
-    std::stable_sort(r.kernel_sites.begin(), r.kernel_sites.end(), BySyscalls);
-    std::stable_sort(r.leak_sites.begin(), r.leak_sites.end(), ByLeaked);
-    std::stable_sort(r.peak.sites.begin(), r.peak.sites.end(),
-                     [](const CallSite& a, const CallSite& b) {
-                       if (a.cost.page_bytes != b.cost.page_bytes)
-                         return a.cost.page_bytes > b.cost.page_bytes;
-                       return a.key < b.key;
-                     });
-    LabelSites({&r.call_sites, &r.kernel_sites, &r.leak_sites, &r.peak.sites});
+    ListPeakSites(std::move(peak_sites_), options.top, &r);
+    NameSites(options, &frames_, nodes_, modules_, sample_interval_, &r);
     r.page_steps = std::move(page_steps_);
     for (const ModuleInfo& m : modules_)
       if (!m.build_id.empty()) r.module_build_ids[m.path] = m.build_id;
