@@ -31,6 +31,7 @@
 #include "allocator_records.h"
 #include "bpf_events.h"
 #include "bpf_programs.h"
+#include "ring_records.h"
 #include "format/clock.h"
 #include "inject/feed_reader.h"
 #include "inject/injector.h"
@@ -321,28 +322,10 @@ class BpfTracer {
                                           e->nr, e->kernel_ns);
       return;
     }
-    producer::MemorySyscall call;
-    call.nr = e->nr;
-    memcpy(call.args, e->args, sizeof call.args);
-    call.result = e->result;
-    call.ns = e->kernel_ns;
-    UsageEstimate usage;
-    if (e->flags & PW_USAGE_MEASURED) {
-      usage.resident_pages = e->resident_pages;
-      usage.used_bytes = e->used_bytes;
-      call.usage = &usage;
-    }
-    ptrace::RecordedStack stack;
-    stack.ip = e->ip;
-    stack.sp = e->sp;
-    stack.bp = e->bp;
-    stack.top_read = (e->flags & PW_TOP_READ) != 0;
-    stack.top = e->top;
-    stack.frames = reinterpret_cast<const ptrace::RecordedStack::Frame*>(e->frames);
-    size_t frames = (size - fixed) / sizeof e->frames[0];
-    stack.frame_count = static_cast<int>(frames < e->frame_count ? frames : e->frame_count);
+    RingSyscall ring(*e, size);
     if (e->flags & PW_CHAIN_CUT) recorder->CountStackCut();
-    recorder->RecordCall(static_cast<pid_t>(e->header.tid), e->header.time_ns, call, stack);
+    recorder->RecordCall(static_cast<pid_t>(e->header.tid), e->header.time_ns, ring.call,
+                         ring.stack);
   }
 
   // ---- attach's allocator feed (inject/) ----
@@ -356,21 +339,11 @@ class BpfTracer {
     request.ring_bytes = options_.ring_bytes;
     request.sample_bytes = options_.sample_bytes;
     std::string err;
-    const ModuleInfo* libc = LibcOf(image);
     int fd = -1;
-    if (!libc) {
+    if (!AddLibraries(image, &request))
       err = "it maps no C library";
-    } else {
-      request.libc_path = libc->path;
-      request.libc_bias = libc->load_bias;
-      for (const ModuleInfo& m : image.modules) {
-        std::string name = m.path.substr(m.path.rfind('/') + 1);
-        if (&m != libc && name.rfind("ld-", 0) != 0) continue;
-        for (const ModuleSegment& segment : m.segments)
-          request.unsafe_code.push_back({segment.start, segment.start + segment.length});
-      }
+    else
       fd = inject::InjectFeed(request, &err);
-    }
     if (fd >= 0) {
       auto feed = std::make_unique<inject::FeedReader>(fd);
       if (feed->ok() &&
@@ -460,15 +433,6 @@ class BpfTracer {
   // attach: the malloc family's probes on the C library the process maps.
   // A probe is the process's own (it follows the address space): a child
   // gets its own once its fork is read, and its calls before are not seen.
-  static const ModuleInfo* LibcOf(const ptrace::ProcessImage& image) {
-    const ModuleInfo* libc = nullptr;
-    for (const ModuleInfo& m : image.modules) {
-      std::string name = m.path.substr(m.path.rfind('/') + 1);
-      if (name.rfind("libc.so", 0) == 0 || name.rfind("libc-", 0) == 0) libc = &m;
-    }
-    return libc;
-  }
-
   void ProbeAllocator(pid_t pid, const ptrace::ProcessImage& image) {
     const ModuleInfo* module = LibcOf(image);
     std::string libc = module ? module->path : std::string();
