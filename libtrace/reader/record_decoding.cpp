@@ -189,7 +189,8 @@ void ReadEnd(Cursor* c, uint16_t version, EndEvent* e) {
   e->chunks_lost = c->U();
   e->bytes_lost = c->U();
   // A fresh EndEvent: its counts are zero, but each is read whole.
-  for (SyscallCounts* counts : {&e->shim_syscalls, &e->observed_syscalls, &e->before_start_syscalls}) {
+  for (SyscallCounts* counts :
+       {&e->shim_syscalls, &e->observed_syscalls, &e->before_start_syscalls}) {
     bool dirty = true;
     ReadSyscalls(c, counts, &dirty);
   }

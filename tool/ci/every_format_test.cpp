@@ -93,7 +93,8 @@ TEST_F(EveryFormat, TextGivesTheJsonSitesAndTotals) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("  syscalls             1,400: mmap 1,000, munmap 400"), std::string::npos);
-  std::regex site(R"(#\d +([\d,]+) B[^\n]* waste, [^\n]*; syscalls ([\d,]+)[^\n]*\n     at ([^\n]*))");
+  std::regex site(
+      R"(#\d +([\d,]+) B[^\n]* waste, [^\n]*; syscalls ([\d,]+)[^\n]*\n     at ([^\n]*))");
   SiteFigures sites;
   // The first list only: by page-rounding waste.
   std::string first = text.substr(0, text.find("Call sites that enter the kernel"));

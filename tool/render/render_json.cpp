@@ -115,7 +115,8 @@ class StackTables {
     // another: it is written with it. Others are named by module and offset
     // (addresses differ from run to run).
     uint64_t address = f.function.empty() && f.module.empty() ? f.address : 0;
-    FrameKey key{f.function, f.file, f.line, f.module, f.module_offset, f.inlined, f.library, address};
+    FrameKey key{f.function,      f.file,    f.line,    f.module,
+                 f.module_offset, f.inlined, f.library, address};
     auto [it, fresh] = frame_index_.emplace(std::move(key), frames_.size());
     if (fresh) {
       json frame = {{"function", f.function}, {"file", f.file},

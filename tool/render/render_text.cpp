@@ -25,7 +25,9 @@ enum class Span {
 
 std::string Styled(const RenderOptions& options, Span span, const std::string& text) {
   if (!options.colour) return text;
-  const char* start = span == Span::kHeading ? "\x1b[1m" : span == Span::kWaste ? "\x1b[31m" : "\x1b[33m";
+  const char* start = span == Span::kHeading ? "\x1b[1m"    // bold
+                      : span == Span::kWaste ? "\x1b[31m"    // red
+                                             : "\x1b[33m";  // yellow
   return start + text + "\x1b[0m";
 }
 
@@ -209,9 +211,8 @@ void CallSiteSections(const std::vector<CallSite>& sites, const std::vector<Call
     uint64_t error = site.sampling_error_bytes;
     *out += fmt::format("#{:<3} {}, {} in pages, {}{} requested; syscalls {}{}\n", ++rank,
                         Styled(options, Span::kWaste, waste + " waste"), Bytes(c.page_bytes),
-                        Bytes(c.requested_bytes),
-                        error ? " +/- " + Bytes(error) : "", Syscalls(c.syscalls),
-                        SyscallDetail(c));
+                        Bytes(c.requested_bytes), error ? " +/- " + Bytes(error) : "",
+                        Syscalls(c.syscalls), SyscallDetail(c));
     *out += fmt::format("     at {}\n", site.label);
     if (combined && site.processes > 1)
       *out += fmt::format("     in {} processes\n", Num(site.processes));

@@ -30,7 +30,8 @@ TEST(TextColour, MarksHeadingsWasteAndWarningsAndChangesNoWord) {
   EXPECT_EQ(plain.find('\x1b'), std::string::npos);
   EXPECT_EQ(std::regex_replace(colour, std::regex("\x1b\\[[0-9;]*m"), ""), plain);
   EXPECT_NE(colour.find("\x1b[1mSummary\x1b[0m\n"), std::string::npos);
-  EXPECT_NE(colour.find("\x1b[1mTop call sites by page-rounding waste\x1b[0m\n"), std::string::npos);
+  EXPECT_NE(colour.find("\x1b[1mTop call sites by page-rounding waste\x1b[0m\n"),
+            std::string::npos);
   EXPECT_NE(colour.find("#1   \x1b[31m4,094,000 B (3.9 MiB) waste\x1b[0m, "), std::string::npos)
       << colour;
   EXPECT_NE(colour.find("  page-rounding waste  \x1b[31m4,094,000 B (3.9 MiB)\x1b[0m  99.95%"),

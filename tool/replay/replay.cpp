@@ -4,10 +4,7 @@
 // there, and the sites sum to the process totals.
 #include "replay.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
-#include <cmath>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -21,9 +18,12 @@
 #include "advice.h"
 #include "format/page_cost.h"
 #include "reconciliation.h"
+#include "replay_progress.h"
 #include "model/program_code.h"
+#include "sample_weights.h"
 #include "site_frames.h"
 #include "site_lists.h"
+#include "size_histogram.h"
 #include "thread_costs.h"
 
 namespace pagewaste {
@@ -56,7 +56,7 @@ class Replayer : public RecordVisitor {
            const ReplayOptions& options)
       : report_(report),
         page_size_(page_size),
-        sample_interval_(sample_interval),
+        sample_weights_(sample_interval),
         what_if_(StandardWhatIf(page_size, options.what_if_page_sizes, options.what_if_models)),
         timeline_(options.timeline_samples),
         advice_(page_size),
@@ -90,7 +90,7 @@ class Replayer : public RecordVisitor {
     }
     uint64_t waste = e.mapped_bytes > e.requested ? e.mapped_bytes - e.requested : 0;
     // A sampled allocation stands for `weight` of its size (format.h).
-    uint64_t weight = (e.flags & format::kFlagSampled) ? SampleWeight(e.requested) : 1;
+    uint64_t weight = (e.flags & format::kFlagSampled) ? sample_weights_.Of(e.requested) : 1;
     Charge(&site, [&](CostTotals* c) {
       c->allocations += weight;
       c->requested_bytes += weight * e.requested;
@@ -105,7 +105,7 @@ class Replayer : public RecordVisitor {
       }
       AddSyscalls(c, e.syscalls, e.flags);
     });
-    Histogram(e.requested, e.mapped_bytes != 0, waste, weight);
+    histogram_.Add(e.requested, e.mapped_bytes != 0, waste, weight);
     if (!e.address) return;  // no block lives at 0 (a damaged trace): not tracked
     LiveBlock block{weight * e.requested, e.mapped_bytes, e.prefix.stack,
                     weight * (e.usable > e.requested ? e.usable - e.requested : 0),
@@ -168,7 +168,7 @@ class Replayer : public RecordVisitor {
       }
     });
     if (failed || file) return;
-    Histogram(e.length, true, pages - e.length);
+    histogram_.Add(e.length, true, pages - e.length);
     Unmap(e.address, pages);  // MAP_FIXED replaces what was there
     mappings_[e.address] = {e.address + pages, e.length, e.prefix.stack};
     Acquire(e.prefix.stack, e.length, pages, 0, /*direct=*/true);
@@ -305,10 +305,7 @@ class Replayer : public RecordVisitor {
     if (e.kind == format::SyscallKind::kMprotect) Protect(e);
   }
 
-  void ShowProgress(const std::string& path, uint64_t total) {
-    progress_path_ = path;
-    progress_total_ = total;
-  }
+  void ShowProgress(const std::string& path, uint64_t total) { progress_.Show(path, total); }
 
   void Finish(const ReplayOptions& options) {
     Report& r = *report_;
@@ -332,7 +329,7 @@ class Replayer : public RecordVisitor {
     r.peak.page_bytes = r.peak_mapped_bytes;
     r.peak.live_mappings = peak_mappings_;
     ListPeakSites(std::move(peak_sites_), options.top, &r);
-    NameSites(options, &frames_, nodes_, modules_, sample_interval_, &r);
+    NameSites(options, &frames_, nodes_, modules_, sample_weights_.interval(), &r);
     r.page_steps = std::move(page_steps_);
     for (const ModuleInfo& m : modules_)
       if (!m.build_id.empty()) r.module_build_ids[m.path] = m.build_id;
@@ -341,13 +338,7 @@ class Replayer : public RecordVisitor {
     r.timeline_interval_ns = timeline_.interval_ns();
     r.what_if_page_sizes = what_if_.page_sizes();
     r.what_if_allocators = what_if_.allocators();
-    for (int b = 0; b < kHistogramBuckets; ++b) {
-      if (!histogram_[b].count) continue;
-      HistogramBucket bucket = histogram_[b];
-      bucket.min_size = b == 0 ? 0 : (uint64_t{1} << (b - 1)) + 1;
-      bucket.max_size = uint64_t{1} << b;
-      r.histogram.push_back(bucket);
-    }
+    r.histogram = histogram_.Buckets();
   }
 
  private:
@@ -427,34 +418,7 @@ class Replayer : public RecordVisitor {
     c->syscall_ns += s.ns;
   }
 
-  void Histogram(uint64_t size, bool own_mapping, uint64_t waste, uint64_t weight = 1) {
-    HistogramBucket& b = histogram_[BucketOf(size)];
-    b.count += weight;
-    if (own_mapping) ++b.own_mappings;
-    b.page_waste_bytes += waste;
-  }
-
-  // How many allocations of `size` bytes a sampled one stands for: it was
-  // picked with probability p = 1 - exp(-size / interval), so 1 / p. The
-  // fractions carry over from one to the next (rounding each alone would
-  // bias the totals: 10.5 is not 11), so the weights sum to the sum of 1 / p.
-  uint64_t SampleWeight(uint64_t size) {
-    if (!sample_interval_) return 1;
-    double p = -std::expm1(-static_cast<double>(size) / static_cast<double>(sample_interval_));
-    double exact = (p > 0 ? 1 / p : 1) + weight_carry_;
-    auto weight = static_cast<uint64_t>(exact);
-    weight_carry_ = exact - static_cast<double>(weight);
-    return weight;
-  }
-
-  void OnChunk(uint64_t offset) override {
-    if (!progress_total_) return;
-    int percent = static_cast<int>(offset * 100 / progress_total_);
-    if (percent == progress_percent_) return;
-    progress_percent_ = percent;
-    fmt::print(stderr, "\rpagewaste: replaying {}: {}%", progress_path_, percent);
-    if (percent >= 100) fmt::print(stderr, "\n");
-  }
+  void OnChunk(uint64_t offset) override { progress_.At(offset); }
 
   // Every change of the live set goes through these two: the peaks, the
   // sites' live pages and the what-if models follow it.
@@ -559,15 +523,12 @@ class Replayer : public RecordVisitor {
   Report* report_;
   bool attached_ = false;
   uint64_t page_size_ = 4096;
-  uint64_t sample_interval_ = 0;  // bytes per sample; 0: not sampled
-  double weight_carry_ = 0;
+  SampleWeights sample_weights_;
   WhatIf what_if_;
   Timeline timeline_;
   uint64_t allocations_ = 0;  // malloc-family allocations so far
   Reconciliation held_;  // where the memory went
-  std::string progress_path_;
-  uint64_t progress_total_ = 0;  // 0: no progress shown
-  int progress_percent_ = -1;
+  ReplayProgress progress_;
   SiteAdvice advice_;
   uint64_t own_requested_ = 0;  // requested bytes of the own mappings live
   std::map<uint64_t, uint64_t> site_pages_;  // page bytes of own mappings live, by site
@@ -590,7 +551,7 @@ class Replayer : public RecordVisitor {
   ThreadCosts threads_;
   uint32_t current_tid_ = 0;
   CostTotals* current_thread_ = nullptr;
-  HistogramBucket histogram_[kHistogramBuckets] = {};
+  SizeHistogram histogram_;
   uint64_t live_bytes_ = 0;
   uint64_t mapped_bytes_ = 0;
   std::vector<PageStep> page_steps_;
